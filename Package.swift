@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "QuantumTrader",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "qt", targets: ["qt"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries from Debian (see README: libnats-dev, libcurl4-openssl-dev, libssl-dev).
+        .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // Deterministic ids (H of DESIGN.md §3.3); plugins need it too, so it is not inside Bus.
+        .target(name: "Identity", dependencies: ["COpenSSL"]),
+        // Generated protobuf types plus the subject/stream/bucket registry (pure data).
+        .target(
+            name: "Messages",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        // The only module that imports libnats.
+        .target(name: "Bus", dependencies: ["CNats", "Messages", "Identity"]),
+        // Starts and stops a real nats-server: tests, benchmarks and (later) `qt up`.
+        .target(name: "NatsServerKit", dependencies: []),
+        .executableTarget(
+            name: "qt",
+            dependencies: [
+                "Bus", "Messages", "Identity", "NatsServerKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity"]),
+        .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
+        .testTarget(name: "CLITests", dependencies: ["Bus", "Messages", "NatsServerKit"]),
+    ]
+)

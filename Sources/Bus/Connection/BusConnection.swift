@@ -1,0 +1,136 @@
+import CNats
+import Foundation
+
+/// One NATS connection with its JetStream contexts and the threads that make blocking libnats
+/// calls. Everything else in the Bus hangs off it; `close()` tears it down in the order libnats
+/// needs (subscriptions, then contexts, then the connection).
+public final class BusConnection: @unchecked Sendable {
+    public let options: ConnectionOptions
+    let connection: OpaquePointer
+    /// For sync publishes, KV and the JetStream API.
+    let jetStream: OpaquePointer
+    let pool: BlockingWorkerPool
+    let asyncPublisher: AsyncPublishContext
+
+    private let lock = NSLock()
+    private var closed = false
+    private var closeHooks: [() -> Void] = []
+
+    public init(_ options: ConnectionOptions) throws {
+        LibNats.openOnce()
+        self.options = options
+        var natsOpts: OpaquePointer?
+        try NatsCall.check(natsOptions_Create(&natsOpts), "natsOptions_Create")
+        defer { natsOptions_Destroy(natsOpts) }
+        try Self.apply(options, to: natsOpts!)
+
+        var nc: OpaquePointer?
+        let status = natsConnection_Connect(&nc, natsOpts)
+        guard status == NATS_OK, let nc else {
+            throw BusError.unreachable(servers: options.servers, text: NatsCall.lastErrorText().isEmpty
+                ? NatsCall.statusText(status) : NatsCall.lastErrorText())
+        }
+        self.connection = nc
+
+        var jsOpts = jsOptions()
+        jsOptions_Init(&jsOpts)
+        jsOpts.Wait = options.jetStreamWaitMs
+        var js: OpaquePointer?
+        let jsStatus = natsConnection_JetStream(&js, nc, &jsOpts)
+        guard jsStatus == NATS_OK, let js else {
+            natsConnection_Destroy(nc)
+            throw NatsCall.error(jsStatus, "natsConnection_JetStream")
+        }
+        self.jetStream = js
+        self.pool = BlockingWorkerPool(name: "qt-bus", size: options.workerThreads)
+        do {
+            self.asyncPublisher = try AsyncPublishContext(connection: nc, waitMs: options.jetStreamWaitMs)
+        } catch {
+            jsCtx_Destroy(js)
+            natsConnection_Destroy(nc)
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    private static func apply(_ options: ConnectionOptions, to opts: OpaquePointer) throws {
+        guard !options.servers.isEmpty else { throw BusError.invalidArgument("no NATS server URL given") }
+        var cStrings = options.servers.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
+        try cStrings.withUnsafeMutableBufferPointer { buffer in
+            try buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { servers in
+                try NatsCall.check(natsOptions_SetServers(opts, servers.baseAddress, Int32(servers.count)),
+                                   "natsOptions_SetServers(\(options.servers))")
+            }
+        }
+        try NatsCall.check(natsOptions_SetName(opts, options.name), "natsOptions_SetName")
+        try NatsCall.check(natsOptions_SetMaxReconnect(opts, Int32(options.maxReconnectAttempts)), "natsOptions_SetMaxReconnect")
+        try NatsCall.check(natsOptions_SetReconnectWait(opts, options.reconnectWaitMs), "natsOptions_SetReconnectWait")
+        try NatsCall.check(natsOptions_SetReconnectJitter(opts, options.reconnectJitterMs, options.reconnectJitterMs),
+                           "natsOptions_SetReconnectJitter")
+        try NatsCall.check(natsOptions_SetTimeout(opts, options.connectTimeoutMs), "natsOptions_SetTimeout")
+        try NatsCall.check(natsOptions_SetReconnectBufSize(opts, Int32(options.reconnectBufferBytes)), "natsOptions_SetReconnectBufSize")
+        if let user = options.user {
+            try NatsCall.check(natsOptions_SetUserInfo(opts, user, options.password ?? ""), "natsOptions_SetUserInfo")
+        }
+        if let token = options.token {
+            try NatsCall.check(natsOptions_SetToken(opts, token), "natsOptions_SetToken")
+        }
+        if let creds = options.credentialsFile {
+            try NatsCall.check(natsOptions_SetUserCredentialsFromFiles(opts, creds, nil), "credentials file \(creds)")
+        }
+        if let tls = options.tls {
+            try NatsCall.check(natsOptions_SetSecure(opts, true), "natsOptions_SetSecure")
+            if let ca = tls.caFile {
+                try NatsCall.check(natsOptions_LoadCATrustedCertificates(opts, ca), "TLS CA file \(ca)")
+            }
+            if let cert = tls.certificateFile, let key = tls.keyFile {
+                try NatsCall.check(natsOptions_LoadCertificatesChain(opts, cert, key), "TLS certificate \(cert) / key \(key)")
+            }
+            if let host = tls.expectedHostname {
+                try NatsCall.check(natsOptions_SetExpectedHostname(opts, host), "TLS expected hostname \(host)")
+            }
+        }
+    }
+
+    /// Registers teardown to run at `close()` before the connection goes (subscriptions, watchers).
+    func onClose(_ hook: @escaping () -> Void) {
+        lock.lock(); defer { lock.unlock() }
+        closeHooks.append(hook)
+    }
+
+    public var isClosed: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return closed
+    }
+
+    public var isConnected: Bool {
+        natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED
+    }
+
+    /// Stops fetchers and watchers, destroys contexts, then closes the connection.
+    public func close() {
+        lock.lock()
+        if closed { lock.unlock(); return }
+        closed = true
+        let hooks = closeHooks
+        closeHooks = []
+        lock.unlock()
+        hooks.reversed().forEach { $0() }
+        pool.shutdown()
+        asyncPublisher.destroy()
+        jsCtx_Destroy(jetStream)
+        natsConnection_Close(connection)
+        natsConnection_Destroy(connection)
+    }
+}
+
+enum LibNats {
+    private static let opened: Void = {
+        // Lock spinning off, a default of nats_Open (-1): two cores, no point spinning.
+        _ = nats_Open(-1)
+    }()
+
+    static func openOnce() { _ = opened }
+}

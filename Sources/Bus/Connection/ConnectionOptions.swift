@@ -1,0 +1,44 @@
+/// How to reach NATS: the same choices the `nats` CLI offers (DESIGN.md §9).
+public struct ConnectionOptions: Sendable {
+    public struct TLS: Sendable {
+        public var caFile: String?
+        public var certificateFile: String?
+        public var keyFile: String?
+        public var expectedHostname: String?
+
+        public init(caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil,
+                    expectedHostname: String? = nil) {
+            self.caFile = caFile
+            self.certificateFile = certificateFile
+            self.keyFile = keyFile
+            self.expectedHostname = expectedHostname
+        }
+    }
+
+    public var servers: [String]
+    /// Shown by the server (`nats server report connections`): host id and role.
+    public var name: String
+    public var user: String?
+    public var password: String?
+    public var token: String?
+    public var credentialsFile: String?
+    public var tls: TLS?
+    /// Negative = reconnect forever (the default: a trading host must outlive a server restart).
+    public var maxReconnectAttempts: Int = -1
+    public var reconnectWaitMs: Int64 = 250
+    public var reconnectJitterMs: Int64 = 250
+    public var connectTimeoutMs: Int64 = 2_000
+    /// How long JetStream API calls and sync publishes wait for the server's answer.
+    public var jetStreamWaitMs: Int64 = 5_000
+    /// Bytes of outgoing messages kept while reconnecting.
+    public var reconnectBufferBytes: Int = 8 * 1024 * 1024
+    /// Blocking workers for sync publishes, KV and JetStream API calls.
+    public var workerThreads: Int = 4
+
+    public init(servers: [String], name: String = "qt") {
+        self.servers = servers
+        self.name = name
+    }
+
+    public static let defaultServer = "nats://127.0.0.1:4222"
+}

@@ -1,0 +1,206 @@
+import Foundation
+import Identity
+import Messages
+import SwiftProtobuf
+
+extension BusConnection {
+    /// Binds to the durable of `spec` (create it first with `ensureConsumer`) and returns its
+    /// messages decoded as `M`. `producer` (`plugin@host`) signs the dead letters it writes.
+    public func consume<M: BusMessage>(_ type: M.Type, spec: ConsumerSpec, producer: String) throws -> Consumer<M> {
+        guard spec.typeName == M.protoMessageName else {
+            throw BusError.wrongType(subject: spec.filterSubject, expected: spec.typeName, actual: M.protoMessageName)
+        }
+        let subscription = try bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.filterSubject)
+        return Consumer(core: ConsumerCore(connection: self, subscription: subscription, spec: spec, producer: producer))
+    }
+}
+
+/// The messages of one durable consumer as an `AsyncSequence` of typed deliveries.
+///
+/// A batch is fetched only when the previous one is used up (fetch on demand, on the
+/// subscription's own thread), so nothing is dropped and nothing is fetched that the handler
+/// has not asked for. A payload that does not decode as `M`, carries another `Qt-Type`, or
+/// holds an enum value the schema does not know never reaches the handler: it is copied to
+/// `qt.dlq.<consumer>` as a `DeadLetter` (plus an `Alert`) and terminated (R2).
+/// One task iterates a consumer; the sequence ends when `stop()` is called or the task is cancelled.
+public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
+    public typealias Element = Delivery<M>
+    let core: ConsumerCore<M>
+
+    public func makeAsyncIterator() -> Iterator { Iterator(core: core) }
+
+    /// Ends the sequence; messages fetched but not yet handed out are NAKed for immediate
+    /// redelivery (to this or another host).
+    public func stop() { core.stop() }
+
+    public var spec: ConsumerSpec { core.spec }
+
+    /// Dead letters written so far by this consumer.
+    public var deadLettered: Int { core.deadLetterCount }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let core: ConsumerCore<M>
+        public mutating func next() async throws -> Delivery<M>? { try await core.next() }
+    }
+}
+
+final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
+    let connection: BusConnection
+    let subscription: PullSubscription
+    let spec: ConsumerSpec
+    let producer: String
+    private let lock = NSLock()
+    private var buffer: [InboundMessage] = []
+    private var bufferIndex = 0
+    private var stopped = false
+    private var deadLetters = 0
+
+    init(connection: BusConnection, subscription: PullSubscription, spec: ConsumerSpec, producer: String) {
+        self.connection = connection
+        self.subscription = subscription
+        self.spec = spec
+        self.producer = producer
+    }
+
+    var deadLetterCount: Int {
+        lock.lock(); defer { lock.unlock() }
+        return deadLetters
+    }
+
+    private var isStopped: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return stopped
+    }
+
+    func stop() {
+        lock.lock()
+        stopped = true
+        let unstarted = buffer[bufferIndex...]
+        buffer = []
+        bufferIndex = 0
+        lock.unlock()
+        for message in unstarted { try? message.nak(delayMs: 0) }
+    }
+
+    func next() async throws -> Delivery<M>? {
+        while true {
+            guard let raw = try await nextRaw() else { return nil }
+            switch decode(raw) {
+            case .success(let message):
+                return Delivery(message: message, raw: raw)
+            case .failure(let error):
+                try await deadLetter(raw, error: error)
+            }
+        }
+    }
+
+    private func nextRaw() async throws -> InboundMessage? {
+        var transientFailures = 0
+        while true {
+            if Task.isCancelled || isStopped || subscription.isClosed { return nil }
+            if let buffered = popBuffered() { return buffered }
+            do {
+                let batch = try await subscription.fetch(batch: spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs)
+                transientFailures = 0
+                guard install(batch) else {
+                    for message in batch { try? message.nak(delayMs: 0) }
+                    return nil
+                }
+            } catch BusError.closed {
+                return nil
+            } catch {
+                // The server is restarting or a leader is being elected: wait and fetch again.
+                transientFailures += 1
+                let delayMs = min(2_000, 50 << min(transientFailures, 6))
+                try? await Task.sleep(nanoseconds: UInt64(delayMs) * 1_000_000)
+            }
+        }
+    }
+
+    /// Makes `batch` the buffer; false when the consumer was stopped meanwhile.
+    private func install(_ batch: [InboundMessage]) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard !stopped else { return false }
+        buffer = batch
+        bufferIndex = 0
+        return true
+    }
+
+    private func countDeadLetter() {
+        lock.lock(); defer { lock.unlock() }
+        deadLetters += 1
+    }
+
+    private func popBuffered() -> InboundMessage? {
+        lock.lock(); defer { lock.unlock() }
+        guard bufferIndex < buffer.count else { return nil }
+        let message = buffer[bufferIndex]
+        bufferIndex += 1
+        if bufferIndex == buffer.count { buffer = []; bufferIndex = 0 }
+        return message
+    }
+
+    private func decode(_ raw: InboundMessage) -> Result<M, PermanentFailure> {
+        let expected = M.protoMessageName
+        guard let typeName = raw.header(HeaderName.type) else {
+            return .failure(.init("missing \(HeaderName.type) header; expected \(expected)"))
+        }
+        guard typeName == expected else {
+            return .failure(.init("\(HeaderName.type) is \(typeName); subject \(raw.subject) carries \(expected)"))
+        }
+        let message: M
+        do {
+            message = try M(serializedBytes: raw.payload)
+        } catch {
+            return .failure(.init("payload does not decode as \(expected): \(error)"))
+        }
+        if let unknown = SchemaValidation.unknownEnumValue(in: message) {
+            return .failure(.init("\(expected) \(unknown)"))
+        }
+        return .success(message)
+    }
+
+    /// Copies the message to the DLQ with the error and an alert, then terminates it. If the
+    /// DLQ cannot be written, the message is NAKed instead: never lost, never handled.
+    private func deadLetter(_ raw: InboundMessage, error: PermanentFailure) async throws {
+        let consumer = spec.durable
+        var letter = DeadLetter()
+        letter.consumer = consumer
+        letter.stream = raw.stream
+        letter.streamSequence = raw.streamSequence
+        letter.originalSubject = raw.subject
+        letter.originalType = raw.header(HeaderName.type) ?? ""
+        letter.expectedType = M.protoMessageName
+        letter.payload = Data(raw.payload)
+        letter.error = error.text
+        letter.deliveries = raw.deliveryCount
+        letter.headers = raw.headers
+        letter.meta.eventTimeMs = raw.timestampNs / 1_000_000
+        let letterID = ContentID.hash("dlq", consumer, raw.stream, String(raw.streamSequence))
+
+        var alert = Alert()
+        alert.kind = .deadLetter
+        alert.severity = .critical
+        alert.subject = raw.subject
+        alert.message = "consumer \(consumer) dead-lettered \(raw.stream) #\(raw.streamSequence): \(error.text)"
+        alert.details = ["consumer": consumer, "stream": raw.stream, "sequence": String(raw.streamSequence)]
+        alert.meta.eventTimeMs = letter.meta.eventTimeMs
+        let alertID = ContentID.hash("alert", "dead_letter", consumer, raw.stream, String(raw.streamSequence))
+        do {
+            let cause = Cause(id: raw.header(HeaderName.messageID) ?? "", traceID: raw.header(HeaderName.trace) ?? "")
+            _ = try await connection.publish(OutgoingMessage(letter, subject: Subjects.deadLetter(consumer: consumer),
+                                                             id: letterID, producer: producer, cause: cause))
+            _ = try await connection.publish(OutgoingMessage(alert, subject: Subjects.alert(.deadLetter),
+                                                             id: alertID, producer: producer, cause: cause))
+            try raw.term()
+            countDeadLetter()
+        } catch {
+            try? raw.nak(delayMs: 1_000)
+        }
+    }
+}
+
+struct PermanentFailure: Error {
+    let text: String
+    init(_ text: String) { self.text = text }
+}

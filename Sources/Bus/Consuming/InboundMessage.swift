@@ -1,0 +1,83 @@
+import CNats
+import Foundation
+
+/// One message fetched from a durable consumer. Owns its natsMsg until it is released.
+///
+/// `ack`, `nak`, `inProgress` and `term` publish a short reply into libnats' outgoing buffer and
+/// return without waiting for the server, so they are safe to call from async code; a lost
+/// ack means a redelivery, which every consumer must tolerate anyway (DESIGN.md §3.3).
+public final class InboundMessage: @unchecked Sendable {
+    private let msg: OpaquePointer
+    public let subject: String
+    public let stream: String
+    public let consumer: String
+    public let streamSequence: UInt64
+    /// 1 on first delivery; n after n−1 redeliveries.
+    public let deliveryCount: UInt64
+    /// Messages still pending for the consumer after this one.
+    public let pending: UInt64
+    public let timestampNs: Int64
+
+    init(taking msg: OpaquePointer) {
+        self.msg = msg
+        self.subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
+        var meta: UnsafeMutablePointer<jsMsgMetaData>?
+        if natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta {
+            stream = meta.pointee.Stream.map { String(cString: $0) } ?? ""
+            consumer = meta.pointee.Consumer.map { String(cString: $0) } ?? ""
+            streamSequence = meta.pointee.Sequence.Stream
+            deliveryCount = meta.pointee.NumDelivered
+            pending = meta.pointee.NumPending
+            timestampNs = meta.pointee.Timestamp
+            jsMsgMetaData_Destroy(meta)
+        } else {
+            stream = ""; consumer = ""; streamSequence = 0; deliveryCount = 0; pending = 0; timestampNs = 0
+        }
+    }
+
+    deinit { natsMsg_Destroy(msg) }
+
+    public var payload: [UInt8] {
+        let length = Int(natsMsg_GetDataLength(msg))
+        guard length > 0, let data = natsMsg_GetData(msg) else { return [] }
+        return data.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+    }
+
+    public func header(_ name: String) -> String? {
+        var value: UnsafePointer<CChar>?
+        guard natsMsgHeader_Get(msg, name, &value) == NATS_OK, let value else { return nil }
+        return String(cString: value)
+    }
+
+    public var headers: [String: String] {
+        var keys: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+        var count: Int32 = 0
+        guard natsMsgHeader_Keys(msg, &keys, &count) == NATS_OK, let keys else { return [:] }
+        defer { free(keys) }
+        var result: [String: String] = [:]
+        for index in 0..<Int(count) {
+            guard let key = keys[index].map({ String(cString: $0) }) else { continue }
+            result[key] = header(key)
+        }
+        return result
+    }
+
+    public func ack() throws {
+        try NatsCall.check(natsMsg_Ack(msg, nil), "ack \(subject) #\(streamSequence)")
+    }
+
+    /// Redeliver after `delayMs` milliseconds.
+    public func nak(delayMs: Int64) throws {
+        try NatsCall.check(natsMsg_NakWithDelay(msg, delayMs, nil), "nak \(subject) #\(streamSequence)")
+    }
+
+    /// Resets the AckWait timer for a handler that needs longer.
+    public func inProgress() throws {
+        try NatsCall.check(natsMsg_InProgress(msg, nil), "in-progress \(subject) #\(streamSequence)")
+    }
+
+    /// Never redeliver: a permanent failure (R2).
+    public func term() throws {
+        try NatsCall.check(natsMsg_Term(msg, nil), "term \(subject) #\(streamSequence)")
+    }
+}

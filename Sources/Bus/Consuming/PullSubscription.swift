@@ -1,0 +1,132 @@
+import CNats
+import Foundation
+
+extension BusConnection {
+    /// Creates the durable when it is missing and updates it when its settings differ, so a
+    /// config change is deliberate and visible (DESIGN.md §11: never let js_PullSubscribe create it).
+    @discardableResult
+    public func ensureConsumer(_ spec: ConsumerSpec) async throws -> ProvisionResult.Action {
+        try await pool.run { [self] in try ensureConsumerBlocking(spec) }
+    }
+
+    func ensureConsumerBlocking(_ spec: ConsumerSpec) throws -> ProvisionResult.Action {
+        var info: UnsafeMutablePointer<jsConsumerInfo>?
+        var code = jsErrCode(rawValue: 0)
+        let status = js_GetConsumerInfo(&info, jetStream, spec.stream, spec.durable, nil, &code)
+        if status == NATS_OK, let info {
+            defer { jsConsumerInfo_Destroy(info) }
+            let current = info.pointee.Config.pointee
+            let filter = current.FilterSubject.map { String(cString: $0) } ?? ""
+            if filter == spec.filterSubject && current.AckWait == spec.ackWaitMs * Nanoseconds.perMillisecond
+                && current.MaxAckPending == spec.maxAckPending {
+                return .unchanged
+            }
+            try writeConsumer(spec, update: true)
+            return .updated
+        }
+        guard status == NATS_NOT_FOUND else {
+            throw NatsCall.error(status, "consumer info \(spec.stream)/\(spec.durable)", jetStreamCode: code)
+        }
+        try writeConsumer(spec, update: false)
+        return .created
+    }
+
+    private func writeConsumer(_ spec: ConsumerSpec, update: Bool) throws {
+        var config = jsConsumerConfig()
+        jsConsumerConfig_Init(&config)
+        config.AckPolicy = js_AckExplicit
+        config.DeliverPolicy = js_DeliverAll
+        config.AckWait = spec.ackWaitMs * Nanoseconds.perMillisecond
+        config.MaxDeliver = -1
+        config.MaxAckPending = spec.maxAckPending
+        var info: UnsafeMutablePointer<jsConsumerInfo>?
+        var code = jsErrCode(rawValue: 0)
+        let status: natsStatus = spec.durable.withCString { durable in
+            spec.filterSubject.withCString { filter in
+                config.Durable = durable
+                config.FilterSubject = filter
+                return update
+                    ? js_UpdateConsumer(&info, jetStream, spec.stream, &config, nil, &code)
+                    : js_AddConsumer(&info, jetStream, spec.stream, &config, nil, &code)
+            }
+        }
+        jsConsumerInfo_Destroy(info)
+        try NatsCall.check(status, "\(update ? "update" : "create") consumer \(spec.stream)/\(spec.durable)", jetStreamCode: code)
+    }
+
+    /// Binds to an existing durable (see `ensureConsumer`) for fetching.
+    func bindPull(stream: String, durable: String, filterSubject: String) throws -> PullSubscription {
+        var subOpts = jsSubOptions()
+        jsSubOptions_Init(&subOpts)
+        var sub: OpaquePointer?
+        var code = jsErrCode(rawValue: 0)
+        let status: natsStatus = stream.withCString { streamName in
+            durable.withCString { durableName in
+                subOpts.Stream = streamName
+                subOpts.Consumer = durableName
+                return js_PullSubscribe(&sub, jetStream, filterSubject, durableName, nil, &subOpts, &code)
+            }
+        }
+        try NatsCall.check(status, "bind consumer \(stream)/\(durable)", jetStreamCode: code)
+        let subscription = PullSubscription(subscription: sub!, stream: stream, durable: durable)
+        onClose { subscription.close() }
+        return subscription
+    }
+}
+
+/// One bound pull subscription and the one thread that fetches from it (two concurrent
+/// fetches on one subscription are an error in libnats).
+final class PullSubscription: @unchecked Sendable {
+    let stream: String
+    let durable: String
+    private let subscription: OpaquePointer
+    private let worker: BlockingWorker
+    private let lock = NSLock()
+    private var closed = false
+
+    init(subscription: OpaquePointer, stream: String, durable: String) {
+        self.subscription = subscription
+        self.stream = stream
+        self.durable = durable
+        self.worker = BlockingWorker(name: "qt-fetch-\(durable)")
+    }
+
+    var isClosed: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return closed
+    }
+
+    /// Up to `batch` messages; empty when none arrived within the timeout.
+    func fetch(batch: Int, timeoutMs: Int64) async throws -> [InboundMessage] {
+        try await worker.run { [self] in try fetchBlocking(batch: batch, timeoutMs: timeoutMs) }
+    }
+
+    func fetchBlocking(batch: Int, timeoutMs: Int64) throws -> [InboundMessage] {
+        guard !isClosed else { throw BusError.closed("consumer \(durable)") }
+        var list = natsMsgList()
+        var code = jsErrCode(rawValue: 0)
+        let status = natsSubscription_Fetch(&list, subscription, Int32(batch), timeoutMs, &code)
+        if status == NATS_TIMEOUT { return [] }
+        try NatsCall.check(status, "fetch \(stream)/\(durable)", jetStreamCode: code)
+        var messages: [InboundMessage] = []
+        messages.reserveCapacity(Int(list.Count))
+        for index in 0..<Int(list.Count) {
+            if let msg = list.Msgs[index] {
+                messages.append(InboundMessage(taking: msg))
+                list.Msgs[index] = nil  // now owned by InboundMessage; the list destroy skips it
+            }
+        }
+        natsMsgList_Destroy(&list)
+        return messages
+    }
+
+    /// Waits for an in-flight fetch to return, then destroys the subscription (not the durable).
+    func close() {
+        lock.lock()
+        if closed { lock.unlock(); return }
+        closed = true
+        lock.unlock()
+        worker.shutdown()
+        natsSubscription_Destroy(subscription)
+    }
+}

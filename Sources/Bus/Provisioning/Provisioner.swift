@@ -1,0 +1,182 @@
+import CNats
+import Foundation
+import Messages
+
+/// What provisioning did to one stream or bucket.
+public struct ProvisionResult: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case stream, bucket }
+    public enum Action: String, Sendable { case created, updated, unchanged }
+
+    public let kind: Kind
+    public let name: String
+    public let action: Action
+    /// For `updated`: each setting that differed, as `name: old -> new`.
+    public let changes: [String]
+
+    public var description: String {
+        let detail = changes.isEmpty ? "" : " (" + changes.joined(separator: "; ") + ")"
+        return "\(kind.rawValue) \(name): \(action.rawValue)\(detail)"
+    }
+}
+
+extension BusConnection {
+    /// Creates the streams and KV buckets of the topology when missing and updates them when
+    /// their settings differ; running it twice changes nothing (DESIGN.md §3.1–3.2).
+    public func provision(replicas: Int = 1) async throws -> [ProvisionResult] {
+        try await pool.run { [self] in
+            var results: [ProvisionResult] = []
+            for stream in Topology.streams {
+                results.append(try provisionStream(stream, replicas: replicas))
+            }
+            for bucket in Topology.buckets {
+                results.append(try provisionBucket(bucket, replicas: replicas))
+            }
+            return results
+        }
+    }
+
+    private func provisionStream(_ spec: StreamSpec, replicas: Int) throws -> ProvisionResult {
+        let wanted = DesiredStream(
+            name: spec.name, subjects: spec.subjects, maxAgeNs: spec.maxAgeSeconds * Nanoseconds.perSecond,
+            duplicatesNs: min(Topology.duplicateWindowSeconds, spec.maxAgeSeconds) * Nanoseconds.perSecond,
+            maxMsgsPerSubject: -1, replicas: replicas, discard: js_DiscardOld)
+        return try ensureStream(wanted, kind: .stream, displayName: spec.name) {
+            try wanted.withConfig { config in
+                var info: UnsafeMutablePointer<jsStreamInfo>?
+                var code = jsErrCode(rawValue: 0)
+                try NatsCall.check(js_AddStream(&info, jetStream, &config, nil, &code), "create stream \(spec.name)", jetStreamCode: code)
+                jsStreamInfo_Destroy(info)
+            }
+        }
+    }
+
+    private func provisionBucket(_ spec: BucketSpec, replicas: Int) throws -> ProvisionResult {
+        let ttlNs = spec.ttlSeconds * Nanoseconds.perSecond
+        let windowSeconds = spec.ttlSeconds > 0 ? min(Topology.duplicateWindowSeconds, spec.ttlSeconds) : Topology.duplicateWindowSeconds
+        let wanted = DesiredStream(
+            name: "KV_" + spec.name, subjects: ["$KV.\(spec.name).>"], maxAgeNs: ttlNs,
+            duplicatesNs: windowSeconds * Nanoseconds.perSecond, maxMsgsPerSubject: Int64(spec.history), replicas: replicas,
+            discard: js_DiscardNew)  // what js_CreateKeyValue sets: KV semantics, not ours to change
+        return try ensureStream(wanted, kind: .bucket, displayName: spec.name) {
+            var config = kvConfig()
+            kvConfig_Init(&config)
+            let status: natsStatus = spec.name.withCString { bucket in
+                config.Bucket = bucket
+                config.History = UInt8(spec.history)
+                config.TTL = ttlNs
+                config.Replicas = Int32(replicas)
+                config.StorageType = js_FileStorage
+                var kv: OpaquePointer?
+                let status = js_CreateKeyValue(&kv, jetStream, &config)
+                kvStore_Destroy(kv)
+                return status
+            }
+            try NatsCall.check(status, "create KV bucket \(spec.name)")
+        }
+    }
+
+    /// Compares the stream's live settings with `wanted`, updates what differs, or calls
+    /// `create` when the stream does not exist.
+    private func ensureStream(_ wanted: DesiredStream, kind: ProvisionResult.Kind, displayName: String,
+                              create: () throws -> Void) throws -> ProvisionResult {
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var code = jsErrCode(rawValue: 0)
+        let status = js_GetStreamInfo(&info, jetStream, wanted.name, nil, &code)
+        if status == NATS_NOT_FOUND {
+            try create()
+            return ProvisionResult(kind: kind, name: displayName, action: .created, changes: [])
+        }
+        try NatsCall.check(status, "stream info \(wanted.name)", jetStreamCode: code)
+        defer { jsStreamInfo_Destroy(info) }
+        guard let config = info?.pointee.Config else {
+            throw BusError.nats(operation: "stream info \(wanted.name)", status: "no config", text: "", jetStreamCode: 0)
+        }
+        let changes = wanted.differences(from: config.pointee)
+        if changes.isEmpty {
+            return ProvisionResult(kind: kind, name: displayName, action: .unchanged, changes: [])
+        }
+        try wanted.apply(to: config)
+        var updated: UnsafeMutablePointer<jsStreamInfo>?
+        var updateCode = jsErrCode(rawValue: 0)
+        try NatsCall.check(js_UpdateStream(&updated, jetStream, config, nil, &updateCode),
+                           "update \(kind.rawValue) \(displayName) (\(changes.joined(separator: "; ")))",
+                           jetStreamCode: updateCode)
+        jsStreamInfo_Destroy(updated)
+        return ProvisionResult(kind: kind, name: displayName, action: .updated, changes: changes)
+    }
+}
+
+enum Nanoseconds {
+    static let perSecond: Int64 = 1_000_000_000
+    static let perMillisecond: Int64 = 1_000_000
+}
+
+/// The settings provisioning owns on a stream. Everything else is left as the server has it.
+private struct DesiredStream {
+    let name: String
+    let subjects: [String]
+    let maxAgeNs: Int64
+    let duplicatesNs: Int64
+    let maxMsgsPerSubject: Int64
+    let replicas: Int
+    let discard: jsDiscardPolicy
+
+    func differences(from config: jsStreamConfig) -> [String] {
+        var changes: [String] = []
+        let current = (0..<Int(config.SubjectsLen)).compactMap { config.Subjects[$0].map { String(cString: $0) } }
+        if Set(current) != Set(subjects) { changes.append("subjects: \(current) -> \(subjects)") }
+        if config.MaxAge != maxAgeNs { changes.append("max_age: \(config.MaxAge / Nanoseconds.perSecond)s -> \(maxAgeNs / Nanoseconds.perSecond)s") }
+        if config.Duplicates != duplicatesNs { changes.append("duplicate_window: \(config.Duplicates / Nanoseconds.perSecond)s -> \(duplicatesNs / Nanoseconds.perSecond)s") }
+        if config.MaxMsgsPerSubject != maxMsgsPerSubject { changes.append("max_msgs_per_subject: \(config.MaxMsgsPerSubject) -> \(maxMsgsPerSubject)") }
+        if config.Replicas != Int64(replicas) { changes.append("replicas: \(config.Replicas) -> \(replicas)") }
+        if config.Discard != discard { changes.append("discard: \(config.Discard == js_DiscardOld ? "old" : "new") -> \(discard == js_DiscardOld ? "old" : "new")") }
+        if config.Storage != js_FileStorage { changes.append("storage: memory -> file (needs a new stream)") }
+        return changes
+    }
+
+    /// Writes the owned settings into a live config (whose other fields stay), for an update.
+    func apply(to config: UnsafeMutablePointer<jsStreamConfig>) throws {
+        config.pointee.MaxAge = maxAgeNs
+        config.pointee.Duplicates = duplicatesNs
+        config.pointee.MaxMsgsPerSubject = maxMsgsPerSubject
+        config.pointee.Replicas = Int64(replicas)
+        config.pointee.Discard = discard
+        // Subjects: the config owns its strings and jsStreamInfo_Destroy frees them; swap in
+        // copies allocated the same way so the destroy stays correct.
+        let old = config.pointee.Subjects
+        let oldCount = Int(config.pointee.SubjectsLen)
+        let array = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: subjects.count)
+        for (index, subject) in subjects.enumerated() { array[index] = UnsafePointer(strdup(subject)) }
+        config.pointee.Subjects = UnsafeMutablePointer(mutating: array)
+        config.pointee.SubjectsLen = Int32(subjects.count)
+        if let old {
+            for index in 0..<oldCount { free(UnsafeMutableRawPointer(mutating: old[index])) }
+            free(UnsafeMutableRawPointer(mutating: old))
+        }
+    }
+
+    /// A fresh config for creating the stream; pointers live only inside `body`.
+    func withConfig(_ body: (inout jsStreamConfig) throws -> Void) throws {
+        var config = jsStreamConfig()
+        jsStreamConfig_Init(&config)
+        config.Storage = js_FileStorage
+        config.Retention = js_LimitsPolicy
+        config.Discard = discard
+        config.MaxAge = maxAgeNs
+        config.Duplicates = duplicatesNs
+        config.MaxMsgsPerSubject = maxMsgsPerSubject
+        config.Replicas = Int64(replicas)
+        let cName = strdup(name)
+        var cSubjects = subjects.map { UnsafePointer(strdup($0)) }
+        defer {
+            free(cName)
+            cSubjects.forEach { free(UnsafeMutableRawPointer(mutating: $0)) }
+        }
+        config.Name = UnsafePointer(cName)
+        try cSubjects.withUnsafeMutableBufferPointer { buffer in
+            config.Subjects = UnsafeMutablePointer(mutating: buffer.baseAddress)
+            config.SubjectsLen = Int32(buffer.count)
+            try body(&config)
+        }
+    }
+}

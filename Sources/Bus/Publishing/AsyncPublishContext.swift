@@ -1,0 +1,119 @@
+import CNats
+import Foundation
+
+/// A JetStream context for asynchronous publishing. Its ack handler files each PubAck (or
+/// error) under the message's `Nats-Msg-Id`; batches run one at a time on its own thread, since
+/// `js_PublishAsyncComplete` waits for everything pending on the context.
+final class AsyncPublishContext: @unchecked Sendable {
+    private let context: OpaquePointer
+    private let collector: AckCollector
+    private let worker = BlockingWorker(name: "qt-bus-async-publish")
+    private let waitMs: Int64
+    private var destroyed = false
+
+    init(connection: OpaquePointer, waitMs: Int64, maxPending: Int64 = 4096) throws {
+        self.waitMs = waitMs
+        self.collector = AckCollector()
+        var opts = jsOptions()
+        jsOptions_Init(&opts)
+        opts.Wait = waitMs
+        opts.PublishAsync.MaxPending = maxPending
+        opts.PublishAsync.StallWait = waitMs
+        opts.PublishAsync.AckHandler = asyncAckHandler
+        opts.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(collector).toOpaque()
+        var js: OpaquePointer?
+        try NatsCall.check(natsConnection_JetStream(&js, connection, &opts), "natsConnection_JetStream(async)")
+        self.context = js!
+    }
+
+    func publish(_ messages: [OutgoingMessage]) async throws -> [PublishAck] {
+        try await worker.run { [self] in try publishBlocking(messages) }
+    }
+
+    private func publishBlocking(_ messages: [OutgoingMessage]) throws -> [PublishAck] {
+        collector.expect(messages.map(\.id))
+        defer { collector.clear() }
+        for message in messages {
+            var msg: OpaquePointer? = try NatsMessageBuilder.make(message)
+            let status = js_PublishMsgAsync(context, &msg, nil)
+            if status != NATS_OK {
+                natsMsg_Destroy(msg)
+                throw NatsCall.error(status, "async publish \(message.subject) (id \(message.id))")
+            }
+        }
+        var pubOpts = jsPubOptions()
+        jsPubOptions_Init(&pubOpts)
+        pubOpts.MaxWait = waitMs
+        let status = js_PublishAsyncComplete(context, &pubOpts)
+        if status != NATS_OK && status != NATS_TIMEOUT {
+            throw NatsCall.error(status, "js_PublishAsyncComplete")
+        }
+        var acks: [PublishAck] = []
+        acks.reserveCapacity(messages.count)
+        for message in messages {
+            switch collector.result(for: message.id) {
+            case .some(.success(let ack)): acks.append(ack)
+            case .some(.failure(let error)): throw error
+            case .none:
+                throw BusError.timeout("PubAck for \(message.subject) (id \(message.id)) after \(waitMs) ms")
+            }
+        }
+        return acks
+    }
+
+    func destroy() {
+        guard !destroyed else { return }
+        destroyed = true
+        worker.shutdown()
+        jsCtx_Destroy(context)
+    }
+}
+
+/// Results of async publishes, by message id, filled from libnats' ack thread.
+final class AckCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [String: Result<PublishAck, BusError>] = [:]
+
+    func expect(_ ids: [String]) {
+        lock.lock(); defer { lock.unlock() }
+        results.reserveCapacity(ids.count)
+    }
+
+    func record(_ id: String, _ result: Result<PublishAck, BusError>) {
+        lock.lock(); defer { lock.unlock() }
+        results[id] = result
+    }
+
+    func result(for id: String) -> Result<PublishAck, BusError>? {
+        lock.lock(); defer { lock.unlock() }
+        return results[id]
+    }
+
+    func clear() {
+        lock.lock(); defer { lock.unlock() }
+        results.removeAll(keepingCapacity: true)
+    }
+}
+
+private let asyncAckHandler: jsPubAckHandler = { _, msg, ack, ackError, closure in
+    defer { natsMsg_Destroy(msg) }
+    guard let closure, let msg else { return }
+    let collector = Unmanaged<AckCollector>.fromOpaque(closure).takeUnretainedValue()
+    var idPointer: UnsafePointer<CChar>?
+    guard natsMsgHeader_Get(msg, HeaderName.messageID, &idPointer) == NATS_OK, let idPointer else { return }
+    let id = String(cString: idPointer)
+    if let ack {
+        collector.record(id, .success(PublishAck(stream: String(cString: ack.pointee.Stream),
+                                                 sequence: ack.pointee.Sequence,
+                                                 duplicate: ack.pointee.Duplicate)))
+    } else if let ackError {
+        let subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? "?"
+        let status = ackError.pointee.Err
+        let error: BusError = status == NATS_NO_RESPONDERS
+            ? .noStream(subject: subject)
+            : .nats(operation: "async publish \(subject) (id \(id))", status: NatsCall.statusText(status),
+                    text: ackError.pointee.ErrText.map { String(cString: $0) } ?? "",
+                    jetStreamCode: Int(ackError.pointee.ErrCode.rawValue))
+        collector.record(id, .failure(error))
+    }
+}

@@ -1,0 +1,22 @@
+import CNats
+
+enum NatsMessageBuilder {
+    /// A natsMsg with the payload and the Qt headers; the caller owns it.
+    static func make(_ message: OutgoingMessage) throws -> OpaquePointer {
+        var msg: OpaquePointer?
+        let status = message.payload.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { chars in
+                natsMsg_Create(&msg, message.subject, nil, chars.baseAddress, Int32(chars.count))
+            }
+        }
+        try NatsCall.check(status, "natsMsg_Create(\(message.subject))")
+        for (key, value) in message.headers {
+            let headerStatus = natsMsgHeader_Set(msg, key, value)
+            if headerStatus != NATS_OK {
+                natsMsg_Destroy(msg)
+                throw NatsCall.error(headerStatus, "natsMsgHeader_Set(\(key))")
+            }
+        }
+        return msg!
+    }
+}

@@ -1,0 +1,84 @@
+import Messages
+import SwiftProtobuf
+
+/// The header names of DESIGN.md §3.3. The body is authoritative; headers mirror it for tools.
+public enum HeaderName {
+    public static let messageID = "Nats-Msg-Id"
+    public static let type = "Qt-Type"
+    public static let trace = "Qt-Trace"
+    public static let cause = "Qt-Cause"
+    public static let producer = "Qt-Producer"
+}
+
+/// The input an output was caused by: its id becomes `cause_id`, its trace is inherited.
+public struct Cause: Sendable, Equatable {
+    public let id: String
+    public let traceID: String
+
+    public init(id: String, traceID: String) {
+        self.id = id
+        self.traceID = traceID
+    }
+}
+
+/// A message ready to publish: checked against the topology, `Meta` filled, serialized once.
+public struct OutgoingMessage: Sendable {
+    public let subject: String
+    public let typeName: String
+    public let id: String
+    public let traceID: String
+    public let causeID: String
+    public let producer: String
+    public let payload: [UInt8]
+
+    /// Fills `meta` (id, trace, cause, producer; `event_time_ms` stays as the caller set it) and
+    /// checks that `subject` carries `M` (R1). Every producer stamps messages through here.
+    public init<M: BusMessage>(_ message: M, subject: String, id: String, producer: String, cause: Cause? = nil) throws {
+        guard !id.isEmpty else { throw BusError.invalidArgument("message id is empty for \(subject)") }
+        guard let route = Topology.route(for: subject) else { throw BusError.unknownSubject(subject) }
+        guard route.messageType == M.self else {
+            throw BusError.wrongType(subject: subject, expected: route.typeName, actual: M.protoMessageName)
+        }
+        var stamped = message
+        stamped.meta.id = id
+        stamped.meta.producer = producer
+        if let cause {
+            stamped.meta.causeID = cause.id
+            stamped.meta.traceID = cause.traceID.isEmpty ? cause.id : cause.traceID
+        } else if stamped.meta.traceID.isEmpty {
+            stamped.meta.traceID = id
+        }
+        self.subject = subject
+        self.typeName = M.protoMessageName
+        self.id = id
+        self.traceID = stamped.meta.traceID
+        self.causeID = stamped.meta.causeID
+        self.producer = producer
+        self.payload = try stamped.serializedBytes()
+    }
+
+    /// Raw bytes under a given type name, for tests and tools that must send what a broken or
+    /// foreign producer would (the DLQ path). Skips the topology check on purpose.
+    public init(unchecked subject: String, typeName: String, id: String, payload: [UInt8], producer: String = "raw") {
+        self.subject = subject
+        self.typeName = typeName
+        self.id = id
+        self.traceID = id
+        self.causeID = ""
+        self.producer = producer
+        self.payload = payload
+    }
+
+    var headers: [(String, String)] {
+        [(HeaderName.messageID, id), (HeaderName.type, typeName), (HeaderName.trace, traceID),
+         (HeaderName.cause, causeID), (HeaderName.producer, producer)]
+    }
+}
+
+/// JetStream's answer to one publish.
+public struct PublishAck: Sendable, Equatable {
+    public let stream: String
+    public let sequence: UInt64
+    /// The id was already in the stream's duplicate window: nothing was stored.
+    public let duplicate: Bool
+}

@@ -1,0 +1,31 @@
+import CNats
+
+extension BusConnection {
+    /// Publishes one message and waits for JetStream's PubAck (on a worker thread).
+    /// A duplicate id inside the window is reported as `duplicate`, not as an error.
+    public func publish(_ message: OutgoingMessage) async throws -> PublishAck {
+        try await pool.run { [self] in try publishBlocking(message) }
+    }
+
+    /// Publishes many messages asynchronously and waits until every PubAck is in. Throws the
+    /// first failure once all have been answered; re-publishing the same batch is safe (the ids
+    /// deduplicate).
+    public func publishBatch(_ messages: [OutgoingMessage]) async throws -> [PublishAck] {
+        try await asyncPublisher.publish(messages)
+    }
+
+    /// The blocking form of `publish`, for code already on a non-cooperative thread.
+    public func publishBlocking(_ message: OutgoingMessage) throws -> PublishAck {
+        let msg = try NatsMessageBuilder.make(message)
+        defer { natsMsg_Destroy(msg) }
+        var ack: UnsafeMutablePointer<jsPubAck>?
+        var code = jsErrCode(rawValue: 0)
+        let status = js_PublishMsg(&ack, jetStream, msg, nil, &code)
+        if status == NATS_NO_RESPONDERS { throw BusError.noStream(subject: message.subject) }
+        try NatsCall.check(status, "publish \(message.subject) (id \(message.id))", jetStreamCode: code)
+        guard let ack else { throw BusError.nats(operation: "publish \(message.subject)", status: "no PubAck", text: "", jetStreamCode: 0) }
+        defer { jsPubAck_Destroy(ack) }
+        return PublishAck(stream: String(cString: ack.pointee.Stream), sequence: ack.pointee.Sequence,
+                          duplicate: ack.pointee.Duplicate)
+    }
+}

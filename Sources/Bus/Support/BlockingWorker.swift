@@ -1,0 +1,106 @@
+import Foundation
+
+/// A dedicated thread for blocking libnats calls (fetch, sync publish, KV, JetStream API).
+///
+/// Swift's cooperative pool has one thread per core (two here); one blocked fetch there stalls
+/// half the process. Work submitted here runs on this thread, one job at a time, in order, and
+/// the caller awaits the result without holding a cooperative thread.
+public final class BlockingWorker: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [() -> Void] = []
+    private var isShutDown = false
+    private var isFinished = false
+
+    public init(name: String) {
+        let thread = Thread { [self] in self.runLoop() }
+        thread.name = name
+        thread.start()
+    }
+
+    /// Runs `body` on the worker thread and returns its result.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let accepted = submit { continuation.resume(with: Result { try body() }) }
+            if !accepted { continuation.resume(throwing: BusError.closed("worker thread stopped")) }
+        }
+    }
+
+    /// Runs `body` on the worker thread and waits for it on the calling (non-cooperative) thread.
+    public func runAndWait<T>(_ body: @escaping () throws -> T) throws -> T {
+        var result: Result<T, Error>?
+        let done = NSCondition()
+        let accepted = submit {
+            let value = Result { try body() }
+            done.lock(); result = value; done.signal(); done.unlock()
+        }
+        guard accepted else { throw BusError.closed("worker thread stopped") }
+        done.lock()
+        while result == nil { done.wait() }
+        done.unlock()
+        return try result!.get()
+    }
+
+    /// Queues a long-running job (a watch loop) and returns at once.
+    public func runDetached(_ body: @escaping () -> Void) throws {
+        guard submit(body) else { throw BusError.closed("worker thread stopped") }
+    }
+
+    @discardableResult
+    private func submit(_ job: @escaping () -> Void) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        guard !isShutDown else { return false }
+        jobs.append(job)
+        condition.signal()
+        return true
+    }
+
+    /// Lets the queued jobs finish, then ends the thread; waits until it has ended.
+    public func shutdown() {
+        condition.lock()
+        isShutDown = true
+        condition.broadcast()
+        while !isFinished { condition.wait() }
+        condition.unlock()
+    }
+
+    private func runLoop() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty && !isShutDown { condition.wait() }
+            if jobs.isEmpty && isShutDown {
+                isFinished = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let job = jobs.removeFirst()
+            condition.unlock()
+            job()
+        }
+    }
+}
+
+/// A few workers for short blocking calls (sync publish, KV, JetStream API), picked round-robin.
+public final class BlockingWorkerPool: @unchecked Sendable {
+    private let workers: [BlockingWorker]
+    private let lock = NSLock()
+    private var next = 0
+
+    public init(name: String, size: Int) {
+        workers = (0..<max(1, size)).map { BlockingWorker(name: "\(name)-\($0)") }
+    }
+
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await pick().run(body)
+    }
+
+    private func pick() -> BlockingWorker {
+        lock.lock(); defer { lock.unlock() }
+        next = (next + 1) % workers.count
+        return workers[next]
+    }
+
+    public func shutdown() {
+        workers.forEach { $0.shutdown() }
+    }
+}

@@ -1,0 +1,4 @@
+#ifndef QT_CCURL_SHIM_H
+#define QT_CCURL_SHIM_H
+#include <curl/curl.h>
+#endif

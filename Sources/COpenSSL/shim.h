@@ -1,0 +1,6 @@
+#ifndef QT_COPENSSL_SHIM_H
+#define QT_COPENSSL_SHIM_H
+#include <openssl/sha.h>
+#include <openssl/hmac.h>
+#include <openssl/evp.h>
+#endif

@@ -1,0 +1,83 @@
+/// NATS subject matching: tokens separated by `.`, `*` matches one token, `>` the rest (one or more).
+public struct SubjectPattern: Hashable, Sendable, CustomStringConvertible {
+    public let pattern: String
+    private let tokens: [Substring]
+
+    public init(_ pattern: String) {
+        self.pattern = pattern
+        self.tokens = pattern.split(separator: ".", omittingEmptySubsequences: false)
+    }
+
+    public var description: String { pattern }
+
+    public func matches(_ subject: String) -> Bool {
+        let parts = subject.split(separator: ".", omittingEmptySubsequences: false)
+        for (index, token) in tokens.enumerated() {
+            if token == ">" { return parts.count > index }
+            guard index < parts.count, !parts[index].isEmpty else { return false }
+            if token != "*" && token != parts[index] { return false }
+        }
+        return parts.count == tokens.count
+    }
+
+    /// Whether every subject this pattern matches is also matched by `other` (used to check
+    /// that a stream owns a declared subject).
+    public func isCovered(by other: SubjectPattern) -> Bool {
+        for (index, token) in tokens.enumerated() {
+            guard index < other.tokens.count else { return false }
+            let theirs = other.tokens[index]
+            if theirs == ">" { return true }
+            if token == ">" { return false }
+            if theirs == "*" { continue }
+            if token == "*" || token != theirs { return false }
+        }
+        return tokens.count == other.tokens.count
+    }
+}
+
+/// Subject builders for DESIGN.md §3.1. Symbols and names become a single token.
+public enum Subjects {
+    public static func kline(_ symbol: String) -> String { "qt.market.kline.\(symbol)" }
+    public static func marketState(_ symbol: String) -> String { "qt.market.state.\(symbol)" }
+    public static func intent(_ symbol: String) -> String { "qt.signal.intent.\(symbol)" }
+    public static func harvestProposed(_ symbol: String) -> String { "qt.harvest.proposed.\(symbol)" }
+    public static func harvestCalibrated(_ symbol: String) -> String { "qt.harvest.calibrated.\(symbol)" }
+    public static func planProposed(_ symbol: String) -> String { "qt.plan.proposed.\(symbol)" }
+    public static func planSized(_ symbol: String) -> String { "qt.plan.sized.\(symbol)" }
+    public static func planApproved(_ symbol: String) -> String { "qt.plan.approved.\(symbol)" }
+    public static func execResult(_ symbol: String) -> String { "qt.exec.result.\(symbol)" }
+    public static func execFill(_ symbol: String) -> String { "qt.exec.fill.\(symbol)" }
+    public static func decision(plugin: String, symbol: String) -> String { "qt.decision.\(plugin).\(symbol)" }
+    public static func alert(_ kind: AlertKind) -> String { "qt.alert.\(kind.subjectToken)" }
+    public static func deadLetter(consumer: String) -> String { "qt.dlq.\(consumer)" }
+
+    public static let shadowPrefix = "qt.shadow."
+    public static func shadow(_ liveSubject: String) -> String { shadowPrefix + liveSubject }
+
+    /// Whether `token` can be one subject token: no dots, no wildcards, no white space, not empty.
+    public static func isValidToken(_ token: String) -> Bool {
+        !token.isEmpty && !token.contains(where: { $0 == "." || $0 == "*" || $0 == ">" || $0.isWhitespace })
+    }
+}
+
+extension AlertKind {
+    /// The last token of `qt.alert.<kind>`: the enum value name in lower snake case.
+    public var subjectToken: String {
+        switch self {
+        case .unspecified: return "unspecified"
+        case .deadLetter: return "dead_letter"
+        case .redelivery: return "redelivery"
+        case .topology: return "topology"
+        case .maxPositions: return "max_positions"
+        case .heatHot: return "heat_hot"
+        case .marginRatio: return "margin_ratio"
+        case .consumerLag: return "consumer_lag"
+        case .reconcile: return "reconcile"
+        case .staleInput: return "stale_input"
+        case .exitBlocked: return "exit_blocked"
+        case .limit: return "limit"
+        case .lease: return "lease"
+        case .UNRECOGNIZED(let value): return "unrecognized_\(value)"
+        }
+    }
+}

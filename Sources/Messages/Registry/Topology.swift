@@ -1,0 +1,150 @@
+/// The bus as data (DESIGN.md §3.1–3.2): which stream owns which subjects, which message type
+/// each subject carries, and the KV buckets. The one place publishers, consumers, provisioning,
+/// the topology check and the CLI look these up.
+public enum Topology {
+    public static let duplicateWindowSeconds: Int64 = 120
+
+    public static let streams: [StreamSpec] = [
+        StreamSpec(name: "QT_MARKET", maxAgeSeconds: 48 * hour, routes: [
+            Route("qt.market.kline.*", Kline.self),
+            Route("qt.market.state.*", MarketState.self),
+        ]),
+        StreamSpec(name: "QT_SIGNAL", maxAgeSeconds: 7 * day, routes: [
+            Route("qt.signal.intent.*", TradeIntent.self),
+        ]),
+        StreamSpec(name: "QT_EXIT", maxAgeSeconds: 7 * day, routes: [
+            Route("qt.harvest.proposed.*", HarvestProposal.self),
+            Route("qt.harvest.calibrated.*", CalibratedProposal.self),
+        ]),
+        StreamSpec(name: "QT_PLAN", maxAgeSeconds: 30 * day, routes: [
+            Route("qt.plan.proposed.*", Plan.self),
+            Route("qt.plan.sized.*", Plan.self),
+            Route("qt.plan.approved.*", Plan.self),
+        ]),
+        StreamSpec(name: "QT_EXEC", maxAgeSeconds: 400 * day, routes: [
+            Route("qt.exec.result.*", OrderResult.self),
+            Route("qt.exec.fill.*", Fill.self),
+        ]),
+        StreamSpec(name: "QT_AUDIT", maxAgeSeconds: 30 * day, routes: [
+            Route("qt.decision.*.*", Decision.self),
+            Route("qt.alert.*", Alert.self),
+        ]),
+        StreamSpec(name: "QT_DLQ", maxAgeSeconds: 30 * day, routes: [
+            Route("qt.dlq.*", DeadLetter.self),
+        ]),
+        // Carries the live subject's type: resolved by stripping the prefix (see `route(for:)`).
+        StreamSpec(name: "QT_SHADOW", maxAgeSeconds: 7 * day, routes: [], extraSubjects: ["qt.shadow.>"]),
+    ]
+
+    public static let buckets: [BucketSpec] = [
+        BucketSpec(name: "qt_ledger", history: 64, ttlSeconds: 0, valueType: LedgerEntry.self),
+        BucketSpec(name: "qt_snapshot", history: 1, ttlSeconds: 0, valueType: PositionSnapshot.self,
+                   keyTypes: ["_account": AccountSnapshot.self]),
+        BucketSpec(name: "qt_marketstate", history: 1, ttlSeconds: 0, valueType: MarketState.self),
+        BucketSpec(name: "qt_universe", history: 64, ttlSeconds: 0, valueType: Universe.self),
+        BucketSpec(name: "qt_permits", history: 1, ttlSeconds: 60, valueType: Permit.self),
+        BucketSpec(name: "qt_orders", history: 1, ttlSeconds: day, valueType: OrderRecord.self),
+        BucketSpec(name: "qt_state", history: 8, ttlSeconds: 0, valueType: PluginState.self),
+        BucketSpec(name: "qt_control", history: 64, ttlSeconds: 0, valueType: Control.self),
+        BucketSpec(name: "qt_hosts", history: 1, ttlSeconds: 30, valueType: HostInfo.self),
+        BucketSpec(name: "qt_leases", history: 1, ttlSeconds: 15, valueType: Lease.self),
+    ]
+
+    /// The stream and message type of a concrete subject; shadow subjects resolve to their live
+    /// subject's type and the shadow stream. `nil` when no stream owns the subject.
+    public static func route(for subject: String) -> ResolvedRoute? {
+        if subject.hasPrefix(Subjects.shadowPrefix) {
+            let live = String(subject.dropFirst(Subjects.shadowPrefix.count))
+            guard let liveRoute = route(for: live) else { return nil }
+            return ResolvedRoute(stream: "QT_SHADOW", pattern: SubjectPattern("qt.shadow." + liveRoute.pattern.pattern),
+                                 messageType: liveRoute.messageType)
+        }
+        for stream in streams {
+            for route in stream.routes where route.pattern.matches(subject) {
+                return ResolvedRoute(stream: stream.name, pattern: route.pattern, messageType: route.messageType)
+            }
+        }
+        return nil
+    }
+
+    /// The routes whose pattern overlaps a subscription filter (a filter may be narrower, such as
+    /// one symbol, or equal to a route's pattern).
+    public static func route(forFilter filter: String) -> ResolvedRoute? {
+        if let exact = route(for: filter) { return exact }
+        let pattern = SubjectPattern(filter)
+        for stream in streams {
+            for route in stream.routes where pattern.isCovered(by: route.pattern) {
+                return ResolvedRoute(stream: stream.name, pattern: route.pattern, messageType: route.messageType)
+            }
+        }
+        return nil
+    }
+
+    public static func stream(named name: String) -> StreamSpec? {
+        streams.first { $0.name == name }
+    }
+
+    public static func bucket(named name: String) -> BucketSpec? {
+        buckets.first { $0.name == name }
+    }
+
+    private static let hour: Int64 = 3600
+    private static let day: Int64 = 86_400
+}
+
+public struct Route: Sendable {
+    public let pattern: SubjectPattern
+    public let messageType: any BusMessage.Type
+
+    public init(_ pattern: String, _ messageType: any BusMessage.Type) {
+        self.pattern = SubjectPattern(pattern)
+        self.messageType = messageType
+    }
+
+    public var typeName: String { messageType.protoMessageName }
+}
+
+public struct ResolvedRoute: Sendable {
+    public let stream: String
+    public let pattern: SubjectPattern
+    public let messageType: any BusMessage.Type
+
+    public var typeName: String { messageType.protoMessageName }
+}
+
+public struct StreamSpec: Sendable {
+    public let name: String
+    public let maxAgeSeconds: Int64
+    public let routes: [Route]
+    public let subjects: [String]
+
+    public init(name: String, maxAgeSeconds: Int64, routes: [Route], extraSubjects: [String] = []) {
+        self.name = name
+        self.maxAgeSeconds = maxAgeSeconds
+        self.routes = routes
+        self.subjects = routes.map(\.pattern.pattern) + extraSubjects
+    }
+}
+
+public struct BucketSpec: Sendable {
+    public let name: String
+    public let history: Int
+    /// 0 = values do not expire. Server 2.9 has per-bucket TTL only (DESIGN.md §11).
+    public let ttlSeconds: Int64
+    public let valueType: any BusMessage.Type
+    /// Keys whose value has another type than `valueType` (`qt_snapshot/_account`).
+    public let keyTypes: [String: any BusMessage.Type]
+
+    public init(name: String, history: Int, ttlSeconds: Int64, valueType: any BusMessage.Type,
+                keyTypes: [String: any BusMessage.Type] = [:]) {
+        self.name = name
+        self.history = history
+        self.ttlSeconds = ttlSeconds
+        self.valueType = valueType
+        self.keyTypes = keyTypes
+    }
+
+    public func valueType(forKey key: String) -> any BusMessage.Type {
+        keyTypes[key] ?? valueType
+    }
+}

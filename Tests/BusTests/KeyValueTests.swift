@@ -1,0 +1,89 @@
+import Bus
+import Messages
+import XCTest
+
+final class KeyValueTests: BusTestCase {
+    private func entry(_ amount: String) -> LedgerEntry {
+        var entry = LedgerEntry()
+        entry.symbol = "BTCUSDT"
+        entry.positionAmt = amount
+        return entry
+    }
+
+    func testStaleRevisionUpdateFailsWithTypedConflict() async throws {
+        let ledger = try await bus.keyValue("qt_ledger")
+        let first = try await ledger.create("BTCUSDT", message: entry("0.010"))
+        let second = try await ledger.update("BTCUSDT", message: entry("0.020"), expectedRevision: first)
+        XCTAssertGreaterThan(second, first)
+        do {
+            try await ledger.update("BTCUSDT", message: entry("0.030"), expectedRevision: first)
+            XCTFail("a stale revision must not write")
+        } catch let error as BusError {
+            XCTAssertEqual(error, .conflict(bucket: "qt_ledger", key: "BTCUSDT", expectedRevision: first))
+        }
+        let current = try await ledger.get(LedgerEntry.self, "BTCUSDT")
+        XCTAssertEqual(current?.value.positionAmt, "0.020")
+        XCTAssertEqual(current?.revision, second)
+    }
+
+    func testCreateOnAnExistingKeyConflicts() async throws {
+        let leases = try await bus.keyValue("qt_leases")
+        var lease = Lease()
+        lease.name = "universe"
+        lease.holder = "node-a"
+        try await leases.create("universe", message: lease)
+        lease.holder = "node-b"
+        do {
+            try await leases.create("universe", message: lease)
+            XCTFail("second create must conflict")
+        } catch let error as BusError {
+            XCTAssertEqual(error, .conflict(bucket: "qt_leases", key: "universe", expectedRevision: 0))
+        }
+        let holder = try await leases.get(Lease.self, "universe")?.value.holder
+        XCTAssertEqual(holder, "node-a")
+    }
+
+    func testWatchSeesAPut() async throws {
+        let control = try await bus.keyValue("qt_control")
+        let watch = try await control.watch("trading_state")
+        var state = Control()
+        state.tradingState = .reducing
+        state.reason = "margin ratio"
+        let revision = try await control.put("trading_state", message: state)
+
+        var iterator = watch.makeAsyncIterator()
+        let seen = try await XCTUnwrapAsync(await iterator.next())
+        watch.stop()
+        XCTAssertEqual(seen.key, "trading_state")
+        XCTAssertEqual(seen.revision, revision)
+        XCTAssertEqual(try seen.decoded(as: Control.self)?.tradingState, .reducing)
+    }
+
+    func testKeysGetDeleteAndTypeCheck() async throws {
+        let snapshots = try await bus.keyValue("qt_snapshot")
+        var position = PositionSnapshot()
+        position.symbol = "ETHUSDT"
+        try await snapshots.put("ETHUSDT", message: position)
+        var account = AccountSnapshot()
+        account.marginRatio = 0.12
+        try await snapshots.put("_account", message: account)
+        let keys = try await snapshots.keys()
+        XCTAssertEqual(Set(keys), ["ETHUSDT", "_account"])
+        let ratio = try await snapshots.get(AccountSnapshot.self, "_account")?.value.marginRatio
+        XCTAssertEqual(ratio, 0.12)
+
+        // R1 for KV: qt_snapshot/_account holds an AccountSnapshot, not a PositionSnapshot.
+        do {
+            try await snapshots.put("_account", message: position)
+            XCTFail("wrong value type must be refused")
+        } catch let error as BusError {
+            XCTAssertEqual(error, .wrongType(subject: "qt_snapshot/_account", expected: "qt.v1.AccountSnapshot",
+                                             actual: "qt.v1.PositionSnapshot"))
+        }
+        try await snapshots.delete("ETHUSDT")
+        let deleted = try await snapshots.get("ETHUSDT")
+        XCTAssertNil(deleted)
+        let remaining = try await snapshots.keys()
+        XCTAssertEqual(remaining, ["_account"])
+    }
+}
