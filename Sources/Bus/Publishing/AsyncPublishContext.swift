@@ -33,9 +33,14 @@ final class AsyncPublishContext: @unchecked Sendable {
     private func publishBlocking(_ messages: [OutgoingMessage]) throws -> [PublishAck] {
         collector.expect(messages.map(\.id))
         defer { collector.clear() }
+        // A per-message deadline: a PubAck lost in a server restart is reported as a timeout
+        // and leaves the context's pending list, instead of stalling every later batch.
+        var messageOpts = jsPubOptions()
+        jsPubOptions_Init(&messageOpts)
+        messageOpts.MaxWait = waitMs
         for message in messages {
             var msg: OpaquePointer? = try NatsMessageBuilder.make(message)
-            let status = js_PublishMsgAsync(context, &msg, nil)
+            let status = js_PublishMsgAsync(context, &msg, &messageOpts)
             if status != NATS_OK {
                 natsMsg_Destroy(msg)
                 throw NatsCall.error(status, "async publish \(message.subject) (id \(message.id))")
