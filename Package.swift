@@ -38,6 +38,6 @@ let package = Package(
         ),
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity"]),
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
-        .testTarget(name: "CLITests", dependencies: ["Bus", "Messages", "NatsServerKit"]),
+        .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit"]),
     ]
 )

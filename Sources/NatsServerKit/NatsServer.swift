@@ -25,19 +25,19 @@ public final class NatsServer: @unchecked Sendable {
     public private(set) var port: Int = -1
     public var url: String { "nats://127.0.0.1:\(port)" }
 
+    /// Ports file and log; always temporary (the store may live elsewhere).
     private let workDirectory: URL
-    private let ownsWorkDirectory: Bool
     private var process: Process?
     private let lock = NSLock()
     private let extraArguments: [String]
 
-    /// Starts a server. `storeDirectory` defaults to a fresh temporary folder, removed on stop.
+    /// Starts a server. `storeDirectory` defaults to a fresh temporary folder, removed with the
+    /// server object; a given one is kept.
     public init(storeDirectory: URL? = nil, port: Int = -1, extraArguments: [String] = []) throws {
         let temp = FileManager.default.temporaryDirectory
             .appendingPathComponent("qt-nats-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
         self.workDirectory = temp
-        self.ownsWorkDirectory = storeDirectory == nil
         self.storeDirectory = storeDirectory ?? temp.appendingPathComponent("store")
         self.extraArguments = extraArguments
         try start(port: port)
@@ -45,7 +45,7 @@ public final class NatsServer: @unchecked Sendable {
 
     deinit {
         terminate()
-        if ownsWorkDirectory { try? FileManager.default.removeItem(at: workDirectory) }
+        try? FileManager.default.removeItem(at: workDirectory)
     }
 
     public static func executablePath() -> String? {

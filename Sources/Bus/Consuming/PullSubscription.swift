@@ -103,17 +103,22 @@ final class PullSubscription: @unchecked Sendable {
 
     func fetchBlocking(batch: Int, timeoutMs: Int64) throws -> [InboundMessage] {
         guard !isClosed else { throw BusError.closed("consumer \(durable)") }
+        return try fetchRawBlocking(batch: batch, timeoutMs: timeoutMs).map(InboundMessage.init(taking:))
+    }
+
+    /// Plain natsMsg pointers, owned by the caller; on the calling thread.
+    func fetchRawBlocking(batch: Int, timeoutMs: Int64) throws -> [OpaquePointer] {
         var list = natsMsgList()
         var code = jsErrCode(rawValue: 0)
         let status = natsSubscription_Fetch(&list, subscription, Int32(batch), timeoutMs, &code)
         if status == NATS_TIMEOUT { return [] }
         try NatsCall.check(status, "fetch \(stream)/\(durable)", jetStreamCode: code)
-        var messages: [InboundMessage] = []
+        var messages: [OpaquePointer] = []
         messages.reserveCapacity(Int(list.Count))
         for index in 0..<Int(list.Count) {
             if let msg = list.Msgs[index] {
-                messages.append(InboundMessage(taking: msg))
-                list.Msgs[index] = nil  // now owned by InboundMessage; the list destroy skips it
+                messages.append(msg)
+                list.Msgs[index] = nil  // the caller owns it now; the list destroy skips it
             }
         }
         natsMsgList_Destroy(&list)

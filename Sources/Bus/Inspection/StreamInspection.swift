@@ -146,14 +146,19 @@ extension BusConnection {
         }
     }
 
-    /// The stream whose subjects cover `subject`: the topology's answer, else the server's
-    /// streams (so it works for subjects outside the built-in topology too).
+    /// The one stream whose subjects overlap `subject` (a subject or a pattern): the topology's
+    /// answer when it knows the subject, else the server's streams (so subjects outside the
+    /// built-in topology work too). A pattern spanning several streams is an error naming them.
     public func streamOwning(_ subject: String) async throws -> String {
         if let route = Topology.route(forFilter: subject) { return route.stream }
         let pattern = SubjectPattern(subject)
-        for stream in try await streams() where stream.subjects.contains(where: { pattern.isCovered(by: SubjectPattern($0)) }) {
-            return stream.name
+        let owners = try await streams().filter { stream in
+            stream.subjects.contains { pattern.overlaps(SubjectPattern($0)) }
         }
-        throw BusError.noStream(subject: subject)
+        guard let owner = owners.first else { throw BusError.noStream(subject: subject) }
+        guard owners.count == 1 else {
+            throw BusError.invalidArgument("\(subject) spans streams \(owners.map(\.name).joined(separator: ", ")): narrow it to one")
+        }
+        return owner.name
     }
 }

@@ -43,7 +43,6 @@ extension BusConnection {
         config.AckPolicy = js_AckNone
         config.DeliverPolicy = js_DeliverAll
         config.InactiveThreshold = 60 * Nanoseconds.perSecond
-        config.MemoryStorage = true
         var info: UnsafeMutablePointer<jsConsumerInfo>?
         var code = jsErrCode(rawValue: 0)
         let status: natsStatus = name.withCString { durable in

@@ -69,9 +69,13 @@ public struct OutgoingMessage: Sendable {
         self.payload = payload
     }
 
+    /// `Qt-Cause` is left out when there is no cause (timers, polls): libnats mangles a
+    /// header with an empty value into the next one.
     var headers: [(String, String)] {
-        [(HeaderName.messageID, id), (HeaderName.type, typeName), (HeaderName.trace, traceID),
-         (HeaderName.cause, causeID), (HeaderName.producer, producer)]
+        var headers = [(HeaderName.messageID, id), (HeaderName.type, typeName), (HeaderName.trace, traceID)]
+        if !causeID.isEmpty { headers.append((HeaderName.cause, causeID)) }
+        headers.append((HeaderName.producer, producer))
+        return headers
     }
 }
 

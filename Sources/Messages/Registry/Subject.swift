@@ -20,6 +20,19 @@ public struct SubjectPattern: Hashable, Sendable, CustomStringConvertible {
         return parts.count == tokens.count
     }
 
+    /// Whether some subject matches both patterns.
+    public func overlaps(_ other: SubjectPattern) -> Bool {
+        for index in 0..<max(tokens.count, other.tokens.count) {
+            let mine = index < tokens.count ? tokens[index] : nil
+            let theirs = index < other.tokens.count ? other.tokens[index] : nil
+            if mine == ">" { return theirs != nil }
+            if theirs == ">" { return mine != nil }
+            guard let mine, let theirs else { return false }
+            if mine != "*" && theirs != "*" && mine != theirs { return false }
+        }
+        return true
+    }
+
     /// Whether every subject this pattern matches is also matched by `other` (used to check
     /// that a stream owns a declared subject).
     public func isCovered(by other: SubjectPattern) -> Bool {

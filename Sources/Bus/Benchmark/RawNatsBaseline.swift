@@ -1,0 +1,84 @@
+import CNats
+import Foundation
+
+/// The raw libnats loops the Bus is measured against (DESIGN.md §11), in the same process and
+/// run: the same connection settings, subjects, headers and payload sizes, no Swift layer.
+/// For benchmarks only; nothing in the product uses it.
+public enum RawNatsBaseline {
+    /// `js_PublishMsgAsync` of `count` prepared messages in chunks, each chunk completed with
+    /// `js_PublishAsyncComplete`; a message counts once its PubAck is in. Returns seconds.
+    public static func publishAsync(_ connection: BusConnection, messages: [OutgoingMessage], chunk: Int) async throws -> Double {
+        try await connection.pool.run {
+            let counter = AckCounter()
+            var opts = jsOptions()
+            jsOptions_Init(&opts)
+            opts.Wait = connection.options.jetStreamWaitMs
+            opts.PublishAsync.MaxPending = 4096
+            opts.PublishAsync.StallWait = connection.options.jetStreamWaitMs
+            opts.PublishAsync.AckHandler = countingAckHandler
+            opts.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(counter).toOpaque()
+            var js: OpaquePointer?
+            try NatsCall.check(natsConnection_JetStream(&js, connection.connection, &opts), "raw JetStream context")
+            defer { jsCtx_Destroy(js) }
+            var complete = jsPubOptions()
+            jsPubOptions_Init(&complete)
+            complete.MaxWait = connection.options.jetStreamWaitMs
+
+            let start = DispatchTime.now().uptimeNanoseconds
+            for chunkStart in stride(from: 0, to: messages.count, by: chunk) {
+                for message in messages[chunkStart..<min(messages.count, chunkStart + chunk)] {
+                    var msg: OpaquePointer?
+                    _ = message.payload.withUnsafeBufferPointer { bytes in
+                        bytes.withMemoryRebound(to: CChar.self) {
+                            natsMsg_Create(&msg, message.subject, nil, $0.baseAddress, Int32($0.count))
+                        }
+                    }
+                    for (key, value) in message.headers { natsMsgHeader_Set(msg, key, value) }
+                    try NatsCall.check(js_PublishMsgAsync(js, &msg, nil), "raw js_PublishMsgAsync")
+                }
+                try NatsCall.check(js_PublishAsyncComplete(js, &complete), "raw js_PublishAsyncComplete")
+            }
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            guard counter.acked == messages.count else {
+                throw BusError.timeout("raw publish: \(counter.acked) of \(messages.count) PubAcks (\(counter.failed) failed)")
+            }
+            return elapsed
+        }
+    }
+
+    /// `natsSubscription_Fetch(batch)` + `natsMsg_Ack` on a bound durable until `count`
+    /// messages are acked. Returns seconds.
+    public static func fetchAndAck(_ connection: BusConnection, spec: ConsumerSpec, count: Int, batch: Int) async throws -> Double {
+        let subscription = try connection.bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.filterSubject)
+        defer { subscription.close() }
+        return try await connection.pool.run {
+            let start = DispatchTime.now().uptimeNanoseconds
+            var received = 0
+            while received < count {
+                let messages = try subscription.fetchRawBlocking(batch: batch, timeoutMs: 5_000)
+                guard !messages.isEmpty else { throw BusError.timeout("raw fetch: \(received) of \(count) messages") }
+                for msg in messages {
+                    natsMsg_Ack(msg, nil)
+                    natsMsg_Destroy(msg)
+                }
+                received += messages.count
+            }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+    }
+}
+
+private final class AckCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ok = 0
+    private var errors = 0
+    var acked: Int { lock.withLock { ok } }
+    var failed: Int { lock.withLock { errors } }
+    func record(success: Bool) { lock.withLock { if success { ok += 1 } else { errors += 1 } } }
+}
+
+private let countingAckHandler: jsPubAckHandler = { _, msg, ack, _, closure in
+    defer { natsMsg_Destroy(msg) }
+    guard let closure else { return }
+    Unmanaged<AckCounter>.fromOpaque(closure).takeUnretainedValue().record(success: ack != nil)
+}

@@ -1,0 +1,128 @@
+import ArgumentParser
+import Bus
+import Foundation
+import Messages
+import NatsServerKit
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks that compare the product with a baseline in the same run.",
+        subcommands: [BusBench.self]
+    )
+}
+
+/// Raw libnats against the Bus in one run: async publish (PubAck counted) and fetch + ack.
+struct BusBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bus",
+        abstract: "Raw libnats vs the Bus: async publish and durable fetch+ack of 200-byte messages.")
+
+    @Option(help: "Messages per measurement.") var count = 100_000
+    @Option(help: "Rounds; the median of each side is reported.") var rounds = 3
+    @Option(help: "Messages per async publish batch (both sides).") var chunk = 1_000
+    @Option(help: "Messages per fetch (both sides).") var batch = 256
+    @Option(help: "NATS URL; without it a nats-server is started in a temporary directory.") var server: String?
+
+    func run() async throws {
+        try await reportingErrors {
+            let ownServer = server == nil ? try NatsServer() : nil
+            defer { ownServer?.stop() }
+            var options = ConnectionOptions(servers: [server ?? ownServer!.url], name: "qt-bench")
+            options.jetStreamWaitMs = 10_000
+            let bus = try BusConnection(options)
+            defer { bus.close() }
+            _ = try await bus.provision()
+
+            let sample = BenchPayload.kline(symbol: "RAW0", index: 0)
+            let sampleSize = (try sample.serializedBytes() as [UInt8]).count
+            printLine("bus benchmark: \(count) messages × \(rounds) rounds, payload \(sampleSize) bytes + 5 headers, "
+                      + "publish batches of \(chunk), fetch batches of \(batch), server \(server ?? "nats-server (temporary)")")
+
+            var rates: [String: [Double]] = [:]
+            for round in 0..<rounds {
+                let results = try await measureRound(bus, round: round)
+                for (name, seconds) in results { rates[name, default: []].append(Double(count) / seconds) }
+                printLine("round \(round + 1): " + results.sorted { $0.key < $1.key }
+                    .map { "\($0.key) \(Int(Double(count) / $0.value)) msg/s" }.joined(separator: ", "))
+            }
+            let median = rates.mapValues { $0.sorted()[$0.count / 2] }
+            let publishRatio = median["bus publish"]! / median["raw publish"]!
+            let consumeRatio = median["bus consume"]! / median["raw consume"]!
+            printLine("")
+            printLine("| measurement | raw libnats (msg/s) | Bus (msg/s) | Bus / raw | target |")
+            printLine("|---|---|---|---|---|")
+            printLine("| async publish, PubAck in | \(Int(median["raw publish"]!)) | \(Int(median["bus publish"]!)) | \(String(format: "%.2f", publishRatio)) | ≥ 0.80 |")
+            printLine("| durable fetch + ack | \(Int(median["raw consume"]!)) | \(Int(median["bus consume"]!)) | \(String(format: "%.2f", consumeRatio)) | ≥ 0.60 |")
+        }
+    }
+
+    private func measureRound(_ bus: BusConnection, round: Int) async throws -> [String: Double] {
+        let rawSymbol = "RAW\(round)"
+        let busSymbol = "BUS\(round)"
+        var results: [String: Double] = [:]
+        // Alternate which side goes first, so neither always gets the warmer server.
+        let rawFirst = round % 2 == 0
+        for side in rawFirst ? ["raw", "bus"] : ["bus", "raw"] {
+            if side == "raw" {
+                let prepared = try (0..<count).map { index in
+                    try OutgoingMessage(BenchPayload.kline(symbol: rawSymbol, index: index), subject: Subjects.kline(rawSymbol),
+                                        id: "raw-\(round)-\(index)", producer: "bench@qt")
+                }
+                results["raw publish"] = try await RawNatsBaseline.publishAsync(bus, messages: prepared, chunk: chunk)
+            } else {
+                let start = DispatchTime.now().uptimeNanoseconds
+                for chunkStart in stride(from: 0, to: count, by: chunk) {
+                    let messages = try (chunkStart..<min(count, chunkStart + chunk)).map { index in
+                        try OutgoingMessage(BenchPayload.kline(symbol: busSymbol, index: index), subject: Subjects.kline(busSymbol),
+                                            id: "bus-\(round)-\(index)", producer: "bench@qt")
+                    }
+                    _ = try await bus.publishBatch(messages)
+                }
+                results["bus publish"] = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            }
+        }
+        for side in rawFirst ? ["raw", "bus"] : ["bus", "raw"] {
+            let symbol = side == "raw" ? rawSymbol : busSymbol
+            var spec = try ConsumerSpec(plugin: "bench-\(side)", input: "r\(round)", filterSubject: Subjects.kline(symbol))
+            spec.fetchBatch = batch
+            spec.maxAckPending = Int64(max(count, 10_000))
+            try await bus.ensureConsumer(spec)
+            if side == "raw" {
+                results["raw consume"] = try await RawNatsBaseline.fetchAndAck(bus, spec: spec, count: count, batch: batch)
+            } else {
+                let consumer = try bus.consume(Kline.self, spec: spec, producer: "bench@qt")
+                let start = DispatchTime.now().uptimeNanoseconds
+                var received = 0
+                for try await delivery in consumer {
+                    try delivery.ack()
+                    received += 1
+                    if received == count { break }
+                }
+                results["bus consume"] = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                consumer.stop()
+                guard received == count else { throw BusError.timeout("bus consume: \(received) of \(count)") }
+            }
+        }
+        return results
+    }
+}
+
+enum BenchPayload {
+    /// A realistic closed bar whose encoding is about 200 bytes (with meta filled by the Bus).
+    static func kline(symbol: String, index: Int) -> Kline {
+        var bar = Kline()
+        bar.symbol = symbol
+        bar.openTimeMs = 1_700_000_000_000 + Int64(index) * 60_000
+        bar.closeTimeMs = bar.openTimeMs + 59_999
+        bar.open = "67012.40"
+        bar.high = "67120.00"
+        bar.low = "66990.10"
+        bar.close = "67100.30"
+        bar.volume = "1234.567"
+        bar.quoteVolume = "82812345.12345678"
+        bar.trades = 4242
+        bar.meta.eventTimeMs = bar.closeTimeMs
+        bar.meta.traceID = String(repeating: "t", count: 32)
+        return bar
+    }
+}

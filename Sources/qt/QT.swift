@@ -1,0 +1,28 @@
+import ArgumentParser
+import Bus
+import Foundation
+
+@main
+struct QT: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qt",
+        abstract: "Quantum Trader: a trading pipeline for Binance USDⓈ-M futures on NATS JetStream.",
+        subcommands: [Up.self, Streams.self, KV.self, Bench.self]
+    )
+}
+
+/// Runs a command body and turns any error into one line on stderr and a non-zero exit.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        FileHandle.standardError.write(Data("qt: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+func printLine(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}

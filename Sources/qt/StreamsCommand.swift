@@ -1,0 +1,125 @@
+import ArgumentParser
+import Bus
+import Foundation
+import Messages
+
+struct Streams: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "streams",
+        abstract: "Provision and inspect the JetStream streams of the topology.",
+        subcommands: [Provision.self, List.self, Info.self, Tail.self]
+    )
+
+    struct Provision: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create missing streams and KV buckets, update changed ones (idempotent).")
+        @OptionGroup var connection: ConnectionArguments
+        @Option(help: "Replicas per stream and bucket (1 on one node, 3 on a cluster).")
+        var replicas: Int = 1
+
+        func run() async throws {
+            try await reportingErrors {
+                let bus = try connection.connect()
+                defer { bus.close() }
+                for result in try await bus.provision(replicas: replicas) { printLine(result.description) }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List streams with message counts.")
+        @OptionGroup var connection: ConnectionArguments
+
+        func run() async throws {
+            try await reportingErrors {
+                let bus = try connection.connect()
+                defer { bus.close() }
+                let streams = try await bus.streams()
+                printLine(pad(["STREAM", "MESSAGES", "BYTES", "CONSUMERS", "REPLICAS", "SUBJECTS"]))
+                for stream in streams {
+                    printLine(pad([stream.name, String(stream.messages), String(stream.bytes), String(stream.consumerCount),
+                                   String(stream.replicas), stream.subjects.joined(separator: " ")]))
+                }
+            }
+        }
+    }
+
+    struct Info: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A stream's subjects, messages, bytes, consumers (pending, ack pending) and cluster placement.")
+        @OptionGroup var connection: ConnectionArguments
+        @Argument(help: "Stream name, e.g. QT_MARKET.") var stream: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let bus = try connection.connect()
+                defer { bus.close() }
+                let info = try await bus.streamInfo(stream)
+                printLine("stream:           \(info.name)")
+                printLine("subjects:         \(info.subjects.joined(separator: ", "))")
+                printLine("messages:         \(info.messages)")
+                printLine("bytes:            \(info.bytes)")
+                printLine("sequences:        \(info.firstSequence)…\(info.lastSequence)")
+                printLine("max age:          \(info.maxAgeSeconds) s")
+                printLine("duplicate window: \(info.duplicateWindowSeconds) s")
+                printLine("replicas:         \(info.replicas)")
+                if let cluster = info.cluster {
+                    let peers = cluster.replicas.map { "\($0.name)\($0.current ? "" : " (behind \($0.lag))")\($0.offline ? " OFFLINE" : "")" }
+                    printLine("cluster:          \(cluster.name.isEmpty ? "-" : cluster.name), leader \(cluster.leader)"
+                              + (peers.isEmpty ? "" : ", replicas \(peers.joined(separator: ", "))"))
+                }
+                printLine("consumers:        \(info.consumers.count)")
+                if !info.consumers.isEmpty {
+                    printLine(pad(["  CONSUMER", "FILTER", "PENDING", "ACK PENDING", "REDELIVERED", "ACK FLOOR"]))
+                    for consumer in info.consumers {
+                        printLine(pad(["  " + consumer.name, consumer.filterSubject, String(consumer.numPending),
+                                       String(consumer.numAckPending), String(consumer.numRedelivered),
+                                       String(consumer.ackFloorStreamSequence)]))
+                    }
+                }
+            }
+        }
+    }
+
+    struct Tail: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a subject's messages as JSON lines, decoded through the schema (headers included).")
+        @OptionGroup var connection: ConnectionArguments
+        @Argument(help: "Subject or pattern, e.g. qt.market.kline.BTCUSDT or 'qt.plan.>'.") var subject: String
+        @Option(help: "How many of the latest messages to print first.") var last: Int = 10
+        @Flag(help: "Keep printing new messages until interrupted.") var follow = false
+        @Flag(help: "Print payloads as base64 bytes instead of decoding them.") var raw = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let bus = try connection.connect()
+                defer { bus.close() }
+                let failures = Counter()
+                try await bus.tail(subject, last: max(0, last), follow: follow) { message in
+                    let rendered = MessageJSON.render(message, raw: raw)
+                    if !rendered.decoded { failures.increment() }
+                    printLine(rendered.json)
+                    return true
+                }
+                if failures.value > 0 {
+                    throw ValidationError("\(failures.value) message(s) could not be decoded (see their \"error\" field)")
+                }
+            }
+        }
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func increment() { lock.withLock { count += 1 } }
+}
+
+/// Left-aligned columns for table output.
+func pad(_ columns: [String], widths: [Int] = [28, 12, 12, 12, 12, 12]) -> String {
+    columns.enumerated().map { index, text in
+        index < widths.count && index < columns.count - 1
+            ? text.padding(toLength: max(widths[index], text.count + 1), withPad: " ", startingAt: 0) : text
+    }.joined()
+}
