@@ -23,6 +23,8 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     }
 }
 
+/// stdout through stdio: a closed pipe (`qt streams tail … | head`) ends the process the
+/// Unix way instead of trapping in FileHandle.
 func printLine(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    print(text)
 }

@@ -25,6 +25,34 @@ final class ProvisioningTests: BusTestCase {
         for bucket in Topology.buckets { XCTAssertTrue(streams.contains("KV_" + bucket.name), bucket.name) }
     }
 
+    func testChangedSettingsAreUpdatedAndReported() async throws {
+        let fresh = try NatsServer()
+        defer { fresh.stop() }
+        let connection = try BusConnection(options(for: fresh))
+        defer { connection.close() }
+        // An older deployment: QT_MARKET kept only 1 h and knew only klines; qt_state kept history 2.
+        let market = try XCTUnwrap(Topology.stream(named: "QT_MARKET"))
+        let olderMarket = StreamSpec(name: "QT_MARKET", maxAgeSeconds: 3600, routes: [market.routes[0]])
+        let state = try XCTUnwrap(Topology.bucket(named: "qt_state"))
+        let olderState = BucketSpec(name: "qt_state", history: 2, ttlSeconds: 0, valueType: state.valueType)
+        _ = try await connection.provision(streams: [olderMarket], buckets: [olderState])
+
+        let results = try await connection.provision()
+        let marketResult = try XCTUnwrap(results.first { $0.name == "QT_MARKET" })
+        XCTAssertEqual(marketResult.action, .updated)
+        XCTAssertTrue(marketResult.changes.contains("max_age: 3600s -> 172800s"), "\(marketResult.changes)")
+        XCTAssertTrue(marketResult.changes.contains { $0.hasPrefix("subjects:") }, "\(marketResult.changes)")
+        let stateResult = try XCTUnwrap(results.first { $0.name == "qt_state" })
+        XCTAssertEqual(stateResult.action, .updated)
+        XCTAssertEqual(stateResult.changes, ["max_msgs_per_subject: 2 -> 8"])
+
+        let info = try await connection.streamInfo("QT_MARKET")
+        XCTAssertEqual(Set(info.subjects), ["qt.market.kline.*", "qt.market.state.*"])
+        XCTAssertEqual(info.maxAgeSeconds, 48 * 3600)
+        let again = try await connection.provision()
+        XCTAssertEqual(again.filter { $0.action != .unchanged }, [])
+    }
+
     func testStreamSettingsFollowTheDesign() async throws {
         let market = try await bus.streamInfo("QT_MARKET")
         XCTAssertEqual(Set(market.subjects), ["qt.market.kline.*", "qt.market.state.*"])

@@ -22,13 +22,14 @@ public struct ProvisionResult: Sendable, Equatable, CustomStringConvertible {
 extension BusConnection {
     /// Creates the streams and KV buckets of the topology when missing and updates them when
     /// their settings differ; running it twice changes nothing (DESIGN.md §3.1–3.2).
-    public func provision(replicas: Int = 1) async throws -> [ProvisionResult] {
+    public func provision(replicas: Int = 1, streams: [StreamSpec] = Topology.streams,
+                          buckets: [BucketSpec] = Topology.buckets) async throws -> [ProvisionResult] {
         try await pool.run { [self] in
             var results: [ProvisionResult] = []
-            for stream in Topology.streams {
+            for stream in streams {
                 results.append(try provisionStream(stream, replicas: replicas))
             }
-            for bucket in Topology.buckets {
+            for bucket in buckets {
                 results.append(try provisionBucket(bucket, replicas: replicas))
             }
             return results

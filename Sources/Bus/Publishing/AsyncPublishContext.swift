@@ -31,15 +31,16 @@ final class AsyncPublishContext: @unchecked Sendable {
     }
 
     private func publishBlocking(_ messages: [OutgoingMessage]) throws -> [PublishAck] {
-        collector.expect(messages.map(\.id))
+        collector.begin(count: messages.count)
         defer { collector.clear() }
         // A per-message deadline: a PubAck lost in a server restart is reported as a timeout
         // and leaves the context's pending list, instead of stalling every later batch.
         var messageOpts = jsPubOptions()
         jsPubOptions_Init(&messageOpts)
         messageOpts.MaxWait = waitMs
-        for message in messages {
+        for (index, message) in messages.enumerated() {
             var msg: OpaquePointer? = try NatsMessageBuilder.make(message)
+            collector.register(msg!, index: index)
             let status = js_PublishMsgAsync(context, &msg, &messageOpts)
             if status != NATS_OK {
                 natsMsg_Destroy(msg)
@@ -55,8 +56,8 @@ final class AsyncPublishContext: @unchecked Sendable {
         }
         var acks: [PublishAck] = []
         acks.reserveCapacity(messages.count)
-        for message in messages {
-            switch collector.result(for: message.id) {
+        for (index, message) in messages.enumerated() {
+            switch collector.result(at: index) {
             case .some(.success(let ack)): acks.append(ack)
             case .some(.failure(let error)): throw error
             case .none:
@@ -74,29 +75,41 @@ final class AsyncPublishContext: @unchecked Sendable {
     }
 }
 
-/// Results of async publishes, by message id, filled from libnats' ack thread.
+/// Results of async publishes, by position in the batch, filled from libnats' ack thread. The
+/// ack handler receives the very natsMsg that was published, so its address finds the position;
+/// an address is reused only after the handler has recorded and freed the message.
 final class AckCollector: @unchecked Sendable {
     private let lock = NSLock()
-    private var results: [String: Result<PublishAck, BusError>] = [:]
+    private var positions: [UInt: Int] = [:]
+    private var results: [Result<PublishAck, BusError>?] = []
 
-    func expect(_ ids: [String]) {
+    func begin(count: Int) {
         lock.lock(); defer { lock.unlock() }
-        results.reserveCapacity(ids.count)
+        results = Array(repeating: nil, count: count)
+        positions.reserveCapacity(count)
     }
 
-    func record(_ id: String, _ result: Result<PublishAck, BusError>) {
+    func register(_ msg: OpaquePointer, index: Int) {
         lock.lock(); defer { lock.unlock() }
-        results[id] = result
+        positions[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(msg)))] = index
     }
 
-    func result(for id: String) -> Result<PublishAck, BusError>? {
+    func record(_ msg: OpaquePointer, _ result: Result<PublishAck, BusError>) {
         lock.lock(); defer { lock.unlock() }
-        return results[id]
+        let key = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(msg)))
+        guard let index = positions.removeValue(forKey: key), index < results.count else { return }
+        results[index] = result
+    }
+
+    func result(at index: Int) -> Result<PublishAck, BusError>? {
+        lock.lock(); defer { lock.unlock() }
+        return index < results.count ? results[index] : nil
     }
 
     func clear() {
         lock.lock(); defer { lock.unlock() }
-        results.removeAll(keepingCapacity: true)
+        results = []
+        positions.removeAll(keepingCapacity: true)
     }
 }
 
@@ -104,21 +117,21 @@ private let asyncAckHandler: jsPubAckHandler = { _, msg, ack, ackError, closure 
     defer { natsMsg_Destroy(msg) }
     guard let closure, let msg else { return }
     let collector = Unmanaged<AckCollector>.fromOpaque(closure).takeUnretainedValue()
-    var idPointer: UnsafePointer<CChar>?
-    guard natsMsgHeader_Get(msg, HeaderName.messageID, &idPointer) == NATS_OK, let idPointer else { return }
-    let id = String(cString: idPointer)
     if let ack {
-        collector.record(id, .success(PublishAck(stream: String(cString: ack.pointee.Stream),
-                                                 sequence: ack.pointee.Sequence,
-                                                 duplicate: ack.pointee.Duplicate)))
+        collector.record(msg, .success(PublishAck(stream: String(cString: ack.pointee.Stream),
+                                                  sequence: ack.pointee.Sequence,
+                                                  duplicate: ack.pointee.Duplicate)))
     } else if let ackError {
         let subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? "?"
+        var idPointer: UnsafePointer<CChar>?
+        _ = natsMsgHeader_Get(msg, HeaderName.messageID, &idPointer)
+        let id = idPointer.map { String(cString: $0) } ?? "?"
         let status = ackError.pointee.Err
         let error: BusError = status == NATS_NO_RESPONDERS
             ? .noStream(subject: subject)
             : .nats(operation: "async publish \(subject) (id \(id))", status: NatsCall.statusText(status),
                     text: ackError.pointee.ErrText.map { String(cString: $0) } ?? "",
                     jetStreamCode: Int(ackError.pointee.ErrCode.rawValue))
-        collector.record(id, .failure(error))
+        collector.record(msg, .failure(error))
     }
 }

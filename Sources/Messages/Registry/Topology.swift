@@ -1,3 +1,5 @@
+import Foundation
+
 /// The bus as data (DESIGN.md §3.1–3.2): which stream owns which subjects, which message type
 /// each subject carries, and the KV buckets. The one place publishers, consumers, provisioning,
 /// the topology check and the CLI look these up.
@@ -52,7 +54,17 @@ public enum Topology {
 
     /// The stream and message type of a concrete subject; shadow subjects resolve to their live
     /// subject's type and the shadow stream. `nil` when no stream owns the subject.
+    /// Every publish asks this, so answers are cached per subject (symbols × patterns: small).
     public static func route(for subject: String) -> ResolvedRoute? {
+        if let cached = routeCache.lookup(subject) { return cached }
+        let resolved = resolveRoute(for: subject)
+        if let resolved { routeCache.store(subject, resolved) }
+        return resolved
+    }
+
+    private static let routeCache = RouteCache()
+
+    private static func resolveRoute(for subject: String) -> ResolvedRoute? {
         if subject.hasPrefix(Subjects.shadowPrefix) {
             let live = String(subject.dropFirst(Subjects.shadowPrefix.count))
             guard let liveRoute = route(for: live) else { return nil }
@@ -90,6 +102,23 @@ public enum Topology {
 
     private static let hour: Int64 = 3600
     private static let day: Int64 = 86_400
+}
+
+private final class RouteCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var routes: [String: ResolvedRoute] = [:]
+    private let limit = 50_000
+
+    func lookup(_ subject: String) -> ResolvedRoute? {
+        lock.lock(); defer { lock.unlock() }
+        return routes[subject]
+    }
+
+    func store(_ subject: String, _ route: ResolvedRoute) {
+        lock.lock(); defer { lock.unlock() }
+        if routes.count >= limit { routes.removeAll(keepingCapacity: true) }
+        routes[subject] = route
+    }
 }
 
 public struct Route: Sendable {
