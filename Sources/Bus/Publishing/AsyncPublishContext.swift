@@ -33,15 +33,10 @@ final class AsyncPublishContext: @unchecked Sendable {
     private func publishBlocking(_ messages: [OutgoingMessage]) throws -> [PublishAck] {
         collector.begin(count: messages.count)
         defer { collector.clear() }
-        // A per-message deadline: a PubAck lost in a server restart is reported as a timeout
-        // and leaves the context's pending list, instead of stalling every later batch.
-        var messageOpts = jsPubOptions()
-        jsPubOptions_Init(&messageOpts)
-        messageOpts.MaxWait = waitMs
         for (index, message) in messages.enumerated() {
             var msg: OpaquePointer? = try NatsMessageBuilder.make(message)
             collector.register(msg!, index: index)
-            let status = js_PublishMsgAsync(context, &msg, &messageOpts)
+            let status = js_PublishMsgAsync(context, &msg, nil)
             if status != NATS_OK {
                 natsMsg_Destroy(msg)
                 throw NatsCall.error(status, "async publish \(message.subject) (id \(message.id))")
@@ -51,7 +46,9 @@ final class AsyncPublishContext: @unchecked Sendable {
         jsPubOptions_Init(&pubOpts)
         pubOpts.MaxWait = waitMs
         let status = js_PublishAsyncComplete(context, &pubOpts)
-        if status != NATS_OK && status != NATS_TIMEOUT {
+        if status == NATS_TIMEOUT {
+            abandonPending()
+        } else if status != NATS_OK {
             throw NatsCall.error(status, "js_PublishAsyncComplete")
         }
         var acks: [PublishAck] = []
@@ -65,6 +62,19 @@ final class AsyncPublishContext: @unchecked Sendable {
             }
         }
         return acks
+    }
+
+    /// PubAcks lost in a server restart would stay pending on the context and make every later
+    /// batch wait out the full timeout: take them off it; their messages count as timed out
+    /// (and are republished with the same ids by the caller).
+    private func abandonPending() {
+        var pending = natsMsgList()
+        guard js_PublishAsyncGetPendingList(&pending, context) == NATS_OK else { return }
+        for index in 0..<Int(pending.Count) {
+            guard let msg = pending.Msgs[index] else { continue }
+            collector.record(msg, .failure(.timeout("PubAck after \(waitMs) ms")))
+        }
+        natsMsgList_Destroy(&pending)
     }
 
     func destroy() {
