@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // System libraries from Debian (see README: libnats-dev, libcurl4-openssl-dev, libssl-dev).
@@ -26,12 +27,18 @@ let package = Package(
         ),
         // The only module that imports libnats.
         .target(name: "Bus", dependencies: ["CNats", "Messages", "Identity"]),
+        // The plugin host: plugin API, node config, binding, leases, fleet registry, metrics.
+        .target(name: "Host", dependencies: ["Bus", "Messages", "Identity", .product(name: "Yams", package: "Yams")]),
+        // Plugins used by the host's integration tests (a relay pipeline, a singleton ticker).
+        .target(name: "TestPlugins", dependencies: ["Host", "Messages", "Identity"], path: "Tests/Support/TestPlugins"),
+        // A host with the test plugins registered, run as a child process by the host tests.
+        .executableTarget(name: "qt-test-host", dependencies: ["Host", "TestPlugins"], path: "Tests/Support/TestHost"),
         // Starts and stops a real nats-server: tests, benchmarks and (later) `qt up`.
         .target(name: "NatsServerKit", dependencies: []),
         .executableTarget(
             name: "qt",
             dependencies: [
-                "Bus", "Messages", "Identity", "NatsServerKit",
+                "Bus", "Messages", "Identity", "NatsServerKit", "Host",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
@@ -39,5 +46,6 @@ let package = Package(
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity"]),
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
         .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit"]),
+        .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins"]),
     ]
 )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Bus
 import Foundation
+import Host
 import NatsServerKit
 
 /// `qt up`: everything on one machine. What exists today: an embedded nats-server with
@@ -29,42 +30,8 @@ struct Up: AsyncParsableCommand {
             printLine("not built yet: the exchange simulator (issue 4), the plugin host and the plugins (issues 3, 5, 6),")
             printLine("               the live status view and summary (issue 7). No trading happens in this run.")
             printLine(duration.map { "running for \($0) s; Ctrl-C stops earlier" } ?? "running; Ctrl-C stops")
-            await waitForStop(seconds: duration)
+            await HostRunner.waitForTermination(orAfter: duration)
             printLine("stopping: NATS closed cleanly")
         }
-    }
-
-    private func waitForStop(seconds: Double?) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let once = Once(continuation)
-            for signalNumber in [SIGINT, SIGTERM] {
-                signal(signalNumber, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-                source.setEventHandler { once.fire() }
-                source.resume()
-                once.keep(source)
-            }
-            if let seconds {
-                DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { once.fire() }
-            }
-        }
-    }
-}
-
-private final class Once: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<Void, Never>?
-    private var sources: [DispatchSourceSignal] = []
-
-    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
-
-    func keep(_ source: DispatchSourceSignal) { lock.withLock { sources.append(source) } }
-
-    func fire() {
-        let pending: CheckedContinuation<Void, Never>? = lock.withLock {
-            defer { continuation = nil }
-            return continuation
-        }
-        pending?.resume()
     }
 }

@@ -38,6 +38,18 @@ public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
     /// Dead letters written so far by this consumer.
     public var deadLettered: Int { core.deadLetterCount }
 
+    /// The next delivery and every one already fetched behind it (at most one fetch batch),
+    /// for handlers that publish a batch's outputs together. Empty when the consumer stopped.
+    public func nextBatch() async throws -> [Delivery<M>] {
+        try await core.nextBatch()
+    }
+
+    /// A permanent failure found by the handler (failed validation, R2): the message goes to
+    /// `qt.dlq.<consumer>` with `error` and an alert, and is terminated.
+    public func deadLetter(_ delivery: Delivery<M>, error: String) async throws {
+        try await core.deadLetter(delivery.raw, error: PermanentFailure(error))
+    }
+
     public struct Iterator: AsyncIteratorProtocol {
         let core: ConsumerCore<M>
         public mutating func next() async throws -> Delivery<M>? { try await core.next() }
@@ -92,6 +104,18 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
                 try await deadLetter(raw, error: error)
             }
         }
+    }
+
+    func nextBatch() async throws -> [Delivery<M>] {
+        guard let first = try await next() else { return [] }
+        var batch = [first]
+        while let raw = popBuffered() {
+            switch decode(raw) {
+            case .success(let message): batch.append(Delivery(message: message, raw: raw))
+            case .failure(let error): try await deadLetter(raw, error: error)
+            }
+        }
+        return batch
     }
 
     private func nextRaw() async throws -> InboundMessage? {
@@ -162,7 +186,7 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
 
     /// Copies the message to the DLQ with the error and an alert, then terminates it. If the
     /// DLQ cannot be written, the message is NAKed instead: never lost, never handled.
-    private func deadLetter(_ raw: InboundMessage, error: PermanentFailure) async throws {
+    func deadLetter(_ raw: InboundMessage, error: PermanentFailure) async throws {
         let consumer = spec.durable
         var letter = DeadLetter()
         letter.consumer = consumer

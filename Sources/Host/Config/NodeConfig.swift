@@ -1,0 +1,189 @@
+import Bus
+import Foundation
+import Messages
+import Yams
+
+/// A node's YAML config (DESIGN.md §7): which plugins this host runs and with what settings.
+/// Anything unknown or mistyped is an error naming the file, line, key and the valid choices;
+/// the host does not start with a config it does not understand.
+public struct NodeConfig: Sendable {
+    public struct PluginEntry: Sendable {
+        public let name: String
+        public let settings: PluginSettings
+    }
+
+    public let file: String
+    public let hostID: String
+    public let nats: ConnectionOptions
+    public let replicas: Int
+    public let httpPort: Int
+    public let plugins: [PluginEntry]
+
+    public static func load(path: String, registry: PluginRegistry) throws -> NodeConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, key: "", line: nil, message: "cannot read the file")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), file: path, registry: registry)
+    }
+
+    public static func parse(_ yaml: String, file: String, registry: PluginRegistry) throws -> NodeConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            throw ConfigError(file: file, key: "", line: nil, message: "not valid YAML: \(error)")
+        }
+        let reader = ConfigReader(file: file)
+        guard let root else { throw ConfigError(file: file, key: "", line: nil, message: "the file is empty") }
+        let top = try reader.mapping(root, key: "", allowed: ["host_id", "nats", "replicas", "http_port", "exchange", "plugins"])
+
+        guard let hostNode = top["host_id"] else { throw reader.missing("host_id", in: root) }
+        let hostID = try reader.string(hostNode, key: "host_id")
+        guard Subjects.isValidToken(hostID) else {
+            throw reader.error(hostNode, "host_id", "must be one subject token (no dots, spaces or wildcards)")
+        }
+
+        guard let natsNode = top["nats"] else { throw reader.missing("nats", in: root) }
+        let nats = try reader.mapping(natsNode, key: "nats", allowed: ["servers", "user", "password", "token", "creds", "tls"])
+        guard let serversNode = nats["servers"] else { throw reader.missing("nats.servers", in: natsNode) }
+        let servers = try reader.strings(serversNode, key: "nats.servers")
+        guard !servers.isEmpty else { throw reader.error(serversNode, "nats.servers", "needs at least one URL") }
+        var options = ConnectionOptions(servers: servers, name: "qt-host-\(hostID)")
+        options.user = try nats["user"].map { try reader.string($0, key: "nats.user") }
+        options.password = try nats["password"].map { try reader.string($0, key: "nats.password") }
+        options.token = try nats["token"].map { try reader.string($0, key: "nats.token") }
+        options.credentialsFile = try nats["creds"].map { try reader.string($0, key: "nats.creds") }
+        if let tlsNode = nats["tls"] {
+            let tls = try reader.mapping(tlsNode, key: "nats.tls", allowed: ["ca", "cert", "key", "hostname"])
+            options.tls = .init(caFile: try tls["ca"].map { try reader.string($0, key: "nats.tls.ca") },
+                                certificateFile: try tls["cert"].map { try reader.string($0, key: "nats.tls.cert") },
+                                keyFile: try tls["key"].map { try reader.string($0, key: "nats.tls.key") },
+                                expectedHostname: try tls["hostname"].map { try reader.string($0, key: "nats.tls.hostname") })
+        }
+
+        let replicas = try top["replicas"].map { try reader.int($0, key: "replicas", range: 1...5) } ?? 1
+        let httpPort = try top["http_port"].map { try reader.int($0, key: "http_port", range: 0...65_535) } ?? 9464
+        if let exchange = top["exchange"] {
+            _ = try reader.mapping(exchange, key: "exchange", allowed: ["base_url", "key_env", "secret_env", "key_file", "secret_file"])
+        }
+
+        var plugins: [PluginEntry] = []
+        if let pluginsNode = top["plugins"] {
+            let entries = try reader.orderedMapping(pluginsNode, key: "plugins")
+            for (name, node) in entries {
+                guard let registration = registry[name] else {
+                    throw reader.error(node, "plugins.\(name)", "unknown plugin", choices: registry.names)
+                }
+                plugins.append(PluginEntry(name: name, settings: try reader.settings(node, plugin: registration.manifest)))
+            }
+        }
+        guard !plugins.isEmpty else { throw reader.missing("plugins", in: root) }
+        return NodeConfig(file: file, hostID: hostID, nats: options, replicas: replicas, httpPort: httpPort, plugins: plugins)
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let key: String
+    public let line: Int?
+    public let message: String
+    public var choices: [String] = []
+
+    public var description: String {
+        let place = line.map { "\(file):\($0)" } ?? file
+        let keyText = key.isEmpty ? "" : " \(key):"
+        let choiceText = choices.isEmpty ? "" : "; valid choices: \(choices.joined(separator: ", "))"
+        return "\(place):\(keyText) \(message)\(choiceText)"
+    }
+}
+
+/// Typed reads of YAML nodes that fail with the key path and line.
+private struct ConfigReader {
+    let file: String
+
+    func error(_ node: Node, _ key: String, _ message: String, choices: [String] = []) -> ConfigError {
+        ConfigError(file: file, key: key, line: node.mark?.line, message: message, choices: choices)
+    }
+
+    func missing(_ key: String, in node: Node) -> ConfigError {
+        ConfigError(file: file, key: key, line: node.mark?.line, message: "missing (required)")
+    }
+
+    func orderedMapping(_ node: Node, key: String) throws -> [(String, Node)] {
+        guard case let .mapping(mapping) = node else {
+            if case .scalar(let scalar) = node, scalar.string.isEmpty || scalar.string == "~" || scalar.string == "null" { return [] }
+            throw error(node, key, "expected a mapping of names to settings")
+        }
+        return try mapping.map { pair in
+            guard let name = pair.key.string else { throw error(pair.key, key, "keys must be strings") }
+            return (name, pair.value)
+        }
+    }
+
+    func mapping(_ node: Node, key: String, allowed: [String]) throws -> [String: Node] {
+        var result: [String: Node] = [:]
+        for (name, value) in try orderedMapping(node, key: key) {
+            let path = key.isEmpty ? name : "\(key).\(name)"
+            guard allowed.contains(name) else { throw error(value, path, "unknown key", choices: allowed) }
+            result[name] = value
+        }
+        return result
+    }
+
+    func string(_ node: Node, key: String) throws -> String {
+        guard case .scalar(let scalar) = node else { throw error(node, key, "expected a string") }
+        return scalar.string
+    }
+
+    func strings(_ node: Node, key: String) throws -> [String] {
+        if case .scalar = node { return [try string(node, key: key)] }
+        guard case .sequence(let sequence) = node else { throw error(node, key, "expected a list of strings") }
+        return try sequence.map { try string($0, key: key) }
+    }
+
+    func int(_ node: Node, key: String, range: ClosedRange<Int>) throws -> Int {
+        guard case .scalar = node, let value = node.int else { throw error(node, key, "expected an integer") }
+        guard range.contains(value) else { throw error(node, key, "\(value) is outside \(range.lowerBound)...\(range.upperBound)") }
+        return value
+    }
+
+    func settings(_ node: Node, plugin manifest: PluginManifest) throws -> PluginSettings {
+        let key = "plugins.\(manifest.name)"
+        let declared = manifest.config.map(\.name)
+        var values = Dictionary(uniqueKeysWithValues: manifest.config.map { ($0.name, $0.defaultValue) })
+        var shadow = false
+        for (name, value) in try orderedMapping(node, key: key) {
+            let path = "\(key).\(name)"
+            if name == "shadow" {
+                guard case .scalar = value, let flag = value.bool else { throw error(value, path, "expected true or false") }
+                shadow = flag
+                continue
+            }
+            guard let spec = manifest.config.first(where: { $0.name == name }) else {
+                throw error(value, path, "unknown key", choices: (declared + ["shadow"]).sorted())
+            }
+            values[name] = try self.value(value, spec: spec, key: path)
+        }
+        return PluginSettings(values: values, shadow: shadow)
+    }
+
+    private func value(_ node: Node, spec: ConfigKey, key: String) throws -> ConfigValue {
+        guard case .scalar(let scalar) = node else { throw error(node, key, "expected \(spec.kind.description)") }
+        switch spec.kind {
+        case .int:
+            guard let value = node.int else { throw error(node, key, "expected \(spec.kind.description), got \(scalar.string)") }
+            return .int(value)
+        case .double:
+            guard let value = node.float else { throw error(node, key, "expected \(spec.kind.description), got \(scalar.string)") }
+            return .double(value)
+        case .bool:
+            guard let value = node.bool else { throw error(node, key, "expected \(spec.kind.description), got \(scalar.string)") }
+            return .bool(value)
+        case .string:
+            return .string(scalar.string)
+        case .choice(let choices):
+            guard choices.contains(scalar.string) else { throw error(node, key, "\(scalar.string) is not allowed", choices: choices) }
+            return .string(scalar.string)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+
+/// Counters, gauges and a latency histogram per plugin, rendered as Prometheus text. Small on
+/// purpose: the host needs a handful of series, not a metrics framework.
+public final class MetricCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count: Double = 0
+    public func increment() { add(1) }
+    public func add(_ amount: Int) { lock.withLock { count += Double(amount) } }
+    public var value: Double { lock.withLock { count } }
+}
+
+public final class MetricGauge: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: Double = 0
+    public func set(_ value: Double) { lock.withLock { current = value } }
+    public var value: Double { lock.withLock { current } }
+}
+
+public final class MetricHistogram: @unchecked Sendable {
+    /// Handler latency bounds in milliseconds.
+    public static let bounds: [Double] = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 5_000]
+    private let lock = NSLock()
+    private var buckets = [Double](repeating: 0, count: MetricHistogram.bounds.count)
+    private var sum: Double = 0
+    private var count: Double = 0
+
+    public func observe(_ milliseconds: Double) {
+        lock.withLock {
+            for (index, bound) in Self.bounds.enumerated() where milliseconds <= bound { buckets[index] += 1 }
+            sum += milliseconds
+            count += 1
+        }
+    }
+
+    var snapshot: (buckets: [Double], sum: Double, count: Double) { lock.withLock { (buckets, sum, count) } }
+}
+
+public final class PluginMetrics: Sendable {
+    public let messagesIn = MetricCounter()
+    public let messagesOut = MetricCounter()
+    public let errors = MetricCounter()
+    public let deadLettered = MetricCounter()
+    public let timerTicks = MetricCounter()
+    public let pending = MetricGauge()
+    public let latency = MetricHistogram()
+}
+
+public final class HostMetrics: @unchecked Sendable {
+    private let lock = NSLock()
+    private var plugins: [(String, PluginMetrics)] = []
+
+    public init() {}
+
+    public func plugin(_ name: String) -> PluginMetrics {
+        lock.withLock {
+            if let existing = plugins.first(where: { $0.0 == name }) { return existing.1 }
+            let metrics = PluginMetrics()
+            plugins.append((name, metrics))
+            return metrics
+        }
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    public func render(hostID: String) -> String {
+        let all = lock.withLock { plugins }
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String, _ value: (PluginMetrics) -> Double) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (plugin, metrics) in all {
+                out += "\(name){host=\"\(hostID)\",plugin=\"\(plugin)\"} \(format(value(metrics)))\n"
+            }
+        }
+        family("qt_messages_in_total", "counter", "Input messages handed to the plugin.") { $0.messagesIn.value }
+        family("qt_messages_out_total", "counter", "Outputs published and acknowledged by JetStream.") { $0.messagesOut.value }
+        family("qt_handler_errors_total", "counter", "Transient handler or publish failures (NAKed).") { $0.errors.value }
+        family("qt_dlq_total", "counter", "Inputs dead-lettered by the plugin.") { $0.deadLettered.value }
+        family("qt_timer_ticks_total", "counter", "Timer ticks run.") { $0.timerTicks.value }
+        family("qt_consumer_pending", "gauge", "Messages pending on the plugin's consumer at the last fetch.") { $0.pending.value }
+        out += "# HELP qt_handler_latency_ms Handler latency in milliseconds.\n# TYPE qt_handler_latency_ms histogram\n"
+        for (plugin, metrics) in all {
+            let labels = "host=\"\(hostID)\",plugin=\"\(plugin)\""
+            let snapshot = metrics.latency.snapshot
+            for (index, bound) in MetricHistogram.bounds.enumerated() {
+                out += "qt_handler_latency_ms_bucket{\(labels),le=\"\(format(bound))\"} \(format(snapshot.buckets[index]))\n"
+            }
+            out += "qt_handler_latency_ms_bucket{\(labels),le=\"+Inf\"} \(format(snapshot.count))\n"
+            out += "qt_handler_latency_ms_sum{\(labels)} \(format(snapshot.sum))\n"
+            out += "qt_handler_latency_ms_count{\(labels)} \(format(snapshot.count))\n"
+        }
+        return out
+    }
+
+    private func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
+}

@@ -1,0 +1,80 @@
+/// A plugin setting: its name, type and default. The node config is checked against these.
+public struct ConfigKey: Sendable {
+    public enum Kind: Sendable, Equatable {
+        case int, double, bool, string
+        case choice([String])
+
+        var description: String {
+            switch self {
+            case .int: return "an integer"
+            case .double: return "a number"
+            case .bool: return "true or false"
+            case .string: return "a string"
+            case .choice(let choices): return "one of \(choices.joined(separator: ", "))"
+            }
+        }
+    }
+
+    public let name: String
+    public let kind: Kind
+    public let defaultValue: ConfigValue
+    public let help: String
+
+    public init(_ name: String, _ kind: Kind, default defaultValue: ConfigValue, help: String = "") {
+        self.name = name
+        self.kind = kind
+        self.defaultValue = defaultValue
+        self.help = help
+    }
+}
+
+public enum ConfigValue: Sendable, Equatable, CustomStringConvertible {
+    case int(Int)
+    case double(Double)
+    case bool(Bool)
+    case string(String)
+
+    public var description: String {
+        switch self {
+        case .int(let value): return String(value)
+        case .double(let value): return String(value)
+        case .bool(let value): return String(value)
+        case .string(let value): return value
+        }
+    }
+}
+
+/// A plugin's settings after validation: every declared key has a value (given or default).
+public struct PluginSettings: Sendable {
+    public let values: [String: ConfigValue]
+    /// `shadow: true`: outputs go to `qt.shadow.*` and KV writes are skipped.
+    public let shadow: Bool
+
+    public init(values: [String: ConfigValue], shadow: Bool) {
+        self.values = values
+        self.shadow = shadow
+    }
+
+    public func int(_ key: String) -> Int {
+        if case .int(let value)? = values[key] { return value }
+        preconditionFailure("setting \(key) is not a declared integer")
+    }
+
+    public func double(_ key: String) -> Double {
+        switch values[key] {
+        case .double(let value)?: return value
+        case .int(let value)?: return Double(value)
+        default: preconditionFailure("setting \(key) is not a declared number")
+        }
+    }
+
+    public func bool(_ key: String) -> Bool {
+        if case .bool(let value)? = values[key] { return value }
+        preconditionFailure("setting \(key) is not a declared boolean")
+    }
+
+    public func string(_ key: String) -> String {
+        if case .string(let value)? = values[key] { return value }
+        preconditionFailure("setting \(key) is not a declared string")
+    }
+}

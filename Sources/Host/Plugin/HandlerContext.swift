@@ -1,0 +1,144 @@
+import Bus
+import Foundation
+import Identity
+import Messages
+
+/// What a handler or a timer may do: emit declared outputs, record decisions, use declared KV
+/// buckets and its own state. Outputs are collected and published by the host after the handler
+/// returns; ids are given here so a redelivery or a replay reproduces them (DESIGN.md §3.3).
+public final class HandlerContext: @unchecked Sendable {
+    public let plugin: String
+    public let hostID: String
+    /// Event time of the input; for a timer, the wall-clock time the tick was due.
+    public let eventTimeMs: Int64
+    let binding: PluginBinding
+    let cause: Cause?
+    let causeStream: String
+    let causeSequence: UInt64
+    private(set) var outputs: [OutgoingMessage] = []
+
+    init(binding: PluginBinding, eventTimeMs: Int64, cause: Cause?, causeStream: String, causeSequence: UInt64) {
+        self.binding = binding
+        self.plugin = binding.manifest.name
+        self.hostID = binding.hostID
+        self.eventTimeMs = eventTimeMs
+        self.cause = cause
+        self.causeStream = causeStream
+        self.causeSequence = causeSequence
+    }
+
+    /// Emits `message` on `subject`, which must match the declared output `output`. For an
+    /// input, the id is `H(plugin, input stream, input sequence, output index)`; a timer must
+    /// pass a content id (`ContentID.content(...)`).
+    public func emit<M: BusMessage>(_ output: String, _ message: M, subject: String, id: String? = nil) throws {
+        guard let spec = binding.manifest.outputs.first(where: { $0.name == output }) else {
+            throw PluginError.contract("\(plugin) has no output named \(output); declared: "
+                                       + binding.manifest.outputs.map(\.name).joined(separator: ", "))
+        }
+        guard spec.type == M.self else {
+            throw PluginError.contract("\(plugin) output \(output) carries \(spec.type.protoMessageName), not \(M.protoMessageName)")
+        }
+        guard SubjectPattern(spec.subject).matches(subject) else {
+            throw PluginError.contract("\(plugin) output \(output) is \(spec.subject); \(subject) does not match")
+        }
+        let messageID: String
+        if let id {
+            messageID = id
+        } else if cause != nil {
+            messageID = ContentID.caused(plugin: plugin, inputStream: causeStream, inputSequence: causeSequence,
+                                         outputIndex: outputs.count)
+        } else {
+            throw PluginError.contract("\(plugin) emitted \(output) from a timer without a content id")
+        }
+        let target = binding.settings.shadow ? Subjects.shadow(subject) : subject
+        var stamped = message
+        if stamped.meta.eventTimeMs == 0 { stamped.meta.eventTimeMs = eventTimeMs }
+        outputs.append(try OutgoingMessage(stamped, subject: target, id: messageID, producer: binding.producer, cause: cause))
+    }
+
+    /// Records a gate's verdict (R8) on `qt.decision.<plugin>.<symbol>` (declare an output named
+    /// `decisions` with subject `qt.decision.<plugin>.*`).
+    public func decide(_ verdict: Verdict, reason: ReasonCode, about subjectID: String, kind: DecisionSubject,
+                       symbol: String, detail: String = "", before: [String: String] = [:], after: [String: String] = [:]) throws {
+        var decision = Decision()
+        decision.plugin = plugin
+        decision.subjectKind = kind
+        decision.subjectID = subjectID
+        decision.symbol = symbol
+        decision.verdict = verdict
+        decision.reason = reason
+        decision.detail = detail
+        decision.before = before
+        decision.after = after
+        try emit("decisions", decision, subject: Subjects.decision(plugin: plugin, symbol: symbol))
+    }
+
+    /// A declared bucket; writes need the bucket in `kvWrites` and are skipped in shadow mode.
+    public func kv(_ bucket: String) async throws -> PluginKV {
+        let canWrite = binding.manifest.kvWrites.contains(bucket)
+        guard canWrite || binding.manifest.kvReads.contains(bucket) else {
+            throw PluginError.contract("\(plugin) did not declare KV bucket \(bucket)")
+        }
+        return PluginKV(bucket: try await binding.bucket(bucket), plugin: plugin, canWrite: canWrite,
+                        shadow: binding.settings.shadow)
+    }
+
+    /// This plugin's own state `qt_state/<plugin>.<name>`, with its revision for compare-and-set.
+    public func loadState(_ name: String) async throws -> (state: PluginState, revision: UInt64)? {
+        guard let entry = try await binding.bucket("qt_state").get(PluginState.self, "\(plugin).\(name)") else { return nil }
+        return (entry.value, entry.revision)
+    }
+
+    /// Writes this plugin's state if it is still at `expectedRevision` (0: must not exist yet).
+    /// A conflict throws (transient: the input is retried with fresh state).
+    @discardableResult
+    public func saveState(_ name: String, _ state: PluginState, expectedRevision: UInt64) async throws -> UInt64 {
+        if binding.settings.shadow { return expectedRevision }
+        var stamped = state
+        stamped.plugin = plugin
+        stamped.name = name
+        let bucket = try await binding.bucket("qt_state")
+        return expectedRevision == 0
+            ? try await bucket.create("\(plugin).\(name)", message: stamped)
+            : try await bucket.update("\(plugin).\(name)", message: stamped, expectedRevision: expectedRevision)
+    }
+}
+
+/// A plugin's view of one KV bucket.
+public struct PluginKV: Sendable {
+    let bucket: KeyValueBucket
+    let plugin: String
+    let canWrite: Bool
+    let shadow: Bool
+
+    public func get<M: BusMessage>(_ type: M.Type, _ key: String) async throws -> (value: M, revision: UInt64)? {
+        try await bucket.get(type, key)
+    }
+
+    public func keys() async throws -> [String] { try await bucket.keys() }
+
+    @discardableResult
+    public func put<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
+        try checkWrite()
+        if shadow { return 0 }
+        return try await bucket.put(key, message: value)
+    }
+
+    @discardableResult
+    public func update<M: BusMessage>(_ key: String, _ value: M, expectedRevision: UInt64) async throws -> UInt64 {
+        try checkWrite()
+        if shadow { return expectedRevision }
+        return try await bucket.update(key, message: value, expectedRevision: expectedRevision)
+    }
+
+    @discardableResult
+    public func create<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
+        try checkWrite()
+        if shadow { return 0 }
+        return try await bucket.create(key, message: value)
+    }
+
+    private func checkWrite() throws {
+        guard canWrite else { throw PluginError.contract("\(plugin) did not declare KV writes to \(bucket.name)") }
+    }
+}

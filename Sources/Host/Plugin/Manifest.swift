@@ -1,0 +1,100 @@
+import Messages
+
+/// What a plugin consumes, produces, reads, writes and schedules, declared as data. The host
+/// binds from it, the topology check and `qt topology show` read it (through `HostInfo`), and
+/// the node-config validator checks settings against its config keys.
+public struct PluginManifest: Sendable {
+    public let name: String
+    public let version: String
+    public let inputs: [InputSpec]
+    public let outputs: [OutputSpec]
+    public let kvReads: [String]
+    public let kvWrites: [String]
+    public let timers: [TimerSpec]
+    public let config: [ConfigKey]
+
+    public init(name: String, version: String, inputs: [InputSpec] = [], outputs: [OutputSpec] = [],
+                kvReads: [String] = [], kvWrites: [String] = [], timers: [TimerSpec] = [], config: [ConfigKey] = []) {
+        self.name = name
+        self.version = version
+        self.inputs = inputs
+        self.outputs = outputs
+        self.kvReads = kvReads
+        self.kvWrites = kvWrites
+        self.timers = timers
+        self.config = config
+    }
+}
+
+/// One consumed subject pattern: becomes the durable `<plugin>__<name>`.
+public struct InputSpec: Sendable {
+    public let name: String
+    public let subject: String
+    public let type: any BusMessage.Type
+    public var ackWaitMs: Int64
+    public var fetchBatch: Int
+
+    public init(_ name: String, subject: String, type: any BusMessage.Type, ackWaitMs: Int64 = 30_000, fetchBatch: Int = 64) {
+        self.name = name
+        self.subject = subject
+        self.type = type
+        self.ackWaitMs = ackWaitMs
+        self.fetchBatch = fetchBatch
+    }
+}
+
+/// One produced subject pattern; the plugin may publish only there, only this type.
+public struct OutputSpec: Sendable {
+    public let name: String
+    public let subject: String
+    public let type: any BusMessage.Type
+
+    public init(_ name: String, subject: String, type: any BusMessage.Type) {
+        self.name = name
+        self.subject = subject
+        self.type = type
+    }
+}
+
+public struct TimerSpec: Sendable {
+    public let name: String
+    public let intervalMs: Int64
+    /// Runs on one host of the fleet at a time, under a `qt_leases` lease.
+    public let singleton: Bool
+
+    public init(_ name: String, intervalMs: Int64, singleton: Bool) {
+        self.name = name
+        self.intervalMs = intervalMs
+        self.singleton = singleton
+    }
+}
+
+extension PluginManifest {
+    /// The manifest as the schema's message, for `HostInfo` in `qt_hosts`.
+    func message(shadow: Bool) -> Messages.PluginManifest {
+        var message = Messages.PluginManifest()
+        message.name = name
+        message.version = version
+        message.inputs = inputs.map { binding($0.name, $0.subject, $0.type) }
+        message.outputs = outputs.map { binding($0.name, $0.subject, $0.type) }
+        message.kvReads = kvReads
+        message.kvWrites = kvWrites
+        message.timers = timers.map {
+            var timer = Messages.TimerSpec()
+            timer.name = $0.name
+            timer.intervalMs = $0.intervalMs
+            timer.singleton = $0.singleton
+            return timer
+        }
+        message.shadow = shadow
+        return message
+    }
+
+    private func binding(_ name: String, _ subject: String, _ type: any BusMessage.Type) -> SubjectBinding {
+        var binding = SubjectBinding()
+        binding.name = name
+        binding.subject = subject
+        binding.type = type.protoMessageName
+        return binding
+    }
+}

@@ -1,0 +1,117 @@
+import Bus
+import Foundation
+import Identity
+import Messages
+
+/// Runs one (plugin, input) pair: fetch a batch, handle each message in order, publish the
+/// batch's outputs, wait for every PubAck, then ack the inputs (DESIGN.md §3.3).
+final class InputLoop<M: BusMessage>: @unchecked Sendable {
+    let binding: PluginBinding
+    let spec: InputSpec
+    let consumer: Consumer<M>
+    private let lock = NSLock()
+    private var stopping = false
+
+    init(binding: PluginBinding, spec: InputSpec, consumer: Consumer<M>) {
+        self.binding = binding
+        self.spec = spec
+        self.consumer = consumer
+    }
+
+    var isStopping: Bool { lock.withLock { stopping } }
+
+    /// Stop fetching; the batch in hand finishes, messages fetched but not started are NAKed.
+    func stop() {
+        lock.withLock { stopping = true }
+        consumer.stop()
+    }
+
+    func run() async {
+        var failures = 0
+        while !isStopping && !Task.isCancelled {
+            let batch: [Delivery<M>]
+            do {
+                batch = try await consumer.nextBatch()
+                failures = 0
+            } catch {
+                failures += 1
+                try? await Task.sleep(nanoseconds: UInt64(min(2_000, 50 << min(failures, 6))) * 1_000_000)
+                continue
+            }
+            if batch.isEmpty { return }
+            await handle(batch)
+        }
+    }
+
+    private func handle(_ batch: [Delivery<M>]) async {
+        var outputs: [OutgoingMessage] = []
+        var handled: [Delivery<M>] = []
+        for (index, delivery) in batch.enumerated() {
+            if isStopping {
+                for unstarted in batch[index...] { try? unstarted.nak(delayMs: 0) }
+                break
+            }
+            binding.metrics.messagesIn.increment()
+            binding.metrics.pending.set(Double(delivery.raw.pending))
+            let context = HandlerContext(binding: binding, eventTimeMs: delivery.message.meta.eventTimeMs,
+                                         cause: delivery.cause, causeStream: delivery.raw.stream,
+                                         causeSequence: delivery.streamSequence)
+            let input = Input(name: spec.name, subject: delivery.subject, message: delivery.message,
+                              streamSequence: delivery.streamSequence, deliveryCount: delivery.deliveryCount)
+            let started = DispatchTime.now().uptimeNanoseconds
+            do {
+                try await binding.plugin.handle(input, context: context)
+                outputs.append(contentsOf: context.outputs)
+                handled.append(delivery)
+            } catch let error as PluginError {
+                switch error {
+                case .permanent, .contract: await deadLetter(delivery, error: error.description)
+                case .transient: await retryLater(delivery, error: error)
+                }
+            } catch {
+                await retryLater(delivery, error: error)
+            }
+            binding.metrics.latency.observe(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
+        }
+        if !outputs.isEmpty {
+            do {
+                _ = try await binding.bus.publishBatch(outputs)
+                binding.metrics.messagesOut.add(outputs.count)
+            } catch {
+                // Outputs not acknowledged: the inputs must come back (their ids deduplicate).
+                for delivery in handled { await retryLater(delivery, error: error) }
+                return
+            }
+        }
+        for delivery in handled { try? delivery.ack() }
+    }
+
+    private func deadLetter(_ delivery: Delivery<M>, error: String) async {
+        binding.metrics.deadLettered.increment()
+        do {
+            try await consumer.deadLetter(delivery, error: "\(binding.manifest.name) rejected it: \(error)")
+        } catch {
+            try? delivery.nak(delayMs: 1_000)
+        }
+    }
+
+    /// NAK with back-off from 1 s doubling to 30 s, no delivery limit; an alert at the 5th delivery.
+    private func retryLater(_ delivery: Delivery<M>, error: Error) async {
+        binding.metrics.errors.increment()
+        let count = max(1, Int(delivery.deliveryCount))
+        let delayMs = min(30_000, 1_000 << min(count - 1, 5))
+        try? delivery.nak(delayMs: Int64(delayMs))
+        if count == 5 {
+            var alert = Alert()
+            alert.kind = .redelivery
+            alert.severity = .warning
+            alert.plugin = binding.manifest.name
+            alert.subject = delivery.subject
+            alert.message = "\(binding.manifest.name)__\(spec.name) delivered \(delivery.subject) #\(delivery.streamSequence) 5 times: \(error)"
+            alert.meta.eventTimeMs = delivery.message.meta.eventTimeMs
+            let id = ContentID.hash(binding.manifest.name, "redelivery", delivery.raw.stream, String(delivery.streamSequence))
+            _ = try? await binding.bus.publish(OutgoingMessage(alert, subject: Subjects.alert(.redelivery), id: id,
+                                                               producer: binding.producer, cause: delivery.cause))
+        }
+    }
+}

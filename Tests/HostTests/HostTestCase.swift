@@ -1,0 +1,138 @@
+import Bus
+import Foundation
+import Host
+import Messages
+import NatsServerKit
+import TestPlugins
+import XCTest
+
+/// A real nats-server per test, a provisioned Bus connection, and helpers to run hosts either
+/// in this process (to read their metrics) or as `qt-test-host` child processes (to kill them).
+class HostTestCase: XCTestCase {
+    var server: NatsServer!
+    var bus: BusConnection!
+    private var children: [Process] = []
+    private var inProcess: [PluginHost] = []
+    private var scratch: URL!
+
+    override func setUp() async throws {
+        server = try NatsServer()
+        bus = try BusConnection(ConnectionOptions(servers: [server.url], name: "host-tests"))
+        _ = try await bus.provision()
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("qt-host-test-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() async throws {
+        for child in children where child.isRunning { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() }
+        for host in inProcess { await host.shutdown() }
+        children = []
+        inProcess = []
+        bus?.close()
+        server?.stop()
+        try? FileManager.default.removeItem(at: scratch)
+    }
+
+    func configYAML(host: String, plugins: [String: [String: String]], httpPort: Int = 0) -> String {
+        var yaml = "host_id: \(host)\nnats:\n  servers: [\(server.url)]\nhttp_port: \(httpPort)\nplugins:\n"
+        for (name, settings) in plugins.sorted(by: { $0.key < $1.key }) {
+            if settings.isEmpty {
+                yaml += "  \(name): {}\n"
+            } else {
+                yaml += "  \(name): { " + settings.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + " }\n"
+            }
+        }
+        return yaml
+    }
+
+    func startHost(_ host: String, plugins: [String: [String: String]]) async throws -> PluginHost {
+        let config = try NodeConfig.parse(configYAML(host: host, plugins: plugins), file: "\(host).yaml",
+                                          registry: TestPlugins.registry)
+        let running = PluginHost(config: config, registry: TestPlugins.registry)
+        try await running.start()
+        inProcess.append(running)
+        return running
+    }
+
+    func stopHost(_ host: PluginHost) async {
+        await host.shutdown()
+        inProcess.removeAll { $0 === host }
+    }
+
+    /// Starts `qt-test-host` with a config file; its stderr goes to `<scratch>/<host>.log`.
+    func spawnHost(_ host: String, plugins: [String: [String: String]]) throws -> Process {
+        let configURL = scratch.appendingPathComponent("\(host).yaml")
+        try configYAML(host: host, plugins: plugins).write(to: configURL, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = try binary("qt-test-host")
+        process.arguments = [configURL.path]
+        let log = scratch.appendingPathComponent("\(host).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        _ = try? handle.seekToEnd()
+        process.standardError = handle
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        children.append(process)
+        return process
+    }
+
+    func log(of host: String) -> String {
+        (try? String(contentsOf: scratch.appendingPathComponent("\(host).log"), encoding: .utf8)) ?? ""
+    }
+
+    func binary(_ name: String) throws -> URL {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [directory.appendingPathComponent(name),
+                          Bundle(for: HostTestCase.self).bundleURL.deletingLastPathComponent().appendingPathComponent(name)]
+        return try XCTUnwrap(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "\(name) not built")
+    }
+
+    func publishKlines(_ count: Int, symbol: String = "BTCUSDT", prefix: String = "k") async throws -> [String] {
+        var ids: [String] = []
+        for start in stride(from: 0, to: count, by: 500) {
+            let batch = try (start..<min(count, start + 500)).map { index -> OutgoingMessage in
+                var bar = Kline()
+                bar.symbol = symbol
+                bar.close = String(index)
+                bar.closeTimeMs = Int64(index) * 60_000 + 59_999
+                bar.meta.eventTimeMs = bar.closeTimeMs
+                return try OutgoingMessage(bar, subject: Subjects.kline(symbol), id: "\(prefix)-\(index)", producer: "test@host-tests")
+            }
+            _ = try await bus.publishBatch(batch)
+            ids += batch.map(\.id)
+        }
+        return ids
+    }
+
+    /// Reads every message of a subject through a throwaway durable.
+    func readAll<M: BusMessage>(_ type: M.Type, subject: String, expected: Int, seconds: Double = 30) async throws -> [M] {
+        let spec = try ConsumerSpec(durable: "reader_\(UUID().uuidString.prefix(8))", filterSubject: subject)
+        try await bus.ensureConsumer(spec)
+        let consumer = try bus.consume(M.self, spec: spec, producer: "reader@host-tests")
+        defer { consumer.stop() }
+        var result: [M] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        var iterator = consumer.makeAsyncIterator()
+        while result.count < expected, Date() < deadline {
+            guard let delivery = try await iterator.next() else { break }
+            try delivery.ack()
+            result.append(delivery.message)
+        }
+        return result
+    }
+
+    func messages(in stream: String) async throws -> UInt64 {
+        try await bus.streamInfo(stream).messages
+    }
+
+    func waitUntil(_ what: String, seconds: Double, _ condition: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        XCTFail("not reached within \(seconds) s: \(what)")
+        throw CancellationError()
+    }
+}

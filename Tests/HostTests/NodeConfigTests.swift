@@ -1,0 +1,105 @@
+import Host
+import TestPlugins
+import XCTest
+
+final class NodeConfigTests: XCTestCase {
+    private func parse(_ yaml: String) throws -> NodeConfig {
+        try NodeConfig.parse(yaml, file: "node.yaml", registry: TestPlugins.registry)
+    }
+
+    private func error(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) -> ConfigError? {
+        do {
+            _ = try parse(yaml)
+            XCTFail("expected a config error", file: file, line: line)
+            return nil
+        } catch let error as ConfigError {
+            return error
+        } catch {
+            XCTFail("unexpected \(error)", file: file, line: line)
+            return nil
+        }
+    }
+
+    func testAValidConfigFillsDefaults() throws {
+        let config = try parse("""
+        host_id: node-a
+        nats:
+          servers: [nats://127.0.0.1:4222, nats://127.0.0.1:4223]
+          user: qt
+          password: secret
+        replicas: 3
+        plugins:
+          relay-a: { delay_ms: 5 }
+          relay-b: { shadow: true }
+        """)
+        XCTAssertEqual(config.hostID, "node-a")
+        XCTAssertEqual(config.nats.servers, ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"])
+        XCTAssertEqual(config.nats.user, "qt")
+        XCTAssertEqual(config.replicas, 3)
+        XCTAssertEqual(config.httpPort, 9464)
+        XCTAssertEqual(config.plugins.map(\.name), ["relay-a", "relay-b"])
+        XCTAssertEqual(config.plugins[0].settings.int("delay_ms"), 5)
+        XCTAssertFalse(config.plugins[0].settings.shadow)
+        XCTAssertTrue(config.plugins[1].settings.shadow)
+    }
+
+    func testUnknownPluginNamesFileLineKeyAndChoices() {
+        let error = error("""
+        host_id: node-a
+        nats: { servers: [nats://127.0.0.1:4222] }
+        plugins:
+          relay-a: {}
+          govrnor: {}
+        """)
+        XCTAssertEqual(error?.description,
+                       "node.yaml:5: plugins.govrnor: unknown plugin; valid choices: feed, relay-a, relay-b, strict, ticker")
+    }
+
+    func testUnknownPluginKeyListsTheDeclaredKeys() {
+        let error = error("""
+        host_id: node-a
+        nats: { servers: [nats://127.0.0.1:4222] }
+        plugins:
+          relay-a: { delay: 5 }
+        """)
+        XCTAssertEqual(error?.key, "plugins.relay-a.delay")
+        XCTAssertEqual(error?.message, "unknown key")
+        XCTAssertEqual(error?.choices, ["delay_ms", "shadow"])
+        XCTAssertEqual(error?.line, 4)
+    }
+
+    func testWrongTypesAndMissingKeysAreNamed() {
+        XCTAssertEqual(error("""
+        host_id: node-a
+        nats: { servers: [nats://127.0.0.1:4222] }
+        plugins:
+          relay-a: { delay_ms: soon }
+        """)?.description, "node.yaml:4: plugins.relay-a.delay_ms: expected an integer, got soon")
+        XCTAssertEqual(error("""
+        nats: { servers: [nats://127.0.0.1:4222] }
+        plugins: { relay-a: {} }
+        """)?.key, "host_id")
+        XCTAssertEqual(error("""
+        host_id: node-a
+        nats: { servers: [nats://127.0.0.1:4222] }
+        replica: 3
+        plugins: { relay-a: {} }
+        """)?.description, "node.yaml:3: replica: unknown key; valid choices: host_id, nats, replicas, http_port, exchange, plugins")
+        XCTAssertEqual(error("""
+        host_id: node.a
+        nats: { servers: [nats://127.0.0.1:4222] }
+        plugins: { relay-a: {} }
+        """)?.key, "host_id")
+        XCTAssertEqual(error("""
+        host_id: node-a
+        nats: { servers: [nats://127.0.0.1:4222] }
+        plugins: { relay-a: { shadow: maybe } }
+        """)?.message, "expected true or false")
+    }
+
+    func testAFileThatDoesNotExistIsNamed() {
+        XCTAssertThrowsError(try NodeConfig.load(path: "/nonexistent/node.yaml", registry: TestPlugins.registry)) { error in
+            XCTAssertEqual((error as? ConfigError)?.description, "/nonexistent/node.yaml: cannot read the file")
+        }
+    }
+}
