@@ -122,6 +122,14 @@ class HostTestCase: XCTestCase {
         return result
     }
 
+    /// How many stored messages match `subject` (a fresh durable's pending count).
+    func count(_ subject: String) async throws -> UInt64 {
+        let spec = try ConsumerSpec(durable: "count_\(UUID().uuidString.prefix(8))", filterSubject: subject)
+        try await bus.ensureConsumer(spec)
+        defer { Task { [bus] in try? await bus?.deleteConsumer(stream: spec.stream, durable: spec.durable) } }
+        return try await bus.consumerInfo(stream: spec.stream, durable: spec.durable).numPending
+    }
+
     func messages(in stream: String) async throws -> UInt64 {
         try await bus.streamInfo(stream).messages
     }

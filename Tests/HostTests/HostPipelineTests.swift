@@ -1,0 +1,134 @@
+import Bus
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Host
+import Messages
+import XCTest
+
+final class HostPipelineTests: HostTestCase {
+    func testTwoPluginPipelineDeliversEveryMessageAndMetricsMove() async throws {
+        let host = try await startHost("node-a", plugins: ["relay-a": [:], "relay-b": [:]])
+        let port = try XCTUnwrap(host.httpPort)
+        let before = try await httpGet(port: port, path: "/metrics")
+        XCTAssertTrue(before.body.contains("qt_messages_in_total{host=\"node-a\",plugin=\"relay-a\"} 0"), before.body)
+        let health = try await httpGet(port: port, path: "/healthz")
+        XCTAssertEqual(health.status, 200)
+        let ready = try await httpGet(port: port, path: "/readyz")
+        XCTAssertEqual(ready.status, 200)
+
+        let ids = try await publishKlines(200)
+        try await waitUntil("200 decisions", seconds: 20) { try await self.messages(in: "QT_AUDIT") >= 200 }
+        let decisions = try await readAll(Decision.self, subject: "qt.decision.relay-b.*", expected: 200)
+        XCTAssertEqual(Set(decisions.map(\.subjectID)), Set(ids))
+        XCTAssertTrue(decisions.allSatisfy { $0.verdict == .pass && $0.plugin == "relay-b" })
+        // Trace and cause follow the chain: kline → state → decision.
+        let first = try XCTUnwrap(decisions.first { $0.subjectID == "k-0" })
+        XCTAssertEqual(first.meta.traceID, "k-0")
+        XCTAssertEqual(first.meta.producer, "relay-b@node-a")
+
+        let after = try await httpGet(port: port, path: "/metrics")
+        XCTAssertTrue(after.body.contains("qt_messages_in_total{host=\"node-a\",plugin=\"relay-a\"} 200"), after.body)
+        XCTAssertTrue(after.body.contains("qt_messages_out_total{host=\"node-a\",plugin=\"relay-b\"} 200"), after.body)
+        XCTAssertTrue(after.body.contains("qt_handler_latency_ms_count{host=\"node-a\",plugin=\"relay-a\"} 200"), after.body)
+
+        let hosts = try await FleetReader.read(bus)
+        XCTAssertEqual(hosts.map(\.hostID), ["node-a"])
+        XCTAssertEqual(Set(hosts[0].plugins.map(\.name)), ["relay-a", "relay-b"])
+    }
+
+    func testUnknownEnumValueIsDeadLetteredAndProducesNoOutput() async throws {
+        _ = try await startHost("node-a", plugins: ["strict": [:]])
+        var unknown = CalibratedProposal()
+        unknown.proposal.symbol = "BTCUSDT"
+        unknown.proposal.proposalID = "p-unknown"
+        unknown.calibratedAction = HarvestAction(rawValue: 42)!
+        var unspecified = CalibratedProposal()
+        unspecified.proposal.symbol = "BTCUSDT"
+        unspecified.proposal.proposalID = "p-unspecified"
+        var valid = CalibratedProposal()
+        valid.proposal.symbol = "BTCUSDT"
+        valid.proposal.proposalID = "p-valid"
+        valid.calibratedAction = .fullClose
+        for (index, proposal) in [unknown, unspecified, valid].enumerated() {
+            _ = try await bus.publish(OutgoingMessage(proposal, subject: Subjects.harvestCalibrated("BTCUSDT"),
+                                                      id: "cal-\(index)", producer: "heat-gate@test"))
+        }
+        try await waitUntil("two dead letters and one plan", seconds: 15) {
+            let dlq = try await self.messages(in: "QT_DLQ")
+            let plans = try await self.messages(in: "QT_PLAN")
+            return dlq == 2 && plans == 1
+        }
+        let letters = try await readAll(DeadLetter.self, subject: "qt.dlq.strict__calibrated", expected: 2)
+        XCTAssertEqual(letters.count, 2)
+        XCTAssertTrue(letters.contains { $0.error.contains("value 42 is not a member of enum HarvestAction") }, "\(letters.map(\.error))")
+        XCTAssertTrue(letters.contains { $0.error.contains("calibrated_action is HARVEST_ACTION_UNSPECIFIED") }, "\(letters.map(\.error))")
+        let plans = try await readAll(Plan.self, subject: "qt.plan.sized.*", expected: 1)
+        XCTAssertEqual(plans.map(\.origin), ["p-valid"])
+        XCTAssertEqual(plans.first?.kind, .close)
+        // Settle, then make sure nothing else appeared (no output for the rejected ones).
+        try await Task.sleep(nanoseconds: 500_000_000)
+        let totalPlans = try await messages(in: "QT_PLAN")
+        XCTAssertEqual(totalPlans, 1)
+        let alerts = try await readAll(Alert.self, subject: "qt.alert.dead_letter", expected: 2)
+        XCTAssertEqual(alerts.count, 2)
+    }
+
+    func testShadowPluginPublishesToShadowSubjects() async throws {
+        _ = try await startHost("node-a", plugins: ["relay-a": ["shadow": "true"]])
+        _ = try await publishKlines(5)
+        try await waitUntil("5 shadow states", seconds: 15) { try await self.messages(in: "QT_SHADOW") == 5 }
+        let live = try await bus.streamInfo("QT_MARKET")
+        XCTAssertEqual(live.messages, 5, "only the 5 klines: no live market state was published")
+        let states = try await readAll(MarketState.self, subject: "qt.shadow.qt.market.state.*", expected: 5)
+        XCTAssertEqual(states.count, 5)
+    }
+
+    func testTwoHostsSplitOneDurableAndHandleEachMessageOnce() async throws {
+        let first = try await startHost("node-a", plugins: ["relay-a": [:]])
+        let second = try await startHost("node-b", plugins: ["relay-a": [:]])
+        let ids = try await publishKlines(3_000)
+        try await waitUntil("3000 states", seconds: 30) {
+            first.metrics.plugin("relay-a").messagesIn.value + second.metrics.plugin("relay-a").messagesIn.value >= 3_000
+        }
+        try await waitUntil("states stored", seconds: 10) { try await self.messages(in: "QT_MARKET") == 6_000 }
+        let handledA = first.metrics.plugin("relay-a").messagesIn.value
+        let handledB = second.metrics.plugin("relay-a").messagesIn.value
+        XCTAssertEqual(handledA + handledB, 3_000, "each message handled exactly once")
+        XCTAssertGreaterThan(handledA, 0, "node-a took part")
+        XCTAssertGreaterThan(handledB, 0, "node-b took part")
+        let states = try await readAll(MarketState.self, subject: "qt.market.state.*", expected: 3_000)
+        XCTAssertEqual(Set(states.map(\.meta.causeID)), Set(ids))
+        let producers = Set(states.map(\.meta.producer))
+        XCTAssertEqual(producers, ["relay-a@node-a", "relay-a@node-b"])
+    }
+
+    func testDrainUnderLoadHandsTheRestToTheOtherHostExactlyOnce() async throws {
+        let first = try await startHost("node-a", plugins: ["relay-a": ["delay_ms": "2"]])
+        let second = try await startHost("node-b", plugins: ["relay-a": ["delay_ms": "2"]])
+        let ids = try await publishKlines(2_000)
+        try await waitUntil("node-a is busy", seconds: 10) { first.metrics.plugin("relay-a").messagesIn.value >= 100 }
+        await stopHost(first)  // what SIGTERM runs: stop fetching, finish, NAK the unstarted
+        try await waitUntil("all handled", seconds: 60) {
+            first.metrics.plugin("relay-a").messagesIn.value + second.metrics.plugin("relay-a").messagesIn.value >= 2_000
+        }
+        try await waitUntil("states stored", seconds: 10) { try await self.messages(in: "QT_MARKET") == 4_000 }
+        try await Task.sleep(nanoseconds: 2_500_000_000)  // past AckWait (2 s): nothing comes back
+        let handledA = first.metrics.plugin("relay-a").messagesIn.value
+        let handledB = second.metrics.plugin("relay-a").messagesIn.value
+        XCTAssertEqual(handledA + handledB, 2_000, "none lost, none handled twice (a: \(handledA), b: \(handledB))")
+        XCTAssertLessThan(handledA, 2_000)
+        let states = try await readAll(MarketState.self, subject: "qt.market.state.*", expected: 2_000)
+        XCTAssertEqual(Set(states.map(\.meta.causeID)), Set(ids))
+        let info = try await bus.consumerInfo(stream: "QT_MARKET", durable: "relay-a__klines")
+        XCTAssertEqual(info.numAckPending, 0)
+        XCTAssertEqual(info.numPending, 0)
+    }
+
+    private func httpGet(port: Int, path: String) async throws -> (status: Int, body: String) {
+        let url = try XCTUnwrap(URL(string: "http://127.0.0.1:\(port)\(path)"))
+        let (data, response) = try await URLSession.shared.data(from: url)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+}

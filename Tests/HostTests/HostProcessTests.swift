@@ -1,0 +1,120 @@
+import Bus
+import Foundation
+import Host
+import Messages
+import XCTest
+
+/// Hosts as child processes (`qt-test-host`), killed the hard way.
+final class HostProcessTests: HostTestCase {
+    func testPipelineLosesAndDuplicatesNothingAcrossRandomSIGKILLs() async throws {
+        let ids = try await publishKlines(10_000)
+        // Kill at random points of progress (states stored so far), not at random times: the
+        // host is fast enough to finish before a timer would fire.
+        var generator = SystemRandomNumberGenerator()
+        let killPoints = (0..<4).map { _ in UInt64.random(in: 500...9_500, using: &generator) }.sorted()
+        var kills = 0
+        for point in killPoints {
+            let child = try spawnHost("node-a", plugins: ["relay-a": [:], "relay-b": [:]])
+            try await waitUntil("\(point) states", seconds: 60) {
+                try await self.messages(in: "QT_MARKET") >= 10_000 + point
+            }
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+            XCTAssertEqual(child.terminationReason, .uncaughtSignal)
+            kills += 1
+        }
+        let survivor = try spawnHost("node-a", plugins: ["relay-a": [:], "relay-b": [:]])
+        try await waitUntil("10000 decisions", seconds: 120) { try await self.count("qt.decision.relay-b.*") >= 10_000 }
+        try await Task.sleep(nanoseconds: 3_000_000_000)  // past AckWait: any redelivery would have landed
+        let stored = try await count("qt.decision.relay-b.*")
+        XCTAssertEqual(stored, 10_000, "exactly one decision per kline after \(kills) kills")
+        let decisions = try await readAll(Decision.self, subject: "qt.decision.relay-b.*", expected: 10_000, seconds: 60)
+        XCTAssertEqual(decisions.count, 10_000)
+        XCTAssertEqual(Set(decisions.map(\.subjectID)), Set(ids))
+        let states = try await count("qt.market.state.*")
+        XCTAssertEqual(states, 10_000, "exactly one state per kline")
+        print("SIGKILL test: \(kills) kills at states \(killPoints), 10000 decisions, 0 duplicates")
+        survivor.terminate()
+        survivor.waitUntilExit()
+        XCTAssertEqual(survivor.terminationStatus, 0, log(of: "node-a"))
+        XCTAssertTrue(log(of: "node-a").contains("qt host node-a: stopped"))
+    }
+
+    func testSingletonTimerMovesToTheSurvivorAfterSIGKILL() async throws {
+        let a = try spawnHost("node-a", plugins: ["ticker": [:]])
+        let b = try spawnHost("node-b", plugins: ["ticker": [:]])
+        let leases = try await bus.keyValue("qt_leases")
+        var holder = ""
+        try await waitUntil("a lease holder", seconds: 15) {
+            holder = try await leases.get(Lease.self, "ticker")?.value.holder ?? ""
+            return !holder.isEmpty
+        }
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        let beatsBefore = try await readAll(Decision.self, subject: "qt.decision.ticker.*",
+                                            expected: Int(try await count("qt.decision.ticker.*")))
+        XCTAssertFalse(beatsBefore.isEmpty)
+        XCTAssertEqual(Set(beatsBefore.map(\.symbol)), [holder], "only the holder ticks")
+
+        let (victim, survivor) = holder == "node-a" ? (a, "node-b") : (b, "node-a")
+        kill(victim.processIdentifier, SIGKILL)
+        victim.waitUntilExit()
+        let killedAt = Date()
+        try await waitUntil("the survivor ticks", seconds: 25) {
+            let audit = try await self.bus.streamInfo("QT_AUDIT")
+            guard let last = try await self.lastBeat(sequence: audit.lastSequence) else { return false }
+            return last.symbol == survivor
+        }
+        let takeover = Date().timeIntervalSince(killedAt)
+        let bound = 15.0 + Double(PluginHost.leaseRenewIntervalMs) / 1000 + 1.5  // TTL + one renew + tick and poll slack
+        XCTAssertLessThanOrEqual(takeover, bound, "takeover took \(takeover) s")
+        let newHolder = try await leases.get(Lease.self, "ticker")?.value.holder
+        XCTAssertEqual(newHolder, survivor)
+        print("singleton takeover after SIGKILL: \(String(format: "%.1f", takeover)) s (bound \(bound) s)")
+    }
+
+    func testTopologyCheckNamesAMissingProducerAndPassesOnceItRuns() async throws {
+        _ = try await startHost("node-a", plugins: ["relay-a": [:], "relay-b": [:]])
+        let failing = try runQT(["topology", "check", "--server", server.url])
+        XCTAssertNotEqual(failing.status, 0)
+        XCTAssertTrue(failing.stdout.contains("no producer: qt.market.kline.*: consumed by relay-a@node-a"), failing.stdout)
+        XCTAssertFalse(failing.stdout.contains("qt.market.state.*"), "relay-a produces the states relay-b consumes")
+
+        _ = try await startHost("node-b", plugins: ["feed": [:]])
+        let passing = try runQT(["topology", "check", "--server", server.url])
+        XCTAssertEqual(passing.status, 0, passing.stdout + passing.stderr)
+        XCTAssertTrue(passing.stdout.contains("topology ok: 2 host(s), 3 plugin(s)"), passing.stdout)
+
+        let show = try runQT(["topology", "show", "--server", server.url])
+        XCTAssertTrue(show.stdout.contains("qt.market.kline.*: feed@node-b -> relay-a@node-a"), show.stdout)
+    }
+
+    private func lastBeat(sequence: UInt64) async throws -> Decision? {
+        let found = Box()
+        try await bus.tail("qt.decision.ticker.*", last: 1, follow: false) { message in
+            found.set(try? Decision(serializedBytes: message.payload))
+            return false
+        }
+        return found.value
+    }
+
+    private func runQT(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = try binary("qt")
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+private final class Box: @unchecked Sendable {
+    private let lock = NSLock()
+    private var decision: Decision?
+    var value: Decision? { lock.withLock { decision } }
+    func set(_ value: Decision?) { lock.withLock { decision = value } }
+}
