@@ -18,7 +18,7 @@ public enum ContentID {
 
     /// The id of an output caused by an input message: `H(plugin, input stream, input sequence, output index)`.
     public static func caused(plugin: String, inputStream: String, inputSequence: UInt64, outputIndex: Int) -> String {
-        hash([plugin, inputStream, String(inputSequence), String(outputIndex)])
+        String(sha256Hex("\(plugin)|\(inputStream)|\(inputSequence)|\(outputIndex)").prefix(length))
     }
 
     /// The id of an output with no input message (timer, poll): `H(plugin, kind, symbol, event time, revision)`.

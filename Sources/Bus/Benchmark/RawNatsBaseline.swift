@@ -82,3 +82,53 @@ private let countingAckHandler: jsPubAckHandler = { _, msg, ack, _, closure in
     guard let closure else { return }
     Unmanaged<AckCounter>.fromOpaque(closure).takeUnretainedValue().record(success: ack != nil)
 }
+
+extension RawNatsBaseline {
+    /// The raw equivalent of a host running a pass-through plugin: fetch `batch` from a bound
+    /// durable, publish each payload to `outputSubject` with the same five headers (async, then
+    /// complete the batch), ack the inputs. Returns seconds for `count` messages.
+    public static func passThrough(_ connection: BusConnection, spec: ConsumerSpec, outputSubject: String,
+                                   count: Int, batch: Int) async throws -> Double {
+        let subscription = try connection.bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.filterSubject)
+        defer { subscription.close() }
+        return try await connection.pool.run {
+            let counter = AckCounter()
+            var opts = jsOptions()
+            jsOptions_Init(&opts)
+            opts.Wait = connection.options.jetStreamWaitMs
+            opts.PublishAsync.MaxPending = 4096
+            opts.PublishAsync.AckHandler = countingAckHandler
+            opts.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(counter).toOpaque()
+            var js: OpaquePointer?
+            try NatsCall.check(natsConnection_JetStream(&js, connection.connection, &opts), "raw JetStream context")
+            defer { jsCtx_Destroy(js) }
+            var complete = jsPubOptions()
+            jsPubOptions_Init(&complete)
+            complete.MaxWait = connection.options.jetStreamWaitMs
+
+            let start = DispatchTime.now().uptimeNanoseconds
+            var handled = 0
+            while handled < count {
+                let inputs = try subscription.fetchRawBlocking(batch: batch, timeoutMs: 5_000)
+                guard !inputs.isEmpty else { throw BusError.timeout("raw pass-through: \(handled) of \(count)") }
+                for input in inputs {
+                    var output: OpaquePointer?
+                    natsMsg_Create(&output, outputSubject, nil, natsMsg_GetData(input), natsMsg_GetDataLength(input))
+                    let id = "raw-out-\(handled)"
+                    for (key, value) in [(HeaderName.messageID, id), (HeaderName.type, "qt.v1.Kline"), (HeaderName.trace, id),
+                                         (HeaderName.cause, id), (HeaderName.producer, "raw@bench")] {
+                        natsMsgHeader_Set(output, key, value)
+                    }
+                    try NatsCall.check(js_PublishMsgAsync(js, &output, nil), "raw js_PublishMsgAsync")
+                    handled += 1
+                }
+                try NatsCall.check(js_PublishAsyncComplete(js, &complete), "raw js_PublishAsyncComplete")
+                for input in inputs {
+                    natsMsg_Ack(input, nil)
+                    natsMsg_Destroy(input)
+                }
+            }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+    }
+}

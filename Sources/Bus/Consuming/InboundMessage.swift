@@ -18,13 +18,15 @@ public final class InboundMessage: @unchecked Sendable {
     public let pending: UInt64
     public let timestampNs: Int64
 
-    init(taking msg: OpaquePointer) {
+    /// `stream` and `consumer` are the subscription's own (every message of it has the same),
+    /// which spares two string copies per message.
+    init(taking msg: OpaquePointer, stream knownStream: String? = nil, consumer knownConsumer: String? = nil) {
         self.msg = msg
         self.subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
         var meta: UnsafeMutablePointer<jsMsgMetaData>?
         if natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta {
-            stream = meta.pointee.Stream.map { String(cString: $0) } ?? ""
-            consumer = meta.pointee.Consumer.map { String(cString: $0) } ?? ""
+            stream = knownStream ?? meta.pointee.Stream.map { String(cString: $0) } ?? ""
+            consumer = knownConsumer ?? meta.pointee.Consumer.map { String(cString: $0) } ?? ""
             streamSequence = meta.pointee.Sequence.Stream
             deliveryCount = meta.pointee.NumDelivered
             pending = meta.pointee.NumPending

@@ -103,7 +103,7 @@ final class PullSubscription: @unchecked Sendable {
 
     func fetchBlocking(batch: Int, timeoutMs: Int64) throws -> [InboundMessage] {
         guard !isClosed else { throw BusError.closed("consumer \(durable)") }
-        return try fetchRawBlocking(batch: batch, timeoutMs: timeoutMs).map(InboundMessage.init(taking:))
+        return try fetchRawBlocking(batch: batch, timeoutMs: timeoutMs).map { InboundMessage(taking: $0, stream: stream, consumer: durable) }
     }
 
     /// Plain natsMsg pointers, owned by the caller; on the calling thread.

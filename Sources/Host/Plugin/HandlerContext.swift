@@ -38,7 +38,7 @@ public final class HandlerContext: @unchecked Sendable {
         guard spec.type == M.self else {
             throw PluginError.contract("\(plugin) output \(output) carries \(spec.type.protoMessageName), not \(M.protoMessageName)")
         }
-        guard SubjectPattern(spec.subject).matches(subject) else {
+        guard spec.pattern.matches(subject) else {
             throw PluginError.contract("\(plugin) output \(output) is \(spec.subject); \(subject) does not match")
         }
         let messageID: String

@@ -48,11 +48,13 @@ public struct OutputSpec: Sendable {
     public let name: String
     public let subject: String
     public let type: any BusMessage.Type
+    let pattern: SubjectPattern
 
     public init(_ name: String, subject: String, type: any BusMessage.Type) {
         self.name = name
         self.subject = subject
         self.type = type
+        self.pattern = SubjectPattern(subject)
     }
 }
 

@@ -26,8 +26,12 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
         consumer.stop()
     }
 
+    /// One batch's outputs are published (and its inputs acked) while the next batch is fetched
+    /// and handled: at most one batch in flight, and batches publish in order, so the outputs
+    /// of one subject keep their order.
     func run() async {
         var failures = 0
+        var inFlight: Task<Void, Never>?
         while !isStopping && !Task.isCancelled {
             let batch: [Delivery<M>]
             do {
@@ -38,21 +42,26 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
                 try? await Task.sleep(nanoseconds: UInt64(min(2_000, 50 << min(failures, 6))) * 1_000_000)
                 continue
             }
-            if batch.isEmpty { return }
-            await handle(batch)
+            if batch.isEmpty { break }
+            let (outputs, handled) = await handle(batch)
+            await inFlight?.value
+            inFlight = Task { await self.complete(outputs: outputs, handled: handled) }
         }
+        await inFlight?.value
     }
 
-    private func handle(_ batch: [Delivery<M>]) async {
+    /// Runs the handler on each message in order; returns the outputs to publish and the
+    /// deliveries to ack once they are in.
+    private func handle(_ batch: [Delivery<M>]) async -> ([OutgoingMessage], [Delivery<M>]) {
         var outputs: [OutgoingMessage] = []
         var handled: [Delivery<M>] = []
+        if let last = batch.last { binding.metrics.pending.set(Double(last.raw.pending)) }
         for (index, delivery) in batch.enumerated() {
             if isStopping {
                 for unstarted in batch[index...] { try? unstarted.nak(delayMs: 0) }
                 break
             }
             binding.metrics.messagesIn.increment()
-            binding.metrics.pending.set(Double(delivery.raw.pending))
             let context = HandlerContext(binding: binding, eventTimeMs: delivery.message.meta.eventTimeMs,
                                          cause: delivery.cause, causeStream: delivery.raw.stream,
                                          causeSequence: delivery.streamSequence)
@@ -73,12 +82,17 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
             }
             binding.metrics.latency.observe(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
         }
+        return (outputs, handled)
+    }
+
+    /// Publishes the outputs, waits for every PubAck, then acks the inputs; if any output is not
+    /// acknowledged the inputs are NAKed and come back (their outputs' ids deduplicate).
+    private func complete(outputs: [OutgoingMessage], handled: [Delivery<M>]) async {
         if !outputs.isEmpty {
             do {
                 _ = try await binding.bus.publishBatch(outputs)
                 binding.metrics.messagesOut.add(outputs.count)
             } catch {
-                // Outputs not acknowledged: the inputs must come back (their ids deduplicate).
                 for delivery in handled { await retryLater(delivery, error: error) }
                 return
             }

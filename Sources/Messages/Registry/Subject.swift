@@ -10,14 +10,27 @@ public struct SubjectPattern: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { pattern }
 
+    /// Walks the subject's bytes once, without splitting it: every publish and emit asks this.
     public func matches(_ subject: String) -> Bool {
-        let parts = subject.split(separator: ".", omittingEmptySubsequences: false)
-        for (index, token) in tokens.enumerated() {
-            if token == ">" { return parts.count > index }
-            guard index < parts.count, !parts[index].isEmpty else { return false }
-            if token != "*" && token != parts[index] { return false }
+        var subject = subject
+        return subject.withUTF8 { bytes in
+            var position = 0
+            for (index, token) in tokens.enumerated() {
+                if token == ">" { return position < bytes.count }
+                var end = position
+                while end < bytes.count && bytes[end] != UInt8(ascii: ".") { end += 1 }
+                if end == position { return false }
+                if token != "*" {
+                    let utf8 = token.utf8
+                    if utf8.count != end - position || !utf8.elementsEqual(bytes[position..<end]) { return false }
+                }
+                let isLast = index == tokens.count - 1
+                if isLast { return end == bytes.count }
+                if end == bytes.count { return false }
+                position = end + 1
+            }
+            return bytes.isEmpty && tokens.isEmpty
         }
-        return parts.count == tokens.count
     }
 
     /// Whether some subject matches both patterns.

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Bus
+import Foundation
+import Host
+import Messages
+import NatsServerKit
+
+/// Host pass-through against the raw libnats loop doing the same work, in one run.
+struct HostBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "host",
+        abstract: "Host pass-through (consume → decode → handle → publish → ack, no-op plugin) vs raw libnats.")
+
+    @Option(help: "Messages per measurement.") var count = 50_000
+    @Option(help: "Rounds; the median of the paired ratios is reported.") var rounds = 5
+    @Option(help: "Messages per fetch (both sides).") var batch = 256
+    @Flag(help: "Run only the host side (for profiling it).") var hostOnly = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let server = try NatsServer()
+            defer { server.stop() }
+            var options = ConnectionOptions(servers: [server.url], name: "qt-bench-host")
+            options.jetStreamWaitMs = 10_000
+            let bus = try BusConnection(options)
+            defer { bus.close() }
+            _ = try await bus.provision()
+            printLine("host benchmark: \(count) messages × \(rounds) rounds, fetch batches of \(batch), 200-byte klines")
+            var ratios: [Double] = []
+            var rates: [String: [Double]] = [:]
+            for round in 0..<rounds {
+                let cpu0 = Self.cpuSeconds()
+                let raw = hostOnly ? 1 : try await measureRaw(bus, round: round)
+                let cpu1 = Self.cpuSeconds()
+                let host = try await measureHost(bus, server: server, round: round)
+                let cpu2 = Self.cpuSeconds()
+                printLine(String(format: "client CPU per message (feed included): raw %.1f µs, host %.1f µs",
+                                 (cpu1 - cpu0) / Double(count) * 1e6, (cpu2 - cpu1) / Double(count) * 1e6))
+                rates["raw", default: []].append(Double(count) / raw)
+                rates["host", default: []].append(Double(count) / host)
+                ratios.append(raw / host)
+                printLine("round \(round + 1): raw \(Int(Double(count) / raw)) msg/s, host \(Int(Double(count) / host)) msg/s, ratio "
+                          + String(format: "%.2f", raw / host))
+            }
+            printLine("")
+            printLine("| measurement | raw libnats (msg/s, median) | host (msg/s, median) | host / raw (median of rounds) | range | target |")
+            printLine("|---|---|---|---|---|---|")
+            printLine("| pass-through: fetch, decode, handle, publish, PubAck, ack | \(Int(BusBench.median(rates["raw"]!))) | "
+                      + "\(Int(BusBench.median(rates["host"]!))) | "
+                      + String(format: "%.2f | %.2f–%.2f", BusBench.median(ratios), ratios.min()!, ratios.max()!) + " | ≥ 0.60 |")
+        }
+    }
+
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+
+    private func feed(_ bus: BusConnection, symbol: String) async throws {
+        for start in stride(from: 0, to: count, by: 1_000) {
+            let messages = try (start..<min(count, start + 1_000)).map { index in
+                try OutgoingMessage(BenchPayload.kline(symbol: symbol, index: index), subject: Subjects.kline(symbol),
+                                    id: "\(symbol)-\(index)", producer: "bench@qt")
+            }
+            _ = try await bus.publishBatch(messages)
+        }
+    }
+
+    private func measureRaw(_ bus: BusConnection, round: Int) async throws -> Double {
+        let input = "RAWIN\(round)"
+        try await feed(bus, symbol: input)
+        var spec = try ConsumerSpec(durable: "bench-raw__r\(round)", filterSubject: Subjects.kline(input))
+        spec.maxAckPending = Int64(max(count, 10_000))
+        try await bus.ensureConsumer(spec)
+        return try await RawNatsBaseline.passThrough(bus, spec: spec, outputSubject: Subjects.kline("RAWOUT\(round)"),
+                                                     count: count, batch: batch)
+    }
+
+    private func measureHost(_ bus: BusConnection, server: NatsServer, round: Int) async throws -> Double {
+        let input = "HOSTIN\(round)"
+        try await feed(bus, symbol: input)
+        let registration = PassThrough.registration(input: Subjects.kline(input), output: Subjects.kline("HOSTOUT\(round)"),
+                                                    name: "pass-\(round)", batch: batch)
+        let registry = PluginRegistry([registration])
+        let yaml = "host_id: bench\nnats: { servers: [\(server.url)] }\nhttp_port: 0\nplugins:\n  pass-\(round): {}\n"
+        let host = PluginHost(config: try NodeConfig.parse(yaml, file: "bench.yaml", registry: registry), registry: registry)
+        let metrics = host.metrics.plugin("pass-\(round)")
+        let start = DispatchTime.now().uptimeNanoseconds
+        try await host.start()
+        let started = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if round == 0 { printLine(String(format: "host start took %.0f ms", started * 1000)) }
+        while metrics.messagesOut.value < Double(count) {
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        await host.shutdown()
+        return seconds
+    }
+}
+
+/// The no-op plugin: each kline is emitted unchanged on the output subject.
+final class PassThrough: Plugin {
+    static func registration(input: String, output: String, name: String, batch: Int) -> PluginRegistration {
+        PluginRegistration(
+            manifest: PluginManifest(
+                name: name, version: "bench",
+                inputs: [InputSpec("in", subject: input, type: Kline.self, fetchBatch: batch)],
+                outputs: [OutputSpec("out", subject: output, type: Kline.self)]),
+            make: { _ in PassThrough(output: output) })
+    }
+
+    let output: String
+    init(output: String) { self.output = output }
+
+    func handle(_ input: Input, context: HandlerContext) async throws {
+        guard let bar = input.message(as: Kline.self) else { throw PluginError.permanent("not a kline") }
+        try context.emit("out", bar, subject: output)
+    }
+}
