@@ -174,7 +174,7 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         }
         let message: M
         do {
-            message = try M(serializedBytes: raw.payload)
+            message = try raw.withPayload { try M(serializedBytes: $0) }
         } catch {
             return .failure(.init("payload does not decode as \(expected): \(error)"))
         }

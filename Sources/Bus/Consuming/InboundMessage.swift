@@ -45,6 +45,13 @@ public final class InboundMessage: @unchecked Sendable {
         return data.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
     }
 
+    /// The payload without copying it, valid only inside `body` (decoding reads it in place).
+    public func withPayload<T>(_ body: (Data) throws -> T) rethrows -> T {
+        let length = Int(natsMsg_GetDataLength(msg))
+        guard length > 0, let data = natsMsg_GetData(msg) else { return try body(Data()) }
+        return try body(Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: data), count: length, deallocator: .none))
+    }
+
     public func header(_ name: String) -> String? {
         var value: UnsafePointer<CChar>?
         guard natsMsgHeader_Get(msg, name, &value) == NATS_OK, let value else { return nil }

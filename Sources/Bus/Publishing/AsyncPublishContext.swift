@@ -111,6 +111,17 @@ final class AckCollector: @unchecked Sendable {
         results[index] = result
     }
 
+    private var lastStream = ""
+
+    /// The PubAck's stream name; consecutive acks name the same stream, so the Swift string is
+    /// reused instead of copied per message. Called on libnats' ack thread only.
+    func streamName(_ name: UnsafePointer<CChar>?) -> String {
+        guard let name else { return "" }
+        let reuse = lastStream.withCString { strcmp($0, name) == 0 }
+        if !reuse { lastStream = String(cString: name) }
+        return lastStream
+    }
+
     func result(at index: Int) -> Result<PublishAck, BusError>? {
         lock.lock(); defer { lock.unlock() }
         return index < results.count ? results[index] : nil
@@ -128,7 +139,7 @@ private let asyncAckHandler: jsPubAckHandler = { _, msg, ack, ackError, closure 
     guard let closure, let msg else { return }
     let collector = Unmanaged<AckCollector>.fromOpaque(closure).takeUnretainedValue()
     if let ack {
-        collector.record(msg, .success(PublishAck(stream: String(cString: ack.pointee.Stream),
+        collector.record(msg, .success(PublishAck(stream: collector.streamName(ack.pointee.Stream),
                                                   sequence: ack.pointee.Sequence,
                                                   duplicate: ack.pointee.Duplicate)))
     } else if let ackError {

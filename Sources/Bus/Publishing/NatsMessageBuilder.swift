@@ -10,13 +10,19 @@ enum NatsMessageBuilder {
             }
         }
         try NatsCall.check(status, "natsMsg_Create(\(message.subject))")
-        for (key, value) in message.headers {
+        // Set one by one rather than through `message.headers`: no array per message.
+        func set(_ key: String, _ value: String) throws {
             let headerStatus = natsMsgHeader_Set(msg, key, value)
             if headerStatus != NATS_OK {
                 natsMsg_Destroy(msg)
                 throw NatsCall.error(headerStatus, "natsMsgHeader_Set(\(key))")
             }
         }
+        try set(HeaderName.messageID, message.id)
+        try set(HeaderName.type, message.typeName)
+        try set(HeaderName.trace, message.traceID)
+        if !message.causeID.isEmpty { try set(HeaderName.cause, message.causeID) }
+        try set(HeaderName.producer, message.producer)
         return msg!
     }
 }

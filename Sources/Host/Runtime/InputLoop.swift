@@ -56,12 +56,13 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
         var outputs: [OutgoingMessage] = []
         var handled: [Delivery<M>] = []
         if let last = batch.last { binding.metrics.pending.set(Double(last.raw.pending)) }
+        binding.metrics.messagesIn.add(batch.count)
         for (index, delivery) in batch.enumerated() {
             if isStopping {
                 for unstarted in batch[index...] { try? unstarted.nak(delayMs: 0) }
+                binding.metrics.messagesIn.add(-(batch.count - index))
                 break
             }
-            binding.metrics.messagesIn.increment()
             let context = HandlerContext(binding: binding, eventTimeMs: delivery.message.meta.eventTimeMs,
                                          cause: delivery.cause, causeStream: delivery.raw.stream,
                                          causeSequence: delivery.streamSequence)
