@@ -126,9 +126,30 @@ final class HostPipelineTests: HostTestCase {
         XCTAssertEqual(info.numPending, 0)
     }
 
+    func testPluginStateIsSharedByCompareAndSetAcrossHosts() async throws {
+        let first = try await startHost("node-a", plugins: ["counter": [:]])
+        let second = try await startHost("node-b", plugins: ["counter": [:]])
+        _ = try await publishKlines(60)
+        let states = try await bus.keyValue("qt_state")
+        try await waitUntil("60 counted", seconds: 60) {
+            try await states.get(PluginState.self, "counter.klines")?.value.values["count"] == "60"
+        }
+        let state = try await XCTUnwrapAsync(try await states.get(PluginState.self, "counter.klines"))
+        XCTAssertEqual(state.value.plugin, "counter")
+        XCTAssertEqual(state.value.name, "klines")
+        let conflicts = first.metrics.plugin("counter").errors.value + second.metrics.plugin("counter").errors.value
+        let handled = first.metrics.plugin("counter").messagesIn.value + second.metrics.plugin("counter").messagesIn.value
+        XCTAssertEqual(handled - conflicts, 60, "every kline counted once; conflicts were retried")
+        print("state CAS test: \(Int(conflicts)) conflicts retried")
+    }
+
     private func httpGet(port: Int, path: String) async throws -> (status: Int, body: String) {
         let url = try XCTUnwrap(URL(string: "http://127.0.0.1:\(port)\(path)"))
         let (data, response) = try await URLSession.shared.data(from: url)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
+}
+
+func XCTUnwrapAsync<T>(_ value: T?, file: StaticString = #filePath, line: UInt = #line) async throws -> T {
+    try XCTUnwrap(value, file: file, line: line)
 }

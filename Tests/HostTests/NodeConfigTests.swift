@@ -52,7 +52,7 @@ final class NodeConfigTests: XCTestCase {
           govrnor: {}
         """)
         XCTAssertEqual(error?.description,
-                       "node.yaml:5: plugins.govrnor: unknown plugin; valid choices: feed, relay-a, relay-b, strict, ticker")
+                       "node.yaml:5: plugins.govrnor: unknown plugin; valid choices: counter, feed, relay-a, relay-b, strict, ticker")
     }
 
     func testUnknownPluginKeyListsTheDeclaredKeys() {

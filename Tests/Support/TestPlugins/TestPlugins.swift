@@ -7,7 +7,7 @@ import Messages
 /// a singleton ticker, and a strict consumer that rejects what it cannot act on.
 public enum TestPlugins {
     public static var registry: PluginRegistry {
-        PluginRegistry([Feed.registration, RelayA.registration, RelayB.registration, Ticker.registration, Strict.registration])
+        PluginRegistry([Counter.registration, Feed.registration, RelayA.registration, RelayB.registration, Ticker.registration, Strict.registration])
     }
 }
 
@@ -119,5 +119,25 @@ public final class Strict: Plugin {
         plan.kind = calibrated.calibratedAction == .fullClose ? .close : .reduce
         plan.origin = calibrated.proposal.proposalID
         try context.emit("plans", plan, subject: Subjects.planSized(plan.symbol))
+    }
+}
+
+/// Counts klines in its `qt_state` entry by compare-and-set: shared by every host running it.
+public final class Counter: Plugin {
+    public static let registration = PluginRegistration(
+        manifest: PluginManifest(
+            name: "counter", version: "1.0.0",
+            inputs: [InputSpec("klines", subject: "qt.market.kline.*", type: Kline.self, ackWaitMs: 2_000, fetchBatch: 8)],
+            kvReads: ["qt_state"], kvWrites: ["qt_state"]),
+        make: { _ in Counter() })
+
+    public func handle(_ input: Input, context: HandlerContext) async throws {
+        let current = try await context.loadState("klines")
+        var state = current?.state ?? PluginState()
+        let seen = Int(state.values["count"] ?? "0") ?? 0
+        state.values["count"] = String(seen + 1)
+        state.values["last_by"] = context.hostID
+        // A conflict (the other host wrote first) throws: transient, the kline comes back.
+        try await context.saveState("klines", state, expectedRevision: current?.revision ?? 0)
     }
 }
