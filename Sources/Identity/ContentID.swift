@@ -9,7 +9,7 @@ public enum ContentID {
     public static let length = 32
 
     public static func hash(_ parts: [String]) -> String {
-        String(sha256Hex(parts.joined(separator: "|")).prefix(length))
+        hexDigest(parts.joined(separator: "|"), characters: length)
     }
 
     public static func hash(_ parts: String...) -> String {
@@ -18,7 +18,7 @@ public enum ContentID {
 
     /// The id of an output caused by an input message: `H(plugin, input stream, input sequence, output index)`.
     public static func caused(plugin: String, inputStream: String, inputSequence: UInt64, outputIndex: Int) -> String {
-        String(sha256Hex("\(plugin)|\(inputStream)|\(inputSequence)|\(outputIndex)").prefix(length))
+        hexDigest("\(plugin)|\(inputStream)|\(inputSequence)|\(outputIndex)", characters: length)
     }
 
     /// The id of an output with no input message (timer, poll): `H(plugin, kind, symbol, event time, revision)`.
@@ -27,22 +27,23 @@ public enum ContentID {
     }
 
     public static func sha256Hex(_ text: String) -> String {
-        var utf8 = Array(text.utf8)
-        var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
-        utf8.withUnsafeMutableBufferPointer { input in
-            _ = SHA256(input.baseAddress, input.count, &digest)
-        }
-        return hex(digest)
+        hexDigest(text, characters: 64)
     }
 
-    public static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+    /// SHA-256 of the UTF-8 text as lower-case hex, cut to `characters`; no intermediate arrays
+    /// (every output message id goes through here).
+    static func hexDigest(_ text: String, characters: Int) -> String {
+        var text = text
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
+            text.withUTF8 { input in _ = SHA256(input.baseAddress, input.count, digest.baseAddress) }
+            return String(unsafeUninitializedCapacity: characters) { output in
+                for index in 0..<characters {
+                    let byte = digest[index / 2]
+                    let nibble = index % 2 == 0 ? byte >> 4 : byte & 0x0f
+                    output[index] = nibble < 10 ? 48 + nibble : 87 + nibble
+                }
+                return characters
+            }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -23,6 +23,12 @@ public final class InboundMessage: @unchecked Sendable {
     init(taking msg: OpaquePointer, stream knownStream: String? = nil, consumer knownConsumer: String? = nil) {
         self.msg = msg
         self.subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
+        if let reply = natsMsg_GetReply(msg), let parsed = AckSubject.parse(reply), let knownStream, let knownConsumer {
+            stream = knownStream
+            consumer = knownConsumer
+            (deliveryCount, streamSequence, timestampNs, pending) = parsed
+            return
+        }
         var meta: UnsafeMutablePointer<jsMsgMetaData>?
         if natsMsg_GetMetaData(&meta, msg) == NATS_OK, let meta {
             stream = knownStream ?? meta.pointee.Stream.map { String(cString: $0) } ?? ""
@@ -88,5 +94,43 @@ public final class InboundMessage: @unchecked Sendable {
     /// Never redeliver: a permanent failure (R2).
     public func term() throws {
         try NatsCall.check(natsMsg_Term(msg, nil), "term \(subject) #\(streamSequence)")
+    }
+}
+
+/// Reads delivery count, stream sequence, timestamp and pending from a JetStream ack subject
+/// in place: `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>` (or the
+/// 12-token form with domain and account hash). libnats' `natsMsg_GetMetaData` does the same
+/// with five allocations per message.
+enum AckSubject {
+    static func parse(_ reply: UnsafePointer<CChar>) -> (delivered: UInt64, streamSequence: UInt64, timestampNs: Int64, pending: UInt64)? {
+        guard reply[0] == CChar(UInt8(ascii: "$")) else { return nil }
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 16) { numbers in
+            var tokenCount = 0
+            var current: UInt64 = 0
+            var numeric = true
+            var index = 0
+            while true {
+                let byte = UInt8(bitPattern: reply[index])
+                if byte == 0 || byte == UInt8(ascii: ".") {
+                    guard tokenCount < numbers.count else { return nil }
+                    numbers[tokenCount] = numeric ? current : UInt64.max
+                    tokenCount += 1
+                    current = 0
+                    numeric = true
+                    if byte == 0 { break }
+                } else if numeric, byte >= 48, byte <= 57 {
+                    let (product, overflow) = current.multipliedReportingOverflow(by: 10)
+                    if overflow { numeric = false } else { current = product + UInt64(byte - 48) }
+                } else {
+                    numeric = false
+                }
+                index += 1
+            }
+            guard tokenCount == 9 || tokenCount >= 11 else { return nil }
+            let base = tokenCount == 9 ? 4 : 6
+            guard base + 4 < tokenCount else { return nil }
+            for offset in 0...4 where numbers[base + offset] == UInt64.max { return nil }
+            return (numbers[base], numbers[base + 1], Int64(truncatingIfNeeded: numbers[base + 3]), numbers[base + 4])
+        }
     }
 }
