@@ -17,34 +17,14 @@ final class CLITests: XCTestCase {
         server = nil
     }
 
-    struct Run {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-        var lines: [String] { stdout.split(separator: "\n").map(String.init) }
-    }
-
-    func qt(_ arguments: String...) throws -> Run {
+    func qt(_ arguments: String...) throws -> ChildProcess.Result {
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qt")
-        let candidates = [binary, Bundle.main.bundleURL.appendingPathComponent("qt"),
-                          Bundle(for: CLITests.self).bundleURL.deletingLastPathComponent().appendingPathComponent("qt")]
+        let candidates = [binary, Bundle(for: CLITests.self).bundleURL.deletingLastPathComponent().appendingPathComponent("qt")]
         let executable = try XCTUnwrap(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
                                        "qt binary not found next to the test bundle")
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["NATS_URL"] = server.url
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                   stderr: String(decoding: stderr, as: UTF8.self))
+        return try ChildProcess.run(executable, arguments, environment: environment)
     }
 
     private func json(_ line: String) throws -> [String: Any] {

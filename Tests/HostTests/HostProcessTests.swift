@@ -2,6 +2,7 @@ import Bus
 import Foundation
 import Host
 import Messages
+import NatsServerKit
 import XCTest
 
 /// Hosts as child processes (`qt-test-host`), killed the hard way.
@@ -97,18 +98,8 @@ final class HostProcessTests: HostTestCase {
         return found.value
     }
 
-    private func runQT(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = try binary("qt")
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    private func runQT(_ arguments: [String]) throws -> ChildProcess.Result {
+        try ChildProcess.run(try binary("qt"), arguments)
     }
 }
 

@@ -10,15 +10,7 @@ public enum RawNatsBaseline {
     public static func publishAsync(_ connection: BusConnection, messages: [OutgoingMessage], chunk: Int) async throws -> Double {
         try await connection.pool.run {
             let counter = AckCounter()
-            var opts = jsOptions()
-            jsOptions_Init(&opts)
-            opts.Wait = connection.options.jetStreamWaitMs
-            opts.PublishAsync.MaxPending = 4096
-            opts.PublishAsync.StallWait = connection.options.jetStreamWaitMs
-            opts.PublishAsync.AckHandler = countingAckHandler
-            opts.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(counter).toOpaque()
-            var js: OpaquePointer?
-            try NatsCall.check(natsConnection_JetStream(&js, connection.connection, &opts), "raw JetStream context")
+            let js = try countingContext(connection, counter: counter)
             defer { jsCtx_Destroy(js) }
             var complete = jsPubOptions()
             jsPubOptions_Init(&complete)
@@ -68,6 +60,20 @@ public enum RawNatsBaseline {
     }
 }
 
+/// A JetStream context whose async PubAcks are only counted, as the raw loops need.
+private func countingContext(_ connection: BusConnection, counter: AckCounter) throws -> OpaquePointer {
+    var opts = jsOptions()
+    jsOptions_Init(&opts)
+    opts.Wait = connection.options.jetStreamWaitMs
+    opts.PublishAsync.MaxPending = 4096
+    opts.PublishAsync.StallWait = connection.options.jetStreamWaitMs
+    opts.PublishAsync.AckHandler = countingAckHandler
+    opts.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(counter).toOpaque()
+    var js: OpaquePointer?
+    try NatsCall.check(natsConnection_JetStream(&js, connection.connection, &opts), "raw JetStream context")
+    return js!
+}
+
 private final class AckCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var ok = 0
@@ -93,14 +99,7 @@ extension RawNatsBaseline {
         defer { subscription.close() }
         return try await connection.pool.run {
             let counter = AckCounter()
-            var opts = jsOptions()
-            jsOptions_Init(&opts)
-            opts.Wait = connection.options.jetStreamWaitMs
-            opts.PublishAsync.MaxPending = 4096
-            opts.PublishAsync.AckHandler = countingAckHandler
-            opts.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(counter).toOpaque()
-            var js: OpaquePointer?
-            try NatsCall.check(natsConnection_JetStream(&js, connection.connection, &opts), "raw JetStream context")
+            let js = try countingContext(connection, counter: counter)
             defer { jsCtx_Destroy(js) }
             var complete = jsPubOptions()
             jsPubOptions_Init(&complete)
