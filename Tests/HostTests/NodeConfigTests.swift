@@ -103,3 +103,13 @@ final class NodeConfigTests: XCTestCase {
         }
     }
 }
+
+final class EmptyPluginListTests: XCTestCase {
+    func testAConfigThatRunsNothingIsAnErrorListingTheChoices() {
+        XCTAssertThrowsError(try NodeConfig.parse("host_id: a\nnats: { servers: [nats://127.0.0.1:4222] }\nplugins: {}\n",
+                                                  file: "node.yaml", registry: TestPlugins.registry)) { error in
+            XCTAssertEqual((error as? ConfigError)?.description,
+                           "node.yaml:3: plugins: names no plugin to run; valid choices: counter, feed, relay-a, relay-b, strict, ticker")
+        }
+    }
+}

@@ -77,7 +77,11 @@ public struct NodeConfig: Sendable {
                 plugins.append(PluginEntry(name: name, settings: try reader.settings(node, plugin: registration.manifest)))
             }
         }
-        guard !plugins.isEmpty else { throw reader.missing("plugins", in: root) }
+        guard !plugins.isEmpty else {
+            let none = registry.names.isEmpty ? " (this build registers no plugins yet)" : ""
+            throw ConfigError(file: file, key: "plugins", line: top["plugins"]?.mark?.line ?? root.mark?.line,
+                              message: "names no plugin to run\(none)", choices: registry.names)
+        }
         return NodeConfig(file: file, hostID: hostID, nats: options, replicas: replicas, httpPort: httpPort, plugins: plugins)
     }
 }
