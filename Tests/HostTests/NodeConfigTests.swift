@@ -1,4 +1,5 @@
-import Host
+@testable import Host
+import Messages
 import TestPlugins
 import XCTest
 
@@ -111,5 +112,21 @@ final class EmptyPluginListTests: XCTestCase {
             XCTAssertEqual((error as? ConfigError)?.description,
                            "node.yaml:3: plugins: names no plugin to run; valid choices: counter, feed, relay-a, relay-b, strict, ticker")
         }
+    }
+}
+
+final class ManifestCheckTests: XCTestCase {
+    func testAnOutputOfTheWrongTypeIsRefusedAtStart() {
+        let manifest = PluginManifest(name: "confused", version: "1",
+                                      outputs: [OutputSpec("plans", subject: "qt.plan.sized.*", type: Kline.self)])
+        XCTAssertThrowsError(try PluginHost.checkOutputs(manifest)) { error in
+            XCTAssertEqual("\(error)", "plugin confused output plans: qt.plan.sized.* carries qt.v1.Plan, not qt.v1.Kline")
+        }
+        let nowhere = PluginManifest(name: "lost", version: "1",
+                                     outputs: [OutputSpec("x", subject: "qt.nowhere.*", type: Kline.self)])
+        XCTAssertThrowsError(try PluginHost.checkOutputs(nowhere)) { error in
+            XCTAssertEqual("\(error)", "plugin lost output x: no stream owns qt.nowhere.*")
+        }
+        XCTAssertNoThrow(try PluginHost.checkOutputs(TestPlugins.registry["relay-a"]!.manifest))
     }
 }

@@ -73,8 +73,8 @@ public struct TimerSpec: Sendable {
 
 extension PluginManifest {
     /// The manifest as the schema's message, for `HostInfo` in `qt_hosts`.
-    func message(shadow: Bool) -> Messages.PluginManifest {
-        var message = Messages.PluginManifest()
+    func message(shadow: Bool) -> Messages.PluginManifestInfo {
+        var message = Messages.PluginManifestInfo()
         message.name = name
         message.version = version
         message.inputs = inputs.map { binding($0.name, $0.subject, $0.type) }
@@ -82,7 +82,7 @@ extension PluginManifest {
         message.kvReads = kvReads
         message.kvWrites = kvWrites
         message.timers = timers.map {
-            var timer = Messages.TimerSpec()
+            var timer = Messages.TimerInfo()
             timer.name = $0.name
             timer.intervalMs = $0.intervalMs
             timer.singleton = $0.singleton

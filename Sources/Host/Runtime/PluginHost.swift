@@ -48,6 +48,7 @@ public final class PluginHost: @unchecked Sendable {
             guard let registration = registry[entry.name] else {
                 throw HostError.startup("plugin \(entry.name) is not registered")
             }
+            try Self.checkOutputs(registration.manifest)
             let plugin = try registration.make(PluginSetup(hostID: hostID, settings: entry.settings))
             let binding = PluginBinding(manifest: registration.manifest, settings: entry.settings, plugin: plugin,
                                         hostID: hostID, bus: bus, metrics: metrics.plugin(entry.name))
@@ -69,6 +70,20 @@ public final class PluginHost: @unchecked Sendable {
     }
 
     private var isDraining: Bool { lock.withLock { draining } }
+
+    /// A manifest whose output is on a subject no stream owns, or that the topology registers for
+    /// another type, is refused at start rather than at the first emit (R1).
+    static func checkOutputs(_ manifest: PluginManifest) throws {
+        for output in manifest.outputs {
+            guard let route = Topology.route(forFilter: output.subject) else {
+                throw HostError.startup("plugin \(manifest.name) output \(output.name): no stream owns \(output.subject)")
+            }
+            guard route.messageType == output.type else {
+                throw HostError.startup("plugin \(manifest.name) output \(output.name): \(output.subject) carries "
+                                        + "\(route.typeName), not \(output.type.protoMessageName)")
+            }
+        }
+    }
 
     private func startInput(_ input: InputSpec, binding: PluginBinding, bus: BusConnection) async throws {
         var spec = try ConsumerSpec(plugin: binding.manifest.name, input: input.name, filterSubject: input.subject)

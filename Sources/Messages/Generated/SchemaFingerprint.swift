@@ -2,5 +2,5 @@
 
 /// SHA-256 of proto/qt/v1/*.proto: hosts with different values run different schemas.
 public enum SchemaFingerprint {
-    public static let value = "5086a9b0023762ce5aff07102315d80c4f196420a9919d17e9127eae3a71cc73"
+    public static let value = "270f3a505c79b2c30d9ac57b671334bef618cd665aa1f88c6518eaf88f3848d3"
 }

@@ -164,7 +164,7 @@ public nonisolated struct SubjectBinding: Sendable {
   public init() {}
 }
 
-public nonisolated struct TimerSpec: Sendable {
+public nonisolated struct TimerInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -180,7 +180,7 @@ public nonisolated struct TimerSpec: Sendable {
   public init() {}
 }
 
-public nonisolated struct PluginManifest: Sendable {
+public nonisolated struct PluginManifestInfo: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -197,7 +197,7 @@ public nonisolated struct PluginManifest: Sendable {
 
   public var kvWrites: [String] = []
 
-  public var timers: [TimerSpec] = []
+  public var timers: [TimerInfo] = []
 
   public var shadow: Bool = false
 
@@ -223,7 +223,7 @@ public nonisolated struct HostInfo: Sendable {
 
   public var hostID: String = String()
 
-  public var plugins: [PluginManifest] = []
+  public var plugins: [PluginManifestInfo] = []
 
   /// SHA-256 of the schema's descriptor set.
   public var schemaFingerprint: String = String()
@@ -452,8 +452,8 @@ nonisolated extension SubjectBinding: SwiftProtobuf.Message, SwiftProtobuf._Mess
   }
 }
 
-nonisolated extension TimerSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".TimerSpec"
+nonisolated extension TimerInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TimerInfo"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}interval_ms\0\u{1}singleton\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
@@ -483,7 +483,7 @@ nonisolated extension TimerSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: TimerSpec, rhs: TimerSpec) -> Bool {
+  public static func ==(lhs: TimerInfo, rhs: TimerInfo) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.intervalMs != rhs.intervalMs {return false}
     if lhs.singleton != rhs.singleton {return false}
@@ -492,8 +492,8 @@ nonisolated extension TimerSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
   }
 }
 
-nonisolated extension PluginManifest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".PluginManifest"
+nonisolated extension PluginManifestInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PluginManifestInfo"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}version\0\u{1}inputs\0\u{1}outputs\0\u{3}kv_reads\0\u{3}kv_writes\0\u{1}timers\0\u{1}shadow\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
@@ -543,7 +543,7 @@ nonisolated extension PluginManifest: SwiftProtobuf.Message, SwiftProtobuf._Mess
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: PluginManifest, rhs: PluginManifest) -> Bool {
+  public static func ==(lhs: PluginManifestInfo, rhs: PluginManifestInfo) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.version != rhs.version {return false}
     if lhs.inputs != rhs.inputs {return false}
