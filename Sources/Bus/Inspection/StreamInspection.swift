@@ -162,3 +162,14 @@ extension BusConnection {
         return owner.name
     }
 }
+
+extension BusConnection {
+    /// Removes every message of a stream (its consumers stay). For benchmarks and tests that
+    /// need each measurement to start from the same empty store.
+    public func purge(_ stream: String) async throws {
+        try await pool.run { [self] in
+            var code = jsErrCode(rawValue: 0)
+            try NatsCall.check(js_PurgeStream(jetStream, stream, nil, &code), "purge stream \(stream)", jetStreamCode: code)
+        }
+    }
+}
