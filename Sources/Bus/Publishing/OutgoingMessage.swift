@@ -33,13 +33,17 @@ public struct OutgoingMessage: Sendable {
 
     /// Fills `meta` (id, trace, cause, producer; `event_time_ms` stays as the caller set it) and
     /// checks that `subject` carries `M` (R1). Every producer stamps messages through here.
-    public init<M: BusMessage>(_ message: M, subject: String, id: String, producer: String, cause: Cause? = nil) throws {
+    /// `eventTimeMs` fills `meta.event_time_ms` when the message has none (the host passes the
+    /// input's event time), without another copy of the message.
+    public init<M: BusMessage>(_ message: M, subject: String, id: String, producer: String, cause: Cause? = nil,
+                               eventTimeMs: Int64? = nil) throws {
         guard !id.isEmpty else { throw BusError.invalidArgument("message id is empty for \(subject)") }
         guard let route = Topology.route(for: subject) else { throw BusError.unknownSubject(subject) }
         guard route.messageType == M.self else {
             throw BusError.wrongType(subject: subject, expected: route.typeName, actual: M.protoMessageName)
         }
         var stamped = message
+        if let eventTimeMs, stamped.meta.eventTimeMs == 0 { stamped.meta.eventTimeMs = eventTimeMs }
         stamped.meta.id = id
         stamped.meta.producer = producer
         if let cause {

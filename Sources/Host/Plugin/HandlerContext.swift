@@ -51,9 +51,8 @@ public final class HandlerContext: @unchecked Sendable {
             throw PluginError.contract("\(plugin) emitted \(output) from a timer without a content id")
         }
         let target = binding.settings.shadow ? Subjects.shadow(subject) : subject
-        var stamped = message
-        if stamped.meta.eventTimeMs == 0 { stamped.meta.eventTimeMs = eventTimeMs }
-        outputs.append(try OutgoingMessage(stamped, subject: target, id: messageID, producer: binding.producer, cause: cause))
+        outputs.append(try OutgoingMessage(message, subject: target, id: messageID, producer: binding.producer, cause: cause,
+                                           eventTimeMs: eventTimeMs))
     }
 
     /// Records a gate's verdict (R8) on `qt.decision.<plugin>.<symbol>` (declare an output named

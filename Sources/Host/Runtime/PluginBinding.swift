@@ -11,6 +11,8 @@ final class PluginBinding: @unchecked Sendable {
     let hostID: String
     let bus: BusConnection
     let metrics: PluginMetrics
+    /// `plugin@host`, the Qt-Producer of everything this plugin emits.
+    let producer: String
     private let lock = NSLock()
     private var buckets: [String: KeyValueBucket] = [:]
 
@@ -22,10 +24,9 @@ final class PluginBinding: @unchecked Sendable {
         self.hostID = hostID
         self.bus = bus
         self.metrics = metrics
+        self.producer = "\(manifest.name)@\(hostID)"
     }
 
-    /// `plugin@host`, the Qt-Producer of everything this plugin emits.
-    var producer: String { "\(manifest.name)@\(hostID)" }
 
     func bucket(_ name: String) async throws -> KeyValueBucket {
         if let cached = lock.withLock({ buckets[name] }) { return cached }
