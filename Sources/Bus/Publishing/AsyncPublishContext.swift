@@ -1,117 +1,170 @@
 import CNats
 import Foundation
 
-/// A JetStream context for asynchronous publishing. Its ack handler files each PubAck (or
-/// error) under the message's `Nats-Msg-Id`; batches run one at a time on its own thread, since
-/// `js_PublishAsyncComplete` waits for everything pending on the context.
+/// A JetStream context for asynchronous publishing. Sending never blocks on the server (each
+/// message goes into libnats' buffer); PubAcks are matched to their messages on libnats' ack
+/// thread, and a batch's waiter is resumed when its last PubAck is in. A caller can send batch N,
+/// go on with other work, and wait for N's PubAcks later.
 final class AsyncPublishContext: @unchecked Sendable {
     private let context: OpaquePointer
-    private let collector: AckCollector
-    private let worker = BlockingWorker(name: "qt-bus-async-publish")
+    private let tracker = PendingTracker()
     private let waitMs: Int64
+    private let lock = NSLock()
     private var destroyed = false
 
-    init(connection: OpaquePointer, waitMs: Int64, maxPending: Int64 = 4096) throws {
+    init(connection: OpaquePointer, waitMs: Int64, maxPending: Int64 = 1_000_000) throws {
         self.waitMs = waitMs
-        self.collector = AckCollector()
         var opts = jsOptions()
         jsOptions_Init(&opts)
         opts.Wait = waitMs
         opts.PublishAsync.MaxPending = maxPending
         opts.PublishAsync.StallWait = waitMs
         opts.PublishAsync.AckHandler = asyncAckHandler
-        opts.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(collector).toOpaque()
+        opts.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(tracker).toOpaque()
         var js: OpaquePointer?
         try NatsCall.check(natsConnection_JetStream(&js, connection, &opts), "natsConnection_JetStream(async)")
         self.context = js!
     }
 
-    func publish(_ messages: [OutgoingMessage]) async throws -> [PublishAck] {
-        try await worker.run { [self] in try publishBlocking(messages) }
-    }
-
-    private func publishBlocking(_ messages: [OutgoingMessage]) throws -> [PublishAck] {
-        collector.begin(count: messages.count)
-        defer { collector.clear() }
+    /// Sends every message now, in order; the ticket waits for their PubAcks.
+    func send(_ messages: [OutgoingMessage]) throws -> PublishTicket {
+        let batch = PendingBatch(count: messages.count)
         for (index, message) in messages.enumerated() {
             var msg: OpaquePointer? = try NatsMessageBuilder.make(message)
-            collector.register(msg!, index: index)
+            tracker.register(msg!, batch: batch, index: index)
             let status = js_PublishMsgAsync(context, &msg, nil)
             if status != NATS_OK {
-                natsMsg_Destroy(msg)
-                throw NatsCall.error(status, "async publish \(message.subject) (id \(message.id))")
+                if let msg { tracker.forget(msg); natsMsg_Destroy(msg) }
+                batch.record(index, .failure(NatsCall.error(status, "async publish \(message.subject) (id \(message.id))")))
             }
         }
-        var pubOpts = jsPubOptions()
-        jsPubOptions_Init(&pubOpts)
-        pubOpts.MaxWait = waitMs
-        let status = js_PublishAsyncComplete(context, &pubOpts)
-        if status == NATS_TIMEOUT {
-            abandonPending()
-        } else if status != NATS_OK {
-            throw NatsCall.error(status, "js_PublishAsyncComplete")
-        }
-        var acks: [PublishAck] = []
-        acks.reserveCapacity(messages.count)
-        for (index, message) in messages.enumerated() {
-            switch collector.result(at: index) {
-            case .some(.success(let ack)): acks.append(ack)
-            case .some(.failure(let error)): throw error
-            case .none:
-                throw BusError.timeout("PubAck for \(message.subject) (id \(message.id)) after \(waitMs) ms")
-            }
-        }
-        return acks
+        return PublishTicket(batch: batch, context: self, subjects: messages.map(\.subject), ids: messages.map(\.id))
     }
 
-    /// PubAcks lost in a server restart would stay pending on the context and make every later
-    /// batch wait out the full timeout: take them off it; their messages count as timed out
-    /// (and are republished with the same ids by the caller).
-    private func abandonPending() {
+    func publish(_ messages: [OutgoingMessage]) async throws -> [PublishAck] {
+        try await send(messages).acks()
+    }
+
+    fileprivate var timeoutMs: Int64 { waitMs }
+
+    /// PubAcks lost in a server restart would stay pending on the context forever: take every
+    /// pending message off it and report it as timed out (the caller republishes with the same
+    /// ids). Without this, every later batch waited out the full timeout (51 s for 3,000 messages).
+    fileprivate func abandonPending() {
+        lock.lock(); defer { lock.unlock() }
+        guard !destroyed else { return }
         var pending = natsMsgList()
         guard js_PublishAsyncGetPendingList(&pending, context) == NATS_OK else { return }
         for index in 0..<Int(pending.Count) {
             guard let msg = pending.Msgs[index] else { continue }
-            collector.record(msg, .failure(.timeout("PubAck after \(waitMs) ms")))
+            tracker.record(msg, .failure(.timeout("PubAck after \(waitMs) ms")))
         }
         natsMsgList_Destroy(&pending)
     }
 
     func destroy() {
+        lock.lock(); defer { lock.unlock() }
         guard !destroyed else { return }
         destroyed = true
-        worker.shutdown()
         jsCtx_Destroy(context)
     }
 }
 
-/// Results of async publishes, by position in the batch, filled from libnats' ack thread. The
-/// ack handler receives the very natsMsg that was published, so its address finds the position;
-/// an address is reused only after the handler has recorded and freed the message.
-final class AckCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var positions: [UInt: Int] = [:]
-    private var results: [Result<PublishAck, BusError>?] = []
+/// The PubAcks of one sent batch.
+public struct PublishTicket: Sendable {
+    fileprivate let batch: PendingBatch
+    fileprivate let context: AsyncPublishContext
+    fileprivate let subjects: [String]
+    fileprivate let ids: [String]
 
-    func begin(count: Int) {
-        lock.lock(); defer { lock.unlock() }
+    /// Waits until every message is acknowledged; throws the first failure, or a timeout.
+    public func acks() async throws -> [PublishAck] {
+        if await !batch.wait(timeoutMs: context.timeoutMs) {
+            context.abandonPending()
+        }
+        return try batch.results(subjects: subjects, ids: ids, waitMs: context.timeoutMs)
+    }
+}
+
+/// One batch's results, filled from libnats' ack thread.
+final class PendingBatch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<PublishAck, BusError>?]
+    private var remaining: Int
+    private var waiter: CheckedContinuation<Bool, Never>?
+
+    init(count: Int) {
         results = Array(repeating: nil, count: count)
-        positions.reserveCapacity(count)
+        remaining = count
     }
 
-    func register(_ msg: OpaquePointer, index: Int) {
-        lock.lock(); defer { lock.unlock() }
-        positions[UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(msg)))] = index
+    func record(_ index: Int, _ result: Result<PublishAck, BusError>) {
+        let resume: CheckedContinuation<Bool, Never>? = lock.withLock {
+            guard index < results.count, results[index] == nil else { return nil }
+            results[index] = result
+            remaining -= 1
+            guard remaining == 0, let waiter else { return nil }
+            self.waiter = nil
+            return waiter
+        }
+        resume?.resume(returning: true)
+    }
+
+    /// True when every result is in; false when `timeoutMs` passed first.
+    func wait(timeoutMs: Int64) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let done: Bool = lock.withLock {
+                if remaining == 0 { return true }
+                waiter = continuation
+                return false
+            }
+            if done {
+                continuation.resume(returning: true)
+                return
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeoutMs))) { [self] in
+                let expired: CheckedContinuation<Bool, Never>? = lock.withLock {
+                    defer { waiter = nil }
+                    return waiter
+                }
+                expired?.resume(returning: false)
+            }
+        }
+    }
+
+    func results(subjects: [String], ids: [String], waitMs: Int64) throws -> [PublishAck] {
+        let snapshot = lock.withLock { results }
+        return try snapshot.enumerated().map { index, result in
+            switch result {
+            case .some(.success(let ack)): return ack
+            case .some(.failure(let error)): throw error
+            case .none: throw BusError.timeout("PubAck for \(subjects[index]) (id \(ids[index])) after \(waitMs) ms")
+            }
+        }
+    }
+}
+
+/// Which batch and position each in-flight natsMsg belongs to. The ack handler receives the very
+/// natsMsg that was published; an address is reused only after the handler recorded and freed it.
+final class PendingTracker: @unchecked Sendable {
+    private let lock = NSLock()
+    private var positions: [UInt: (PendingBatch, Int)] = [:]
+    private var lastStream = ""
+
+    private func key(_ msg: OpaquePointer) -> UInt { UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(msg))) }
+
+    func register(_ msg: OpaquePointer, batch: PendingBatch, index: Int) {
+        lock.withLock { positions[key(msg)] = (batch, index) }
+    }
+
+    func forget(_ msg: OpaquePointer) {
+        _ = lock.withLock { positions.removeValue(forKey: key(msg)) }
     }
 
     func record(_ msg: OpaquePointer, _ result: Result<PublishAck, BusError>) {
-        lock.lock(); defer { lock.unlock() }
-        let key = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(msg)))
-        guard let index = positions.removeValue(forKey: key), index < results.count else { return }
-        results[index] = result
+        guard let (batch, index) = lock.withLock({ positions.removeValue(forKey: key(msg)) }) else { return }
+        batch.record(index, result)
     }
-
-    private var lastStream = ""
 
     /// The PubAck's stream name; consecutive acks name the same stream, so the Swift string is
     /// reused instead of copied per message. Called on libnats' ack thread only.
@@ -121,27 +174,16 @@ final class AckCollector: @unchecked Sendable {
         if !reuse { lastStream = String(cString: name) }
         return lastStream
     }
-
-    func result(at index: Int) -> Result<PublishAck, BusError>? {
-        lock.lock(); defer { lock.unlock() }
-        return index < results.count ? results[index] : nil
-    }
-
-    func clear() {
-        lock.lock(); defer { lock.unlock() }
-        results = []
-        positions.removeAll(keepingCapacity: true)
-    }
 }
 
 private let asyncAckHandler: jsPubAckHandler = { _, msg, ack, ackError, closure in
     defer { natsMsg_Destroy(msg) }
     guard let closure, let msg else { return }
-    let collector = Unmanaged<AckCollector>.fromOpaque(closure).takeUnretainedValue()
+    let tracker = Unmanaged<PendingTracker>.fromOpaque(closure).takeUnretainedValue()
     if let ack {
-        collector.record(msg, .success(PublishAck(stream: collector.streamName(ack.pointee.Stream),
-                                                  sequence: ack.pointee.Sequence,
-                                                  duplicate: ack.pointee.Duplicate)))
+        tracker.record(msg, .success(PublishAck(stream: tracker.streamName(ack.pointee.Stream),
+                                                sequence: ack.pointee.Sequence,
+                                                duplicate: ack.pointee.Duplicate)))
     } else if let ackError {
         let subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? "?"
         var idPointer: UnsafePointer<CChar>?
@@ -153,6 +195,6 @@ private let asyncAckHandler: jsPubAckHandler = { _, msg, ack, ackError, closure 
             : .nats(operation: "async publish \(subject) (id \(id))", status: NatsCall.statusText(status),
                     text: ackError.pointee.ErrText.map { String(cString: $0) } ?? "",
                     jetStreamCode: Int(ackError.pointee.ErrCode.rawValue))
-        collector.record(msg, .failure(error))
+        tracker.record(msg, .failure(error))
     }
 }

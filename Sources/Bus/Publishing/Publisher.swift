@@ -14,6 +14,12 @@ extension BusConnection {
         try await asyncPublisher.publish(messages)
     }
 
+    /// Sends every message now, in order, without waiting for the server; `acks()` on the ticket
+    /// waits for the PubAcks. Batches sent one after another are stored in that order.
+    public func send(_ messages: [OutgoingMessage]) throws -> PublishTicket {
+        try asyncPublisher.send(messages)
+    }
+
     /// The blocking form of `publish`, for code already on a non-cooperative thread.
     public func publishBlocking(_ message: OutgoingMessage) throws -> PublishAck {
         let msg = try NatsMessageBuilder.make(message)

@@ -26,12 +26,14 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
         consumer.stop()
     }
 
-    /// One batch's outputs are published (and its inputs acked) while the next batch is fetched
-    /// and handled: at most one batch in flight, and batches publish in order, so the outputs
-    /// of one subject keep their order.
+    /// A batch's outputs are sent as soon as it is handled; while more messages are pending,
+    /// their PubAcks are awaited (and the batch's inputs acked) after the next batch has been
+    /// fetched and handled, so waiting on the server overlaps with work. When nothing more is
+    /// pending the batch completes at once. Sends stay in stream order, so each subject's outputs
+    /// keep theirs.
     func run() async {
         var failures = 0
-        var inFlight: Task<Void, Never>?
+        var previous: SentBatch?
         while !isStopping && !Task.isCancelled {
             let batch: [Delivery<M>]
             do {
@@ -44,10 +46,44 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
             }
             if batch.isEmpty { break }
             let (outputs, handled) = await handle(batch)
-            await inFlight?.value
-            inFlight = Task { await self.complete(outputs: outputs, handled: handled) }
+            var sent: SentBatch?
+            do {
+                sent = SentBatch(ticket: outputs.isEmpty ? nil : try binding.bus.send(outputs), outputs: outputs.count,
+                                 handled: handled)
+            } catch {
+                for delivery in handled { await retryLater(delivery, error: error) }
+            }
+            if let previous { await complete(previous) }
+            previous = sent
+            // Nothing more is waiting: finish this batch now rather than after a fetch that may
+            // wait for the next message (and hold these inputs unacked until then).
+            if batch.last?.raw.pending == 0, let current = previous {
+                await complete(current)
+                previous = nil
+            }
         }
-        await inFlight?.value
+        if let previous { await complete(previous) }
+    }
+
+    private struct SentBatch {
+        let ticket: PublishTicket?
+        let outputs: Int
+        let handled: [Delivery<M>]
+    }
+
+    /// Waits for every PubAck of a sent batch, then acks its inputs; if any output is not
+    /// acknowledged the inputs are NAKed and come back (their outputs' ids deduplicate).
+    private func complete(_ sent: SentBatch) async {
+        if let ticket = sent.ticket {
+            do {
+                _ = try await ticket.acks()
+                binding.metrics.messagesOut.add(sent.outputs)
+            } catch {
+                for delivery in sent.handled { await retryLater(delivery, error: error) }
+                return
+            }
+        }
+        for delivery in sent.handled { try? delivery.ack() }
     }
 
     /// Runs the handler on each message in order; returns the outputs to publish and the
@@ -84,21 +120,6 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
             binding.metrics.latency.observe(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
         }
         return (outputs, handled)
-    }
-
-    /// Publishes the outputs, waits for every PubAck, then acks the inputs; if any output is not
-    /// acknowledged the inputs are NAKed and come back (their outputs' ids deduplicate).
-    private func complete(outputs: [OutgoingMessage], handled: [Delivery<M>]) async {
-        if !outputs.isEmpty {
-            do {
-                _ = try await binding.bus.publishBatch(outputs)
-                binding.metrics.messagesOut.add(outputs.count)
-            } catch {
-                for delivery in handled { await retryLater(delivery, error: error) }
-                return
-            }
-        }
-        for delivery in handled { try? delivery.ack() }
     }
 
     private func deadLetter(_ delivery: Delivery<M>, error: String) async {
