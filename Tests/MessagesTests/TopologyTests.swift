@@ -74,3 +74,14 @@ final class TopologyTests: XCTestCase {
         }
     }
 }
+
+final class SchemaFingerprintTests: XCTestCase {
+    func testEveryBusMessageTypeHasItsOwnFingerprint() {
+        for type in MessageTypes.all {
+            let fingerprint = SchemaFingerprint.types[type.protoMessageName]
+            XCTAssertEqual(fingerprint?.count, 64, type.protoMessageName)
+        }
+        XCTAssertNotEqual(SchemaFingerprint.types["qt.v1.Kline"], SchemaFingerprint.types["qt.v1.MarketState"])
+        XCTAssertEqual(SchemaFingerprint.value.count, 64)
+    }
+}

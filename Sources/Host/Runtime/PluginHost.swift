@@ -161,7 +161,7 @@ public final class PluginHost: @unchecked Sendable {
         info.hostID = hostID
         info.plugins = lock.withLock { bindings.map { $0.manifest.message(shadow: $0.settings.shadow) } }
         info.schemaFingerprint = SchemaFingerprint.value
-        info.typeFingerprints = Dictionary(uniqueKeysWithValues: MessageTypes.all.map { ($0.protoMessageName, SchemaFingerprint.value) })
+        info.typeFingerprints = SchemaFingerprint.types
         info.startedAtMs = startedAtMs
         info.heartbeatAtMs = Self.wallClockMs()
         info.version = "qt-host/1"
