@@ -9,12 +9,10 @@ public enum RawNatsBaseline {
     /// `js_PublishAsyncComplete`; a message counts once its PubAck is in. Returns seconds.
     public static func publishAsync(_ connection: BusConnection, messages: [OutgoingMessage], chunk: Int) async throws -> Double {
         try await connection.pool.run {
-            let counter = AckCounter()
-            let js = try countingContext(connection, counter: counter)
-            defer { jsCtx_Destroy(js) }
-            var complete = jsPubOptions()
-            jsPubOptions_Init(&complete)
-            complete.MaxWait = connection.options.jetStreamWaitMs
+            let raw = try CountingPublisher(connection)
+            defer { raw.destroy() }
+            let (js, counter) = (raw.context, raw.counter)
+            var complete = raw.completeOptions
 
             let start = DispatchTime.now().uptimeNanoseconds
             for chunkStart in stride(from: 0, to: messages.count, by: chunk) {
@@ -60,18 +58,31 @@ public enum RawNatsBaseline {
     }
 }
 
-/// A JetStream context whose async PubAcks are only counted, as the raw loops need.
-private func countingContext(_ connection: BusConnection, counter: AckCounter) throws -> OpaquePointer {
-    var opts = jsOptions()
-    jsOptions_Init(&opts)
-    opts.Wait = connection.options.jetStreamWaitMs
-    opts.PublishAsync.MaxPending = 4096
-    opts.PublishAsync.StallWait = connection.options.jetStreamWaitMs
-    opts.PublishAsync.AckHandler = countingAckHandler
-    opts.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(counter).toOpaque()
-    var js: OpaquePointer?
-    try NatsCall.check(natsConnection_JetStream(&js, connection.connection, &opts), "raw JetStream context")
-    return js!
+/// A JetStream context whose async PubAcks are only counted, and the options that complete a
+/// chunk: what both raw loops publish through.
+private struct CountingPublisher {
+    let counter = AckCounter()
+    let context: OpaquePointer
+    let completeOptions: jsPubOptions
+
+    init(_ connection: BusConnection) throws {
+        var opts = jsOptions()
+        jsOptions_Init(&opts)
+        opts.Wait = connection.options.jetStreamWaitMs
+        opts.PublishAsync.MaxPending = 4096
+        opts.PublishAsync.StallWait = connection.options.jetStreamWaitMs
+        opts.PublishAsync.AckHandler = countingAckHandler
+        opts.PublishAsync.AckHandlerClosure = Unmanaged.passUnretained(counter).toOpaque()
+        var js: OpaquePointer?
+        try NatsCall.check(natsConnection_JetStream(&js, connection.connection, &opts), "raw JetStream context")
+        context = js!
+        var complete = jsPubOptions()
+        jsPubOptions_Init(&complete)
+        complete.MaxWait = connection.options.jetStreamWaitMs
+        completeOptions = complete
+    }
+
+    func destroy() { jsCtx_Destroy(context) }
 }
 
 private final class AckCounter: @unchecked Sendable {
@@ -98,12 +109,10 @@ extension RawNatsBaseline {
         let subscription = try connection.bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.filterSubject)
         defer { subscription.close() }
         return try await connection.pool.run {
-            let counter = AckCounter()
-            let js = try countingContext(connection, counter: counter)
-            defer { jsCtx_Destroy(js) }
-            var complete = jsPubOptions()
-            jsPubOptions_Init(&complete)
-            complete.MaxWait = connection.options.jetStreamWaitMs
+            let raw = try CountingPublisher(connection)
+            defer { raw.destroy() }
+            let (js, counter) = (raw.context, raw.counter)
+            var complete = raw.completeOptions
 
             let start = DispatchTime.now().uptimeNanoseconds
             var handled = 0
