@@ -66,6 +66,8 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
     private var bufferIndex = 0
     private var stopped = false
     private var deadLetters = 0
+    /// The fetch already under way for the batch after this one (`spec.prefetch`).
+    private var prefetch: Task<[InboundMessage], Error>?
 
     init(connection: BusConnection, subscription: PullSubscription, spec: ConsumerSpec, producer: String) {
         self.connection = connection
@@ -90,8 +92,14 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         let unstarted = buffer[bufferIndex...]
         buffer = []
         bufferIndex = 0
+        let pendingFetch = prefetch
+        prefetch = nil
         lock.unlock()
         for message in unstarted { try? message.nak(delayMs: 0) }
+        // A prefetched batch nobody will handle goes back at once, not after AckWait.
+        if let pendingFetch {
+            Task { for message in (try? await pendingFetch.value) ?? [] { try? message.nak(delayMs: 0) } }
+        }
     }
 
     func next() async throws -> Delivery<M>? {
@@ -124,7 +132,7 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
             if Task.isCancelled || isStopped || subscription.isClosed { return nil }
             if let buffered = popBuffered() { return buffered }
             do {
-                let batch = try await subscription.fetch(batch: spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs)
+                let batch = try await (takePrefetch() ?? startFetch()).value
                 transientFailures = 0
                 guard install(batch) else {
                     for message in batch { try? message.nak(delayMs: 0) }
@@ -141,12 +149,24 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         }
     }
 
-    /// Makes `batch` the buffer; false when the consumer was stopped meanwhile.
+    private func startFetch() -> Task<[InboundMessage], Error> {
+        Task { [subscription, spec] in try await subscription.fetch(batch: spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs) }
+    }
+
+    private func takePrefetch() -> Task<[InboundMessage], Error>? {
+        lock.lock(); defer { lock.unlock() }
+        defer { prefetch = nil }
+        return prefetch
+    }
+
+    /// Makes `batch` the buffer and, with `spec.prefetch`, starts fetching the one after it;
+    /// false when the consumer was stopped meanwhile.
     private func install(_ batch: [InboundMessage]) -> Bool {
         lock.lock(); defer { lock.unlock() }
         guard !stopped else { return false }
         buffer = batch
         bufferIndex = 0
+        if spec.prefetch && !batch.isEmpty { prefetch = startFetch() }
         return true
     }
 

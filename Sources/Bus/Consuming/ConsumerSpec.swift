@@ -13,6 +13,9 @@ public struct ConsumerSpec: Sendable, Equatable {
     public var fetchBatch: Int = 64
     /// How long one fetch waits for the first message.
     public var fetchTimeoutMs: Int64 = 500
+    /// Fetch the next batch while this one is handled (at most one batch ahead), so the fetch
+    /// round trip overlaps with work. Two batches, not one, must then finish inside AckWait.
+    public var prefetch = false
 
     public init(durable: String, filterSubject: String) throws {
         guard ConsumerSpec.isValidName(durable) else {

@@ -33,13 +33,18 @@ public struct InputSpec: Sendable {
     public let type: any BusMessage.Type
     public var ackWaitMs: Int64
     public var fetchBatch: Int
+    /// Fetch the next batch while this one is handled. Turn it off for an input whose handler
+    /// is slow enough (exchange calls) that two batches might not finish inside AckWait.
+    public var prefetch: Bool
 
-    public init(_ name: String, subject: String, type: any BusMessage.Type, ackWaitMs: Int64 = 30_000, fetchBatch: Int = 64) {
+    public init(_ name: String, subject: String, type: any BusMessage.Type, ackWaitMs: Int64 = 30_000, fetchBatch: Int = 64,
+                prefetch: Bool = true) {
         self.name = name
         self.subject = subject
         self.type = type
         self.ackWaitMs = ackWaitMs
         self.fetchBatch = fetchBatch
+        self.prefetch = prefetch
     }
 }
 

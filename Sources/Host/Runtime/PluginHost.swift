@@ -89,6 +89,7 @@ public final class PluginHost: @unchecked Sendable {
         var spec = try ConsumerSpec(plugin: binding.manifest.name, input: input.name, filterSubject: input.subject)
         spec.ackWaitMs = input.ackWaitMs
         spec.fetchBatch = input.fetchBatch
+        spec.prefetch = input.prefetch
         try await bus.ensureConsumer(spec)
         try bind(input.type, spec: spec, input: input, binding: binding, bus: bus)
     }
