@@ -11,6 +11,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // System libraries from Debian (see README: libnats-dev, libcurl4-openssl-dev, libssl-dev).
@@ -25,8 +30,21 @@ let package = Package(
             name: "Messages",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
+        // Dedicated threads for blocking C calls (libnats, libcurl), bridged to async code.
+        .target(name: "BlockingIO"),
         // The only module that imports libnats.
-        .target(name: "Bus", dependencies: ["CNats", "Messages", "Identity"]),
+        .target(name: "Bus", dependencies: ["CNats", "Messages", "Identity", "BlockingIO"]),
+        // Binance USDⓈ-M futures: the REST client (libcurl + OpenSSL HMAC), symbol filters, and
+        // the Binance-compatible simulator (Hummingbird) that paper trading and tests run against.
+        .target(
+            name: "Exchange",
+            dependencies: [
+                "CCurl", "COpenSSL", "BlockingIO", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The plugin host: plugin API, node config, binding, leases, fleet registry, metrics.
         .target(name: "Host", dependencies: ["Bus", "Messages", "Identity", .product(name: "Yams", package: "Yams")]),
         // Plugins used by the host's integration tests (a relay pipeline, a singleton ticker).
@@ -38,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "qt",
             dependencies: [
-                "Bus", "Messages", "Identity", "NatsServerKit", "Host",
+                "Bus", "Messages", "Identity", "NatsServerKit", "Host", "Exchange",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
@@ -46,6 +64,7 @@ let package = Package(
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity"]),
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
         .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit"]),
+        .testTarget(name: "ExchangeTests", dependencies: ["Exchange"]),
         .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins"]),
     ]
 )

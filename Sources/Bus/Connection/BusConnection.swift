@@ -1,4 +1,5 @@
 import CNats
+import BlockingIO
 import Foundation
 
 /// One NATS connection with its JetStream contexts and the threads that make blocking libnats

@@ -1,4 +1,5 @@
 import CNats
+import BlockingIO
 import Foundation
 
 extension BusConnection {
@@ -98,7 +99,11 @@ final class PullSubscription: @unchecked Sendable {
 
     /// Up to `batch` messages; empty when none arrived within the timeout.
     func fetch(batch: Int, timeoutMs: Int64) async throws -> [InboundMessage] {
-        try await worker.run { [self] in try fetchBlocking(batch: batch, timeoutMs: timeoutMs) }
+        do {
+            return try await worker.run { [self] in try fetchBlocking(batch: batch, timeoutMs: timeoutMs) }
+        } catch is BlockingWorkerStopped {
+            throw BusError.closed("consumer \(durable)")
+        }
     }
 
     func fetchBlocking(batch: Int, timeoutMs: Int64) throws -> [InboundMessage] {

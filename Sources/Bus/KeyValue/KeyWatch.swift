@@ -1,4 +1,5 @@
 import CNats
+import BlockingIO
 import Foundation
 
 extension KeyValueBucket {

@@ -1,8 +1,15 @@
 import Foundation
 
-/// A dedicated thread for blocking libnats calls (fetch, sync publish, KV, JetStream API).
+/// The worker thread has stopped: the job was not run.
+public struct BlockingWorkerStopped: Error, CustomStringConvertible {
+    public let worker: String
+    public var description: String { "worker thread \(worker) stopped" }
+}
+
+/// A dedicated thread for blocking C calls: libnats (fetch, sync publish, KV, JetStream API)
+/// and libcurl (HTTP).
 ///
-/// Swift's cooperative pool has one thread per core (two here); one blocked fetch there stalls
+/// Swift's cooperative pool has one thread per core (two here); one blocked call there stalls
 /// half the process. Work submitted here runs on this thread, one job at a time, in order, and
 /// the caller awaits the result without holding a cooperative thread.
 public final class BlockingWorker: @unchecked Sendable {
@@ -10,8 +17,10 @@ public final class BlockingWorker: @unchecked Sendable {
     private var jobs: [() -> Void] = []
     private var isShutDown = false
     private var isFinished = false
+    public let name: String
 
     public init(name: String) {
+        self.name = name
         let thread = Thread { [self] in self.runLoop() }
         thread.name = name
         thread.start()
@@ -21,7 +30,7 @@ public final class BlockingWorker: @unchecked Sendable {
     public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             let accepted = submit { continuation.resume(with: Result { try body() }) }
-            if !accepted { continuation.resume(throwing: BusError.closed("worker thread stopped")) }
+            if !accepted { continuation.resume(throwing: BlockingWorkerStopped(worker: name)) }
         }
     }
 
@@ -33,7 +42,7 @@ public final class BlockingWorker: @unchecked Sendable {
             let value = Result { try body() }
             done.lock(); result = value; done.signal(); done.unlock()
         }
-        guard accepted else { throw BusError.closed("worker thread stopped") }
+        guard accepted else { throw BlockingWorkerStopped(worker: name) }
         done.lock()
         while result == nil { done.wait() }
         done.unlock()
@@ -42,7 +51,7 @@ public final class BlockingWorker: @unchecked Sendable {
 
     /// Queues a long-running job (a watch loop) and returns at once.
     public func runDetached(_ body: @escaping () -> Void) throws {
-        guard submit(body) else { throw BusError.closed("worker thread stopped") }
+        guard submit(body) else { throw BlockingWorkerStopped(worker: name) }
     }
 
     @discardableResult
@@ -80,7 +89,7 @@ public final class BlockingWorker: @unchecked Sendable {
     }
 }
 
-/// A few workers for short blocking calls (sync publish, KV, JetStream API), picked round-robin.
+/// A few workers for short blocking calls, picked round-robin.
 public final class BlockingWorkerPool: @unchecked Sendable {
     private let workers: [BlockingWorker]
     private let lock = NSLock()

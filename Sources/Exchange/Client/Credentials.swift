@@ -1,0 +1,47 @@
+import Foundation
+
+/// An API key and secret. Neither is ever printed: `description` shows the key's last four
+/// characters only, and the secret not at all.
+public struct Credentials: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let apiKey: String
+    let secret: String
+
+    public init(apiKey: String, secret: String) {
+        self.apiKey = apiKey
+        self.secret = secret
+    }
+
+    public static let defaultKeyVariable = "QT_API_KEY"
+    public static let defaultSecretVariable = "QT_API_SECRET"
+
+    /// From environment variables (names from the node config's `key_env` / `secret_env`).
+    /// A variable that holds a path starting with `@` is read from that file (`QT_API_SECRET=@/run/secrets/binance`).
+    public static func fromEnvironment(keyVariable: String = defaultKeyVariable, secretVariable: String = defaultSecretVariable,
+                                       environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Credentials {
+        func value(_ name: String) throws -> String {
+            guard let raw = environment[name], !raw.isEmpty else {
+                throw ExchangeError.invalidRequest("environment variable \(name) is not set (the exchange API \(name == keyVariable ? "key" : "secret"))")
+            }
+            guard raw.hasPrefix("@") else { return raw }
+            let path = String(raw.dropFirst())
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ExchangeError.invalidRequest("\(name) names the file \(path), which cannot be read")
+            }
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return Credentials(apiKey: try value(keyVariable), secret: try value(secretVariable))
+    }
+
+    /// A fresh random pair (the simulator prints one when none is configured).
+    public static func generate() -> Credentials {
+        func random(_ count: Int) -> String {
+            let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+            return String((0..<count).map { _ in alphabet.randomElement()! })
+        }
+        return Credentials(apiKey: random(64), secret: random(64))
+    }
+
+    public var redactedKey: String { apiKey.count > 4 ? "…" + apiKey.suffix(4) : "…" }
+    public var description: String { "Credentials(key \(redactedKey), secret redacted)" }
+    public var debugDescription: String { description }
+}

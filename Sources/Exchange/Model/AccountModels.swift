@@ -1,0 +1,202 @@
+import Foundation
+
+// Binance USDⓈ-M futures JSON shapes for orders, trades, positions and the account, shared by
+// the client and the simulator. Enumerations decode strictly: a value this system does not
+// know is a decoding error, never a default (R2).
+
+public enum OrderSide: String, Codable, Sendable {
+    case buy = "BUY"
+    case sell = "SELL"
+
+    public var opposite: OrderSide { self == .buy ? .sell : .buy }
+}
+
+public enum OrderStatus: String, Codable, Sendable {
+    case new = "NEW"
+    case partiallyFilled = "PARTIALLY_FILLED"
+    case filled = "FILLED"
+    case canceled = "CANCELED"
+    case rejected = "REJECTED"
+    case expired = "EXPIRED"
+}
+
+public enum AlgoStatus: String, Codable, Sendable {
+    case new = "NEW"
+    case triggering = "TRIGGERING"
+    case triggered = "TRIGGERED"
+    case finished = "FINISHED"
+    case canceled = "CANCELED"
+    case expired = "EXPIRED"
+    case rejected = "REJECTED"
+}
+
+public enum WorkingType: String, Codable, Sendable {
+    case markPrice = "MARK_PRICE"
+    case contractPrice = "CONTRACT_PRICE"
+}
+
+/// `POST/GET/DELETE /fapi/v1/order` answers.
+public struct OrderResponse: Codable, Sendable {
+    public var orderId: Int64
+    public var symbol: String
+    public var status: OrderStatus
+    public var clientOrderId: String
+    @DecimalString public var price: Decimal
+    @DecimalString public var avgPrice: Decimal
+    @DecimalString public var origQty: Decimal
+    @DecimalString public var executedQty: Decimal
+    @DecimalString public var cumQuote: Decimal
+    public var timeInForce: String
+    public var type: String
+    public var reduceOnly: Bool
+    public var closePosition: Bool
+    public var side: OrderSide
+    public var positionSide: String
+    @DecimalString public var stopPrice: Decimal
+    public var workingType: String
+    public var priceProtect: Bool
+    public var origType: String
+    public var updateTime: Int64
+}
+
+/// `GET /fapi/v1/userTrades` entries.
+public struct UserTrade: Codable, Sendable, Equatable {
+    public var symbol: String
+    public var id: Int64
+    public var orderId: Int64
+    public var side: OrderSide
+    @DecimalString public var price: Decimal
+    @DecimalString public var qty: Decimal
+    @DecimalString public var quoteQty: Decimal
+    @DecimalString public var realizedPnl: Decimal
+    @DecimalString public var commission: Decimal
+    public var commissionAsset: String
+    public var positionSide: String
+    public var buyer: Bool
+    public var maker: Bool
+    public var time: Int64
+}
+
+/// `GET /fapi/v2/positionRisk` entries (one-way mode: `positionSide` BOTH).
+public struct PositionRisk: Codable, Sendable {
+    public var symbol: String
+    @DecimalString public var positionAmt: Decimal
+    @DecimalString public var entryPrice: Decimal
+    @DecimalString public var breakEvenPrice: Decimal
+    @DecimalString public var markPrice: Decimal
+    @DecimalString public var unRealizedProfit: Decimal
+    @DecimalString public var liquidationPrice: Decimal
+    @DecimalString public var leverage: Decimal
+    @DecimalString public var maxNotionalValue: Decimal
+    public var marginType: String
+    @DecimalString public var isolatedMargin: Decimal
+    public var isAutoAddMargin: String
+    public var positionSide: String
+    @DecimalString public var notional: Decimal
+    @DecimalString public var isolatedWallet: Decimal
+    public var updateTime: Int64
+}
+
+/// `GET /fapi/v2/account`.
+public struct AccountInfo: Codable, Sendable {
+    @DecimalString public var totalInitialMargin: Decimal
+    @DecimalString public var totalMaintMargin: Decimal
+    @DecimalString public var totalWalletBalance: Decimal
+    @DecimalString public var totalUnrealizedProfit: Decimal
+    @DecimalString public var totalMarginBalance: Decimal
+    @DecimalString public var totalPositionInitialMargin: Decimal
+    @DecimalString public var totalOpenOrderInitialMargin: Decimal
+    @DecimalString public var totalCrossWalletBalance: Decimal
+    @DecimalString public var totalCrossUnPnl: Decimal
+    @DecimalString public var availableBalance: Decimal
+    @DecimalString public var maxWithdrawAmount: Decimal
+    public var assets: [AccountAsset]
+    public var positions: [AccountPosition]
+
+    /// Maintenance margin over margin balance: the ratio Binance liquidates at 100 %.
+    public var marginRatio: Decimal {
+        totalMarginBalance > 0 ? totalMaintMargin / totalMarginBalance : 0
+    }
+}
+
+public struct AccountAsset: Codable, Sendable {
+    public var asset: String
+    @DecimalString public var walletBalance: Decimal
+    @DecimalString public var unrealizedProfit: Decimal
+    @DecimalString public var marginBalance: Decimal
+    @DecimalString public var maintMargin: Decimal
+    @DecimalString public var initialMargin: Decimal
+    @DecimalString public var availableBalance: Decimal
+    public var updateTime: Int64
+}
+
+public struct AccountPosition: Codable, Sendable {
+    public var symbol: String
+    @DecimalString public var initialMargin: Decimal
+    @DecimalString public var maintMargin: Decimal
+    @DecimalString public var unrealizedProfit: Decimal
+    @DecimalString public var positionAmt: Decimal
+    @DecimalString public var entryPrice: Decimal
+    @DecimalString public var leverage: Decimal
+    @DecimalString public var notional: Decimal
+    public var positionSide: String
+    public var isolated: Bool
+    public var updateTime: Int64
+}
+
+/// `GET /fapi/v2/balance` entries.
+public struct AssetBalance: Codable, Sendable {
+    public var accountAlias: String
+    public var asset: String
+    @DecimalString public var balance: Decimal
+    @DecimalString public var crossWalletBalance: Decimal
+    @DecimalString public var crossUnPnl: Decimal
+    @DecimalString public var availableBalance: Decimal
+    @DecimalString public var maxWithdrawAmount: Decimal
+    public var marginAvailable: Bool
+    public var updateTime: Int64
+}
+
+public struct LeverageResponse: Codable, Sendable {
+    public var leverage: Int
+    @DecimalString public var maxNotionalValue: Decimal
+    public var symbol: String
+}
+
+public struct PositionMode: Codable, Sendable {
+    public var dualSidePosition: Bool
+}
+
+/// `{"code": 200, "msg": "success"}`, and every error body.
+public struct CodeMessage: Codable, Sendable {
+    public var code: Int
+    public var msg: String
+}
+
+/// `POST/GET/DELETE /fapi/v1/algoOrder` and `GET /fapi/v1/openAlgoOrders` entries: a conditional
+/// order held by Binance's algo service until its trigger fires.
+public struct AlgoOrder: Codable, Sendable {
+    public var algoId: Int64
+    public var clientAlgoId: String
+    public var algoType: String
+    public var orderType: String
+    public var symbol: String
+    public var side: OrderSide
+    public var positionSide: String
+    public var timeInForce: String
+    @DecimalString public var quantity: Decimal
+    public var algoStatus: AlgoStatus
+    @DecimalString public var triggerPrice: Decimal
+    @DecimalString public var price: Decimal
+    public var workingType: WorkingType
+    public var closePosition: Bool
+    public var priceProtect: Bool
+    public var reduceOnly: Bool
+    public var createTime: Int64
+    public var updateTime: Int64
+    public var triggerTime: Int64
+    /// The MARKET order the trigger placed ("" until then).
+    public var actualOrderId: String
+    @DecimalString public var executedQty: Decimal
+    @DecimalString public var avgPrice: Decimal
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// SplitMix64: small, fast and the same on every platform, so a seed means the same prices
+/// everywhere (Swift's `SystemRandomNumberGenerator` cannot be seeded).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    /// A generator for one named stream (a symbol) of a run's seed.
+    public init(seed: UInt64, stream: String) {
+        var mixed = seed ^ 0x9E37_79B9_7F4A_7C15
+        for byte in stream.utf8 { mixed = (mixed ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        self.init(seed: mixed)
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Standard normal (Box–Muller).
+    public mutating func gaussian() -> Double {
+        let u1 = max(Double.leastNonzeroMagnitude, Double.random(in: 0..<1, using: &self))
+        let u2 = Double.random(in: 0..<1, using: &self)
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+    }
+}
+
+/// The market regimes the simulator switches between.
+public enum MarketRegime: String, Sendable, CaseIterable {
+    case trend, meanReverting, choppy, volatilityBurst
+}
+
+/// One symbol's regime-switching log-price process, stepped four times per 1m bar.
+/// Trend: drift with noise; mean-reverting: pulled back to an anchor; choppy: returns that
+/// partly undo the previous one; volatility burst: four times the noise. Regimes last a
+/// geometric number of bars (bursts are short) unless a scenario forces one.
+struct PriceProcess: Sendable {
+    static let stepsPerBar = 4
+
+    private(set) var logPrice: Double
+    private(set) var regime: MarketRegime
+    private var barsLeft: Int
+    private var stepInBar = 0
+    private var trendSign: Double
+    private var anchor: Double
+    private var lastReturn = 0.0
+    private var forced = false
+    /// Noise of one step; a 1m bar's is twice this.
+    let stepSigma: Double
+    private var random: SeededGenerator
+
+    init(startPrice: Double, barSigma: Double, random: SeededGenerator) {
+        self.random = random
+        logPrice = log(startPrice)
+        anchor = logPrice
+        stepSigma = barSigma / Double(Self.stepsPerBar).squareRoot()
+        regime = .choppy
+        barsLeft = 0
+        trendSign = 1
+        pickRegime()
+    }
+
+    /// Forces `regime` for the next `bars` bars (a test scenario: "the market flips").
+    mutating func force(_ regime: MarketRegime, bars: Int, trendUp: Bool = true) {
+        self.regime = regime
+        barsLeft = bars
+        trendSign = trendUp ? 1 : -1
+        anchor = logPrice
+        forced = true
+    }
+
+    /// Advances one step; returns the new price.
+    mutating func step() -> Double {
+        let noise = random.gaussian() * stepSigma
+        let move: Double
+        switch regime {
+        case .trend: move = trendSign * 0.3 * stepSigma + noise
+        case .meanReverting: move = -0.08 * (logPrice - anchor) + noise
+        case .choppy: move = -0.45 * lastReturn + 1.1 * noise
+        case .volatilityBurst: move = 4 * noise
+        }
+        logPrice += move
+        lastReturn = move
+        stepInBar += 1
+        if stepInBar == Self.stepsPerBar {
+            stepInBar = 0
+            barsLeft -= 1
+            if barsLeft <= 0 { pickRegime() }
+        }
+        return exp(logPrice)
+    }
+
+    /// A volume multiplier for the step: heavier in bursts and trends.
+    mutating func volumeFactor() -> Double {
+        let regimeFactor: Double = regime == .volatilityBurst ? 3 : regime == .trend ? 1.4 : 1
+        return regimeFactor * exp(0.35 * random.gaussian())
+    }
+
+    private mutating func pickRegime() {
+        forced = false
+        let draw = Double.random(in: 0..<1, using: &random)
+        let next: MarketRegime = draw < 0.3 ? .trend : draw < 0.6 ? .meanReverting : draw < 0.9 ? .choppy : .volatilityBurst
+        regime = next
+        let meanBars: Double = next == .volatilityBurst ? 8 : 90
+        barsLeft = max(2, Int(-meanBars * log(max(1e-9, Double.random(in: 0..<1, using: &random)))))
+        trendSign = Bool.random(using: &random) ? 1 : -1
+        anchor = logPrice
+    }
+}

@@ -1,0 +1,276 @@
+import Foundation
+
+/// The simulated exchange behind the HTTP server: Binance's endpoints, checks and errors over a
+/// seeded market and one account. Thread-safe (one lock); the server calls `handle` per request.
+public final class SimExchange: @unchecked Sendable {
+    /// What the HTTP layer sends back.
+    public struct Reply: Sendable {
+        public var status: Int
+        public var body: Data
+        public var headers: [(String, String)] = []
+        /// The order was executed; close the connection instead of answering (fault knob).
+        public var dropResponse = false
+    }
+
+    public let config: SimulatorConfig
+    let clock: SimClock
+    private let lock = NSLock()
+    var market: SimMarket
+    var account: SimAccount
+    private var currentFaults: SimulatorFaults
+    private var faultRandom: SeededGenerator
+    private var rateLimitedReplies = 0
+    private var rateLimitRetryAfter = 1
+    private var weightMinute: Int64 = 0
+    private var weightUsed = 0
+    private var ordersPlaced = 0
+    let wallClock: @Sendable () -> Int64
+
+    public init(config: SimulatorConfig, wallClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
+        self.config = config
+        self.wallClock = wallClock
+        clock = SimClock(wallStartMs: wallClock(), barMs: config.barMs)
+        market = SimMarket(listings: SimListing.listings(count: max(1, config.symbols), seed: config.seed),
+                           seed: config.seed, historyBars: config.historyBars, simStartMs: clock.simStartMs)
+        account = SimAccount(walletBalance: config.startingBalance, takerFeeRate: config.takerFeeRate,
+                             slippageBps: config.slippageBps)
+        currentFaults = config.faults
+        faultRandom = SeededGenerator(seed: config.seed, stream: "faults")
+    }
+
+    // MARK: Controls for tests and scenarios (not Binance endpoints)
+
+    public var symbols: [String] { market.listings.map(\.symbol) }
+
+    public var faults: SimulatorFaults {
+        get { lock.withLock { currentFaults } }
+        set { lock.withLock { currentFaults = newValue } }
+    }
+
+    /// The next `count` requests are answered 429 with `Retry-After: retryAfterSeconds`.
+    public func rateLimitNext(_ count: Int, retryAfterSeconds: Int) {
+        lock.withLock { rateLimitedReplies = count; rateLimitRetryAfter = retryAfterSeconds }
+    }
+
+    /// Forces a symbol's market into `regime` for `bars` bars from now.
+    public func force(symbol: String, regime: MarketRegime, bars: Int, trendUp: Bool = true) {
+        lock.withLock {
+            advanceLocked()
+            if let index = market.index[symbol] { market.force(index, regime: regime, bars: bars, trendUp: trendUp) }
+        }
+    }
+
+    /// New orders accepted through `POST /fapi/v1/order` (stop triggers not included).
+    public var acceptedOrders: Int { lock.withLock { ordersPlaced } }
+
+    public func mark(_ symbol: String) -> Decimal? {
+        lock.withLock {
+            advanceLocked()
+            return market.index[symbol].map { markDecimal($0) }
+        }
+    }
+
+    public func positionAmount(_ symbol: String) -> Decimal {
+        lock.withLock { account.positions[symbol]?.amount ?? 0 }
+    }
+
+    /// Closes of `symbol`'s closed bars, oldest first (for determinism checks).
+    public func closes(_ symbol: String) -> [Double] {
+        lock.withLock { market.index[symbol].map { market.closed[$0].map(\.close) } ?? [] }
+    }
+
+    public var simulatedNowMs: Int64 { clock.simulatedMs(wallMs: wallClock()) }
+
+    // MARK: Requests
+
+    /// Handles one HTTP request. `query` is the raw query string as sent (what was signed).
+    public func handle(method: String, path: String, query: String, body: String, apiKey: String?) -> Reply {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let endpoint = Self.endpoints[method + " " + path] else {
+            let known = Self.endpoints.keys.contains { $0.hasSuffix(" " + path) }
+            return error(BinanceError(code: known ? -1000 : -1000, message: known ? "Method \(method) not allowed on \(path)."
+                                      : "Unknown endpoint \(path).", httpStatus: known ? 405 : 404))
+        }
+        if rateLimitedReplies > 0 {
+            rateLimitedReplies -= 1
+            var reply = error(BinanceError(.tooManyRequests, "Too many requests; please use the websocket for live updates.", httpStatus: 429))
+            reply.headers.append(("Retry-After", String(rateLimitRetryAfter)))
+            return reply
+        }
+        let wallMs = wallClock()
+        if let limited = chargeWeight(endpoint.weight, wallMs: wallMs) { return limited }
+        if currentFaults.serverErrorRate > 0, Double.random(in: 0..<1, using: &faultRandom) < currentFaults.serverErrorRate {
+            return withWeight(error(BinanceError(code: -1001, message: "Internal error; unable to process your request. Please try again.",
+                                                 httpStatus: 503)))
+        }
+        var parameters: [String: String] = [:]
+        for (key, value) in QueryString.decode(query) + QueryString.decode(body) { parameters[key] = value }
+        do {
+            if endpoint.security != .none { try authenticate(endpoint.security, query: query, body: body, apiKey: apiKey,
+                                                             parameters: parameters, wallMs: wallMs) }
+            advanceLocked()
+            var reply = try endpoint.handler(self)(Request(parameters: parameters, wallMs: wallMs,
+                                                           simulatedMs: clock.simulatedMs(wallMs: wallMs)))
+            if endpoint.countsAsOrder {
+                ordersPlaced += 1
+                if currentFaults.dropResponseAfterFillRate > 0,
+                   Double.random(in: 0..<1, using: &faultRandom) < currentFaults.dropResponseAfterFillRate {
+                    reply.dropResponse = true
+                }
+            }
+            return withWeight(reply)
+        } catch let binance as BinanceError {
+            return withWeight(error(binance))
+        } catch {
+            return withWeight(self.error(BinanceError(.unknown, "\(error)")))
+        }
+    }
+
+    struct Request {
+        let parameters: [String: String]
+        let wallMs: Int64
+        let simulatedMs: Int64
+
+        func required(_ name: String) throws -> String {
+            guard let value = parameters[name], !value.isEmpty else {
+                throw BinanceError(.mandatoryParameterMissing, "Mandatory parameter '\(name)' was not sent, was empty/null, or malformed.")
+            }
+            return value
+        }
+
+        func decimal(_ name: String) throws -> Decimal {
+            let text = try required(name)
+            guard let value = Decimal.parse(text) else {
+                throw BinanceError(.illegalCharacters, "Illegal characters found in parameter '\(name)'; legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
+            }
+            return value
+        }
+
+        func int(_ name: String) throws -> Int64? {
+            guard let text = parameters[name] else { return nil }
+            guard let value = Int64(text) else {
+                throw BinanceError(.illegalCharacters, "Illegal characters found in parameter '\(name)'; legal range is '^[0-9]{1,20}$'.")
+            }
+            return value
+        }
+
+        func bool(_ name: String) throws -> Bool {
+            switch parameters[name]?.lowercased() {
+            case nil, "false": return false
+            case "true": return true
+            default: throw BinanceError(.illegalCharacters, "Illegal characters found in parameter '\(name)'; legal range is 'true, false'.")
+            }
+        }
+    }
+
+    enum Security { case none, apiKey, signed }
+
+    struct Endpoint: Sendable {
+        let weight: Int
+        let security: Security
+        let countsAsOrder: Bool
+        let handler: @Sendable (SimExchange) -> (Request) throws -> Reply
+
+        init(weight: Int, _ security: Security, countsAsOrder: Bool = false,
+             _ handler: @escaping @Sendable (SimExchange) -> (Request) throws -> Reply) {
+            self.weight = weight
+            self.security = security
+            self.countsAsOrder = countsAsOrder
+            self.handler = handler
+        }
+    }
+
+    /// Binance's checks for USER_DATA and TRADE endpoints, in Binance's order: API key, then
+    /// timestamp against `recvWindow` (wall time), then the HMAC of the exact parameters.
+    private func authenticate(_ security: Security, query: String, body: String, apiKey: String?, parameters: [String: String],
+                              wallMs: Int64) throws {
+        guard let apiKey, !apiKey.isEmpty else { throw BinanceError(.badAPIKeyFormat, "API-key format invalid.", httpStatus: 401) }
+        guard apiKey == config.credentials.apiKey else {
+            throw BinanceError(.rejectedAPIKey, "Invalid API-key, IP, or permissions for action.", httpStatus: 401)
+        }
+        guard security == .signed else { return }
+        guard let stampText = parameters["timestamp"], let timestamp = Int64(stampText) else {
+            throw BinanceError(.mandatoryParameterMissing, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.")
+        }
+        let recvWindow = parameters["recvWindow"].flatMap { Int64($0) } ?? 5_000
+        guard recvWindow > 0, recvWindow <= 60_000 else {
+            throw BinanceError(code: -1131, message: "recvWindow must be less than 60000", httpStatus: 400)
+        }
+        if timestamp > wallMs + 1_000 {
+            throw BinanceError(.invalidTimestamp, "Timestamp for this request was 1000ms ahead of the server's time.")
+        }
+        if wallMs - timestamp > recvWindow {
+            throw BinanceError(.invalidTimestamp, "Timestamp for this request is outside of the recvWindow.")
+        }
+        guard let signature = parameters["signature"], !signature.isEmpty else {
+            throw BinanceError(.mandatoryParameterMissing, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
+        }
+        let payload = Self.withoutSignature(query) + Self.withoutSignature(body)
+        guard RequestSigner.matches(signature.lowercased(), RequestSigner.signature(of: payload, secret: config.credentials.secret)) else {
+            throw BinanceError(.invalidSignature, "Signature for this request is not valid.")
+        }
+    }
+
+    static func withoutSignature(_ parameters: String) -> String {
+        parameters.split(separator: "&").filter { !$0.hasPrefix("signature=") }.joined(separator: "&")
+    }
+
+    private func chargeWeight(_ weight: Int, wallMs: Int64) -> Reply? {
+        let minute = wallMs / 60_000
+        if minute != weightMinute { weightMinute = minute; weightUsed = 0 }
+        weightUsed += weight
+        guard weightUsed > config.weightLimitPerMinute else { return nil }
+        var reply = withWeight(error(BinanceError(.tooManyRequests, "Too many requests; current limit of IP is \(config.weightLimitPerMinute) "
+                                                  + "request weight per 1 MINUTE. Please use the websocket for live updates.", httpStatus: 429)))
+        reply.headers.append(("Retry-After", String(max(1, 60 - (wallMs / 1_000) % 60))))
+        return reply
+    }
+
+    private func withWeight(_ reply: Reply) -> Reply {
+        var reply = reply
+        reply.headers.append(("X-MBX-USED-WEIGHT-1M", String(weightUsed)))
+        return reply
+    }
+
+    func error(_ error: BinanceError) -> Reply {
+        Reply(status: error.httpStatus, body: (try? JSONEncoder().encode(CodeMessage(code: error.code, msg: error.message))) ?? Data())
+    }
+
+    func json<T: Encodable>(_ value: T) throws -> Reply {
+        Reply(status: 200, body: try JSONEncoder().encode(value), headers: [("Content-Type", "application/json")])
+    }
+
+    /// Generates the market up to the simulated present, firing stops as the mark crosses them.
+    private func advanceLocked() {
+        let now = clock.simulatedMs(wallMs: wallClock())
+        guard account.hasOpenAlgoOrders else {
+            market.advance(toSimulatedMs: now) { _, _, _ in }
+            return
+        }
+        let listings = market.listings
+        var account = self.account
+        market.advance(toSimulatedMs: now) { symbol, price, timeMs in
+            let listing = listings[symbol]
+            account.triggerStops(listing: listing, mark: listing.filters.roundPrice(Decimal(price), .nearest), nowMs: timeMs)
+        }
+        self.account = account
+    }
+
+    func markDecimal(_ symbol: Int) -> Decimal {
+        market.listings[symbol].filters.roundPrice(Decimal(market.mark(symbol)), .nearest)
+    }
+
+    func listing(_ request: Request) throws -> (Int, SimListing) {
+        let symbol = try request.required("symbol")
+        guard let index = market.index[symbol] else { throw BinanceError(.badSymbol, "Invalid symbol.") }
+        return (index, market.listings[index])
+    }
+
+    /// Marks of the symbols with a position: what margin needs.
+    func positionMarks() -> [String: Decimal] {
+        var marks: [String: Decimal] = [:]
+        for symbol in account.positions.keys { if let index = market.index[symbol] { marks[symbol] = markDecimal(index) } }
+        return marks
+    }
+}
