@@ -7,7 +7,7 @@ struct QT: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qt",
         abstract: "Quantum Trader: a trading pipeline for Binance USDⓈ-M futures on NATS JetStream.",
-        subcommands: [Up.self, HostCommand.self, Streams.self, KV.self, TopologyCommand.self, Bench.self]
+        subcommands: [Up.self, Sim.self, HostCommand.self, Streams.self, KV.self, TopologyCommand.self, Bench.self]
     )
 }
 
@@ -24,7 +24,9 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
 }
 
 /// stdout through stdio: a closed pipe (`qt streams tail … | head`) ends the process the
-/// Unix way instead of trapping in FileHandle.
+/// Unix way instead of trapping in FileHandle. Flushed per line, so a program reading a
+/// long-running `qt sim` or `qt up` sees its URLs at once, not when it exits.
 func printLine(_ text: String) {
     print(text)
+    fflush(nil)  // every output stream; `stdout` itself is a global Swift 6 will not touch
 }

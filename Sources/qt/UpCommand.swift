@@ -1,19 +1,22 @@
 import ArgumentParser
 import Bus
+import Exchange
 import Foundation
 import Host
 import NatsServerKit
 
 /// `qt up`: everything on one machine. What exists today: an embedded nats-server with
-/// JetStream and the provisioned topology. The simulator, the host and the plugins come with
-/// later issues; this command says so instead of pretending.
+/// JetStream and the provisioned topology, and the exchange simulator. The trading plugins and
+/// the status view come with later issues; this command says so instead of pretending.
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run Quantum Trader on one machine (today: NATS with the provisioned topology).")
+        abstract: "Run Quantum Trader on one machine (today: NATS with the provisioned topology and the exchange simulator).")
 
     @Option(help: "Data directory for the NATS store (default: a fresh one under .qt/).") var data: String?
     @Option(name: .customLong("nats-port"), help: "NATS client port (default: a free one).") var natsPort: Int = -1
     @Option(help: "Stop after this many seconds (default: run until Ctrl-C).") var duration: Double?
+    @Option(name: .customLong("sim-port"), help: "Simulator port on 127.0.0.1 (default: a free one).") var simPort = 0
+    @OptionGroup var market: SimulatorOptions
 
     func run() async throws {
         try await reportingErrors {
@@ -24,15 +27,22 @@ struct Up: AsyncParsableCommand {
             defer { bus.close() }
             let results = try await bus.provision()
             let created = results.filter { $0.action == .created }.count
+            let (credentials, generated) = SimulatorOptions.credentials()
+            let simulator = try await SimulatorServer.start(try market.config(credentials: credentials), port: simPort)
             printLine("NATS:       \(server.url)   (JetStream store: \(directory.path)/nats)")
             printLine("topology:   \(results.count) streams and buckets provisioned (\(created) created)")
+            printLine("simulator:  \(simulator.baseURL)   (\(market.symbols) symbols, a 1m bar every \(market.barMs) ms, seed \(market.seed))")
+            if generated {
+                printLine("API pair:   QT_API_KEY=\(credentials.apiKey) QT_API_SECRET=\(credentials.revealSecret())")
+            }
             printLine("try:        NATS_URL=\(server.url) qt streams ls")
-            printLine("not built yet: the exchange simulator (issue 4), the trading plugins (issues 5, 6), and the")
-            printLine("               live status view and summary (issue 7). No trading happens in this run.")
-            printLine("               The plugin host exists (`qt host --config`), with no trading plugins to run yet.")
+            printLine("            curl '\(simulator.baseURL)/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=3'")
+            printLine("not built yet: the trading plugins (issues 5, 6) and the live status view and summary")
+            printLine("               (issue 7). No trading happens in this run.")
             printLine(duration.map { "running for \($0) s; Ctrl-C stops earlier" } ?? "running; Ctrl-C stops")
             await HostRunner.waitForTermination(orAfter: duration)
-            printLine("stopping: NATS closed cleanly")
+            await simulator.stop()
+            printLine("stopping: simulator and NATS closed cleanly")
         }
     }
 }

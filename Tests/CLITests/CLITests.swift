@@ -18,10 +18,7 @@ final class CLITests: XCTestCase {
     }
 
     func qt(_ arguments: String...) throws -> ChildProcess.Result {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qt")
-        let candidates = [binary, Bundle(for: CLITests.self).bundleURL.deletingLastPathComponent().appendingPathComponent("qt")]
-        let executable = try XCTUnwrap(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
-                                       "qt binary not found next to the test bundle")
+        let executable = try qtBinary()
         var environment = ProcessInfo.processInfo.environment
         environment["NATS_URL"] = server.url
         return try ChildProcess.run(executable, arguments, environment: environment)

@@ -41,6 +41,10 @@ public struct Credentials: Sendable, CustomStringConvertible, CustomDebugStringC
         return Credentials(apiKey: random(64), secret: random(64))
     }
 
+    /// The secret itself: only for showing a pair the simulator just generated, so the user can
+    /// configure a client with it. Nothing else prints it.
+    public func revealSecret() -> String { secret }
+
     public var redactedKey: String { apiKey.count > 4 ? "…" + apiKey.suffix(4) : "…" }
     public var description: String { "Credentials(key \(redactedKey), secret redacted)" }
     public var debugDescription: String { description }

@@ -1,0 +1,36 @@
+import CCurl
+import Foundation
+
+/// The baseline the client is measured against (`qt bench exchange`): the same signed MARKET
+/// orders from one thread through one reused libcurl easy handle, with no Swift layer (no
+/// async hop, no retry policy, no JSON decoding). For benchmarks only.
+public enum RawCurlBaseline {
+    /// Sends `count` orders alternating BUY and SELL of `quantity`; returns seconds.
+    public static func signedOrders(baseURL: String, credentials: Credentials, symbol: String, quantity: Decimal,
+                                    count: Int, idPrefix: String) throws -> Double {
+        guard let curl = curl_easy_init() else { throw ExchangeError.invalidRequest("curl_easy_init failed") }
+        defer { curl_easy_cleanup(curl) }
+        let headers: UnsafeMutablePointer<curl_slist>? = curl_slist_append(nil, "X-MBX-APIKEY: \(credentials.apiKey)")
+        defer { curl_slist_free_all(headers) }
+        _ = qt_curl_set_pointer(curl, CURLOPT_HTTPHEADER, headers)
+        _ = qt_curl_set_pointer(curl, CURLOPT_CUSTOMREQUEST, "POST")
+        _ = qt_curl_set_pointer(curl, CURLOPT_POSTFIELDS, "")
+        _ = qt_curl_set_long(curl, CURLOPT_NOSIGNAL, 1)
+        _ = qt_curl_set_long(curl, CURLOPT_TCP_NODELAY, 1)
+        _ = qt_curl_set_callback(curl, CURLOPT_WRITEFUNCTION, { _, size, items, _ in size * items })
+        let start = DispatchTime.now().uptimeNanoseconds
+        for index in 0..<count {
+            let side = index % 2 == 0 ? "BUY" : "SELL"
+            let query = "symbol=\(symbol)&side=\(side)&type=MARKET&quantity=\(quantity.plainString)&newClientOrderId=\(idPrefix)\(index)"
+                + "&newOrderRespType=RESULT&recvWindow=5000&timestamp=\(Int64(Date().timeIntervalSince1970 * 1000))"
+            let url = "\(baseURL)/fapi/v1/order?\(query)&signature=\(RequestSigner.signature(of: query, secret: credentials.secret))"
+            let status = url.withCString { qt_curl_set_pointer(curl, CURLOPT_URL, $0); return curl_easy_perform(curl) }
+            var code = 0
+            _ = qt_curl_get_long(curl, CURLINFO_RESPONSE_CODE, &code)
+            guard status == CURLE_OK, code == 200 else {
+                throw ExchangeError.unavailable("raw order \(index): curl \(status.rawValue), HTTP \(code)")
+            }
+        }
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+}
