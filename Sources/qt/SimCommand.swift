@@ -15,16 +15,7 @@ struct Sim: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (credentials, generated) = SimulatorOptions.credentials()
-            let server = try await SimulatorServer.start(try market.config(credentials: credentials), port: port)
-            printLine("simulator:  \(server.baseURL)   (\(market.symbols) symbols, a 1m bar every \(market.barMs) ms, seed \(market.seed))")
-            if generated {
-                printLine("API key:    \(credentials.apiKey)")
-                printLine("API secret: \(credentials.revealSecret())")
-                printLine("            (generated: export QT_API_KEY and QT_API_SECRET to choose them)")
-            } else {
-                printLine("API key:    from QT_API_KEY (\(credentials.redactedKey)), secret from QT_API_SECRET")
-            }
+            let server = try await market.startServer(port: port)
             printLine("try:        curl '\(server.baseURL)/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=3'")
             printLine(duration.map { "running for \($0) s; Ctrl-C stops earlier" } ?? "running; Ctrl-C stops")
             await HostRunner.waitForTermination(orAfter: duration)
@@ -57,9 +48,21 @@ struct SimulatorOptions: ParsableArguments {
         return config
     }
 
-    /// The pair the client reads (QT_API_KEY / QT_API_SECRET), or a generated one when unset.
-    static func credentials() -> (Credentials, generated: Bool) {
-        if let credentials = try? Credentials.fromEnvironment() { return (credentials, false) }
-        return (Credentials.generate(), true)
+    /// Starts the simulator with the pair the client reads (QT_API_KEY / QT_API_SECRET), or a
+    /// generated pair when they are unset, and prints its URL and the pair (a generated secret
+    /// in full: the user needs it to configure a client).
+    func startServer(port: Int) async throws -> SimulatorServer {
+        let environment = try? Credentials.fromEnvironment()
+        let credentials = environment ?? Credentials.generate()
+        let server = try await SimulatorServer.start(try config(credentials: credentials), port: port)
+        printLine("simulator:  \(server.baseURL)   (\(symbols) symbols, a 1m bar every \(barMs) ms, seed \(seed))")
+        if environment == nil {
+            printLine("API key:    \(credentials.apiKey)")
+            printLine("API secret: \(credentials.revealSecret())")
+            printLine("            (generated: export QT_API_KEY and QT_API_SECRET to choose them)")
+        } else {
+            printLine("API key:    from QT_API_KEY (\(credentials.redactedKey)), secret from QT_API_SECRET")
+        }
+        return server
     }
 }

@@ -27,14 +27,9 @@ struct Up: AsyncParsableCommand {
             defer { bus.close() }
             let results = try await bus.provision()
             let created = results.filter { $0.action == .created }.count
-            let (credentials, generated) = SimulatorOptions.credentials()
-            let simulator = try await SimulatorServer.start(try market.config(credentials: credentials), port: simPort)
             printLine("NATS:       \(server.url)   (JetStream store: \(directory.path)/nats)")
             printLine("topology:   \(results.count) streams and buckets provisioned (\(created) created)")
-            printLine("simulator:  \(simulator.baseURL)   (\(market.symbols) symbols, a 1m bar every \(market.barMs) ms, seed \(market.seed))")
-            if generated {
-                printLine("API pair:   QT_API_KEY=\(credentials.apiKey) QT_API_SECRET=\(credentials.revealSecret())")
-            }
+            let simulator = try await market.startServer(port: simPort)
             printLine("try:        NATS_URL=\(server.url) qt streams ls")
             printLine("            curl '\(simulator.baseURL)/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=3'")
             printLine("not built yet: the trading plugins (issues 5, 6) and the live status view and summary")
