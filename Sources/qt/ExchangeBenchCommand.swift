@@ -20,7 +20,6 @@ struct ExchangeBench: AsyncParsableCommand {
             config.startingBalance = 10_000_000
             config.weightLimitPerMinute = Int.max / 2
             let server = try await SimulatorServer.start(config)
-            defer { Task { await server.stop() } }
             var clientConfig = ExchangeConfig(baseURL: server.baseURL)
             clientConfig.connections = concurrency
             let client = BinanceFutures(config: clientConfig, credentials: credentials)
@@ -65,6 +64,7 @@ struct ExchangeBench: AsyncParsableCommand {
             printLine(String(format: "| signed MARKET order round trip, one at a time | %.0f | %.0f | %.2f | %.2f–%.2f |",
                              BusBench.median(rawRates), BusBench.median(clientRates), BusBench.median(ratios), ratios.min()!, ratios.max()!))
             printLine(String(format: "| the same, %d in flight (client only) | — | %.0f | — | — |", concurrency, BusBench.median(parallelRates)))
+            await server.stop()
         }
     }
 

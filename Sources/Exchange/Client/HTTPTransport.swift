@@ -88,10 +88,7 @@ final class CurlTransport: @unchecked Sendable {
                     _ = qt_curl_set_long(curl, CURLOPT_TIMEOUT_MS, timeoutMs)
                     _ = qt_curl_set_long(curl, CURLOPT_CONNECTTIMEOUT_MS, connectTimeoutMs)
                     _ = qt_curl_set_long(curl, CURLOPT_TCP_NODELAY, 1)
-                    if request.method == "POST" || request.method == "PUT" {
-                        _ = qt_curl_set_long(curl, CURLOPT_POSTFIELDSIZE, 0)
-                        _ = qt_curl_set_pointer(curl, CURLOPT_POSTFIELDS, "")
-                    }
+                    if request.method == "POST" || request.method == "PUT" { CurlGlobal.sendEmptyBody(curl) }
                     _ = qt_curl_set_pointer(curl, CURLOPT_HTTPHEADER, headerList)
                     let box = Unmanaged.passUnretained(sink).toOpaque()
                     _ = qt_curl_set_callback(curl, CURLOPT_WRITEFUNCTION, curlWriteBody)
@@ -111,9 +108,17 @@ final class CurlTransport: @unchecked Sendable {
     }
 }
 
-private enum CurlGlobal {
+enum CurlGlobal {
     private static let once: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
     static func initialize() { _ = once }
+
+    /// Every parameter travels in the query string; the body is empty. libcurl keeps only a
+    /// pointer to CURLOPT_POSTFIELDS, so a Swift string there dangles once the call returns
+    /// (seen: a stray byte in the body broke the signature): the copying option, size first.
+    static func sendEmptyBody(_ curl: UnsafeMutableRawPointer) {
+        _ = qt_curl_set_long(curl, CURLOPT_POSTFIELDSIZE, 0)
+        _ = qt_curl_set_pointer(curl, CURLOPT_COPYPOSTFIELDS, "")
+    }
 }
 
 private final class ResponseSink {

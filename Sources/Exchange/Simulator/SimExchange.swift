@@ -89,8 +89,8 @@ public final class SimExchange: @unchecked Sendable {
         defer { lock.unlock() }
         guard let endpoint = Self.endpoints[method + " " + path] else {
             let known = Self.endpoints.keys.contains { $0.hasSuffix(" " + path) }
-            return error(BinanceError(code: known ? -1000 : -1000, message: known ? "Method \(method) not allowed on \(path)."
-                                      : "Unknown endpoint \(path).", httpStatus: known ? 405 : 404))
+            return error(BinanceError(.unknown, known ? "Method \(method) not allowed on \(path)." : "Unknown endpoint \(path).",
+                                      httpStatus: known ? 405 : 404))
         }
         if rateLimitedReplies > 0 {
             rateLimitedReplies -= 1
