@@ -47,6 +47,8 @@ let package = Package(
         ),
         // The plugin host: plugin API, node config, binding, leases, fleet registry, metrics.
         .target(name: "Host", dependencies: ["Bus", "Messages", "Identity", .product(name: "Yams", package: "Yams")]),
+        // The trading plugins, one folder each: the plugin (I/O) and its pure kernel.
+        .target(name: "Plugins", dependencies: ["Host", "Messages", "Identity", "Exchange"]),
         // Plugins used by the host's integration tests (a relay pipeline, a singleton ticker).
         .target(name: "TestPlugins", dependencies: ["Host", "Messages", "Identity"], path: "Tests/Support/TestPlugins"),
         // A host with the test plugins registered, run as a child process by the host tests.
@@ -56,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "qt",
             dependencies: [
-                "Bus", "Messages", "Identity", "NatsServerKit", "Host", "Exchange",
+                "Bus", "Messages", "Identity", "NatsServerKit", "Host", "Exchange", "Plugins",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
@@ -65,6 +67,7 @@ let package = Package(
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
         .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange"]),
+        .testTarget(name: "KernelTests", dependencies: ["Plugins", "Messages"]),
         .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins"]),
     ]
 )
