@@ -12,13 +12,20 @@ enum GoldenVectors {
 
     static func cases(_ name: String) throws -> [[String: Any]] {
         let url = directory.appendingPathComponent(name + ".json")
-        let data = try Data(contentsOf: url)
+        let data = try read(url)
         let root = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any], "\(url.path) is not a JSON object")
         return try XCTUnwrap(root["cases"] as? [[String: Any]], "\(url.path) has no cases")
     }
 
     static func root(_ name: String) throws -> [String: Any] {
-        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent(name + ".json"))) as? [String: Any])
+        try XCTUnwrap(JSONSerialization.jsonObject(with: read(directory.appendingPathComponent(name + ".json"))) as? [String: Any])
+    }
+
+    private static func read(_ url: URL) throws -> Data {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw VectorError("golden vectors not found at \(url.path): check out shared/ beside the repository, or set QT_VECTORS_DIR")
+        }
+        return data
     }
 }
 
