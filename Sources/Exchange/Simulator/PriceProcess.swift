@@ -49,7 +49,6 @@ struct PriceProcess: Sendable {
     private var trendSign: Double
     private var anchor: Double
     private var lastReturn = 0.0
-    private var forced = false
     /// Noise of one step; a 1m bar's is twice this.
     let stepSigma: Double
     private var random: SeededGenerator
@@ -71,7 +70,6 @@ struct PriceProcess: Sendable {
         barsLeft = bars
         trendSign = trendUp ? 1 : -1
         anchor = logPrice
-        forced = true
     }
 
     /// Advances one step; returns the new price.
@@ -102,7 +100,6 @@ struct PriceProcess: Sendable {
     }
 
     private mutating func pickRegime() {
-        forced = false
         let draw = Double.random(in: 0..<1, using: &random)
         let next: MarketRegime = draw < 0.3 ? .trend : draw < 0.6 ? .meanReverting : draw < 0.9 ? .choppy : .volatilityBurst
         regime = next

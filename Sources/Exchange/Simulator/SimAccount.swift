@@ -10,10 +10,6 @@ struct SimAccount: Sendable {
         var updateTime: Int64 = 0
     }
 
-    struct Order: Sendable {
-        var response: OrderResponse
-    }
-
     var walletBalance: Decimal
     let takerFeeRate: Decimal
     let slippageBps: Decimal
