@@ -68,6 +68,6 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange"]),
         .testTarget(name: "KernelTests", dependencies: ["Plugins", "Messages"]),
-        .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins"]),
+        .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "Plugins", "Exchange"]),
     ]
 )

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Host
+import Plugins
 
-/// The plugins this build of `qt` can run, by name. The trading plugins register here as they
-/// are built (issues 5 and 6); `qt host` rejects any other name with the list of valid ones.
+/// The plugins this build of `qt` can run, by name; `qt host` rejects any other name with the
+/// list of valid ones.
 enum BuiltInPlugins {
-    static var registry: PluginRegistry { PluginRegistry([]) }
+    static var registry: PluginRegistry { PluginCatalog.registry }
 }
 
 struct HostCommand: AsyncParsableCommand {

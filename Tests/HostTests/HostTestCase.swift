@@ -13,7 +13,7 @@ class HostTestCase: XCTestCase {
     var bus: BusConnection!
     private var children: [Process] = []
     private var inProcess: [PluginHost] = []
-    private var scratch: URL!
+    var scratch: URL!
 
     override func setUp() async throws {
         server = try NatsServer()
@@ -33,8 +33,10 @@ class HostTestCase: XCTestCase {
         try? FileManager.default.removeItem(at: scratch)
     }
 
-    func configYAML(host: String, plugins: [String: [String: String]], httpPort: Int = 0) -> String {
-        var yaml = "host_id: \(host)\nnats:\n  servers: [\(server.url)]\nhttp_port: \(httpPort)\nplugins:\n"
+    func configYAML(host: String, plugins: [String: [String: String]], httpPort: Int = 0, exchange: String? = nil) -> String {
+        var yaml = "host_id: \(host)\nnats:\n  servers: [\(server.url)]\nhttp_port: \(httpPort)\n"
+        if let exchange { yaml += "exchange: \(exchange)\n" }
+        yaml += "plugins:\n"
         for (name, settings) in plugins.sorted(by: { $0.key < $1.key }) {
             if settings.isEmpty {
                 yaml += "  \(name): {}\n"
@@ -45,10 +47,11 @@ class HostTestCase: XCTestCase {
         return yaml
     }
 
-    func startHost(_ host: String, plugins: [String: [String: String]]) async throws -> PluginHost {
-        let config = try NodeConfig.parse(configYAML(host: host, plugins: plugins), file: "\(host).yaml",
-                                          registry: TestPlugins.registry)
-        let running = PluginHost(config: config, registry: TestPlugins.registry)
+    func startHost(_ host: String, plugins: [String: [String: String]], registry: PluginRegistry = TestPlugins.registry,
+                   exchange: String? = nil) async throws -> PluginHost {
+        let config = try NodeConfig.parse(configYAML(host: host, plugins: plugins, exchange: exchange), file: "\(host).yaml",
+                                          registry: registry)
+        let running = PluginHost(config: config, registry: registry)
         try await running.start()
         inProcess.append(running)
         return running
@@ -107,14 +110,21 @@ class HostTestCase: XCTestCase {
 
     /// Reads every message of a subject through a throwaway durable.
     func readAll<M: BusMessage>(_ type: M.Type, subject: String, expected: Int, seconds: Double = 30) async throws -> [M] {
+        try await read(type, subject: subject, seconds: seconds) { $0.count >= expected }
+    }
+
+    /// Reads a subject from its start through a throwaway durable until `done` holds for what
+    /// was read, or `seconds` pass (then returns what it has).
+    func read<M: BusMessage>(_ type: M.Type, subject: String, seconds: Double, until done: ([M]) -> Bool) async throws -> [M] {
         let spec = try ConsumerSpec(durable: "reader_\(UUID().uuidString.prefix(8))", filterSubject: subject)
         try await bus.ensureConsumer(spec)
         let consumer = try bus.consume(M.self, spec: spec, producer: "reader@host-tests")
-        defer { consumer.stop() }
+        // A fetch waits for messages; stopping the consumer at the deadline ends that wait.
+        let timeout = Task { try await Task.sleep(nanoseconds: UInt64(seconds * 1e9)); consumer.stop() }
+        defer { timeout.cancel(); consumer.stop() }
         var result: [M] = []
-        let deadline = Date().addingTimeInterval(seconds)
         var iterator = consumer.makeAsyncIterator()
-        while result.count < expected, Date() < deadline {
+        while !done(result) {
             guard let delivery = try await iterator.next() else { break }
             try delivery.ack()
             result.append(delivery.message)

@@ -17,6 +17,8 @@ public struct NodeConfig: Sendable {
     public let nats: ConnectionOptions
     public let replicas: Int
     public let httpPort: Int
+    /// The `exchange:` section; `nil` when the node runs no plugin that trades or reads markets.
+    public let exchange: ExchangeSettings?
     public let plugins: [PluginEntry]
 
     public static func load(path: String, registry: PluginRegistry) throws -> NodeConfig {
@@ -63,8 +65,22 @@ public struct NodeConfig: Sendable {
 
         let replicas = try top["replicas"].map { try reader.int($0, key: "replicas", range: 1...5) } ?? 1
         let httpPort = try top["http_port"].map { try reader.int($0, key: "http_port", range: 0...65_535) } ?? 9464
-        if let exchange = top["exchange"] {
-            _ = try reader.mapping(exchange, key: "exchange", allowed: ["base_url", "key_env", "secret_env", "key_file", "secret_file"])
+        var exchange: ExchangeSettings?
+        if let exchangeNode = top["exchange"] {
+            let section = try reader.mapping(exchangeNode, key: "exchange",
+                                             allowed: ["base_url", "key_env", "secret_env", "key_file", "secret_file"])
+            guard let urlNode = section["base_url"] else { throw reader.missing("exchange.base_url", in: exchangeNode) }
+            let baseURL = try reader.string(urlNode, key: "exchange.base_url")
+            guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://") else {
+                throw reader.error(urlNode, "exchange.base_url", "expected an http:// or https:// URL, got \(baseURL)")
+            }
+            exchange = ExchangeSettings(
+                baseURL: baseURL,
+                keyVariable: try section["key_env"].map { try reader.string($0, key: "exchange.key_env") } ?? ExchangeSettings.defaultKeyVariable,
+                secretVariable: try section["secret_env"].map { try reader.string($0, key: "exchange.secret_env") }
+                    ?? ExchangeSettings.defaultSecretVariable,
+                keyFile: try section["key_file"].map { try reader.string($0, key: "exchange.key_file") },
+                secretFile: try section["secret_file"].map { try reader.string($0, key: "exchange.secret_file") })
         }
 
         var plugins: [PluginEntry] = []
@@ -82,7 +98,31 @@ public struct NodeConfig: Sendable {
             throw ConfigError(file: file, key: "plugins", line: top["plugins"]?.mark?.line ?? root.mark?.line,
                               message: "names no plugin to run\(none)", choices: registry.names)
         }
-        return NodeConfig(file: file, hostID: hostID, nats: options, replicas: replicas, httpPort: httpPort, plugins: plugins)
+        return NodeConfig(file: file, hostID: hostID, nats: options, replicas: replicas, httpPort: httpPort, exchange: exchange,
+                          plugins: plugins)
+    }
+}
+
+/// Where the exchange is and where its credentials come from; the Plugins module turns this into
+/// the process's one exchange client (the host itself never talks to the exchange).
+public struct ExchangeSettings: Sendable, Equatable {
+    public static let defaultKeyVariable = "QT_API_KEY"
+    public static let defaultSecretVariable = "QT_API_SECRET"
+
+    public var baseURL: String
+    public var keyVariable: String
+    public var secretVariable: String
+    /// Files holding the key and secret; they win over the environment variables.
+    public var keyFile: String?
+    public var secretFile: String?
+
+    public init(baseURL: String, keyVariable: String = defaultKeyVariable, secretVariable: String = defaultSecretVariable,
+                keyFile: String? = nil, secretFile: String? = nil) {
+        self.baseURL = baseURL
+        self.keyVariable = keyVariable
+        self.secretVariable = secretVariable
+        self.keyFile = keyFile
+        self.secretFile = secretFile
     }
 }
 

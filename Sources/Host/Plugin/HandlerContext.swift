@@ -97,9 +97,41 @@ public final class HandlerContext: @unchecked Sendable {
         stamped.plugin = plugin
         stamped.name = name
         let bucket = try await binding.bucket("qt_state")
-        return expectedRevision == 0
-            ? try await bucket.create("\(plugin).\(name)", message: stamped)
-            : try await bucket.update("\(plugin).\(name)", message: stamped, expectedRevision: expectedRevision)
+        return try await KVConflict.mapping {
+            expectedRevision == 0
+                ? try await bucket.create("\(plugin).\(name)", message: stamped)
+                : try await bucket.update("\(plugin).\(name)", message: stamped, expectedRevision: expectedRevision)
+        }
+    }
+
+    /// A timer's outputs so far, published now and acknowledged by JetStream, so the timer may
+    /// record (a cursor, a watermark) only what is really on the bus. Not for input handlers:
+    /// their outputs are published with the ack.
+    public func publishNow() async throws {
+        guard cause == nil else {
+            throw PluginError.contract("\(plugin): publishNow is for timers; a handler's outputs go out with its ack")
+        }
+        guard !outputs.isEmpty else { return }
+        let pending = outputs
+        _ = try await binding.bus.publishBatch(pending)
+        binding.metrics.messagesOut.add(pending.count)
+        outputs.removeAll()
+    }
+}
+
+/// A compare-and-set lost: someone else wrote the key first. Plugins may catch it to reload and
+/// retry; left uncaught it is transient (the input comes back with fresh state).
+public struct KVConflict: Error, CustomStringConvertible {
+    public let bucket: String
+    public let key: String
+    public var description: String { "compare-and-set conflict on \(bucket)/\(key)" }
+
+    static func mapping<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch BusError.conflict(let bucket, let key, _) {
+            throw KVConflict(bucket: bucket, key: key)
+        }
     }
 }
 
@@ -127,14 +159,20 @@ public struct PluginKV: Sendable {
     public func update<M: BusMessage>(_ key: String, _ value: M, expectedRevision: UInt64) async throws -> UInt64 {
         try checkWrite()
         if shadow { return expectedRevision }
-        return try await bucket.update(key, message: value, expectedRevision: expectedRevision)
+        return try await KVConflict.mapping { try await bucket.update(key, message: value, expectedRevision: expectedRevision) }
     }
 
     @discardableResult
     public func create<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
         try checkWrite()
         if shadow { return 0 }
-        return try await bucket.create(key, message: value)
+        return try await KVConflict.mapping { try await bucket.create(key, message: value) }
+    }
+
+    public func delete(_ key: String) async throws {
+        try checkWrite()
+        if shadow { return }
+        try await bucket.delete(key)
     }
 
     private func checkWrite() throws {

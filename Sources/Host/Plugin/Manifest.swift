@@ -68,11 +68,25 @@ public struct TimerSpec: Sendable {
     public let intervalMs: Int64
     /// Runs on one host of the fleet at a time, under a `qt_leases` lease.
     public let singleton: Bool
+    /// A config key in seconds (e.g. `interval_s`) that overrides `intervalMs`, so a node config
+    /// (and `qt up`, scaling to the simulator's bar speed) sets the period.
+    public let intervalSecondsSetting: String?
 
-    public init(_ name: String, intervalMs: Int64, singleton: Bool) {
+    public init(_ name: String, intervalMs: Int64, singleton: Bool, intervalSecondsSetting: String? = nil) {
         self.name = name
         self.intervalMs = intervalMs
         self.singleton = singleton
+        self.intervalSecondsSetting = intervalSecondsSetting
+    }
+
+    public func interval(in settings: PluginSettings) -> Int64 {
+        let seconds: Double
+        switch intervalSecondsSetting.flatMap({ settings.values[$0] }) {
+        case .double(let value)?: seconds = value
+        case .int(let value)?: seconds = Double(value)
+        default: return intervalMs
+        }
+        return seconds > 0 ? max(1, Int64(seconds * 1000)) : intervalMs
     }
 }
 

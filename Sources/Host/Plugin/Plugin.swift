@@ -17,12 +17,17 @@ import Messages
 /// - A plugin never sees libnats: it emits through the context, to declared outputs only, and
 ///   reads and writes declared KV buckets only.
 public protocol Plugin: AnyObject, Sendable {
+    /// Called once before any input or timer is bound; throwing stops the host from starting
+    /// (a precondition the plugin cannot work without, e.g. an account in hedge mode).
+    func prepare() async throws
     func handle(_ input: Input, context: HandlerContext) async throws
     /// A declared timer fired. Singleton timers fire on one host of the fleet at a time.
     func tick(_ timer: String, context: HandlerContext) async throws
 }
 
 extension Plugin {
+    public func prepare() async throws {}
+
     public func tick(_ timer: String, context: HandlerContext) async throws {
         throw PluginError.permanent("plugin declares timer \(timer) but does not implement tick")
     }
@@ -76,6 +81,14 @@ public struct PluginRegistration: Sendable {
 public struct PluginSetup: Sendable {
     public let hostID: String
     public let settings: PluginSettings
+    /// The node config's `exchange:` section, if it has one.
+    public let exchange: ExchangeSettings?
+
+    public init(hostID: String, settings: PluginSettings, exchange: ExchangeSettings? = nil) {
+        self.hostID = hostID
+        self.settings = settings
+        self.exchange = exchange
+    }
 }
 
 /// The built-in plugins, by name. `qt` (the composition root) fills it; the host knows only this.

@@ -49,7 +49,12 @@ public final class PluginHost: @unchecked Sendable {
                 throw HostError.startup("plugin \(entry.name) is not registered")
             }
             try Self.checkOutputs(registration.manifest)
-            let plugin = try registration.make(PluginSetup(hostID: hostID, settings: entry.settings))
+            let plugin = try registration.make(PluginSetup(hostID: hostID, settings: entry.settings, exchange: config.exchange))
+            do {
+                try await plugin.prepare()
+            } catch {
+                throw HostError.startup("plugin \(entry.name) refused to start: \(error)")
+            }
             let binding = PluginBinding(manifest: registration.manifest, settings: entry.settings, plugin: plugin,
                                         hostID: hostID, bus: bus, metrics: metrics.plugin(entry.name))
             lock.withLock { bindings.append(binding) }
@@ -123,15 +128,16 @@ public final class PluginHost: @unchecked Sendable {
         }
         for timer in timers {
             let gate = timer.singleton ? lease : nil
+            let intervalMs = timer.interval(in: binding.settings)
             startBackground { [weak self] in
-                var due = Self.wallClockMs() + timer.intervalMs
+                var due = Self.wallClockMs() + intervalMs
                 while let self, !self.isDraining {
                     let wait = max(0, due - Self.wallClockMs())
                     try? await Task.sleep(nanoseconds: UInt64(wait) * 1_000_000)
                     if self.isDraining { return }
                     if gate?.isHeld ?? true { await self.tick(timer, binding: binding, dueMs: due) }
-                    due += timer.intervalMs
-                    if due < Self.wallClockMs() { due = Self.wallClockMs() + timer.intervalMs }
+                    due += intervalMs
+                    if due < Self.wallClockMs() { due = Self.wallClockMs() + intervalMs }
                 }
             }
         }

@@ -3,13 +3,14 @@
 /// Fingerprints of the schema: hosts whose values differ run different schemas.
 public enum SchemaFingerprint {
     /// SHA-256 of proto/qt/v1/*.proto.
-    public static let value = "270f3a505c79b2c30d9ac57b671334bef618cd665aa1f88c6518eaf88f3848d3"
+    public static let value = "fd4289c05bc7fbf1565403253fb1df26da19b439c60bdbf64e6ba5ff40ca7b45"
 
     /// Per message type: SHA-256 of its definition and of the types it uses.
     public static let types: [String: String] = [
         "qt.v1.AccountSnapshot": "7f4631985511d85890703650948e504bb6cdd2abb09e77edbf7d424ae130a131",
         "qt.v1.Alert": "f481f1f7fa4859f95c5b454daea411f6752d5d2fbb8fa829a5ca14298e734e37",
         "qt.v1.CalibratedProposal": "a8946fbe3895426631e299cb44fbf749977a9a4d7e95eee8530c81836990ed0d",
+        "qt.v1.CloseWindow": "f4856a9fc6ce6d0d0a78ea3a20e944c5ee614ca38f2b010a62036f3424c91dcf",
         "qt.v1.Control": "0b9282f627705c2714a8d93fdf9d6cddf3e8ed9583cba5e2cbb4e6193d25944d",
         "qt.v1.DeadLetter": "753c72f6c623f83c00357defff9afec4b9cf9d8025886103da361df763d141f7",
         "qt.v1.Decision": "e284dd95ef4b9f974aebdb8c0d0449978d5dfd1e6231bf7af01cef8eed4aa515",

@@ -260,6 +260,26 @@ public nonisolated struct Universe: Sendable {
   fileprivate var _meta: Meta? = nil
 }
 
+/// The closes market-state keeps per symbol: the payload of its `qt_state` entry
+/// `market-state.window-<SYM>`, so a restart or another host continues without a replay.
+public nonisolated struct CloseWindow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var symbol: String = String()
+
+  /// Open time of the newest close; a bar at or before it is a redelivery and is skipped.
+  public var lastOpenTimeMs: Int64 = 0
+
+  /// Oldest first, at most the kernel's 301 closes.
+  public var closes: [Double] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "qt.v1"
@@ -629,6 +649,46 @@ nonisolated extension Universe: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
     if lhs.maxActive != rhs.maxActive {return false}
     if lhs.entries != rhs.entries {return false}
     if lhs.asOfMs != rhs.asOfMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension CloseWindow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CloseWindow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}symbol\0\u{3}last_open_time_ms\0\u{1}closes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.symbol) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.lastOpenTimeMs) }()
+      case 3: try { try decoder.decodeRepeatedDoubleField(value: &self.closes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.symbol.isEmpty {
+      try visitor.visitSingularStringField(value: self.symbol, fieldNumber: 1)
+    }
+    if self.lastOpenTimeMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastOpenTimeMs, fieldNumber: 2)
+    }
+    if !self.closes.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.closes, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: CloseWindow, rhs: CloseWindow) -> Bool {
+    if lhs.symbol != rhs.symbol {return false}
+    if lhs.lastOpenTimeMs != rhs.lastOpenTimeMs {return false}
+    if lhs.closes != rhs.closes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,132 @@
+import Exchange
+import Foundation
+import Host
+import Identity
+import Messages
+
+/// Publishes closed 1m bars on `qt.market.kline.<SYM>` for the universe's symbols and every
+/// symbol with an open position in the ledger (R4: no list of its own). A symbol seen for the
+/// first time is backfilled; after that each poll fetches from the last published bar on, so a
+/// gap (the feed was down, a poll failed) is refetched, never skipped. A bar's message id is
+/// `H(market-feed, kline, symbol, open time, 0)`: a bar published twice is stored once.
+///
+/// Request weight: one `premiumIndex` for all symbols per poll (its `time` is the exchange's
+/// clock) tells which symbols can have a newly closed bar; only those are asked for klines, in
+/// pages under 100 bars (the cheapest weight). 566 symbols polled every 5 s cost about 700 of
+/// Binance's 2,400 per minute instead of 6,800.
+public final class MarketFeedPlugin: Plugin {
+    public static let name = "market-feed"
+    public static let barIntervalMs: Int64 = 60_000
+    static let cursorState = "cursors"
+    /// Under 100 bars a klines request weighs 1 on Binance.
+    static let pageLimit = 99
+
+    public static let registration = PluginRegistration(
+        manifest: PluginManifest(
+            name: name, version: "1.0.0",
+            outputs: [OutputSpec("klines", subject: "qt.market.kline.*", type: Kline.self)],
+            kvReads: ["qt_universe", "qt_ledger"],
+            kvWrites: ["qt_state"],
+            timers: [TimerSpec("poll", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "interval_s")],
+            config: [
+                ConfigKey("interval_s", .double, default: .double(5), help: "how often to poll the exchange for closed bars"),
+                ConfigKey("backfill_bars", .int, default: .int(301), help: "closed bars fetched for a symbol seen for the first time"),
+                ConfigKey("max_pages_per_poll", .int, default: .int(10), help: "pages of 99 bars one symbol may fetch per poll"),
+            ]),
+        make: { setup in
+            MarketFeedPlugin(exchange: try ExchangeAccess.client(setup, plugin: name),
+                             backfillBars: max(1, min(setup.settings.int("backfill_bars"), 1_499)),
+                             maxPages: max(1, setup.settings.int("max_pages_per_poll")))
+        })
+
+    private let exchange: BinanceFutures
+    private let backfillBars: Int
+    private let maxPages: Int
+
+    init(exchange: BinanceFutures, backfillBars: Int, maxPages: Int) {
+        self.exchange = exchange
+        self.backfillBars = backfillBars
+        self.maxPages = maxPages
+    }
+
+    public func handle(_ input: Input, context: HandlerContext) async throws {
+        throw PluginError.contract("\(Self.name) has no inputs")
+    }
+
+    public func tick(_ timer: String, context: HandlerContext) async throws {
+        let symbols = try await Self.symbolsToFeed(context)
+        guard !symbols.isEmpty else { return }
+        let stored = try await context.loadState(Self.cursorState)
+        var cursors = stored?.state.values.compactMapValues { Int64($0) } ?? [:]
+        let exchangeTimes = Dictionary(try await exchange.premiumIndexes().map { ($0.symbol, $0.time) }, uniquingKeysWith: max)
+        var firstError: Error?
+        for symbol in symbols {
+            // The bar after the cursor closes at cursor + 2 intervals: nothing new to ask for before.
+            if let cursor = cursors[symbol], let now = exchangeTimes[symbol], now < cursor + 2 * Self.barIntervalMs { continue }
+            do {
+                if let newest = try await feed(symbol, after: cursors[symbol], context: context) { cursors[symbol] = newest }
+            } catch {
+                // One symbol's failure must not starve the others; its cursor stays, so the next
+                // poll refetches from there.
+                firstError = firstError ?? error
+            }
+        }
+        var state = PluginState()
+        state.values = cursors.mapValues(String.init)
+        state.symbols = symbols
+        _ = try await context.saveState(Self.cursorState, state, expectedRevision: stored?.revision ?? 0)
+        if let firstError { throw firstError }
+    }
+
+    /// Publishes the closed bars of `symbol` after `cursor` (or a backfill) and returns the open
+    /// time of the newest one published.
+    private func feed(_ symbol: String, after cursor: Int64?, context: HandlerContext) async throws -> Int64? {
+        var newest = cursor
+        for _ in 0..<maxPages {
+            let page: [BinanceKline]
+            if let newest {
+                page = try await exchange.klines(symbol: symbol, startTime: newest + Self.barIntervalMs, limit: Self.pageLimit)
+            } else {
+                page = try await exchange.klines(symbol: symbol, limit: backfillBars + 1)
+            }
+            // The last bar of an answer may still be forming: it is published by a later poll.
+            let closed = page.dropLast().filter { bar in newest.map { bar.openTime > $0 } ?? true }
+            guard !closed.isEmpty else { break }
+            for bar in closed {
+                let id = ContentID.content(plugin: Self.name, kind: "kline", symbol: symbol, eventTimeMs: bar.openTime, revision: 0)
+                try context.emit("klines", Self.message(bar, symbol: symbol), subject: Subjects.kline(symbol), id: id)
+            }
+            try await context.publishNow()
+            newest = closed.last?.openTime
+            if page.count < Self.pageLimit { break }
+        }
+        return newest
+    }
+
+    static func message(_ bar: BinanceKline, symbol: String) -> Kline {
+        var kline = Kline()
+        kline.symbol = symbol
+        kline.openTimeMs = bar.openTime
+        kline.closeTimeMs = bar.closeTime
+        kline.open = bar.open.plainString
+        kline.high = bar.high.plainString
+        kline.low = bar.low.plainString
+        kline.close = bar.close.plainString
+        kline.volume = bar.volume.plainString
+        kline.quoteVolume = bar.quoteVolume.plainString
+        kline.trades = bar.trades
+        kline.meta.eventTimeMs = bar.closeTime
+        return kline
+    }
+
+    /// The universe's active symbols and every symbol with an open ledger position, sorted.
+    static func symbolsToFeed(_ context: HandlerContext) async throws -> [String] {
+        var symbols = Set<String>()
+        if let universe = try await context.kv("qt_universe").get(Universe.self, "active") {
+            symbols.formUnion(universe.value.entries.filter(\.active).map(\.symbol))
+        }
+        let ledger = try await context.kv("qt_ledger")
+        symbols.formUnion(try await LedgerPosition.openPositions(in: ledger).map(\.symbol))
+        return symbols.sorted()
+    }
+}

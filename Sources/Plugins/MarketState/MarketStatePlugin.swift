@@ -1,0 +1,113 @@
+import Foundation
+import Host
+import Messages
+
+/// On each closed bar: appends the close to the symbol's window (the last 301 closes, kept in
+/// `qt_state` so a restart or another host continues where this one stopped), runs §6.1, and
+/// publishes `qt.market.state.<SYM>` and writes `qt_marketstate/<SYM>`. Fewer than 257 closes:
+/// no state at all. A bar that does not follow the window's last one (a gap) starts the window
+/// again rather than compute slopes across missing minutes.
+public final class MarketStatePlugin: Plugin {
+    public static let name = "market-state"
+    public static let windowCloses = 301
+
+    public static let registration = PluginRegistration(
+        manifest: PluginManifest(
+            name: name, version: "1.0.0",
+            inputs: [InputSpec("klines", subject: "qt.market.kline.*", type: Kline.self, fetchBatch: 128)],
+            outputs: [OutputSpec("states", subject: "qt.market.state.*", type: MarketState.self)],
+            kvReads: ["qt_state"],
+            kvWrites: ["qt_marketstate", "qt_state"]),
+        make: { _ in MarketStatePlugin() })
+
+    /// The windows this host wrote last, with their revisions: a compare-and-set against the
+    /// cached revision replaces a read per bar; a conflict (another host wrote) reloads.
+    private let cache = WindowCache()
+
+    public func handle(_ input: Input, context: HandlerContext) async throws {
+        guard let bar = input.message(as: Kline.self) else { throw PluginError.permanent("expected a Kline") }
+        guard !bar.symbol.isEmpty, input.subject == Subjects.kline(bar.symbol) else {
+            throw PluginError.permanent("kline for \"\(bar.symbol)\" arrived on \(input.subject)")
+        }
+        guard let close = Double(bar.close), close.isFinite, close > 0 else {
+            throw PluginError.permanent("\(input.subject): close is \"\(bar.close)\", expected a positive decimal string")
+        }
+        let stateName = "window-\(bar.symbol)"
+        let stored: (window: CloseWindow, revision: UInt64)
+        if let cached = cache[bar.symbol] {
+            stored = cached
+        } else if let loaded = try await context.loadState(stateName) {
+            stored = (try CloseWindow(serializedBytes: loaded.state.payload), loaded.revision)
+        } else {
+            stored = (CloseWindow(), 0)
+        }
+
+        var window = stored.window
+        let interval = MarketFeedPlugin.barIntervalMs
+        if window.closes.isEmpty || bar.openTimeMs == window.lastOpenTimeMs + interval {
+            window.symbol = bar.symbol
+            window.closes.append(close)
+            if window.closes.count > Self.windowCloses { window.closes.removeFirst(window.closes.count - Self.windowCloses) }
+            window.lastOpenTimeMs = bar.openTimeMs
+        } else if bar.openTimeMs > window.lastOpenTimeMs + interval {
+            window = CloseWindow()
+            window.symbol = bar.symbol
+            window.closes = [close]
+            window.lastOpenTimeMs = bar.openTimeMs
+        } else if bar.openTimeMs < window.lastOpenTimeMs {
+            return  // an older bar delivered again: the window already holds it
+        }
+        // bar.openTimeMs == lastOpenTimeMs falls through: a redelivery after the window was
+        // saved but before the state went out, so the state is computed and sent again.
+
+        if window.lastOpenTimeMs != stored.window.lastOpenTimeMs || stored.revision == 0 {
+            var state = PluginState()
+            state.payload = try window.serializedBytes()
+            state.payloadType = CloseWindow.protoMessageName
+            state.symbols = [bar.symbol]
+            do {
+                let revision = try await context.saveState(stateName, state, expectedRevision: stored.revision)
+                cache[bar.symbol] = (window, revision)
+            } catch {
+                cache[bar.symbol] = nil
+                throw error
+            }
+        }
+
+        guard let values = MarketStateKernel.compute(closes: window.closes) else { return }
+        let state = Self.message(values, symbol: bar.symbol, asOfMs: bar.closeTimeMs)
+        try await context.kv("qt_marketstate").put(bar.symbol, state)
+        try context.emit("states", state, subject: Subjects.marketState(bar.symbol))
+    }
+
+    static func message(_ values: MarketStateKernel.Values, symbol: String, asOfMs: Int64) -> MarketState {
+        var state = MarketState()
+        state.symbol = symbol
+        state.sigma = values.sigma
+        state.sigmaEwma = values.sigmaEwma
+        state.sigmaMad = values.sigmaMad
+        state.spikeProxy = values.spikeProxy
+        state.mu = values.mu
+        state.ts = values.ts
+        state.dp = values.dp
+        state.vr = values.vr
+        state.pTrend = values.pTrend
+        state.pMr = values.pMr
+        state.pChop = values.pChop
+        state.barsUsed = Int32(values.barsUsed)
+        state.asOfMs = asOfMs
+        state.meta.eventTimeMs = asOfMs
+        return state
+    }
+}
+
+/// A lock-guarded map of symbol → (window, revision).
+final class WindowCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: (window: CloseWindow, revision: UInt64)] = [:]
+
+    subscript(symbol: String) -> (window: CloseWindow, revision: UInt64)? {
+        get { lock.withLock { entries[symbol] } }
+        set { lock.withLock { entries[symbol] = newValue } }
+    }
+}

@@ -1,0 +1,15 @@
+import Host
+
+/// Every built-in plugin of this module; `qt` (the composition root) registers them.
+public enum PluginCatalog {
+    public static let registrations: [PluginRegistration] = [
+        MarketFeedPlugin.registration,
+        MarketStatePlugin.registration,
+        PositionBrainPlugin.registration,
+        HarvestProposerPlugin.registration,
+        HeatGatePlugin.registration,
+        ApplyLayerPlugin.registration,
+    ]
+
+    public static var registry: PluginRegistry { PluginRegistry(registrations) }
+}

@@ -1,0 +1,25 @@
+import Exchange
+import Foundation
+import Host
+
+/// Symbol filters from `exchangeInfo`, loaded once and reloaded when a symbol is missing (a new
+/// listing). A failed load is transient: the input comes back later.
+final class FilterCache: @unchecked Sendable {
+    private let exchange: BinanceFutures
+    private let lock = NSLock()
+    private var filters: [String: SymbolFilters] = [:]
+
+    init(exchange: BinanceFutures) {
+        self.exchange = exchange
+    }
+
+    func filters(for symbol: String) async throws -> SymbolFilters {
+        if let known = lock.withLock({ filters[symbol] }) { return known }
+        let loaded = try await exchange.symbolFilters()
+        lock.withLock { filters = loaded }
+        guard let found = loaded[symbol] else {
+            throw PluginError.permanent("\(symbol) is not a symbol of the exchange (exchangeInfo has \(loaded.count) symbols)")
+        }
+        return found
+    }
+}
