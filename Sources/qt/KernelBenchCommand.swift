@@ -11,6 +11,7 @@ struct KernelBench: AsyncParsableCommand {
 
     @Option(help: "Symbols (and positions).") var symbols = 566
     @Option(help: "Rounds; the median is reported.") var rounds = 5
+    @Option(help: "Rounds of the steady state (one new close per symbol each).") var slideRounds = 50
     @Option(help: "The reference timing script (runs ../shared/reference/kernels.py).") var reference = "scripts/bench-reference.py"
 
     func run() async throws {
@@ -33,12 +34,33 @@ struct KernelBench: AsyncParsableCommand {
                 produced = series.compactMap { MarketStateKernel.compute(closes: $0) }.count
             }
             guard produced == symbols else { throw ValidationError("market state produced \(produced) of \(symbols)") }
+            // (b) steady state: every symbol's window slides by one new close.
+            var streams = series.map { closes -> SlidingMarketState in
+                var stream = SlidingMarketState()
+                for close in closes { stream.append(close) }
+                return stream
+            }
+            var lastCloses = series.map { $0.last! }
+            let warmRebuilds = streams.reduce(0) { $0 + $1.rebuilds }
+            var slid = 0
+            let steady = median(slideRounds) {
+                for index in streams.indices {
+                    lastCloses[index] *= exp(0.003 * random.gaussian())
+                    if streams[index].append(lastCloses[index]) != nil { slid += 1 }
+                }
+            }
+            guard slid == symbols * slideRounds else { throw ValidationError("sliding state produced \(slid) of \(symbols * slideRounds)") }
+            let rebuildsPerRound = Double(streams.reduce(0) { $0 + $1.rebuilds } - warmRebuilds) / Double(slideRounds)
+            let byWindow = streams.reduce([0, 0, 0]) { total, stream in zip(total, stream.rebuildsByWindow).map { $0 + $1 } }
+            printLine("rebuilds by window (64/128/256), including warm-up: \(byWindow)")
             var closes = 0
             let harvest = median(rounds) {
                 closes = zip(positions, markets).filter { HarvestKernel.propose($0, market: $1).action == .fullClose }.count
             }
             printLine(String(format: "swift: market state %.1f ms for %d symbols × 301 closes; harvest %.3f ms for %d positions (%d FULL_CLOSE)",
                              market * 1e3, symbols, harvest * 1e3, symbols, closes))
+            printLine(String(format: "swift: steady state %.2f ms for one new close on each of %d symbols (median of %d rounds; %.1f slope-band rebuilds per round)",
+                             steady * 1e3, symbols, slideRounds, rebuildsPerRound))
             let python = try runReference()
             let pythonMarket = python["market_state_s"] ?? .nan, pythonHarvest = python["harvest_s"] ?? .nan
             printLine(String(format: "python/numpy reference: market state %.1f ms, harvest %.3f ms", pythonMarket * 1e3, pythonHarvest * 1e3))
@@ -47,6 +69,8 @@ struct KernelBench: AsyncParsableCommand {
             printLine("|---|---|---|---|---|")
             printLine(String(format: "| (a) market state, full recompute, %d × 301 closes | %.0f ms | %.1f ms | %.1f× | ≤ 300 ms |",
                              symbols, pythonMarket * 1e3, market * 1e3, pythonMarket / market))
+            printLine(String(format: "| (b) market state, steady state: one new close × %d symbols (sliding windows) | %.0f ms (full recompute) | %.2f ms | %.0f× | ≤ 20 ms |",
+                             symbols, pythonMarket * 1e3, steady * 1e3, pythonMarket / steady))
             printLine(String(format: "| (c) harvest kernel, %d positions | %.2f ms | %.3f ms | %.0f× | — |",
                              symbols, pythonHarvest * 1e3, harvest * 1e3, pythonHarvest / harvest))
         }

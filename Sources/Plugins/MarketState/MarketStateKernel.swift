@@ -24,13 +24,19 @@ public enum MarketStateKernel {
         let logPrices = closes.map { log($0 + epsilon) }
         let returns = zip(logPrices.dropFirst(), logPrices).map { $0 - $1 }
         let recent = Array(returns.suffix(window))
+        let slopes = trendWindows.map { theilSenSlope(Array(logPrices.suffix($0))) }
+        return values(recentReturns: recent, sortedRecentReturns: recent.sorted(), slopes: slopes, barsUsed: closes.count)
+    }
 
-        let (sigmaEwma, sigmaMad) = (ewmaSigma(winsorized(recent)), madSigma(winsorized(recent)))
+    /// Everything after the Theil–Sen slopes of the 64/128/256 windows and the sort of the last
+    /// 256 returns, so an incremental caller (`SlidingMarketState`) shares every formula.
+    static func values(recentReturns recent: [Double], sortedRecentReturns sorted: [Double], slopes: [Double], barsUsed: Int) -> Values {
+        let clipped = winsorized(recent, sorted: sorted)
+        let (sigmaEwma, sigmaMad) = (ewmaSigma(clipped), madSigma(clipped))
         let spike = min(max(sigmaMad / (sigmaEwma + epsilon), 0), 5)
         let w = sigmoid((spike - 1.2) / 0.3)
         let sigma = max(1e-6, (1 - w) * sigmaEwma + w * sigmaMad)
 
-        let slopes = trendWindows.map { theilSenSlope(Array(logPrices.suffix($0))) }
         let mu = zip(slopes, trendWeights).reduce(0) { $0 + $1.0 * $1.1 }
         let ts = abs(mu) / (sigma + epsilon)
         let dp = directionPersistence(recent)
@@ -38,12 +44,11 @@ public enum MarketStateKernel {
         let (pTrend, pMr, pChop) = regimeProbabilities(ts: ts, dp: dp, vr: vr)
         return Values(sigma: sigma, sigmaEwma: sigmaEwma, sigmaMad: sigmaMad, spikeProxy: spike, mu: mu, mu64: slopes[0],
                       mu128: slopes[1], mu256: slopes[2], ts: ts, dp: dp, vr: vr, pTrend: pTrend, pMr: pMr, pChop: pChop,
-                      barsUsed: closes.count)
+                      barsUsed: barsUsed)
     }
 
-    /// Returns clipped to their 1 % and 99 % quantiles.
-    static func winsorized(_ returns: [Double]) -> [Double] {
-        let sorted = returns.sorted()
+    /// Returns clipped to their 1 % and 99 % quantiles (`sorted`: the same returns, ascending).
+    static func winsorized(_ returns: [Double], sorted: [Double]) -> [Double] {
         let low = quantile(sorted: sorted, 0.01), high = quantile(sorted: sorted, 0.99)
         return returns.map { min(max($0, low), high) }
     }
@@ -86,14 +91,27 @@ public enum MarketStateKernel {
 
     /// Median of the pairwise slopes (y_j − y_i)/(j − i), x = 0…n−1; selection, not a sort.
     static func theilSenSlope(_ y: [Double]) -> Double {
+        var slopes = pairwiseSlopes(y)
+        return medianBySelection(&slopes)
+    }
+
+    static func pairwiseSlopes<C: RandomAccessCollection>(_ y: C) -> [Double] where C.Element == Double, C.Index == Int {
         var slopes: [Double] = []
         slopes.reserveCapacity(y.count * (y.count - 1) / 2)
+        let base = y.startIndex
         for i in 0..<(y.count - 1) {
             for j in (i + 1)..<y.count {
-                slopes.append((y[j] - y[i]) / Double(j - i))
+                slopes.append(pairSlope(y[base + i], y[base + j], distance: j - i))
             }
         }
-        return medianBySelection(&slopes)
+        return slopes
+    }
+
+    /// One pairwise slope; the sliding window computes each pair with exactly this expression,
+    /// so a slope it removes is bit-for-bit the one it inserted.
+    @inline(__always)
+    static func pairSlope(_ earlier: Double, _ later: Double, distance: Int) -> Double {
+        (later - earlier) / Double(distance)
     }
 
     static func sigmoid(_ x: Double) -> Double {

@@ -1,0 +1,220 @@
+import Foundation
+
+/// §6.1 for a window that slides one close at a time, giving exactly what
+/// `MarketStateKernel.compute(closes:)` gives for the last `MarketStateKernel` closes, at a
+/// fraction of the cost. Pure, like the kernel: the formulas are the kernel's; only the two
+/// expensive inputs are kept up to date instead of rebuilt:
+///
+/// - the sorted last 256 returns (one removal and one insertion per close);
+/// - for each Theil–Sen window of n log prices, the multiset of its n(n−1)/2 pairwise slopes.
+///   A slide removes the n−1 slopes of the oldest point and adds the n−1 of the new one; a slope
+///   between two points that stay does not change (it depends on their distance, not their
+///   position). The median is read from a sorted band of ranks around it (`SlopeMedianBand`),
+///   rebuilt by selection when the median walks out of the band.
+public struct SlidingMarketState: Sendable {
+    /// Closes the full kernel is given (the plugin keeps this many); `barsUsed` reports up to it.
+    public let capacity: Int
+    public private(set) var closesSeen = 0
+    private var logPrices: [Double] = []
+    private var returns: [Double] = []
+    private var sortedReturns: [Double] = []
+    private var trends: [SlidingTheilSen]
+
+    public init(capacity: Int = 301) {
+        self.capacity = capacity
+        trends = MarketStateKernel.trendWindows.map { SlidingTheilSen(size: $0) }
+    }
+
+    /// Slope-band rebuilds so far (for the benchmark: how often selection was needed).
+    public var rebuilds: Int { trends.reduce(0) { $0 + $1.rebuilds } }
+    /// The same, per Theil–Sen window (64, 128, 256).
+    public var rebuildsByWindow: [Int] { trends.map(\.rebuilds) }
+
+    /// Appends the next close and returns the state of the window ending with it (nil while
+    /// fewer than `MarketStateKernel.minimumCloses` closes have been seen).
+    @discardableResult
+    public mutating func append(_ close: Double) -> MarketStateKernel.Values? {
+        let logPrice = log(close + MarketStateKernel.epsilon)
+        if let previous = logPrices.last { addReturn(logPrice - previous) }
+        logPrices.append(logPrice)
+        if logPrices.count > MarketStateKernel.window + 1 { logPrices.removeFirst() }
+        for index in trends.indices { trends[index].append(logPrice) }
+        closesSeen += 1
+        guard closesSeen >= MarketStateKernel.minimumCloses else { return nil }
+        return MarketStateKernel.values(recentReturns: returns, sortedRecentReturns: sortedReturns,
+                                        slopes: trends.map { $0.median() }, barsUsed: min(closesSeen, capacity))
+    }
+
+    private mutating func addReturn(_ value: Double) {
+        if returns.count == MarketStateKernel.window {
+            let oldest = returns.removeFirst()
+            sortedReturns.remove(at: SortedDoubles.lowerBound(sortedReturns, oldest))
+        }
+        returns.append(value)
+        sortedReturns.insert(value, at: SortedDoubles.lowerBound(sortedReturns, value))
+    }
+}
+
+/// The Theil–Sen median of the last `size` points, slid one point at a time.
+struct SlidingTheilSen: Sendable {
+    /// Ranks kept each side of the median, per point of the window: wider means fewer rebuilds
+    /// but a longer merge per slide; 8 measured fastest of 2, 4, 8 and 16 (BENCHMARKS.md).
+    static let bandWidthPerPoint = 8
+    let size: Int
+    private var points: [Double] = []
+    private var band: SlopeMedianBand?
+    private(set) var rebuilds = 0
+    private var removed: [Double] = []
+    private var inserted: [Double] = []
+
+    init(size: Int) {
+        self.size = size
+    }
+
+    mutating func append(_ y: Double) {
+        guard points.count == size, var current = band else {
+            points.append(y)
+            if points.count > size { points.removeFirst() }
+            if points.count == size { rebuild() }
+            return
+        }
+        band = nil
+        removed.removeAll(keepingCapacity: true)
+        inserted.removeAll(keepingCapacity: true)
+        for j in 1..<size { removed.append(MarketStateKernel.pairSlope(points[0], points[j], distance: j)) }
+        points.removeFirst()
+        for i in 0..<(size - 1) { inserted.append(MarketStateKernel.pairSlope(points[i], y, distance: size - 1 - i)) }
+        points.append(y)
+        if current.apply(removing: &removed, inserting: &inserted), current.median() != nil { band = current } else { rebuild() }
+    }
+
+    func median() -> Double {
+        band?.median() ?? MarketStateKernel.theilSenSlope(points)
+    }
+
+    private mutating func rebuild() {
+        rebuilds += 1
+        var slopes = MarketStateKernel.pairwiseSlopes(points)
+        band = SlopeMedianBand(slopes: &slopes, halfWidth: SlidingTheilSen.bandWidthPerPoint * size)
+    }
+}
+
+/// A multiset of slopes of which only the values near the median are kept in order: the band
+/// `[low, high]` sorted, and the counts below and above it. Inserting or removing costs a
+/// comparison outside the band and a binary search plus a short move inside it.
+struct SlopeMedianBand: Sendable {
+    private var low: Double
+    private var high: Double
+    private var band: [Double]
+    private var below: Int
+    private var above: Int
+
+    /// Takes ranks median ± `halfWidth` by selection.
+    init(slopes: inout [Double], halfWidth: Int) {
+        let count = slopes.count
+        let lowRank = max(0, (count - 1) / 2 - halfWidth), highRank = min(count - 1, count / 2 + halfWidth)
+        let high = MarketStateKernel.select(&slopes, highRank)
+        let low = MarketStateKernel.select(&slopes, lowRank)
+        // Selection leaves every slope of ranks lowRank…highRank between those two positions;
+        // ties of `low` or `high` elsewhere belong in the band as well.
+        var band = Array(slopes[lowRank...highRank])
+        var below = 0, above = 0
+        for index in slopes.indices where index < lowRank || index > highRank {
+            let slope = slopes[index]
+            if slope < low { below += 1 } else if slope > high { above += 1 } else { band.append(slope) }
+        }
+        band.sort()
+        (self.low, self.high, self.band, self.below, self.above) = (low, high, band, below, above)
+    }
+
+    /// One slide: every slope that left and every slope that came, applied in one merge pass
+    /// over the band (a move per slope would copy the band hundreds of times). False when a
+    /// removed slope is not there (it never happens for slopes computed by `pairSlope` from
+    /// the same points; the caller then rebuilds rather than trust the band).
+    mutating func apply(removing removed: inout [Double], inserting inserted: inout [Double]) -> Bool {
+        var inBandRemoved = 0, inBandInserted = 0
+        for index in removed.indices {
+            let slope = removed[index]
+            if slope < low { below -= 1 } else if slope > high { above -= 1 } else {
+                removed[inBandRemoved] = slope
+                inBandRemoved += 1
+            }
+        }
+        for index in inserted.indices {
+            let slope = inserted[index]
+            if slope < low { below += 1 } else if slope > high { above += 1 } else {
+                inserted[inBandInserted] = slope
+                inBandInserted += 1
+            }
+        }
+        guard below >= 0, above >= 0 else { return false }
+        guard inBandRemoved > 0 || inBandInserted > 0 else { return true }
+        removed.removeLast(removed.count - inBandRemoved)
+        inserted.removeLast(inserted.count - inBandInserted)
+        SortedDoubles.insertionSort(&removed)
+        SortedDoubles.insertionSort(&inserted)
+
+        let merged = band.count - removed.count + inserted.count
+        guard merged >= 0 else { return false }
+        var matched = 0
+        // Unchecked buffers: this merge is the steady state's hot loop.
+        let output = band.withUnsafeBufferPointer { source in
+            removed.withUnsafeBufferPointer { leaving in
+                inserted.withUnsafeBufferPointer { coming in
+                    [Double](unsafeUninitializedCapacity: merged) { target, count in
+                        var r = 0, i = 0, o = 0
+                        for value in source {
+                            if r < leaving.count, leaving[r] == value { r += 1; continue }
+                            while i < coming.count, coming[i] < value, o < target.count { target[o] = coming[i]; o += 1; i += 1 }
+                            if o < target.count { target[o] = value; o += 1 }
+                        }
+                        while i < coming.count, o < target.count { target[o] = coming[i]; o += 1; i += 1 }
+                        matched = r
+                        count = o
+                    }
+                }
+            }
+        }
+        guard matched == removed.count, output.count == merged else { return false }
+        band = output
+        return true
+    }
+
+    /// The kernel's median (the mean of the two middle values for an even count), or nil when
+    /// the middle ranks have left the band.
+    func median() -> Double? {
+        let count = below + band.count + above
+        let lowerMiddle = (count - 1) / 2, upperMiddle = count / 2
+        guard count > 0, lowerMiddle >= below, upperMiddle < below + band.count else { return nil }
+        return (band[lowerMiddle - below] + band[upperMiddle - below]) / 2
+    }
+}
+
+enum SortedDoubles {
+    /// For the few dozen slopes of one slide that land in the band, where a general sort's
+    /// set-up costs more than the sorting.
+    static func insertionSort(_ values: inout [Double]) {
+        values.withUnsafeMutableBufferPointer { buffer in
+            guard buffer.count > 1 else { return }
+            for index in 1..<buffer.count {
+                let value = buffer[index]
+                var position = index
+                while position > 0, buffer[position - 1] > value {
+                    buffer[position] = buffer[position - 1]
+                    position -= 1
+                }
+                buffer[position] = value
+            }
+        }
+    }
+
+    /// The first index whose value is not less than `value`.
+    static func lowerBound(_ sorted: [Double], _ value: Double) -> Int {
+        var low = 0, high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle] < value { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+}

@@ -1,0 +1,48 @@
+import Exchange
+import Foundation
+@testable import Plugins
+import XCTest
+
+/// The sliding market state must equal the full recompute of the last 301 closes, bit for bit,
+/// at every step: through warm-up, calm markets, strong trends (the median walks out of its band
+/// and the band is rebuilt) and repeated prices (equal slopes).
+final class SlidingMarketStateTests: XCTestCase {
+    func series(seed: UInt64, count: Int) -> [Double] {
+        var random = SeededGenerator(seed: seed)
+        var price = 100.0, drift = 0.0
+        return (0..<count).map { index in
+            if index % 200 == 0 { drift = Double.random(in: -0.004...0.004, using: &random) }
+            if index % 350 > 330 { return price }  // flat stretches: many equal (zero) slopes
+            price *= exp(drift + 0.002 * random.gaussian())
+            return price
+        }
+    }
+
+    func testEveryStepEqualsTheFullRecomputeOfTheLast301Closes() {
+        for seed: UInt64 in [1, 2] {
+            let closes = series(seed: seed, count: 1_000)
+            var sliding = SlidingMarketState()
+            var compared = 0
+            for (index, close) in closes.enumerated() {
+                let incremental = sliding.append(close)
+                // The full recompute is the slow side of the comparison: every step through
+                // warm-up and the first slides, then every third.
+                guard index < 320 || index % 3 == 0 else { continue }
+                let window = Array(closes[max(0, index - 300)...index])
+                let full = MarketStateKernel.compute(closes: window)
+                XCTAssertEqual(incremental, full, "seed \(seed), close \(index)")
+                if incremental != full { return }
+                if full != nil { compared += 1 }
+            }
+            XCTAssertGreaterThan(compared, 250)
+            XCTAssertGreaterThan(sliding.rebuilds, 3, "the trends must push the median out of its band at least once")
+            print("sliding market state, seed \(seed): \(compared) steps equal to the full recompute, \(sliding.rebuilds) band rebuilds")
+        }
+    }
+
+    func testFewerThan257ClosesGiveNoState() {
+        var sliding = SlidingMarketState()
+        for close in series(seed: 9, count: 256) { XCTAssertNil(sliding.append(close)) }
+        XCTAssertNotNil(sliding.append(101))
+    }
+}
