@@ -44,6 +44,27 @@ final class NodeConfigTests: XCTestCase {
         XCTAssertTrue(config.plugins[1].settings.shadow)
     }
 
+    func testTheExchangeSectionReachesPluginsWithDefaultsAndABadURLIsNamed() throws {
+        let config = try parse("""
+        host_id: node-a
+        nats: { servers: [nats://127.0.0.1:4222] }
+        exchange: { base_url: "https://testnet.binancefuture.com", secret_env: BINANCE_SECRET }
+        plugins:
+          relay-a: {}
+        """)
+        XCTAssertEqual(config.exchange, ExchangeSettings(baseURL: "https://testnet.binancefuture.com", keyVariable: "QT_API_KEY",
+                                                         secretVariable: "BINANCE_SECRET"))
+        let none = try parse("host_id: a\nnats: { servers: [nats://127.0.0.1:4222] }\nplugins: { relay-a: {} }\n")
+        XCTAssertNil(none.exchange)
+        XCTAssertEqual(error("""
+        host_id: node-a
+        nats: { servers: [nats://127.0.0.1:4222] }
+        exchange: { base_url: fapi.binance.com }
+        plugins:
+          relay-a: {}
+        """)?.description, "node.yaml:3: exchange.base_url: expected an http:// or https:// URL, got fapi.binance.com")
+    }
+
     func testUnknownPluginNamesFileLineKeyAndChoices() {
         let error = error("""
         host_id: node-a
