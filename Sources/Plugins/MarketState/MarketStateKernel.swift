@@ -31,8 +31,10 @@ public enum MarketStateKernel {
     /// Everything after the Theil–Sen slopes of the 64/128/256 windows and the sort of the last
     /// 256 returns, so an incremental caller (`SlidingMarketState`) shares every formula.
     static func values(recentReturns recent: [Double], sortedRecentReturns sorted: [Double], slopes: [Double], barsUsed: Int) -> Values {
-        let clipped = winsorized(recent, sorted: sorted)
-        let (sigmaEwma, sigmaMad) = (ewmaSigma(clipped), madSigma(clipped))
+        let (low, high) = (quantile(sorted: sorted, 0.01), quantile(sorted: sorted, 0.99))
+        let clipped = recent.map { min(max($0, low), high) }
+        // Clipping keeps order, so the clipped returns come sorted for free.
+        let sigmaEwma = ewmaSigma(clipped), sigmaMad = madSigma(sortedClipped: sorted.map { min(max($0, low), high) })
         let spike = min(max(sigmaMad / (sigmaEwma + epsilon), 0), 5)
         let w = sigmoid((spike - 1.2) / 0.3)
         let sigma = max(1e-6, (1 - w) * sigmaEwma + w * sigmaMad)
@@ -47,12 +49,6 @@ public enum MarketStateKernel {
                       barsUsed: barsUsed)
     }
 
-    /// Returns clipped to their 1 % and 99 % quantiles (`sorted`: the same returns, ascending).
-    static func winsorized(_ returns: [Double], sorted: [Double]) -> [Double] {
-        let low = quantile(sorted: sorted, 0.01), high = quantile(sorted: sorted, 0.99)
-        return returns.map { min(max($0, low), high) }
-    }
-
     /// `v0` = population variance of the first 10; then `v = 0.94·v + 0.06·x²` for every x.
     static func ewmaSigma(_ clipped: [Double]) -> Double {
         var v = populationVariance(clipped.prefix(10))
@@ -60,22 +56,47 @@ public enum MarketStateKernel {
         return v.squareRoot()
     }
 
-    /// 1.4826 · median absolute deviation.
-    static func madSigma(_ clipped: [Double]) -> Double {
-        let center = median(clipped)
-        return 1.4826 * median(clipped.map { abs($0 - center) })
+    /// 1.4826 · median absolute deviation, from the clipped returns in ascending order: the
+    /// deviations are produced in ascending order by walking out from the median on both sides,
+    /// and only their middle is needed.
+    static func madSigma(sortedClipped a: [Double]) -> Double {
+        let n = a.count
+        let center = n % 2 == 0 ? (a[n / 2 - 1] + a[n / 2]) / 2 : a[n / 2]
+        var left = SortedDoubles.lowerBound(a, center) - 1, right = left + 1
+        var lowerMiddle = 0.0, upperMiddle = 0.0
+        for rank in 0...(n / 2) {
+            let deviation: Double
+            if right >= n || (left >= 0 && abs(a[left] - center) <= abs(a[right] - center)) {
+                deviation = abs(a[left] - center)
+                left -= 1
+            } else {
+                deviation = abs(a[right] - center)
+                right += 1
+            }
+            if rank == (n - 1) / 2 { lowerMiddle = deviation }
+            if rank == n / 2 { upperMiddle = deviation }
+        }
+        return 1.4826 * ((lowerMiddle + upperMiddle) / 2)
     }
 
     /// Fraction of consecutive returns with equal sign (sign(0) = 0).
     static func directionPersistence(_ returns: [Double]) -> Double {
-        let signs = returns.map { $0 > 0 ? 1 : $0 < 0 ? -1 : 0 }
-        let same = zip(signs, signs.dropFirst()).filter { $0 == $1 }.count
-        return Double(same) / Double(signs.count - 1)
+        func sign(_ value: Double) -> Int { value > 0 ? 1 : value < 0 ? -1 : 0 }
+        var same = 0
+        for index in 1..<returns.count where sign(returns[index]) == sign(returns[index - 1]) { same += 1 }
+        return Double(same) / Double(returns.count - 1)
     }
 
-    /// var(h-bar rolling sums) / (h · var(r)), population variances.
+    /// var(h-bar rolling sums) / (h · var(r)), population variances; each window is summed on
+    /// its own, left to right, as the reference does (a running sum would round differently).
     static func varianceRatio(_ returns: [Double], horizon: Int) -> Double {
-        let sums = (0...(returns.count - horizon)).map { start in returns[start..<(start + horizon)].reduce(0, +) }
+        var sums: [Double] = []
+        sums.reserveCapacity(returns.count - horizon + 1)
+        for start in 0...(returns.count - horizon) {
+            var sum = 0.0
+            for index in start..<(start + horizon) { sum += returns[index] }
+            sums.append(sum)
+        }
         return populationVariance(sums) / (Double(horizon) * populationVariance(returns) + epsilon)
     }
 

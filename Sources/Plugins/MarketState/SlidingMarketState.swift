@@ -1,7 +1,7 @@
 import Foundation
 
 /// §6.1 for a window that slides one close at a time, giving exactly what
-/// `MarketStateKernel.compute(closes:)` gives for the last `MarketStateKernel` closes, at a
+/// `MarketStateKernel.compute(closes:)` gives for the last `capacity` closes, at a
 /// fraction of the cost. Pure, like the kernel: the formulas are the kernel's; only the two
 /// expensive inputs are kept up to date instead of rebuilt:
 ///
@@ -9,8 +9,9 @@ import Foundation
 /// - for each Theil–Sen window of n log prices, the multiset of its n(n−1)/2 pairwise slopes.
 ///   A slide removes the n−1 slopes of the oldest point and adds the n−1 of the new one; a slope
 ///   between two points that stay does not change (it depends on their distance, not their
-///   position). The median is read from a sorted band of ranks around it (`SlopeMedianBand`),
-///   rebuilt by selection when the median walks out of the band.
+///   position). The median is read from a sorted band of ranks around it (`SlopeMedianBand`);
+///   when the median walks out of the band, the band is moved after it (`recenter`), and only
+///   if that estimate falls short is it rebuilt by selection.
 public struct SlidingMarketState: Sendable {
     /// Closes the full kernel is given (the plugin keeps this many); `barsUsed` reports up to it.
     public let capacity: Int
@@ -27,8 +28,8 @@ public struct SlidingMarketState: Sendable {
 
     /// Slope-band rebuilds so far (for the benchmark: how often selection was needed).
     public var rebuilds: Int { trends.reduce(0) { $0 + $1.rebuilds } }
-    /// The same, per Theil–Sen window (64, 128, 256).
-    public var rebuildsByWindow: [Int] { trends.map(\.rebuilds) }
+    /// Times a band was moved after its median without a selection.
+    public var recenters: Int { trends.reduce(0) { $0 + $1.recenters } }
 
     /// Appends the next close and returns the state of the window ending with it (nil while
     /// fewer than `MarketStateKernel.minimumCloses` closes have been seen).
@@ -57,13 +58,15 @@ public struct SlidingMarketState: Sendable {
 
 /// The Theil–Sen median of the last `size` points, slid one point at a time.
 struct SlidingTheilSen: Sendable {
-    /// Ranks kept each side of the median, per point of the window: wider means fewer rebuilds
-    /// but a longer merge per slide; 8 measured fastest of 2, 4, 8 and 16 (BENCHMARKS.md).
-    static let bandWidthPerPoint = 8
+    /// Ranks kept each side of the median, per point of the window: wider means fewer band moves
+    /// but more memory to merge per slide; 6 measured fastest of 2–16 (BENCHMARKS.md).
+    static let bandWidthPerPoint = 6
     let size: Int
     private var points: [Double] = []
     private var band: SlopeMedianBand?
     private(set) var rebuilds = 0
+    /// Times the median left the band and the band was moved after it (no selection).
+    private(set) var recenters = 0
     private var removed: [Double] = []
     private var inserted: [Double] = []
 
@@ -85,7 +88,12 @@ struct SlidingTheilSen: Sendable {
         points.removeFirst()
         for i in 0..<(size - 1) { inserted.append(MarketStateKernel.pairSlope(points[i], y, distance: size - 1 - i)) }
         points.append(y)
-        if current.apply(removing: &removed, inserting: &inserted), current.median() != nil { band = current } else { rebuild() }
+        guard current.apply(removing: &removed, inserting: &inserted) else { return rebuild() }
+        if current.median() == nil {
+            recenters += 1
+            guard current.recenter(points: points) else { return rebuild() }
+        }
+        band = current
     }
 
     func median() -> Double {
@@ -108,6 +116,7 @@ struct SlopeMedianBand: Sendable {
     private var band: [Double]
     private var below: Int
     private var above: Int
+    private let halfWidth: Int
 
     /// Takes ranks median ± `halfWidth` by selection.
     init(slopes: inout [Double], halfWidth: Int) {
@@ -125,6 +134,7 @@ struct SlopeMedianBand: Sendable {
         }
         band.sort()
         (self.low, self.high, self.band, self.below, self.above) = (low, high, band, below, above)
+        self.halfWidth = halfWidth
     }
 
     /// One slide: every slope that left and every slope that came, applied in one merge pass
@@ -156,28 +166,109 @@ struct SlopeMedianBand: Sendable {
 
         let merged = band.count - removed.count + inserted.count
         guard merged >= 0 else { return false }
-        var matched = 0
-        // Unchecked buffers: this merge is the steady state's hot loop.
+        // Where each change lands in the band: a removal is the next equal value at or after the
+        // previous removal, an insertion goes before the first value not less than it. The
+        // output is then the band's runs between those points, copied in bulk.
+        var removalIndex: [Int] = []
+        removalIndex.reserveCapacity(removed.count)
+        var from = 0
+        for value in removed {
+            let index = SortedDoubles.lowerBound(band, value, from: from)
+            guard index < band.count, band[index] == value else { return false }
+            removalIndex.append(index)
+            from = index + 1
+        }
         let output = band.withUnsafeBufferPointer { source in
-            removed.withUnsafeBufferPointer { leaving in
-                inserted.withUnsafeBufferPointer { coming in
-                    [Double](unsafeUninitializedCapacity: merged) { target, count in
-                        var r = 0, i = 0, o = 0
-                        for value in source {
-                            if r < leaving.count, leaving[r] == value { r += 1; continue }
-                            while i < coming.count, coming[i] < value, o < target.count { target[o] = coming[i]; o += 1; i += 1 }
-                            if o < target.count { target[o] = value; o += 1 }
-                        }
-                        while i < coming.count, o < target.count { target[o] = coming[i]; o += 1; i += 1 }
-                        matched = r
-                        count = o
+            [Double](unsafeUninitializedCapacity: merged) { target, count in
+                var written = 0, cursor = 0, r = 0, i = 0
+                func copyRun(to end: Int) {
+                    guard end > cursor else { return }
+                    (target.baseAddress! + written).initialize(from: source.baseAddress! + cursor, count: end - cursor)
+                    written += end - cursor
+                    cursor = end
+                }
+                var insertAt = i < inserted.count ? SortedDoubles.lowerBound(band, inserted[i], from: 0) : Int.max
+                while r < removalIndex.count || i < inserted.count {
+                    let nextRemoval = r < removalIndex.count ? removalIndex[r] : Int.max
+                    if insertAt <= nextRemoval {
+                        copyRun(to: insertAt)
+                        target[written] = inserted[i]
+                        written += 1
+                        i += 1
+                        insertAt = i < inserted.count ? SortedDoubles.lowerBound(band, inserted[i], from: insertAt) : Int.max
+                    } else {
+                        copyRun(to: nextRemoval)
+                        cursor += 1
+                        r += 1
+                    }
+                }
+                copyRun(to: source.count)
+                count = written
+            }
+        }
+        guard output.count == merged else { return false }
+        band = output
+        return true
+    }
+
+    /// The median walked out of the band: move the band after it without a selection. The band
+    /// is still exact; what is missing are the slopes just beyond the edge it was left by. Their
+    /// value range is estimated from the band's own density, one pass over the window's slopes
+    /// collects them, and they are sorted and joined to the part of the band that stays; the far
+    /// end is trimmed. False (the caller then selects afresh) when the estimate fell short.
+    mutating func recenter(points: [Double]) -> Bool {
+        let count = below + band.count + above
+        let lowerMiddle = (count - 1) / 2, upperMiddle = count / 2
+        guard band.count >= 2, high > low else { return false }
+        let density = Double(band.count) / (high - low)
+        let goingDown = lowerMiddle < below
+        // Ranks to add beyond the edge: up to the median, then half a band past it (×1.25 for
+        // the estimate's error).
+        let missing = goingDown ? below - (lowerMiddle - halfWidth / 2) : (upperMiddle + halfWidth / 2) - (below + band.count - 1)
+        guard missing > 0 else { return false }
+        let reach = 1.25 * Double(missing) / density
+        let newLow = goingDown ? low - reach : low
+        let newHigh = goingDown ? high : high + reach
+        var extra: [Double] = []
+        extra.reserveCapacity(missing * 2)
+        var outside = 0
+        points.withUnsafeBufferPointer { y in
+            for i in 0..<(y.count - 1) {
+                for j in (i + 1)..<y.count {
+                    let slope = MarketStateKernel.pairSlope(y[i], y[j], distance: j - i)
+                    if goingDown {
+                        if slope < newLow { outside += 1 } else if slope < low { extra.append(slope) }
+                    } else {
+                        if slope > newHigh { outside += 1 } else if slope > high { extra.append(slope) }
                     }
                 }
             }
         }
-        guard matched == removed.count, output.count == merged else { return false }
-        band = output
-        return true
+        guard extra.count == (goingDown ? below - outside : above - outside) else { return false }
+        extra.sort()
+        if goingDown {
+            // Keep the old band's ranks up to half a band past the median; ties of the last kept
+            // value stay with it (the band holds every slope in [low, high]).
+            var keep = min(band.count, upperMiddle + halfWidth / 2 - below + 1)
+            guard keep > 0 else { return false }
+            while keep < band.count, band[keep] == band[keep - 1] { keep += 1 }
+            above += band.count - keep
+            if keep < band.count { high = band[keep - 1] }
+            band = extra + band[0..<keep]
+            below = outside
+            low = newLow
+        } else {
+            let firstRank = lowerMiddle - halfWidth / 2
+            var drop = max(0, firstRank - below)
+            guard drop < band.count else { return false }
+            while drop > 0, band[drop] == band[drop - 1] { drop -= 1 }
+            below += drop
+            if drop > 0 { low = band[drop] }
+            band = Array(band[drop...]) + extra
+            above = outside
+            high = newHigh
+        }
+        return median() != nil
     }
 
     /// The kernel's median (the mean of the two middle values for an even count), or nil when
@@ -208,9 +299,9 @@ enum SortedDoubles {
         }
     }
 
-    /// The first index whose value is not less than `value`.
-    static func lowerBound(_ sorted: [Double], _ value: Double) -> Int {
-        var low = 0, high = sorted.count
+    /// The first index at or after `from` whose value is not less than `value`.
+    static func lowerBound(_ sorted: [Double], _ value: Double, from: Int = 0) -> Int {
+        var low = from, high = sorted.count
         while low < high {
             let middle = (low + high) / 2
             if sorted[middle] < value { low = middle + 1 } else { high = middle }
