@@ -222,6 +222,9 @@ public final class PluginHost: @unchecked Sendable {
         stops.forEach { $0() }
         for task in inputs { await task.value }
         background.forEach { $0.cancel() }
+        // A timer tick in progress (an exchange poll, KV writes) finishes before the connection
+        // it uses is closed: closing under it is a use-after-free inside libnats.
+        for task in background { await task.value }
         for lease in held { await lease.release() }
         let (bus, server) = lock.withLock { (self.bus, statusServer) }
         if let bus { try? await bus.keyValue("qt_hosts").delete(hostID) }

@@ -173,7 +173,7 @@ struct SlopeMedianBand: Sendable {
         removalIndex.reserveCapacity(removed.count)
         var from = 0
         for value in removed {
-            let index = SortedDoubles.lowerBound(band, value, from: from)
+            let index = SortedDoubles.gallop(band, value, from: from)
             guard index < band.count, band[index] == value else { return false }
             removalIndex.append(index)
             from = index + 1
@@ -187,7 +187,7 @@ struct SlopeMedianBand: Sendable {
                     written += end - cursor
                     cursor = end
                 }
-                var insertAt = i < inserted.count ? SortedDoubles.lowerBound(band, inserted[i], from: 0) : Int.max
+                var insertAt = i < inserted.count ? SortedDoubles.gallop(band, inserted[i], from: 0) : Int.max
                 while r < removalIndex.count || i < inserted.count {
                     let nextRemoval = r < removalIndex.count ? removalIndex[r] : Int.max
                     if insertAt <= nextRemoval {
@@ -195,7 +195,7 @@ struct SlopeMedianBand: Sendable {
                         target[written] = inserted[i]
                         written += 1
                         i += 1
-                        insertAt = i < inserted.count ? SortedDoubles.lowerBound(band, inserted[i], from: insertAt) : Int.max
+                        insertAt = i < inserted.count ? SortedDoubles.gallop(band, inserted[i], from: insertAt) : Int.max
                     } else {
                         copyRun(to: nextRemoval)
                         cursor += 1
@@ -297,6 +297,23 @@ enum SortedDoubles {
                 buffer[position] = value
             }
         }
+    }
+
+    /// `lowerBound` for a value expected shortly after `from`: probes at from+1, +2, +4, … then
+    /// bisects the last step, so the memory it touches is near the last answer (and about to be
+    /// copied anyway) rather than spread over the whole array.
+    static func gallop(_ sorted: [Double], _ value: Double, from: Int) -> Int {
+        var step = 1, low = from
+        while low + step - 1 < sorted.count, sorted[low + step - 1] < value {
+            low += step
+            step *= 2
+        }
+        var high = min(sorted.count, low + step - 1)
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle] < value { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 
     /// The first index at or after `from` whose value is not less than `value`.
