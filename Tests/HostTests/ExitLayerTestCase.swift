@@ -62,10 +62,11 @@ class ExitLayerTestCase: HostTestCase {
         entry.stopDistPct = 0.02
         entry.openedAtMs = simulator.exchange.simulatedNowMs
         entry.tranchesTaken = tranchesTaken
-        try await bus.keyValue("qt_ledger").put(symbol, message: entry)
+        try await putLedger(entry)
         return entry
     }
 
+    @discardableResult
     func putLedger(_ entry: LedgerEntry) async throws -> UInt64 {
         try await bus.keyValue("qt_ledger").put(entry.symbol, message: entry)
     }

@@ -148,10 +148,7 @@ public final class PluginHost: @unchecked Sendable {
         binding.metrics.timerTicks.increment()
         do {
             try await binding.plugin.tick(timer.name, context: context)
-            if !context.outputs.isEmpty {
-                _ = try await binding.bus.publishBatch(context.outputs)
-                binding.metrics.messagesOut.add(context.outputs.count)
-            }
+            try await context.publishNow()
         } catch {
             binding.metrics.errors.increment()
             FileHandle.standardError.write(Data("qt host \(hostID): \(binding.manifest.name) timer \(timer.name): \(error)\n".utf8))

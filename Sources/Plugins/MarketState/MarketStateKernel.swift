@@ -152,12 +152,7 @@ public enum MarketStateKernel {
         return sorted[lower] + (position - Double(lower)) * (sorted[upper] - sorted[lower])
     }
 
-    /// The mean of the two middle values for an even count.
-    static func median(_ values: [Double]) -> Double {
-        var copy = values
-        return medianBySelection(&copy)
-    }
-
+    /// The mean of the two middle values for an even count (numpy), found by selection.
     static func medianBySelection(_ values: inout [Double]) -> Double {
         let n = values.count
         let upper = select(&values, n / 2)
