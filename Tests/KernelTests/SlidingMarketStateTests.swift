@@ -46,4 +46,17 @@ final class SlidingMarketStateTests: XCTestCase {
         for close in series(seed: 9, count: 256) { XCTAssertNil(sliding.append(close)) }
         XCTAssertNotNil(sliding.append(101))
     }
+
+    /// The band move's sort deals values into buckets by their expected range; values outside
+    /// that range, ties and clusters must still come out in order.
+    func testSpreadSortOrdersAnyInput() {
+        var random = SeededGenerator(seed: 5)
+        for count in [0, 1, 33, 500, 2_000] {
+            var values = (0..<count).map { _ in Double.random(in: -1...1, using: &random) }
+            values += [-3, 3, 0.5, 0.5, 0.5, -1, 1].prefix(count)
+            let expected = values.sorted()
+            SortedDoubles.sortSpread(&values, from: -0.5, to: 0.75)
+            XCTAssertEqual(values, expected, "\(count) values")
+        }
+    }
 }
