@@ -9,6 +9,8 @@ public enum PluginCatalog {
         HarvestProposerPlugin.registration,
         HeatGatePlugin.registration,
         ApplyLayerPlugin.registration,
+        PortfolioGatePlugin.registration,
+        ExecutorPlugin.registration,
     ]
 
     public static var registry: PluginRegistry { PluginRegistry(registrations) }

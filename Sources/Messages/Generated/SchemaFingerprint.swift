@@ -3,7 +3,7 @@
 /// Fingerprints of the schema: hosts whose values differ run different schemas.
 public enum SchemaFingerprint {
     /// SHA-256 of proto/qt/v1/*.proto.
-    public static let value = "fd4289c05bc7fbf1565403253fb1df26da19b439c60bdbf64e6ba5ff40ca7b45"
+    public static let value = "c2dd08e190d6c0698071005afaa768762530c1eaabcbd40eba7a36681dd9ffdd"
 
     /// Per message type: SHA-256 of its definition and of the types it uses.
     public static let types: [String: String] = [
@@ -23,7 +23,7 @@ public enum SchemaFingerprint {
         "qt.v1.LedgerEntry": "afffce11d2c86955624c4325c156a6d5d94c012c8ad4cd84a2a4b7bba7cb1d09",
         "qt.v1.MarketState": "53635fc29f19bb15b3c41d953773bfb6297d5c11730a0b57190b02fe7a2ecce0",
         "qt.v1.Meta": "0068242d87da6c904ec60cd151dbb670fa99c1b3da167a00debbe22f922c9083",
-        "qt.v1.OrderRecord": "2466ff564cbcf33edbb4c4733bf7ae2230592331eccb1239077ed575d01b9c33",
+        "qt.v1.OrderRecord": "40b8ea3567367ee602aaf8238a4975abd0bd7f994c21293af8a82325b1a990c9",
         "qt.v1.OrderResult": "f7f1d13b7b6c844e101aa46d867b7099a4ca68db4ffad0c5fb24cac14e9e2030",
         "qt.v1.Permit": "705d1b4c591de3f0b1b14483daa1c70f6abe843e89bb79ebd3ded9172833110b",
         "qt.v1.Plan": "e9bca97121a98d3a4090af6ae446955d1788070895861cabcd545083a6c830ec",

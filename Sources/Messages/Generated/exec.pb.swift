@@ -213,6 +213,30 @@ public nonisolated struct OrderRecord: @unchecked Sendable {
     set {_uniqueStorage()._fillIds = newValue}
   }
 
+  /// The approved plan this record executes, so a startup pass can finish it without the plan
+  /// message (stop distance, leverage, the ledger revision it was made against).
+  public var plan: Plan {
+    get {_storage._plan ?? Plan()}
+    set {_uniqueStorage()._plan = newValue}
+  }
+  /// Returns true if `plan` has been explicitly set.
+  public var hasPlan: Bool {_storage._plan != nil}
+  /// Clears the value of `plan`. Subsequent reads from it will return its default value.
+  public mutating func clearPlan() {_uniqueStorage()._plan = nil}
+
+  /// Wall-clock time the order request was first sent; `-2013` (no such order) is final only
+  /// once this plus the request's recvWindow has passed.
+  public var sentAtMs: Int64 {
+    get {_storage._sentAtMs}
+    set {_uniqueStorage()._sentAtMs = newValue}
+  }
+
+  /// The protective stop placed after an OPEN fill (clientAlgoId), empty when none.
+  public var stopClientAlgoID: String {
+    get {_storage._stopClientAlgoID}
+    set {_uniqueStorage()._stopClientAlgoID = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -403,7 +427,7 @@ nonisolated extension FillOrigin: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension OrderRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".OrderRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{3}plan_id\0\u{3}client_order_id\0\u{3}exchange_order_id\0\u{1}status\0\u{3}executed_qty\0\u{3}avg_price\0\u{1}fee\0\u{3}realized_pnl\0\u{3}error_code\0\u{3}error_message\0\u{1}symbol\0\u{1}side\0\u{1}quantity\0\u{3}reduce_only\0\u{3}plan_kind\0\u{3}updated_at_ms\0\u{3}fill_ids\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{3}plan_id\0\u{3}client_order_id\0\u{3}exchange_order_id\0\u{1}status\0\u{3}executed_qty\0\u{3}avg_price\0\u{1}fee\0\u{3}realized_pnl\0\u{3}error_code\0\u{3}error_message\0\u{1}symbol\0\u{1}side\0\u{1}quantity\0\u{3}reduce_only\0\u{3}plan_kind\0\u{3}updated_at_ms\0\u{3}fill_ids\0\u{1}plan\0\u{3}sent_at_ms\0\u{3}stop_client_algo_id\0")
 
   fileprivate class _StorageClass {
     var _meta: Meta? = nil
@@ -424,6 +448,9 @@ nonisolated extension OrderRecord: SwiftProtobuf.Message, SwiftProtobuf._Message
     var _planKind: PlanKind = .unspecified
     var _updatedAtMs: Int64 = 0
     var _fillIds: [String] = []
+    var _plan: Plan? = nil
+    var _sentAtMs: Int64 = 0
+    var _stopClientAlgoID: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -452,6 +479,9 @@ nonisolated extension OrderRecord: SwiftProtobuf.Message, SwiftProtobuf._Message
       _planKind = source._planKind
       _updatedAtMs = source._updatedAtMs
       _fillIds = source._fillIds
+      _plan = source._plan
+      _sentAtMs = source._sentAtMs
+      _stopClientAlgoID = source._stopClientAlgoID
     }
   }
 
@@ -488,6 +518,9 @@ nonisolated extension OrderRecord: SwiftProtobuf.Message, SwiftProtobuf._Message
         case 16: try { try decoder.decodeSingularEnumField(value: &_storage._planKind) }()
         case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._updatedAtMs) }()
         case 18: try { try decoder.decodeRepeatedStringField(value: &_storage._fillIds) }()
+        case 19: try { try decoder.decodeSingularMessageField(value: &_storage._plan) }()
+        case 20: try { try decoder.decodeSingularInt64Field(value: &_storage._sentAtMs) }()
+        case 21: try { try decoder.decodeSingularStringField(value: &_storage._stopClientAlgoID) }()
         default: break
         }
       }
@@ -554,6 +587,15 @@ nonisolated extension OrderRecord: SwiftProtobuf.Message, SwiftProtobuf._Message
       if !_storage._fillIds.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._fillIds, fieldNumber: 18)
       }
+      try { if let v = _storage._plan {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+      } }()
+      if _storage._sentAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._sentAtMs, fieldNumber: 20)
+      }
+      if !_storage._stopClientAlgoID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._stopClientAlgoID, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -581,6 +623,9 @@ nonisolated extension OrderRecord: SwiftProtobuf.Message, SwiftProtobuf._Message
         if _storage._planKind != rhs_storage._planKind {return false}
         if _storage._updatedAtMs != rhs_storage._updatedAtMs {return false}
         if _storage._fillIds != rhs_storage._fillIds {return false}
+        if _storage._plan != rhs_storage._plan {return false}
+        if _storage._sentAtMs != rhs_storage._sentAtMs {return false}
+        if _storage._stopClientAlgoID != rhs_storage._stopClientAlgoID {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -1,0 +1,107 @@
+import Foundation
+import Host
+import Messages
+
+/// One symbol's ledger entry as the executor changes it: every write is a compare-and-set, and a
+/// claim (`pending_client_order_id`) marks the one order in flight for the symbol.
+struct LedgerClaims {
+    enum ClaimOutcome: Equatable {
+        case claimed
+        case stale(String)
+    }
+
+    /// Compare-and-set rounds for writes that must happen (a fill that arrived in between).
+    static let attempts = 8
+
+    let ledger: PluginKV
+    let symbol: String
+    let clientOrderID: String
+
+    /// Step 3. Exits claim at the plan's revision; entries need a flat entry with no claim. A
+    /// claim already held by this client order id (a crash after claiming) is kept.
+    func claim(_ plan: Plan) async throws -> ClaimOutcome {
+        let found = try await ledger.get(LedgerEntry.self, symbol)
+        if let found, found.value.pendingClientOrderID == clientOrderID { return .claimed }
+        if let found, !found.value.pendingClientOrderID.isEmpty {
+            return .stale("order \(found.value.pendingClientOrderID) is in flight for \(symbol)")
+        }
+        if plan.kind == .open {
+            if let found, try LedgerPosition(symbol: symbol, entry: found.value, revision: found.revision).isOpen {
+                return .stale("\(symbol) already holds \(found.value.positionAmt)")
+            }
+        } else if found?.revision != plan.ledgerRevision {
+            return .stale("plan made at ledger revision \(plan.ledgerRevision), the ledger is at \(found?.revision ?? 0)")
+        }
+        var entry = found?.value ?? LedgerEntry()
+        entry.symbol = symbol
+        entry.pendingClientOrderID = clientOrderID
+        entry.pendingPlanID = plan.planID
+        do {
+            if let found {
+                _ = try await ledger.update(symbol, entry, expectedRevision: found.revision)
+            } else {
+                _ = try await ledger.create(symbol, entry)
+            }
+            return .claimed
+        } catch is KVConflict {
+            return .stale("the ledger of \(symbol) changed while claiming")
+        }
+    }
+
+    /// Clears this order's claim without applying anything (the order was never sent or refused).
+    func release() async throws {
+        try await change { entry in
+            guard entry.pendingClientOrderID == clientOrderID else { return false }
+            entry.pendingClientOrderID = ""
+            entry.pendingPlanID = ""
+            return true
+        }
+    }
+
+    /// Step 6: applies `update` and clears the claim in one write. When the claim is already
+    /// gone this step ran before (a crash after it): the entry is returned as it is.
+    func settle(eventTimeMs: Int64, _ update: @escaping (inout LedgerEntry) throws -> Void) async throws -> (value: LedgerEntry, revision: UInt64) {
+        try await change { entry in
+            guard entry.pendingClientOrderID == clientOrderID else { return false }
+            try update(&entry)
+            entry.pendingClientOrderID = ""
+            entry.pendingPlanID = ""
+            entry.meta.eventTimeMs = eventTimeMs
+            return true
+        }
+    }
+
+    /// Step 7: the protective stop now on the exchange.
+    func recordStop(clientAlgoID: String, price: String) async throws {
+        try await change { entry in
+            guard entry.stopAlgoID != clientAlgoID, Decimal.parse(entry.positionAmt).map({ $0 != 0 }) == true else { return false }
+            entry.stopAlgoID = clientAlgoID
+            entry.stopPrice = price
+            return true
+        }
+    }
+
+    /// The stop the entry holds now (the one a CLOSE or UPDATE_STOP will cancel).
+    func currentStop() async throws -> String {
+        try await ledger.get(LedgerEntry.self, symbol)?.value.stopAlgoID ?? ""
+    }
+
+    /// Read, change, compare-and-set; retried when another write came first. `update` returns
+    /// false when nothing needs writing.
+    @discardableResult
+    private func change(_ update: (inout LedgerEntry) throws -> Bool) async throws -> (value: LedgerEntry, revision: UInt64) {
+        for _ in 0..<Self.attempts {
+            guard let found = try await ledger.get(LedgerEntry.self, symbol) else {
+                throw PluginError.transient("qt_ledger/\(symbol) is missing while order \(clientOrderID) holds a claim on it")
+            }
+            var entry = found.value
+            guard try update(&entry) else { return found }
+            do {
+                return (entry, try await ledger.update(symbol, entry, expectedRevision: found.revision))
+            } catch is KVConflict {
+                continue
+            }
+        }
+        throw PluginError.transient("qt_ledger/\(symbol): \(Self.attempts) compare-and-set conflicts in a row")
+    }
+}

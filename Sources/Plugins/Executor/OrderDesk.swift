@@ -1,0 +1,93 @@
+import Exchange
+import Foundation
+import Host
+
+/// The executor's exchange side: one MARKET order per client order id, its outcome found out
+/// when the answer was lost, and its trades. Never sends a second client order id for a plan;
+/// sends the same one again only once the exchange cannot still accept the first request.
+struct OrderDesk: Sendable {
+    enum Outcome: Sendable {
+        case filled(OrderResponse)
+        /// Refused or ended without a fill (Binance code, message).
+        case refused(code: Int, message: String)
+        /// The exchange has no such order and the first request can no longer arrive.
+        case absent
+    }
+
+    let exchange: BinanceFutures
+    /// The request's recvWindow plus the client's own timeouts: after this, a request sent
+    /// before it can no longer be executed.
+    let finalAfterMs: Int64
+    let queryIntervalMs: Int64
+    /// How long one handler call waits for an unknown outcome before leaving it to redelivery
+    /// (well inside AckWait 30 s); the record stays SENT, so the next attempt resumes the query.
+    let patienceMs: Int64
+
+    /// Sends the order; an answer that got lost becomes a query by client order id.
+    func send(_ order: NewOrder, sentAtMs: Int64) async throws -> Outcome {
+        do {
+            let response = try await exchange.newOrder(order)
+            return try await settle(response, order: order, sentAtMs: sentAtMs)
+        } catch let error as ExchangeError {
+            switch error {
+            case .api(let refusal) where refusal.known == .duplicateClientOrderID:
+                return try await resolve(symbol: order.symbol, clientOrderID: order.clientOrderId, sentAtMs: sentAtMs)
+            case .api(let refusal): return .refused(code: refusal.code, message: refusal.message)
+            case .unknownOutcome, .unavailable, .rateLimited:
+                return try await resolve(symbol: order.symbol, clientOrderID: order.clientOrderId, sentAtMs: sentAtMs)
+            case .decoding, .invalidRequest, .filter:
+                throw PluginError.permanent("order \(order.clientOrderId): \(error)")
+            }
+        }
+    }
+
+    /// What became of an order whose answer is unknown: query until the exchange knows it, or
+    /// until `-2013` (no such order) is final because `sentAtMs` + recvWindow has passed.
+    func resolve(symbol: String, clientOrderID: String, sentAtMs: Int64) async throws -> Outcome {
+        let giveUp = Self.nowMs() + patienceMs
+        while true {
+            do {
+                let order = try await exchange.queryOrder(symbol: symbol, clientOrderId: clientOrderID)
+                switch order.status {
+                case .filled: return .filled(order)
+                case .canceled, .expired, .rejected:
+                    guard order.executedQty == 0 else { return .filled(order) }
+                    return .refused(code: 0, message: "order \(clientOrderID) ended \(order.status.rawValue) without a fill")
+                case .new, .partiallyFilled: break
+                }
+            } catch let error as ExchangeError where error.binanceCode == .noSuchOrder {
+                if Self.nowMs() > sentAtMs + finalAfterMs { return .absent }
+            } catch let error as ExchangeError {
+                if case .api = error { throw PluginError.permanent("query of order \(clientOrderID): \(error)") }
+            }
+            guard Self.nowMs() < giveUp else {
+                throw PluginError.transient("order \(clientOrderID): outcome still unknown after \(patienceMs) ms; the record stays SENT")
+            }
+            try await Task.sleep(nanoseconds: UInt64(queryIntervalMs) * 1_000_000)
+        }
+    }
+
+    private func settle(_ response: OrderResponse, order: NewOrder, sentAtMs: Int64) async throws -> Outcome {
+        switch response.status {
+        case .filled: return .filled(response)
+        default: return try await resolve(symbol: order.symbol, clientOrderID: order.clientOrderId, sentAtMs: sentAtMs)
+        }
+    }
+
+    /// The trades of one filled order: their ids, fees and realized PnL. Trades are written with
+    /// the fill, but a read may still miss them for a moment; an order without trades is retried.
+    func trades(of order: OrderResponse) async throws -> [UserTrade] {
+        let giveUp = Self.nowMs() + patienceMs
+        while true {
+            // The most recent trades (no start time: the exchange's clock may not be ours).
+            let trades = try await exchange.userTrades(symbol: order.symbol).filter { $0.orderId == order.orderId }
+            if trades.reduce(Decimal(0), { $0 + $1.qty }) >= order.executedQty, !trades.isEmpty { return trades }
+            guard Self.nowMs() < giveUp else {
+                throw PluginError.transient("order \(order.clientOrderId) filled \(order.executedQty.plainString) but its trades are not listed yet")
+            }
+            try await Task.sleep(nanoseconds: UInt64(queryIntervalMs) * 1_000_000)
+        }
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}

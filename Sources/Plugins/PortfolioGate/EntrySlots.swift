@@ -1,0 +1,54 @@
+import Foundation
+import Host
+import Messages
+
+/// The entry slots (DESIGN.md §5): one `qt_state` key, `portfolio-gate.entry-slots`, listing each
+/// symbol that holds a slot with the wall-clock time its entry permit runs out. A slot stays taken
+/// while the ledger holds the symbol's position or a claim, or its permit is alive; everything
+/// else is dropped when the next claim rewrites the key. Claims are compare-and-set on the one
+/// key, so any number of hosts together never hand out more than `maxPositions`.
+struct EntrySlots {
+    static let stateName = "entry-slots"
+    /// Compare-and-set rounds before the conflict is left to the input's redelivery.
+    static let attempts = 8
+
+    let context: HandlerContext
+    let ledger: PluginKV
+    let maxPositions: Int
+
+    /// Takes a slot for `symbol` until `untilMs` (its permit's expiry); false when all are taken.
+    /// Positions the ledger holds count whether or not they came through a slot (an adopted one).
+    func claim(_ symbol: String, untilMs: Int64, nowMs: Int64) async throws -> Bool {
+        for _ in 0..<Self.attempts {
+            let occupied = try await ledgerOccupied()
+            let stored = try await context.loadState(Self.stateName)
+            var slots = (stored?.state.values ?? [:]).filter { held, until in
+                (Int64(until) ?? 0) > nowMs || occupied.contains(held)
+            }
+            let taken = occupied.union(slots.keys)
+            if !taken.contains(symbol), taken.count >= maxPositions { return false }
+            slots[symbol] = String(max(untilMs, Int64(slots[symbol] ?? "") ?? 0))
+            var state = PluginState()
+            state.values = slots
+            state.symbols = slots.keys.sorted()
+            do {
+                _ = try await context.saveState(Self.stateName, state, expectedRevision: stored?.revision ?? 0)
+                return true
+            } catch is KVConflict {
+                continue
+            }
+        }
+        throw PluginError.transient("entry slots: \(Self.attempts) compare-and-set conflicts in a row on qt_state/portfolio-gate.\(Self.stateName)")
+    }
+
+    /// Symbols whose ledger entry holds a position or a claim (an order in flight).
+    private func ledgerOccupied() async throws -> Set<String> {
+        var occupied = Set<String>()
+        for key in try await ledger.keys() {
+            guard let found = try await ledger.get(LedgerEntry.self, key) else { continue }
+            let position = try LedgerPosition(symbol: key, entry: found.value, revision: found.revision)
+            if position.isOpen || !found.value.pendingClientOrderID.isEmpty { occupied.insert(key) }
+        }
+        return occupied
+    }
+}

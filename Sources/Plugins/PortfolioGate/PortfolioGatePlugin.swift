@@ -1,0 +1,162 @@
+import Exchange
+import Foundation
+import Host
+import Identity
+import Messages
+
+/// The last gate before the executor (DESIGN.md §5, seed "P3.3 + P2.6"). Every sized plan gets a
+/// `Decision`; a pass writes a `Permit` to `qt_permits` (TTL 60 s) and publishes the plan on
+/// `qt.plan.approved.<SYM>` with `expires_at` = now + the permit's life.
+///
+/// Entries (P33): trading state ACTIVE, symbol in the universe, no reconcile hold, margin ratio
+/// below `max_margin_ratio` (from a fresh account snapshot), no open position, and a free entry
+/// slot (`EntrySlots`: one `qt_state` key claimed by compare-and-set, so hosts together never
+/// exceed `max_positions`). Exits (P26): not HALTED, a position on the other side of the order,
+/// quantity clamped to |position|. Nothing else may stop an exit (R6).
+public final class PortfolioGatePlugin: Plugin {
+    public static let name = "portfolio-gate"
+
+    public static let registration = PluginRegistration(
+        manifest: PluginManifest(
+            name: name, version: "1.0.0",
+            inputs: [InputSpec("sized", subject: "qt.plan.sized.*", type: Plan.self)],
+            outputs: [OutputSpec("approved", subject: "qt.plan.approved.*", type: Plan.self),
+                      OutputSpec("decisions", subject: "qt.decision.portfolio-gate.*", type: Decision.self)],
+            kvReads: ["qt_control", "qt_ledger", "qt_snapshot", "qt_universe", "qt_state", "qt_permits"],
+            kvWrites: ["qt_permits", "qt_state"],
+            config: [ConfigKey("max_positions", .int, default: .int(10), help: "open positions plus live entry permits, over all hosts"),
+                     ConfigKey("max_margin_ratio", .double, default: .double(0.5), help: "entries blocked at or above this account margin ratio"),
+                     ConfigKey("snapshot_max_age_s", .int, default: .int(15),
+                               help: "an account snapshot older than this blocks entries (STALE_INPUT): 3 position-brain polls"),
+                     ConfigKey("permit_ttl_s", .int, default: .int(60), help: "wall-clock seconds a permit and an approved plan stay valid")]),
+        make: { setup in
+            PortfolioGatePlugin(maxPositions: setup.settings.int("max_positions"),
+                                maxMarginRatio: setup.settings.double("max_margin_ratio"),
+                                snapshotMaxAgeMs: Int64(setup.settings.int("snapshot_max_age_s")) * 1000,
+                                permitTTLMs: Int64(setup.settings.int("permit_ttl_s")) * 1000)
+        })
+
+    private let maxPositions: Int
+    private let maxMarginRatio: Double
+    private let snapshotMaxAgeMs: Int64
+    private let permitTTLMs: Int64
+
+    init(maxPositions: Int, maxMarginRatio: Double, snapshotMaxAgeMs: Int64, permitTTLMs: Int64) {
+        self.maxPositions = maxPositions
+        self.maxMarginRatio = maxMarginRatio
+        self.snapshotMaxAgeMs = snapshotMaxAgeMs
+        self.permitTTLMs = permitTTLMs
+    }
+
+    /// A plan that may not go on: the decision's reason, and what the operator reads.
+    struct Refusal: Error {
+        let reason: ReasonCode
+        let detail: String
+    }
+
+    public func handle(_ input: Input, context: HandlerContext) async throws {
+        guard var plan = input.message(as: Plan.self) else { throw PluginError.permanent("expected a Plan") }
+        try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planSized(plan.symbol))
+        let before = ["kind": "\(plan.kind)", "side": "\(plan.side)", "quantity": plan.quantity, "permit_kind": "\(plan.permitKind)"]
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        var reason = ReasonCode.passed
+        do {
+            switch plan.permitKind {
+            case .p33: try await admitEntry(plan, context: context, nowMs: nowMs)
+            case .p26: reason = try await admitExit(&plan, context: context)
+            case .unspecified, .UNRECOGNIZED:
+                throw PluginError.permanent("plan \(plan.planID) on \(input.subject): permit_kind \(plan.permitKind) is neither P33 nor P26")
+            }
+        } catch let refusal as Refusal {
+            try context.decide(.block, reason: refusal.reason, about: plan.planID, kind: .plan, symbol: plan.symbol,
+                               detail: refusal.detail, before: before)
+            return
+        }
+        var permit = Permit()
+        permit.planID = plan.planID
+        permit.kind = plan.permitKind
+        permit.symbol = plan.symbol
+        permit.grantedAtMs = nowMs
+        permit.expiresAtMs = nowMs + permitTTLMs
+        permit.maxQuantity = plan.quantity
+        _ = try await context.kv("qt_permits").put(plan.planID, permit)
+        plan.expiresAtMs = permit.expiresAtMs
+        try context.emit("approved", plan, subject: Subjects.planApproved(plan.symbol))
+        try context.decide(reason == .passed ? .pass : .modify, reason: reason, about: plan.planID, kind: .plan, symbol: plan.symbol,
+                           before: before, after: ["quantity": plan.quantity, "expires_at_ms": String(plan.expiresAtMs)])
+    }
+
+    private func admitEntry(_ plan: Plan, context: HandlerContext, nowMs: Int64) async throws {
+        guard plan.kind == .open, !plan.reduceOnly else {
+            throw PluginError.permanent("plan \(plan.planID): a P33 permit is for OPEN plans without reduce_only, not \(plan.kind)")
+        }
+        let control = try await TradingControl.read(context)
+        if control.isHalted { throw Refusal(reason: .tradingHalted, detail: "trading state \(control.state), kill switch \(control.killSwitch)") }
+        if control.state == .reducing { throw Refusal(reason: .tradingReducing, detail: "trading state REDUCING: exits only") }
+
+        let universe = try await context.kv("qt_universe").get(Universe.self, "active")?.value
+        guard let universe, universe.entries.contains(where: { $0.active && $0.symbol == plan.symbol }) else {
+            throw Refusal(reason: .notInUniverse, detail: universe.map { "\(plan.symbol) is not active in universe version \($0.version)" }
+                              ?? "qt_universe/active does not exist yet")
+        }
+        let holds = try await context.kv("qt_state").get(PluginState.self, "position-brain.\(PositionBrainPlugin.holdState)")
+        if holds?.value.symbols.contains(plan.symbol) == true {
+            throw Refusal(reason: .reconcileHold, detail: "\(plan.symbol) is on reconcile hold: exchange and ledger disagree")
+        }
+        guard let account = try await context.kv("qt_snapshot").get(AccountSnapshot.self, "_account")?.value,
+              nowMs - account.asOfMs <= snapshotMaxAgeMs else {
+            throw Refusal(reason: .staleInput, detail: "no account snapshot newer than \(snapshotMaxAgeMs / 1000) s in qt_snapshot/_account")
+        }
+        if account.marginRatio >= maxMarginRatio {
+            throw Refusal(reason: .marginRatio, detail: "margin ratio \(account.marginRatio) ≥ max_margin_ratio \(maxMarginRatio)")
+        }
+        let ledger = try await context.kv("qt_ledger")
+        if let position = try await LedgerPosition.read(plan.symbol, from: ledger) {
+            throw Refusal(reason: .positionExists, detail: "\(plan.symbol) already holds \(position.amount.plainString): no pyramiding")
+        }
+        let slots = EntrySlots(context: context, ledger: ledger, maxPositions: maxPositions)
+        guard try await slots.claim(plan.symbol, untilMs: nowMs + permitTTLMs, nowMs: nowMs) else {
+            throw Refusal(reason: .maxPositions, detail: "all \(maxPositions) entry slots are taken")
+        }
+    }
+
+    private func admitExit(_ plan: inout Plan, context: HandlerContext) async throws -> ReasonCode {
+        guard plan.kind != .open, plan.kind == .updateStop || plan.reduceOnly else {
+            throw PluginError.permanent("plan \(plan.planID): a P26 permit is for reduce-only CLOSE, REDUCE or UPDATE_STOP, not \(plan.kind)")
+        }
+        let control = try await TradingControl.read(context)
+        if control.isHalted { throw Refusal(reason: .tradingHalted, detail: "trading state \(control.state), kill switch \(control.killSwitch)") }
+        guard let position = try await LedgerPosition.read(plan.symbol, from: try await context.kv("qt_ledger")) else {
+            throw Refusal(reason: .noPosition, detail: "the ledger holds no \(plan.symbol) position to exit")
+        }
+        guard plan.side == position.closingSide else {
+            throw Refusal(reason: .wrongSide, detail: "a \(plan.side) order does not reduce a position of \(position.amount.plainString)")
+        }
+        guard plan.kind != .updateStop else { return .passed }
+        guard let quantity = Decimal.parse(plan.quantity), quantity > 0 else {
+            throw PluginError.permanent("plan \(plan.planID): quantity \"\(plan.quantity)\" is not a positive decimal")
+        }
+        let size = abs(position.amount)
+        if plan.kind == .close || quantity > size {
+            plan.quantity = size.plainString
+            return quantity != size ? .quantityClamped : .passed
+        }
+        return .passed
+    }
+}
+
+/// Checks every stage of the plan path makes of a `Plan` before acting on it (R2): a symbol, an
+/// id, a kind and a side that are set, on the subject of its own symbol.
+enum PlanCheck {
+    static func validate(_ plan: Plan, subject: String, expected: String) throws {
+        guard !plan.planID.isEmpty, !plan.symbol.isEmpty, subject == expected else {
+            throw PluginError.permanent("plan on \(subject): plan_id \"\(plan.planID)\", symbol \"\(plan.symbol)\"; expected both set "
+                                        + "and the subject \(expected)")
+        }
+        guard plan.kind != .unspecified, plan.side != .unspecified else {
+            throw PluginError.permanent("plan \(plan.planID) on \(subject): kind \(plan.kind), side \(plan.side): neither may be UNSPECIFIED")
+        }
+        if case .UNRECOGNIZED(let value) = plan.kind { throw PluginError.permanent("plan \(plan.planID): unknown kind \(value)") }
+        if case .UNRECOGNIZED(let value) = plan.side { throw PluginError.permanent("plan \(plan.planID): unknown side \(value)") }
+    }
+}

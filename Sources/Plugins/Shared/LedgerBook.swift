@@ -1,0 +1,92 @@
+import Exchange
+import Foundation
+import Messages
+
+/// How an execution changes a ledger entry (DESIGN.md §5, executor step 6): the signed amount,
+/// the average entry price, realized PnL, and the trade ids already applied, so a fill that
+/// arrives twice (redelivery, the executor's own order seen again by position-brain) changes
+/// nothing the second time. Pure: the executor reads, calls this, and writes by compare-and-set.
+public enum LedgerBook {
+    /// Trade ids kept per symbol; older ones have long left every redelivery window.
+    public static let appliedFillMemory = 256
+
+    public struct Execution: Sendable, Equatable {
+        public var side: Messages.OrderSide
+        public var quantity: Decimal
+        public var price: Decimal
+        public var realizedPnl: Decimal
+        /// The exchange trade ids making up this execution (at least one).
+        public var tradeIDs: [String]
+
+        public init(side: Messages.OrderSide, quantity: Decimal, price: Decimal, realizedPnl: Decimal, tradeIDs: [String]) {
+            self.side = side
+            self.quantity = quantity
+            self.price = price
+            self.realizedPnl = realizedPnl
+            self.tradeIDs = tradeIDs
+        }
+    }
+
+    public enum Outcome: Equatable, Sendable {
+        case applied
+        /// Every trade id was applied before: the entry is unchanged.
+        case alreadyApplied
+    }
+
+    /// Applies `execution` to `entry` unless its trade ids are already there. An increase moves
+    /// the entry price to the quantity-weighted average; a reduction keeps it; a position that
+    /// goes flat clears what only an open position has (stop, tranches, opening time); one that
+    /// crosses zero (never for reduce-only orders) opens at the execution price.
+    public static func apply(_ execution: Execution, to entry: inout LedgerEntry, eventTimeMs: Int64) throws -> Outcome {
+        let known = Set(entry.appliedFillIds)
+        guard execution.tradeIDs.contains(where: { !known.contains($0) }) else { return .alreadyApplied }
+        guard execution.quantity > 0, execution.price > 0, execution.side != .unspecified else {
+            throw LedgerBookError("execution of \(execution.quantity.plainString) at \(execution.price.plainString) "
+                                  + "side \(execution.side) on \(entry.symbol): quantity and price must be positive")
+        }
+        let amount = try decimal(entry.positionAmt, "position_amt", entry.symbol)
+        let entryPrice = try decimal(entry.entryPrice, "entry_price", entry.symbol)
+        let realized = try decimal(entry.realizedPnl, "realized_pnl", entry.symbol)
+        let delta = execution.side == .buy ? execution.quantity : -execution.quantity
+        let updated = amount + delta
+
+        var newEntryPrice = entryPrice
+        if amount == 0 || (amount > 0) == (delta > 0) {
+            newEntryPrice = (abs(amount) * entryPrice + execution.quantity * execution.price) / abs(updated)
+            if amount == 0 { entry.openedAtMs = eventTimeMs }
+        } else if updated != 0, (updated > 0) != (amount > 0) {
+            newEntryPrice = execution.price
+            entry.openedAtMs = eventTimeMs
+            entry.tranchesTaken = 0
+        }
+        entry.positionAmt = updated.plainString
+        entry.realizedPnl = (realized + execution.realizedPnl).plainString
+        if updated == 0 {
+            entry.entryPrice = "0"
+            entry.stopPrice = ""
+            entry.stopAlgoID = ""
+            entry.stopDistPct = 0
+            entry.openedAtMs = 0
+            entry.tranchesTaken = 0
+        } else {
+            entry.entryPrice = newEntryPrice.plainString
+        }
+        var applied = entry.appliedFillIds + execution.tradeIDs.filter { !known.contains($0) }
+        if applied.count > appliedFillMemory { applied.removeFirst(applied.count - appliedFillMemory) }
+        entry.appliedFillIds = applied
+        return .applied
+    }
+
+    static func decimal(_ text: String, _ field: String, _ symbol: String) throws -> Decimal {
+        if text.isEmpty { return 0 }
+        guard let value = Decimal.parse(text) else {
+            throw LedgerBookError("qt_ledger/\(symbol): \(field) is \"\(text)\", expected a decimal string")
+        }
+        return value
+    }
+}
+
+public struct LedgerBookError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,193 @@
+import Bus
+import Exchange
+import Foundation
+import Host
+import Identity
+import Messages
+import Plugins
+import XCTest
+
+/// The portfolio gate and the executor on a real bus against the simulator: sized plans in,
+/// orders on the exchange, the ledger equal to the exchange's positions.
+final class ExecutorTests: ExitLayerTestCase {
+    let gateAndExecutor = ["portfolio-gate": ["max_positions": "50"], "executor": [:]]
+
+    func activeUniverse(_ symbols: [String]) async throws {
+        var universe = Universe()
+        universe.version = 1
+        universe.maxActive = Int32(symbols.count)
+        universe.entries = symbols.enumerated().map { index, symbol in
+            var entry = UniverseEntry()
+            entry.symbol = symbol
+            entry.rank = Int32(index + 1)
+            entry.active = true
+            return entry
+        }
+        try await bus.keyValue("qt_universe").put("active", message: universe)
+    }
+
+    func freshAccount(marginRatio: Double = 0.05) async throws {
+        var account = AccountSnapshot()
+        account.marginRatio = marginRatio
+        account.asOfMs = Int64(Date().timeIntervalSince1970 * 1000)
+        try await bus.keyValue("qt_snapshot").put("_account", message: account)
+    }
+
+    func entryPlan(_ symbol: String, long: Bool, notional: Decimal = 120) async throws -> Plan {
+        let filters = try await client.symbolFilters()
+        let mark = try XCTUnwrap(simulator.exchange.mark(symbol))
+        var plan = Plan()
+        plan.planID = ContentID.hash("test-entry", symbol, UUID().uuidString)
+        plan.symbol = symbol
+        plan.kind = .open
+        plan.side = long ? .buy : .sell
+        plan.quantity = try XCTUnwrap(filters[symbol]).marketQuantity(notional / mark, price: mark, reduceOnly: false).plainString
+        plan.stopDistPct = 0.02
+        plan.permitKind = .p33
+        plan.expiresAtMs = Int64(Date().timeIntervalSince1970 * 1000) + 60_000
+        return plan
+    }
+
+    func closePlan(_ symbol: String) async throws -> Plan {
+        let found = try await XCTUnwrapAsync(try await bus.keyValue("qt_ledger").get(LedgerEntry.self, symbol))
+        let amount = try XCTUnwrap(Decimal.parse(found.value.positionAmt))
+        var plan = Plan()
+        plan.planID = ContentID.hash("test-close", symbol, String(found.revision))
+        plan.symbol = symbol
+        plan.kind = .close
+        plan.side = amount > 0 ? .sell : .buy
+        plan.quantity = abs(amount).plainString
+        plan.reduceOnly = true
+        plan.ledgerRevision = found.revision
+        plan.permitKind = .p26
+        return plan
+    }
+
+    func submit(_ plan: Plan) async throws {
+        _ = try await bus.publish(OutgoingMessage(plan, subject: Subjects.planSized(plan.symbol), id: plan.planID, producer: "test@governor"))
+    }
+
+    func results(_ symbol: String, expected: Int) async throws -> [OrderResult] {
+        try await readAll(OrderResult.self, subject: Subjects.execResult(symbol), expected: expected)
+    }
+
+    func ledger(_ symbol: String) async throws -> LedgerEntry? {
+        try await bus.keyValue("qt_ledger").get(LedgerEntry.self, symbol)?.value
+    }
+
+    func testAnEntryOpensWithAProtectiveStopAndAnExitClosesAndCancelsIt() async throws {
+        let symbol = simulator.exchange.symbols[5]
+        try await activeUniverse([symbol])
+        try await freshAccount()
+        _ = try await startPipeline(gateAndExecutor)
+
+        let entry = try await entryPlan(symbol, long: true)
+        try await submit(entry)
+        let opened = try await results(symbol, expected: 1)
+        XCTAssertEqual(opened.first?.status, .applied, "\(opened)")
+        XCTAssertEqual(opened.first?.clientOrderID, ExecutorPlugin.clientOrderID(planID: entry.planID))
+
+        let held = try await XCTUnwrapAsync(try await ledger(symbol))
+        XCTAssertEqual(Decimal.parse(held.positionAmt), simulator.exchange.positionAmount(symbol))
+        XCTAssertEqual(held.positionAmt, entry.quantity)
+        XCTAssertEqual(held.pendingClientOrderID, "", "the claim is cleared with the fill")
+        XCTAssertFalse(held.appliedFillIds.isEmpty)
+        XCTAssertEqual(held.lastPlanID, entry.planID)
+        let stops = try await client.openAlgoOrders(symbol: symbol)
+        XCTAssertEqual(stops.map(\.clientAlgoId), [held.stopAlgoID], "one protective stop, recorded in the ledger")
+        let stopPrice = try XCTUnwrap(Decimal.parse(held.stopPrice)), entryPrice = try XCTUnwrap(Decimal.parse(held.entryPrice))
+        XCTAssertLessThan(stopPrice, entryPrice)
+        XCTAssertGreaterThan(stopPrice, entryPrice * Decimal(0.97))
+        let permit = try await bus.keyValue("qt_permits").get(Permit.self, entry.planID)
+        XCTAssertNil(permit, "the executor deletes the permit it used")
+        let record = try await bus.keyValue("qt_orders").get(OrderRecord.self, ExecutorPlugin.clientOrderID(planID: entry.planID))
+        XCTAssertEqual(record?.value.status, .applied)
+
+        // The same plan again (a replay after the duplicate window): no second order.
+        let ordersBefore = simulator.exchange.acceptedOrders
+        _ = try await bus.publish(OutgoingMessage(entry, subject: Subjects.planApproved(symbol), id: "replay-\(entry.planID)",
+                                                  producer: "test@portfolio-gate"))
+        let replayed = try await readAll(Decision.self, subject: "qt.decision.executor.\(symbol)", expected: 2)
+        XCTAssertEqual(replayed.map(\.verdict), [.pass, .pass])
+        XCTAssertEqual(simulator.exchange.acceptedOrders, ordersBefore, "a replayed plan resumes its APPLIED record")
+        let resultsAfterReplay = try await read(OrderResult.self, subject: Subjects.execResult(symbol), seconds: 1) { _ in false }
+        XCTAssertEqual(resultsAfterReplay.count, 1, "the result is published again under the same id: JetStream keeps one")
+
+        let exit = try await closePlan(symbol)
+        try await submit(exit)
+        let closed = try await results(symbol, expected: 2)
+        XCTAssertEqual(closed.last?.status, .applied, "\(closed)")
+        let flat = try await XCTUnwrapAsync(try await ledger(symbol))
+        XCTAssertEqual(Decimal.parse(flat.positionAmt), 0)
+        XCTAssertEqual(simulator.exchange.positionAmount(symbol), 0)
+        XCTAssertEqual(flat.stopAlgoID, "")
+        let left = try await client.openAlgoOrders(symbol: symbol)
+        XCTAssertTrue(left.isEmpty, "the CLOSE cancels the protective stop: \(left.map(\.clientAlgoId))")
+    }
+
+    func testGateBlocksEntriesOutsideTheUniverseWhenReducingAndBeyondMaxPositions() async throws {
+        let symbols = Array(simulator.exchange.symbols[10..<14])
+        try await activeUniverse(Array(symbols[0..<3]))
+        try await freshAccount()
+        _ = try await startPipeline(["portfolio-gate": ["max_positions": "2"], "executor": [:]])
+
+        for symbol in symbols { try await submit(try await entryPlan(symbol, long: true)) }
+        var decisions: [String: Decision] = [:]
+        for symbol in symbols {
+            decisions[symbol] = try await readAll(Decision.self, subject: "qt.decision.portfolio-gate.\(symbol)", expected: 1).first
+        }
+        XCTAssertEqual(decisions[symbols[3]]?.reason, .notInUniverse)
+        XCTAssertEqual(decisions.values.filter { $0.verdict == .pass }.count, 2, "\(decisions.mapValues { "\($0.verdict) \($0.reason)" })")
+        XCTAssertEqual(decisions.values.filter { $0.reason == .maxPositions }.count, 1)
+        let passed = decisions.filter { $0.value.verdict == .pass }.keys.sorted()
+        for symbol in passed { _ = try await results(symbol, expected: 1) }
+        let open = try await passed.asyncMap { try await self.ledger($0) }
+        XCTAssertEqual(open.compactMap { $0 }.filter { Decimal.parse($0.positionAmt) != 0 }.count, 2)
+
+        // REDUCING: a new entry is blocked, the exit of an open position goes through.
+        var control = Control()
+        control.tradingState = .reducing
+        try await bus.keyValue("qt_control").put("trading_state", message: control)
+        let blocked = symbols.first { !passed.contains($0) && $0 != symbols[3] }!
+        try await submit(try await entryPlan(blocked, long: false))
+        let reducing = try await readAll(Decision.self, subject: "qt.decision.portfolio-gate.\(blocked)", expected: 2)
+        XCTAssertEqual(reducing.last?.reason, .tradingReducing)
+        try await submit(try await closePlan(passed[0]))
+        let closed = try await results(passed[0], expected: 2)
+        XCTAssertEqual(closed.last?.status, .applied)
+        XCTAssertEqual(simulator.exchange.positionAmount(passed[0]), 0)
+    }
+
+    func testLostResponsesAfterFillsStillGiveOneOrderPerPlan() async throws {
+        let symbols = Array(simulator.exchange.symbols[20..<45])
+        try await activeUniverse(symbols)
+        try await freshAccount()
+        var faults = simulator.exchange.faults
+        faults.dropResponseAfterFillRate = 0.2
+        simulator.exchange.faults = faults
+        _ = try await startPipeline(gateAndExecutor)
+
+        let ordersBefore = simulator.exchange.acceptedOrders
+        for (index, symbol) in symbols.enumerated() { try await submit(try await entryPlan(symbol, long: index % 2 == 0)) }
+        for symbol in symbols { _ = try await results(symbol, expected: 1) }
+        for symbol in symbols { try await submit(try await closePlan(symbol)) }
+        for symbol in symbols {
+            let done = try await results(symbol, expected: 2)
+            XCTAssertEqual(done.map(\.status), [.applied, .applied], symbol)
+        }
+        XCTAssertEqual(simulator.exchange.acceptedOrders - ordersBefore, 2 * symbols.count, "exactly one order per plan")
+        for symbol in symbols {
+            let entry = try await ledger(symbol)
+            XCTAssertEqual(Decimal.parse(entry?.positionAmt ?? ""), simulator.exchange.positionAmount(symbol), symbol)
+            XCTAssertEqual(entry?.pendingClientOrderID, "", symbol)
+        }
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var mapped: [T] = []
+        for element in self { mapped.append(try await transform(element)) }
+        return mapped
+    }
+}
