@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
         .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange"]),
-        .testTarget(name: "KernelTests", dependencies: ["Plugins", "Messages"]),
+        .testTarget(name: "KernelTests", dependencies: ["Plugins", "Messages", "Exchange"]),
         .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "Plugins", "Exchange"]),
     ]
 )

@@ -182,6 +182,37 @@ final class ExecutorTests: ExitLayerTestCase {
             XCTAssertEqual(entry?.pendingClientOrderID, "", symbol)
         }
     }
+
+    /// A fill the executor did not place (a triggered stop, as position-brain reports it) moves
+    /// the ledger, once per trade id however often it is delivered.
+    func testAFillFromTheExchangeIsAppliedOncePerTradeID() async throws {
+        let symbol = simulator.exchange.symbols[7]
+        try await activeUniverse([symbol])
+        try await freshAccount()
+        _ = try await startPipeline(gateAndExecutor)
+        try await submit(try await entryPlan(symbol, long: true))
+        _ = try await results(symbol, expected: 1)
+        let held = try await XCTUnwrapAsync(try await ledger(symbol))
+
+        var fill = Fill()
+        fill.symbol = symbol
+        fill.tradeID = 9_000_001
+        fill.side = .sell
+        fill.qty = held.positionAmt
+        fill.price = held.stopPrice
+        fill.realizedPnl = "-2.5"
+        fill.origin = .stop
+        fill.timeMs = 1_800_000_000_000
+        for copy in 0..<2 {
+            _ = try await bus.publish(OutgoingMessage(fill, subject: Subjects.execFill(symbol), id: "fill-\(copy)", producer: "test@position-brain"))
+        }
+        let decisions = try await readAll(Decision.self, subject: "qt.decision.executor.\(symbol)", expected: 3)
+        XCTAssertEqual(decisions.dropFirst().map(\.verdict), [.pass, .skip], "\(decisions.map { "\($0.verdict) \($0.reason)" })")
+        let flat = try await XCTUnwrapAsync(try await ledger(symbol))
+        XCTAssertEqual(Decimal.parse(flat.positionAmt), 0)
+        XCTAssertEqual(flat.realizedPnl, "-2.5")
+        XCTAssertTrue(flat.appliedFillIds.contains("9000001"))
+    }
 }
 
 extension Sequence {
