@@ -61,10 +61,8 @@ public final class ApplyLayerPlugin: Plugin {
             try context.decide(.skip, reason: .hold, about: about, kind: .proposal, symbol: symbol, before: before)
             return
         }
-        let control = try await TradingControl.read(context)
-        if control.isHalted {
-            try context.decide(.block, reason: .tradingHalted, about: about, kind: .proposal, symbol: symbol,
-                               detail: "trading state \(control.state), kill switch \(control.killSwitch)", before: before)
+        if let (reason, detail) = try await TradingControl.read(context).refusal(entry: false) {
+            try context.decide(.block, reason: reason, about: about, kind: .proposal, symbol: symbol, detail: detail, before: before)
             return
         }
 

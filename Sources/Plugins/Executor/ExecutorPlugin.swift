@@ -72,10 +72,8 @@ public final class ExecutorPlugin: Plugin {
             refusal = (.permitMissing, "no permit qt_permits/\(plan.planID): never granted, expired (60 s) or used")
         } else if plan.expiresAtMs <= nowMs {
             refusal = (.expired, "plan expired at \(plan.expiresAtMs), now \(nowMs)")
-        } else if control.isHalted {
-            refusal = (.tradingHalted, "trading state \(control.state), kill switch \(control.killSwitch)")
-        } else if control.state == .reducing, plan.kind == .open {
-            refusal = (.tradingReducing, "trading state REDUCING: no entries")
+        } else if let halted = control.refusal(entry: plan.kind == .open) {
+            refusal = halted
         } else if case .stale(let why) = try await claims.claim(plan) {
             refusal = (.stale, why)
         }

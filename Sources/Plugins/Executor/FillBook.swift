@@ -26,24 +26,14 @@ struct FillBook {
             let found = try await ledger.get(LedgerEntry.self, fill.symbol)
             var entry = found?.value ?? LedgerEntry()
             entry.symbol = fill.symbol
-            let outcome: LedgerBook.Outcome
-            do {
-                outcome = try LedgerBook.apply(execution, to: &entry, eventTimeMs: fill.timeMs)
-            } catch let error as LedgerBookError {
-                throw PluginError.permanent(error.description)
-            }
-            if outcome == .alreadyApplied {
+            if try LedgerBook.apply(execution, to: &entry, eventTimeMs: fill.timeMs) == .alreadyApplied {
                 try context.decide(.skip, reason: .duplicate, about: about, kind: .fill, symbol: fill.symbol,
                                    detail: "trade \(fill.tradeID) is already in the ledger")
                 return
             }
             entry.meta.eventTimeMs = fill.timeMs
             do {
-                if let found {
-                    _ = try await ledger.update(fill.symbol, entry, expectedRevision: found.revision)
-                } else {
-                    _ = try await ledger.create(fill.symbol, entry)
-                }
+                try await LedgerClaims.write(entry, over: found?.revision, symbol: fill.symbol, in: ledger)
             } catch is KVConflict {
                 continue
             }

@@ -27,7 +27,8 @@ struct OrderDesk: Sendable {
     func send(_ order: NewOrder, sentAtMs: Int64) async throws -> Outcome {
         do {
             let response = try await exchange.newOrder(order)
-            return try await settle(response, order: order, sentAtMs: sentAtMs)
+            if response.status == .filled { return .filled(response) }
+            return try await resolve(symbol: order.symbol, clientOrderID: order.clientOrderId, sentAtMs: sentAtMs)
         } catch let error as ExchangeError {
             switch error {
             case .api(let refusal) where refusal.known == .duplicateClientOrderID:
@@ -64,13 +65,6 @@ struct OrderDesk: Sendable {
                 throw PluginError.transient("order \(clientOrderID): outcome still unknown after \(patienceMs) ms; the record stays SENT")
             }
             try await Task.sleep(nanoseconds: UInt64(queryIntervalMs) * 1_000_000)
-        }
-    }
-
-    private func settle(_ response: OrderResponse, order: NewOrder, sentAtMs: Int64) async throws -> Outcome {
-        switch response.status {
-        case .filled: return .filled(response)
-        default: return try await resolve(symbol: order.symbol, clientOrderID: order.clientOrderId, sentAtMs: sentAtMs)
         }
     }
 

@@ -90,9 +90,7 @@ public final class PortfolioGatePlugin: Plugin {
         guard plan.kind == .open, !plan.reduceOnly else {
             throw PluginError.permanent("plan \(plan.planID): a P33 permit is for OPEN plans without reduce_only, not \(plan.kind)")
         }
-        let control = try await TradingControl.read(context)
-        if control.isHalted { throw Refusal(reason: .tradingHalted, detail: "trading state \(control.state), kill switch \(control.killSwitch)") }
-        if control.state == .reducing { throw Refusal(reason: .tradingReducing, detail: "trading state REDUCING: exits only") }
+        try await Self.checkControl(context, entry: true)
 
         let universe = try await context.kv("qt_universe").get(Universe.self, "active")?.value
         guard let universe, universe.entries.contains(where: { $0.active && $0.symbol == plan.symbol }) else {
@@ -120,12 +118,15 @@ public final class PortfolioGatePlugin: Plugin {
         }
     }
 
+    private static func checkControl(_ context: HandlerContext, entry: Bool) async throws {
+        if let (reason, detail) = try await TradingControl.read(context).refusal(entry: entry) { throw Refusal(reason: reason, detail: detail) }
+    }
+
     private func admitExit(_ plan: inout Plan, context: HandlerContext) async throws -> ReasonCode {
         guard plan.kind != .open, plan.kind == .updateStop || plan.reduceOnly else {
             throw PluginError.permanent("plan \(plan.planID): a P26 permit is for reduce-only CLOSE, REDUCE or UPDATE_STOP, not \(plan.kind)")
         }
-        let control = try await TradingControl.read(context)
-        if control.isHalted { throw Refusal(reason: .tradingHalted, detail: "trading state \(control.state), kill switch \(control.killSwitch)") }
+        try await Self.checkControl(context, entry: false)
         guard let position = try await LedgerPosition.read(plan.symbol, from: try await context.kv("qt_ledger")) else {
             throw Refusal(reason: .noPosition, detail: "the ledger holds no \(plan.symbol) position to exit")
         }
@@ -142,21 +143,5 @@ public final class PortfolioGatePlugin: Plugin {
             return quantity != size ? .quantityClamped : .passed
         }
         return .passed
-    }
-}
-
-/// Checks every stage of the plan path makes of a `Plan` before acting on it (R2): a symbol, an
-/// id, a kind and a side that are set, on the subject of its own symbol.
-enum PlanCheck {
-    static func validate(_ plan: Plan, subject: String, expected: String) throws {
-        guard !plan.planID.isEmpty, !plan.symbol.isEmpty, subject == expected else {
-            throw PluginError.permanent("plan on \(subject): plan_id \"\(plan.planID)\", symbol \"\(plan.symbol)\"; expected both set "
-                                        + "and the subject \(expected)")
-        }
-        guard plan.kind != .unspecified, plan.side != .unspecified else {
-            throw PluginError.permanent("plan \(plan.planID) on \(subject): kind \(plan.kind), side \(plan.side): neither may be UNSPECIFIED")
-        }
-        if case .UNRECOGNIZED(let value) = plan.kind { throw PluginError.permanent("plan \(plan.planID): unknown kind \(value)") }
-        if case .UNRECOGNIZED(let value) = plan.side { throw PluginError.permanent("plan \(plan.planID): unknown side \(value)") }
     }
 }

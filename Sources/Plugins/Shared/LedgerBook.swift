@@ -1,5 +1,6 @@
 import Exchange
 import Foundation
+import Host
 import Messages
 
 /// How an execution changes a ledger entry (DESIGN.md §5, executor step 6): the signed amount,
@@ -41,12 +42,12 @@ public enum LedgerBook {
         let known = Set(entry.appliedFillIds)
         guard execution.tradeIDs.contains(where: { !known.contains($0) }) else { return .alreadyApplied }
         guard execution.quantity > 0, execution.price > 0, execution.side != .unspecified else {
-            throw LedgerBookError("execution of \(execution.quantity.plainString) at \(execution.price.plainString) "
+            throw PluginError.permanent("execution of \(execution.quantity.plainString) at \(execution.price.plainString) "
                                   + "side \(execution.side) on \(entry.symbol): quantity and price must be positive")
         }
-        let amount = try decimal(entry.positionAmt, "position_amt", entry.symbol)
-        let entryPrice = try decimal(entry.entryPrice, "entry_price", entry.symbol)
-        let realized = try decimal(entry.realizedPnl, "realized_pnl", entry.symbol)
+        let amount = try LedgerPosition.decimal(entry.positionAmt, field: "position_amt", symbol: entry.symbol, emptyIsZero: true)
+        let entryPrice = try LedgerPosition.decimal(entry.entryPrice, field: "entry_price", symbol: entry.symbol, emptyIsZero: true)
+        let realized = try LedgerPosition.decimal(entry.realizedPnl, field: "realized_pnl", symbol: entry.symbol, emptyIsZero: true)
         let delta = execution.side == .buy ? execution.quantity : -execution.quantity
         let updated = amount + delta
 
@@ -76,17 +77,4 @@ public enum LedgerBook {
         entry.appliedFillIds = applied
         return .applied
     }
-
-    static func decimal(_ text: String, _ field: String, _ symbol: String) throws -> Decimal {
-        if text.isEmpty { return 0 }
-        guard let value = Decimal.parse(text) else {
-            throw LedgerBookError("qt_ledger/\(symbol): \(field) is \"\(text)\", expected a decimal string")
-        }
-        return value
-    }
-}
-
-public struct LedgerBookError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -9,6 +9,14 @@ struct TradingControl {
     /// No orders at all (R6: the one gate an exit does not pass).
     var isHalted: Bool { state == .halted || killSwitch }
 
+    /// Why an order may not go out now, or nil: HALTED stops everything, REDUCING stops entries;
+    /// nothing else in `qt_control` may stop an exit (R6).
+    func refusal(entry: Bool) -> (reason: ReasonCode, detail: String)? {
+        if isHalted { return (.tradingHalted, "trading state \(state), kill switch \(killSwitch)") }
+        if entry, state == .reducing { return (.tradingReducing, "trading state REDUCING: exits only") }
+        return nil
+    }
+
     /// A bucket without entries means ACTIVE (the state before any operator action).
     static func read(_ context: HandlerContext) async throws -> TradingControl {
         let control = try await context.kv("qt_control")
