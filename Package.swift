@@ -48,7 +48,8 @@ let package = Package(
         // The plugin host: plugin API, node config, binding, leases, fleet registry, metrics.
         .target(name: "Host", dependencies: ["Bus", "Messages", "Identity", .product(name: "Yams", package: "Yams")]),
         // The trading plugins, one folder each: the plugin (I/O) and its pure kernel.
-        .target(name: "Plugins", dependencies: ["Host", "Messages", "Identity", "Exchange"]),
+        .target(name: "Plugins", dependencies: ["Host", "Messages", "Identity", "Exchange",
+                                                .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // Plugins used by the host's integration tests (a relay pipeline, a singleton ticker).
         .target(name: "TestPlugins", dependencies: ["Host", "Messages", "Identity"], path: "Tests/Support/TestPlugins"),
         // A host with the test plugins registered, run as a child process by the host tests.

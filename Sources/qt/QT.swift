@@ -7,7 +7,8 @@ struct QT: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qt",
         abstract: "Quantum Trader: a trading pipeline for Binance USDⓈ-M futures on NATS JetStream.",
-        subcommands: [Up.self, Sim.self, HostCommand.self, Streams.self, KV.self, TopologyCommand.self, Bench.self]
+        subcommands: [Up.self, Sim.self, HostCommand.self, Streams.self, KV.self, TopologyCommand.self, ControlCommand.self,
+                      LedgerCommand.self, Bench.self]
     )
 }
 

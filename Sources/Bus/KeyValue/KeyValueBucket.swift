@@ -129,6 +129,19 @@ public final class KeyValueBucket: @unchecked Sendable {
         }
     }
 
+    /// Every revision the bucket still holds for `key` (up to its history), oldest first, delete
+    /// markers included; empty when the key never existed.
+    public func history(_ key: String) async throws -> [KeyValueEntry] {
+        try await connection.pool.run { [self] in
+            var list = kvEntryList()
+            let status = kvStore_History(&list, store, key, nil)
+            if status == NATS_NOT_FOUND { return [] }
+            try NatsCall.check(status, "KV history \(name)/\(key)")
+            defer { kvEntryList_Destroy(&list) }
+            return (0..<Int(list.Count)).compactMap { list.Entries[$0].map { KeyValueEntry($0) } }
+        }
+    }
+
     private func write(_ operation: String, _ key: String, expected: UInt64? = nil,
                        _ call: @escaping @Sendable (inout UInt64) -> natsStatus) async throws -> UInt64 {
         try await connection.pool.run { [self] in

@@ -36,7 +36,7 @@ public final class MetricHistogram: @unchecked Sendable {
     var snapshot: (buckets: [Double], sum: Double, count: Double) { lock.withLock { (buckets, sum, count) } }
 }
 
-public final class PluginMetrics: Sendable {
+public final class PluginMetrics: @unchecked Sendable {
     public let messagesIn = MetricCounter()
     public let messagesOut = MetricCounter()
     public let errors = MetricCounter()
@@ -44,6 +44,20 @@ public final class PluginMetrics: Sendable {
     public let timerTicks = MetricCounter()
     public let pending = MetricGauge()
     public let latency = MetricHistogram()
+    private let lock = NSLock()
+    private var events: [String: MetricCounter] = [:]
+
+    /// A plugin's own counter (e.g. ai-agent's HOLD signals), created on first use.
+    public func event(_ name: String) -> MetricCounter {
+        lock.withLock {
+            if let existing = events[name] { return existing }
+            let counter = MetricCounter()
+            events[name] = counter
+            return counter
+        }
+    }
+
+    var eventCounts: [(String, Double)] { lock.withLock { events.map { ($0.key, $0.value.value) }.sorted { $0.0 < $1.0 } } }
 }
 
 public final class HostMetrics: @unchecked Sendable {
@@ -77,6 +91,12 @@ public final class HostMetrics: @unchecked Sendable {
         family("qt_dlq_total", "counter", "Inputs dead-lettered by the plugin.") { $0.deadLettered.value }
         family("qt_timer_ticks_total", "counter", "Timer ticks run.") { $0.timerTicks.value }
         family("qt_consumer_pending", "gauge", "Messages pending on the plugin's consumer at the last fetch.") { $0.pending.value }
+        out += "# HELP qt_plugin_events_total Events a plugin counts but does not publish.\n# TYPE qt_plugin_events_total counter\n"
+        for (plugin, metrics) in all {
+            for (event, count) in metrics.eventCounts {
+                out += "qt_plugin_events_total{host=\"\(hostID)\",plugin=\"\(plugin)\",event=\"\(event)\"} \(format(count))\n"
+            }
+        }
         out += "# HELP qt_handler_latency_ms Handler latency in milliseconds.\n# TYPE qt_handler_latency_ms histogram\n"
         for (plugin, metrics) in all {
             let labels = "host=\"\(hostID)\",plugin=\"\(plugin)\""

@@ -72,6 +72,11 @@ public final class HandlerContext: @unchecked Sendable {
         try emit("decisions", decision, subject: Subjects.decision(plugin: plugin, symbol: symbol))
     }
 
+    /// Counts an event the plugin does not publish (`qt_plugin_events_total{event=...}`).
+    public func count(_ event: String) {
+        binding.metrics.event(event).increment()
+    }
+
     /// A declared bucket; writes need the bucket in `kvWrites` and are skipped in shadow mode.
     public func kv(_ bucket: String) async throws -> PluginKV {
         let canWrite = binding.manifest.kvWrites.contains(bucket)

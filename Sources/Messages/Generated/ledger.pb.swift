@@ -106,6 +106,17 @@ public nonisolated struct LedgerEntry: @unchecked Sendable {
     set {_uniqueStorage()._pendingPlanID = newValue}
   }
 
+  /// Set by `qt ledger adopt`: who took an exchange position into the ledger, and when (wall clock).
+  public var adoptedBy: String {
+    get {_storage._adoptedBy}
+    set {_uniqueStorage()._adoptedBy = newValue}
+  }
+
+  public var adoptedAtMs: Int64 {
+    get {_storage._adoptedAtMs}
+    set {_uniqueStorage()._adoptedAtMs = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -198,7 +209,7 @@ fileprivate nonisolated let _protobuf_package = "qt.v1"
 
 nonisolated extension LedgerEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LedgerEntry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{1}symbol\0\u{3}position_amt\0\u{3}entry_price\0\u{3}realized_pnl\0\u{3}stop_price\0\u{3}stop_algo_id\0\u{3}stop_dist_pct\0\u{3}opened_at_ms\0\u{3}tranches_taken\0\u{3}pending_client_order_id\0\u{3}applied_fill_ids\0\u{3}last_plan_id\0\u{3}pending_plan_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{1}symbol\0\u{3}position_amt\0\u{3}entry_price\0\u{3}realized_pnl\0\u{3}stop_price\0\u{3}stop_algo_id\0\u{3}stop_dist_pct\0\u{3}opened_at_ms\0\u{3}tranches_taken\0\u{3}pending_client_order_id\0\u{3}applied_fill_ids\0\u{3}last_plan_id\0\u{3}pending_plan_id\0\u{3}adopted_by\0\u{3}adopted_at_ms\0")
 
   fileprivate class _StorageClass {
     var _meta: Meta? = nil
@@ -215,6 +226,8 @@ nonisolated extension LedgerEntry: SwiftProtobuf.Message, SwiftProtobuf._Message
     var _appliedFillIds: [String] = []
     var _lastPlanID: String = String()
     var _pendingPlanID: String = String()
+    var _adoptedBy: String = String()
+    var _adoptedAtMs: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -239,6 +252,8 @@ nonisolated extension LedgerEntry: SwiftProtobuf.Message, SwiftProtobuf._Message
       _appliedFillIds = source._appliedFillIds
       _lastPlanID = source._lastPlanID
       _pendingPlanID = source._pendingPlanID
+      _adoptedBy = source._adoptedBy
+      _adoptedAtMs = source._adoptedAtMs
     }
   }
 
@@ -271,6 +286,8 @@ nonisolated extension LedgerEntry: SwiftProtobuf.Message, SwiftProtobuf._Message
         case 12: try { try decoder.decodeRepeatedStringField(value: &_storage._appliedFillIds) }()
         case 13: try { try decoder.decodeSingularStringField(value: &_storage._lastPlanID) }()
         case 14: try { try decoder.decodeSingularStringField(value: &_storage._pendingPlanID) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._adoptedBy) }()
+        case 16: try { try decoder.decodeSingularInt64Field(value: &_storage._adoptedAtMs) }()
         default: break
         }
       }
@@ -325,6 +342,12 @@ nonisolated extension LedgerEntry: SwiftProtobuf.Message, SwiftProtobuf._Message
       if !_storage._pendingPlanID.isEmpty {
         try visitor.visitSingularStringField(value: _storage._pendingPlanID, fieldNumber: 14)
       }
+      if !_storage._adoptedBy.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._adoptedBy, fieldNumber: 15)
+      }
+      if _storage._adoptedAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._adoptedAtMs, fieldNumber: 16)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -348,6 +371,8 @@ nonisolated extension LedgerEntry: SwiftProtobuf.Message, SwiftProtobuf._Message
         if _storage._appliedFillIds != rhs_storage._appliedFillIds {return false}
         if _storage._lastPlanID != rhs_storage._lastPlanID {return false}
         if _storage._pendingPlanID != rhs_storage._pendingPlanID {return false}
+        if _storage._adoptedBy != rhs_storage._adoptedBy {return false}
+        if _storage._adoptedAtMs != rhs_storage._adoptedAtMs {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -280,6 +280,31 @@ public nonisolated struct CloseWindow: Sendable {
   public init() {}
 }
 
+/// The bars ai-agent keeps per symbol: the payload of its `qt_state` entry `ai-agent.bars-<SYM>`.
+public nonisolated struct BarWindow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var symbol: String = String()
+
+  /// Open time of the newest bar; a bar at or before it is a redelivery.
+  public var lastOpenTimeMs: Int64 = 0
+
+  /// Oldest first, equal lengths.
+  public var highs: [Double] = []
+
+  public var lows: [Double] = []
+
+  public var closes: [Double] = []
+
+  public var volumes: [Double] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "qt.v1"
@@ -689,6 +714,61 @@ nonisolated extension CloseWindow: SwiftProtobuf.Message, SwiftProtobuf._Message
     if lhs.symbol != rhs.symbol {return false}
     if lhs.lastOpenTimeMs != rhs.lastOpenTimeMs {return false}
     if lhs.closes != rhs.closes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension BarWindow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BarWindow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}symbol\0\u{3}last_open_time_ms\0\u{1}highs\0\u{1}lows\0\u{1}closes\0\u{1}volumes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.symbol) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.lastOpenTimeMs) }()
+      case 3: try { try decoder.decodeRepeatedDoubleField(value: &self.highs) }()
+      case 4: try { try decoder.decodeRepeatedDoubleField(value: &self.lows) }()
+      case 5: try { try decoder.decodeRepeatedDoubleField(value: &self.closes) }()
+      case 6: try { try decoder.decodeRepeatedDoubleField(value: &self.volumes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.symbol.isEmpty {
+      try visitor.visitSingularStringField(value: self.symbol, fieldNumber: 1)
+    }
+    if self.lastOpenTimeMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastOpenTimeMs, fieldNumber: 2)
+    }
+    if !self.highs.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.highs, fieldNumber: 3)
+    }
+    if !self.lows.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.lows, fieldNumber: 4)
+    }
+    if !self.closes.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.closes, fieldNumber: 5)
+    }
+    if !self.volumes.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.volumes, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: BarWindow, rhs: BarWindow) -> Bool {
+    if lhs.symbol != rhs.symbol {return false}
+    if lhs.lastOpenTimeMs != rhs.lastOpenTimeMs {return false}
+    if lhs.highs != rhs.highs {return false}
+    if lhs.lows != rhs.lows {return false}
+    if lhs.closes != rhs.closes {return false}
+    if lhs.volumes != rhs.volumes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

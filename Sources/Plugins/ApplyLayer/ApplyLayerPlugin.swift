@@ -69,11 +69,8 @@ public final class ApplyLayerPlugin: Plugin {
         let eventTimeMs = input.eventTimeMs
         let planID = ContentID.hash(symbol, String(proposal.ledgerRevision), String(action.rawValue),
                                     String(Self.floorDiv(eventTimeMs, Self.planBucketMs)))
-        let memoryName = "plans-\(symbol)"
-        let memory = try await context.loadState(memoryName)
-        let origin = "\(input.streamSequence)"
-        var made = memory?.state.values ?? [:]
-        if let maker = made[planID].flatMap(PlanMemory.init), maker.inputSequence != origin {
+        let memory = OnceMemory(context: context, name: "plans-\(symbol)", keepMs: Self.memoryMs)
+        if try await memory.record(planID, eventTimeMs: eventTimeMs, inputSequence: input.streamSequence, symbol: symbol) == .duplicate {
             try context.decide(.skip, reason: .duplicate, about: about, kind: .proposal, symbol: symbol,
                                detail: "plan \(planID) was already made this minute for this ledger revision", before: before,
                                after: ["plan_id": planID])
@@ -89,14 +86,6 @@ public final class ApplyLayerPlugin: Plugin {
         plan.expiresAtMs = Int64(Date().timeIntervalSince1970 * 1000) + planTTLMs
         plan.meta.eventTimeMs = eventTimeMs
 
-        if made[planID] == nil {
-            made = made.filter { (PlanMemory($0.value)?.eventTimeMs ?? 0) > eventTimeMs - Self.memoryMs }
-            made[planID] = PlanMemory(eventTimeMs: eventTimeMs, inputSequence: origin).encoded
-            var state = PluginState()
-            state.values = made
-            state.symbols = [symbol]
-            _ = try await context.saveState(memoryName, state, expectedRevision: memory?.revision ?? 0)
-        }
         try context.emit("plans", plan, subject: Subjects.planSized(symbol), id: planID)
         try context.decide(reason == .passed ? .pass : .modify, reason: reason, about: about, kind: .proposal, symbol: symbol,
                            before: before, after: ["plan_id": planID, "kind": "\(plan.kind)", "quantity": plan.quantity])
@@ -150,25 +139,4 @@ public final class ApplyLayerPlugin: Plugin {
     static func floorDiv(_ value: Int64, _ divisor: Int64) -> Int64 {
         value >= 0 ? value / divisor : -((-value + divisor - 1) / divisor)
     }
-}
-
-/// Which input made a plan, so a redelivery of that input sends the plan again (same id) while
-/// another proposal in the same minute is a duplicate.
-struct PlanMemory {
-    var eventTimeMs: Int64
-    var inputSequence: String
-
-    init(eventTimeMs: Int64, inputSequence: String) {
-        self.eventTimeMs = eventTimeMs
-        self.inputSequence = inputSequence
-    }
-
-    init?(_ encoded: String) {
-        let parts = encoded.split(separator: "|")
-        guard parts.count == 2, let time = Int64(parts[0]) else { return nil }
-        eventTimeMs = time
-        inputSequence = String(parts[1])
-    }
-
-    var encoded: String { "\(eventTimeMs)|\(inputSequence)" }
 }

@@ -20,9 +20,7 @@ public final class MarketStatePlugin: Plugin {
             kvWrites: ["qt_marketstate", "qt_state"]),
         make: { _ in MarketStatePlugin() })
 
-    /// The windows this host wrote last, with their revisions: a compare-and-set against the
-    /// cached revision replaces a read per bar; a conflict (another host wrote) reloads.
-    private let cache = WindowCache()
+    private let windows = CachedState<CloseWindow>()
 
     public func handle(_ input: Input, context: HandlerContext) async throws {
         guard let bar = input.message(as: Kline.self) else { throw PluginError.permanent("expected a Kline") }
@@ -33,45 +31,27 @@ public final class MarketStatePlugin: Plugin {
             throw PluginError.permanent("\(input.subject): close is \"\(bar.close)\", expected a positive decimal string")
         }
         let stateName = "window-\(bar.symbol)"
-        let stored: (window: CloseWindow, revision: UInt64)
-        if let cached = cache[bar.symbol] {
-            stored = cached
-        } else if let loaded = try await context.loadState(stateName) {
-            stored = (try CloseWindow(serializedBytes: loaded.state.payload), loaded.revision)
-        } else {
-            stored = (CloseWindow(), 0)
-        }
-
-        var window = stored.window
-        let interval = MarketFeedPlugin.barIntervalMs
-        if window.closes.isEmpty || bar.openTimeMs == window.lastOpenTimeMs + interval {
+        let stored = try await windows.load(stateName, context: context)
+        var window = stored.value
+        switch BarSequence.place(openTimeMs: bar.openTimeMs, after: window.lastOpenTimeMs, windowIsEmpty: window.closes.isEmpty) {
+        case .next:
             window.symbol = bar.symbol
             window.closes.append(close)
             if window.closes.count > Self.windowCloses { window.closes.removeFirst(window.closes.count - Self.windowCloses) }
             window.lastOpenTimeMs = bar.openTimeMs
-        } else if bar.openTimeMs > window.lastOpenTimeMs + interval {
+        case .afterGap:
             window = CloseWindow()
             window.symbol = bar.symbol
             window.closes = [close]
             window.lastOpenTimeMs = bar.openTimeMs
-        } else if bar.openTimeMs < window.lastOpenTimeMs {
-            return  // an older bar delivered again: the window already holds it
+        case .older:
+            return
+        case .newestAgain:
+            break
         }
-        // bar.openTimeMs == lastOpenTimeMs falls through: a redelivery after the window was
-        // saved but before the state went out, so the state is computed and sent again.
 
-        if window.lastOpenTimeMs != stored.window.lastOpenTimeMs || stored.revision == 0 {
-            var state = PluginState()
-            state.payload = try window.serializedBytes()
-            state.payloadType = CloseWindow.protoMessageName
-            state.symbols = [bar.symbol]
-            do {
-                let revision = try await context.saveState(stateName, state, expectedRevision: stored.revision)
-                cache[bar.symbol] = (window, revision)
-            } catch {
-                cache[bar.symbol] = nil
-                throw error
-            }
+        if window.lastOpenTimeMs != stored.value.lastOpenTimeMs || stored.revision == 0 {
+            try await windows.save(stateName, window, over: stored.revision, symbol: bar.symbol, context: context)
         }
 
         guard let values = MarketStateKernel.compute(closes: window.closes) else { return }
@@ -98,16 +78,5 @@ public final class MarketStatePlugin: Plugin {
         state.asOfMs = asOfMs
         state.meta.eventTimeMs = asOfMs
         return state
-    }
-}
-
-/// A lock-guarded map of symbol → (window, revision).
-final class WindowCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [String: (window: CloseWindow, revision: UInt64)] = [:]
-
-    subscript(symbol: String) -> (window: CloseWindow, revision: UInt64)? {
-        get { lock.withLock { entries[symbol] } }
-        set { lock.withLock { entries[symbol] = newValue } }
     }
 }

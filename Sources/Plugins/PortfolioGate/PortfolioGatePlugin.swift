@@ -92,11 +92,8 @@ public final class PortfolioGatePlugin: Plugin {
         }
         try await Self.checkControl(context, entry: true)
 
-        let universe = try await context.kv("qt_universe").get(Universe.self, "active")?.value
-        guard let universe, universe.entries.contains(where: { $0.active && $0.symbol == plan.symbol }) else {
-            throw Refusal(reason: .notInUniverse, detail: universe.map { "\(plan.symbol) is not active in universe version \($0.version)" }
-                              ?? "qt_universe/active does not exist yet")
-        }
+        let universe = try await ActiveUniverse.read(context)
+        guard universe.contains(plan.symbol) else { throw Refusal(reason: .notInUniverse, detail: universe.absence(of: plan.symbol)) }
         let holds = try await context.kv("qt_state").get(PluginState.self, "position-brain.\(PositionBrainPlugin.holdState)")
         if holds?.value.symbols.contains(plan.symbol) == true {
             throw Refusal(reason: .reconcileHold, detail: "\(plan.symbol) is on reconcile hold: exchange and ledger disagree")

@@ -16,3 +16,16 @@ enum PlanCheck {
         if case .UNRECOGNIZED(let value) = plan.side { throw PluginError.permanent("plan \(plan.planID): unknown side \(value)") }
     }
 }
+
+extension Plan {
+    /// Makes this a reduce-only CLOSE of all of `position`, against the revision it was read at.
+    mutating func closeAll(_ position: LedgerPosition) {
+        kind = .close
+        side = position.closingSide
+        quantity = abs(position.amount).plainString
+        reduceOnly = true
+        reducePercent = 100
+        ledgerRevision = position.revision
+        permitKind = .p26
+    }
+}

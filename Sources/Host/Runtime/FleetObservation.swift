@@ -1,0 +1,43 @@
+import Bus
+import Messages
+
+/// What a watchdog plugin (sentinel) may see of the bus without touching libnats: dead letters,
+/// consumer backlogs and the fleet's topology. Read-only.
+public struct FleetObservation: Sendable {
+    public struct Consumer: Sendable, Equatable {
+        public let stream: String
+        public let name: String
+        /// Messages not yet delivered to the consumer.
+        public let pending: UInt64
+        public let ackPending: Int64
+        public let redelivered: Int64
+    }
+
+    /// Messages in `QT_DLQ`.
+    public let deadLetters: UInt64
+    public let consumers: [Consumer]
+    public let topologyProblems: [TopologyProblem]
+}
+
+extension HandlerContext {
+    public func observeFleet() async throws -> FleetObservation {
+        let bus = binding.bus
+        var deadLetters: UInt64 = 0
+        var consumers: [FleetObservation.Consumer] = []
+        for stream in Topology.streams {
+            let summary: StreamSummary
+            do {
+                summary = try await bus.streamInfo(stream.name)
+            } catch BusError.notFound {
+                continue  // the topology check reports a missing stream
+            }
+            if stream.name == "QT_DLQ" { deadLetters = summary.messages }
+            consumers += summary.consumers.map {
+                FleetObservation.Consumer(stream: stream.name, name: $0.name, pending: $0.numPending, ackPending: $0.numAckPending,
+                                          redelivered: $0.numRedelivered)
+            }
+        }
+        let problems = TopologyCheck.problems(in: try await FleetReader.read(bus))
+        return FleetObservation(deadLetters: deadLetters, consumers: consumers, topologyProblems: problems)
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Host
+import Identity
+import Messages
+
+/// On each closed bar: appends it to the symbol's window (the last `windowBars` bars in
+/// `qt_state/ai-agent.bars-<SYM>`, kept for every symbol so one that enters the universe is warm),
+/// computes the §6.5 features and asks the model. For a symbol active in `qt_universe` it
+/// publishes OPEN_LONG / OPEN_SHORT when flat, CLOSE when the ledger holds the other side; a flat
+/// signal (HOLD) only counts in metrics. The ledger is read only to say CLOSE instead of a flip;
+/// intent-bridge gates on it again. `intent_id = H(ai-agent, symbol, bar close time, model)`.
+public final class AIAgentPlugin: Plugin {
+    public static let name = "ai-agent"
+    static let windowBars = 100
+
+    public static let registration = PluginRegistration(
+        manifest: PluginManifest(
+            name: name, version: "1.0.0",
+            inputs: [InputSpec("klines", subject: "qt.market.kline.*", type: Kline.self, fetchBatch: 128)],
+            outputs: [OutputSpec("intents", subject: "qt.signal.intent.*", type: TradeIntent.self)],
+            kvReads: ["qt_universe", "qt_ledger", "qt_state"],
+            kvWrites: ["qt_state"],
+            config: [ConfigKey("leverage", .int, default: .int(3), help: "leverage asked for in OPEN intents (the governor caps it)")]),
+        make: { setup in AIAgentPlugin(model: TechnicalEnsemble(), leverage: Int32(setup.settings.int("leverage"))) })
+
+    private let model: any SignalModel
+    private let leverage: Int32
+    private let windows = CachedState<BarWindow>()
+
+    init(model: any SignalModel, leverage: Int32) {
+        self.model = model
+        self.leverage = leverage
+    }
+
+    public func handle(_ input: Input, context: HandlerContext) async throws {
+        guard let bar = input.message(as: Kline.self) else { throw PluginError.permanent("expected a Kline") }
+        guard !bar.symbol.isEmpty, input.subject == Subjects.kline(bar.symbol) else {
+            throw PluginError.permanent("kline for \"\(bar.symbol)\" arrived on \(input.subject)")
+        }
+        let values = [("high", bar.high), ("low", bar.low), ("close", bar.close), ("volume", bar.volume)].map { ($0.0, $0.1, Double($0.1)) }
+        if let bad = values.first(where: { $0.2 == nil || !$0.2!.isFinite || $0.2! < 0 }) {
+            throw PluginError.permanent("\(input.subject): \(bad.0) is \"\(bad.1)\", expected a non-negative decimal string")
+        }
+        let (high, low, close, volume) = (values[0].2!, values[1].2!, values[2].2!, values[3].2!)
+        guard close > 0 else { throw PluginError.permanent("\(input.subject): close is \(bar.close), expected a positive price") }
+
+        let name = "bars-\(bar.symbol)"
+        let stored = try await windows.load(name, context: context)
+        var window = stored.value
+        switch BarSequence.place(openTimeMs: bar.openTimeMs, after: window.lastOpenTimeMs, windowIsEmpty: window.closes.isEmpty) {
+        case .older: return
+        case .newestAgain: break
+        case .afterGap:
+            window = BarWindow()
+            fallthrough
+        case .next:
+            window.symbol = bar.symbol
+            window.highs.append(high)
+            window.lows.append(low)
+            window.closes.append(close)
+            window.volumes.append(volume)
+            let excess = window.closes.count - Self.windowBars
+            if excess > 0 {
+                window.highs.removeFirst(excess)
+                window.lows.removeFirst(excess)
+                window.closes.removeFirst(excess)
+                window.volumes.removeFirst(excess)
+            }
+            window.lastOpenTimeMs = bar.openTimeMs
+            try await windows.save(name, window, over: stored.revision, symbol: bar.symbol, context: context)
+        }
+
+        guard let features = SignalFeatures.compute(highs: window.highs, lows: window.lows, closes: window.closes, volumes: window.volumes)
+        else { return }
+        let signal = model.signal(features)
+        guard signal.direction != .flat else { return context.count("hold") }
+        guard try await ActiveUniverse.read(context).contains(bar.symbol) else { return }
+
+        let position = try await LedgerPosition.read(bar.symbol, from: try await context.kv("qt_ledger"))
+        let action: IntentAction
+        switch (signal.direction, position?.side) {
+        case (.long, .short?), (.short, .long?): action = .close
+        case (_, .long?), (_, .short?): return  // already on the signal's side: no pyramiding
+        case (.long, _): action = .openLong
+        default: action = .openShort
+        }
+        var intent = TradeIntent()
+        intent.intentID = ContentID.hash(Self.name, bar.symbol, String(bar.closeTimeMs), model.name)
+        intent.symbol = bar.symbol
+        intent.action = action
+        intent.confidence = signal.confidence
+        intent.leverage = leverage
+        intent.model = model.name
+        intent.reasonText = signal.reason
+        intent.features = features.named
+        intent.meta.eventTimeMs = bar.closeTimeMs
+        try context.emit("intents", intent, subject: Subjects.intent(bar.symbol), id: intent.intentID)
+    }
+}

@@ -1,0 +1,188 @@
+import Exchange
+import Foundation
+import Host
+import Identity
+import Messages
+
+/// Sizes proposed plans onto `qt.plan.sized.<SYM>` (DESIGN.md §5, §6.4). Every plan gets a `Decision`.
+///
+/// OPEN: the entry kill score is §6.2's for the symbol's latest market state with age 0 (a state
+/// older than `market_state_max_age_s` of event time blocks with `STALE_INPUT`); §6.4 turns it,
+/// the regime flip and the confidence into ALLOW / SCALE / BLOCK (PASS / MODIFY / BLOCK). The
+/// notional is min(`max_notional_per_trade`, room under `max_total_notional` over the ledger's open
+/// positions at entry price) × the §6.4 scale, at the mark price, rounded down to the step; an
+/// entry under the exchange's minimum notional is blocked. Per-symbol rate limits count the
+/// plans this gate passed, in event time, in `qt_state/governor.rate-<SYM>`. Leverage is capped
+/// by `max_leverage`; the plan gets `stop_dist_pct`.
+/// CLOSE: quantity = |position| in the ledger, reduce-only, no kill-score gate (R6).
+public final class GovernorPlugin: Plugin {
+    public static let name = "governor"
+
+    public static let registration = PluginRegistration(
+        manifest: PluginManifest(
+            name: name, version: "1.0.0",
+            inputs: [InputSpec("proposed", subject: "qt.plan.proposed.*", type: Plan.self)],
+            outputs: [OutputSpec("sized", subject: "qt.plan.sized.*", type: Plan.self),
+                      OutputSpec("decisions", subject: "qt.decision.governor.*", type: Decision.self)],
+            kvReads: ["qt_control", "qt_ledger", "qt_marketstate", "qt_state"],
+            kvWrites: ["qt_state"],
+            config: [
+                ConfigKey("max_notional_per_trade", .double, default: .double(200), help: "USDT notional of one entry before scaling"),
+                ConfigKey("max_total_notional", .double, default: .double(2000), help: "USDT notional of all open positions together"),
+                ConfigKey("max_leverage", .int, default: .int(10), help: "leverage above this is capped"),
+                ConfigKey("stop_dist_pct", .double, default: .double(0.02), help: "protective stop distance of an entry, fraction of price"),
+                ConfigKey("rate_per_5m", .int, default: .int(2), help: "entries per symbol in any 5 minutes of event time"),
+                ConfigKey("rate_per_hour", .int, default: .int(3), help: "entries per symbol in any hour of event time"),
+                ConfigKey("market_state_max_age_s", .int, default: .int(180), help: "event-time age (3 bars) beyond which market state is stale"),
+            ]),
+        make: { setup in
+            let settings = setup.settings
+            return GovernorPlugin(
+                exchange: try ExchangeAccess.client(setup, plugin: name),
+                limits: Limits(maxNotionalPerTrade: Decimal(settings.double("max_notional_per_trade")),
+                               maxTotalNotional: Decimal(settings.double("max_total_notional")),
+                               maxLeverage: Int32(settings.int("max_leverage")), stopDistPct: settings.double("stop_dist_pct"),
+                               ratePerFiveMinutes: settings.int("rate_per_5m"), ratePerHour: settings.int("rate_per_hour"),
+                               marketStateMaxAgeMs: Int64(settings.int("market_state_max_age_s")) * 1000))
+        })
+
+    struct Limits {
+        var maxNotionalPerTrade: Decimal
+        var maxTotalNotional: Decimal
+        var maxLeverage: Int32
+        var stopDistPct: Double
+        var ratePerFiveMinutes: Int
+        var ratePerHour: Int
+        var marketStateMaxAgeMs: Int64
+    }
+
+    private let exchange: BinanceFutures
+    private let filters: FilterCache
+    private let limits: Limits
+
+    init(exchange: BinanceFutures, limits: Limits) {
+        self.exchange = exchange
+        self.filters = FilterCache(exchange: exchange)
+        self.limits = limits
+    }
+
+    struct Refusal: Error {
+        let reason: ReasonCode
+        let detail: String
+    }
+
+    public func handle(_ input: Input, context: HandlerContext) async throws {
+        guard var plan = input.message(as: Plan.self) else { throw PluginError.permanent("expected a Plan") }
+        try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planProposed(plan.symbol))
+        let before = ["kind": "\(plan.kind)", "side": "\(plan.side)", "leverage": String(plan.leverage), "confidence": String(plan.confidence)]
+        var after: [String: String] = [:]
+        let reason: ReasonCode
+        do {
+            switch plan.kind {
+            case .open: reason = try await sizeEntry(&plan, input: input, context: context, after: &after)
+            case .close: reason = try await sizeClose(&plan, context: context)
+            case .reduce, .updateStop, .unspecified, .UNRECOGNIZED:
+                throw PluginError.permanent("plan \(plan.planID) on \(input.subject): kind \(plan.kind); proposed plans are OPEN or CLOSE")
+            }
+        } catch let refusal as Refusal {
+            try context.decide(.block, reason: refusal.reason, about: plan.planID, kind: .plan, symbol: plan.symbol,
+                               detail: refusal.detail, before: before, after: after)
+            return
+        }
+        after["quantity"] = plan.quantity
+        after["leverage"] = String(plan.leverage)
+        try context.emit("sized", plan, subject: Subjects.planSized(plan.symbol))
+        try context.decide(reason == .passed ? .pass : .modify, reason: reason, about: plan.planID, kind: .plan, symbol: plan.symbol,
+                           before: before, after: after)
+    }
+
+    private func sizeClose(_ plan: inout Plan, context: HandlerContext) async throws -> ReasonCode {
+        if let (reason, detail) = try await TradingControl.read(context).refusal(entry: false) { throw Refusal(reason: reason, detail: detail) }
+        guard let position = try await LedgerPosition.read(plan.symbol, from: try await context.kv("qt_ledger")) else {
+            throw Refusal(reason: .noPosition, detail: "the ledger holds no \(plan.symbol) position to close")
+        }
+        plan.closeAll(position)
+        return .passed
+    }
+
+    private func sizeEntry(_ plan: inout Plan, input: Input, context: HandlerContext, after: inout [String: String]) async throws -> ReasonCode {
+        guard plan.side == .buy || plan.side == .sell, !plan.reduceOnly, plan.leverage > 0 else {
+            throw PluginError.permanent("plan \(plan.planID) on \(input.subject): an OPEN needs side BUY or SELL, leverage ≥ 1 "
+                                        + "and no reduce_only (side \(plan.side), leverage \(plan.leverage))")
+        }
+        if let (reason, detail) = try await TradingControl.read(context).refusal(entry: true) { throw Refusal(reason: reason, detail: detail) }
+        let symbol = plan.symbol
+        let eventTimeMs = input.eventTimeMs
+        guard let state = try await context.kv("qt_marketstate").get(MarketState.self, symbol)?.value,
+              eventTimeMs - state.asOfMs <= limits.marketStateMaxAgeMs else {
+            throw Refusal(reason: .staleInput, detail: "no market state for \(symbol) within \(limits.marketStateMaxAgeMs / 1000) s of event time")
+        }
+        let market = HarvestKernel.Market(sigma: state.sigma, ts: state.ts, pTrend: state.pTrend, pMr: state.pMr, pChop: state.pChop)
+        let theta = HarvestKernel.Theta()
+        let regimeFlip = HarvestKernel.regimeFlip(market, theta: theta)
+        let kill = HarvestKernel.killScore(regimeFlip: regimeFlip, sigmaSpike: HarvestKernel.sigmaSpike(state.sigma, theta: theta),
+                                           tsDrop: HarvestKernel.tsDrop(state.ts, theta: theta), agePenalty: 0, theta: theta)
+        let gate = GovernorKernel.openGate(killScore: kill, regimeFlip: regimeFlip, confidence: plan.confidence, quantity: 1)
+        after["kill_score"] = String(kill)
+        after["threshold"] = String(gate.threshold)
+        after["gate"] = gate.decision.rawValue
+        if gate.decision == .block {
+            throw Refusal(reason: .killScoreBlock, detail: "entry kill score \(kill) ≥ \(GovernorKernel.blockFrom)")
+        }
+
+        let rate = try await context.loadState("rate-\(symbol)")
+        var passed = rate?.state.values ?? [:]
+        let isRedelivery = passed[plan.planID] != nil
+        if !isRedelivery { try checkRate(passed, eventTimeMs: eventTimeMs, symbol: symbol) }
+
+        var reasons: [ReasonCode] = []
+        if gate.decision == .scale { reasons.append(.killScoreScale) }
+        let open = try await LedgerPosition.openPositions(in: try await context.kv("qt_ledger"))
+        let openNotional = open.reduce(Decimal(0)) { $0 + abs($1.amount) * $1.entryPrice }
+        let room = limits.maxTotalNotional - openNotional
+        guard room > 0 else {
+            throw Refusal(reason: .notionalCap, detail: "open notional \(openNotional.plainString) USDT leaves no room under \(limits.maxTotalNotional.plainString)")
+        }
+        if room < limits.maxNotionalPerTrade { reasons.append(.notionalCap) }
+        let notional = min(limits.maxNotionalPerTrade, room) * Decimal(gate.scale)
+        if plan.leverage > limits.maxLeverage {
+            plan.leverage = limits.maxLeverage
+            reasons.append(.leverageCap)
+        }
+
+        let rules = try await filters.filters(for: symbol)
+        let mark = try await exchange.premiumIndex(symbol: symbol).markPrice
+        guard mark > 0 else { throw PluginError.transient("\(symbol): mark price \(mark.plainString)") }
+        do {
+            plan.quantity = try rules.marketQuantity(notional / mark, price: mark, reduceOnly: false).plainString
+        } catch let error as FilterError {
+            throw Refusal(reason: .minNotional, detail: "\(notional.plainString) USDT at mark \(mark.plainString): \(error)")
+        }
+        plan.stopDistPct = limits.stopDistPct
+        plan.killScore = kill
+        plan.permitKind = .p33
+        after["notional"] = notional.plainString
+        after["mark"] = mark.plainString
+
+        if !isRedelivery {
+            passed = passed.filter { (Int64($0.value) ?? 0) > eventTimeMs - 3_600_000 }
+            passed[plan.planID] = String(eventTimeMs)
+            var record = PluginState()
+            record.values = passed
+            record.symbols = [symbol]
+            _ = try await context.saveState("rate-\(symbol)", record, expectedRevision: rate?.revision ?? 0)
+        }
+        return reasons.first ?? .passed
+    }
+
+    /// 2 entries per 5 minutes and 3 per hour by default, counted in event time.
+    private func checkRate(_ passed: [String: String], eventTimeMs: Int64, symbol: String) throws {
+        let times = passed.values.compactMap { Int64($0) }
+        let lastFive = times.filter { $0 > eventTimeMs - 300_000 }.count
+        let lastHour = times.filter { $0 > eventTimeMs - 3_600_000 }.count
+        if lastFive >= limits.ratePerFiveMinutes || lastHour >= limits.ratePerHour {
+            throw Refusal(reason: .rateLimit, detail: "\(symbol): \(lastFive) entries in 5 min (max \(limits.ratePerFiveMinutes)), "
+                          + "\(lastHour) in 1 h (max \(limits.ratePerHour))")
+        }
+    }
+}

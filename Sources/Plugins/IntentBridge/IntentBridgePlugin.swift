@@ -1,0 +1,96 @@
+import Foundation
+import Host
+import Identity
+import Messages
+
+/// Turns ai-agent intents into proposed plans on `qt.plan.proposed.<SYM>` (DESIGN.md §5). Every
+/// intent gets a `Decision`:
+/// - HOLD → SKIP (`HOLD`); an intent id already bridged → SKIP (`DUPLICATE`);
+/// - OPEN_LONG / OPEN_SHORT: the symbol active in `qt_universe` (`NOT_IN_UNIVERSE`), confidence
+///   ≥ `min_confidence` (`LOW_CONFIDENCE`), and a flat ledger: no pyramiding, no implicit flip
+///   (`POSITION_EXISTS`);
+/// - CLOSE: a position in the ledger (`NO_POSITION`).
+/// An OPEN plan carries side, leverage and confidence and no quantity (the governor sizes it);
+/// a CLOSE plan is reduce-only on the closing side. `plan_id = H(intent-bridge, intent_id)`.
+public final class IntentBridgePlugin: Plugin {
+    public static let name = "intent-bridge"
+    /// Event time an intent id is remembered per symbol.
+    static let memoryMs: Int64 = 24 * 3_600_000
+
+    public static let registration = PluginRegistration(
+        manifest: PluginManifest(
+            name: name, version: "1.0.0",
+            inputs: [InputSpec("intents", subject: "qt.signal.intent.*", type: TradeIntent.self)],
+            outputs: [OutputSpec("proposed", subject: "qt.plan.proposed.*", type: Plan.self),
+                      OutputSpec("decisions", subject: "qt.decision.intent-bridge.*", type: Decision.self)],
+            kvReads: ["qt_universe", "qt_ledger", "qt_state"],
+            kvWrites: ["qt_state"],
+            config: [ConfigKey("min_confidence", .double, default: .double(0.55), help: "OPEN intents below this confidence are skipped")]),
+        make: { setup in IntentBridgePlugin(minConfidence: setup.settings.double("min_confidence")) })
+
+    private let minConfidence: Double
+
+    init(minConfidence: Double) {
+        self.minConfidence = minConfidence
+    }
+
+    public func handle(_ input: Input, context: HandlerContext) async throws {
+        guard let intent = input.message(as: TradeIntent.self) else { throw PluginError.permanent("expected a TradeIntent") }
+        let symbol = intent.symbol
+        guard !symbol.isEmpty, input.subject == Subjects.intent(symbol), !intent.intentID.isEmpty else {
+            throw PluginError.permanent("intent on \(input.subject): symbol \"\(symbol)\", intent_id \"\(intent.intentID)\"; "
+                                        + "expected both, on the subject of the symbol")
+        }
+        guard intent.confidence.isFinite, (0...1).contains(intent.confidence) else {
+            throw PluginError.permanent("intent \(intent.intentID) on \(input.subject): confidence \(intent.confidence) is not in [0, 1]")
+        }
+        let about = intent.intentID
+        let before = ["action": "\(intent.action)", "confidence": String(intent.confidence), "model": intent.model]
+        func skip(_ reason: ReasonCode, _ detail: String) throws {
+            try context.decide(.skip, reason: reason, about: about, kind: .intent, symbol: symbol, detail: detail, before: before)
+        }
+
+        var plan = Plan()
+        switch intent.action {
+        case .hold:
+            return try skip(.hold, "HOLD makes no plan")
+        case .openLong, .openShort:
+            let universe = try await ActiveUniverse.read(context)
+            guard universe.contains(symbol) else { return try skip(.notInUniverse, universe.absence(of: symbol)) }
+            guard intent.confidence >= minConfidence else {
+                return try skip(.lowConfidence, "confidence \(intent.confidence) < min_confidence \(minConfidence)")
+            }
+            if let position = try await LedgerPosition.read(symbol, from: try await context.kv("qt_ledger")) {
+                return try skip(.positionExists, "\(symbol) holds \(position.amount.plainString): no pyramiding, no implicit flip")
+            }
+            guard intent.leverage > 0 else {
+                throw PluginError.permanent("intent \(intent.intentID) on \(input.subject): leverage \(intent.leverage), expected ≥ 1")
+            }
+            plan.kind = .open
+            plan.side = intent.action == .openLong ? .buy : .sell
+            plan.leverage = intent.leverage
+            plan.permitKind = .p33
+        case .close:
+            guard let position = try await LedgerPosition.read(symbol, from: try await context.kv("qt_ledger")) else {
+                return try skip(.noPosition, "the ledger holds no \(symbol) position to close")
+            }
+            plan.closeAll(position)
+        case .unspecified, .UNRECOGNIZED:
+            throw PluginError.permanent("intent \(intent.intentID) on \(input.subject): action \(intent.action) is not an IntentAction")
+        }
+
+        let memory = OnceMemory(context: context, name: "intents-\(symbol)", keepMs: Self.memoryMs)
+        if try await memory.record(intent.intentID, eventTimeMs: input.eventTimeMs, inputSequence: input.streamSequence,
+                                   symbol: symbol) == .duplicate {
+            return try skip(.duplicate, "intent \(intent.intentID) was already bridged")
+        }
+        plan.planID = ContentID.hash(Self.name, intent.intentID)
+        plan.symbol = symbol
+        plan.confidence = intent.confidence
+        plan.origin = intent.intentID
+        plan.meta.eventTimeMs = input.eventTimeMs
+        try context.emit("proposed", plan, subject: Subjects.planProposed(symbol), id: plan.planID)
+        try context.decide(.pass, reason: .passed, about: about, kind: .intent, symbol: symbol, before: before,
+                           after: ["plan_id": plan.planID, "kind": "\(plan.kind)", "side": "\(plan.side)"])
+    }
+}

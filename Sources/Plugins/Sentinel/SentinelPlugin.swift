@@ -1,0 +1,160 @@
+import Foundation
+import Host
+import Identity
+import Messages
+
+/// The watchdog (DESIGN.md §5; the seed's "monitoring, alert if positions > 10"). Every
+/// `interval_s` (wall clock, singleton) it looks at the ledger, the account, the heat, the
+/// dead-letter stream, the consumers and the fleet's topology, and raises an `Alert` when a
+/// condition begins (not on every tick while it lasts; the open conditions live in
+/// `qt_state/sentinel.conditions`, so another host taking over the lease does not repeat them).
+/// The dead-letter stream alerts on every growth. On the margin and heat triggers it sets
+/// `qt_control/trading_state` to REDUCING (never back: resuming is the operator's decision).
+public final class SentinelPlugin: Plugin {
+    public static let name = "sentinel"
+    static let conditionsState = "conditions"
+
+    public static let registration = PluginRegistration(
+        manifest: PluginManifest(
+            name: name, version: "1.0.0",
+            outputs: [OutputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
+            kvReads: ["qt_ledger", "qt_snapshot", "qt_marketstate", "qt_control", "qt_state"],
+            kvWrites: ["qt_control", "qt_state"],
+            timers: [TimerSpec("watch", intervalMs: 10_000, singleton: true, intervalSecondsSetting: "interval_s")],
+            config: [
+                ConfigKey("interval_s", .double, default: .double(10), help: "seconds between checks"),
+                ConfigKey("max_positions", .int, default: .int(10), help: "alert when the ledger holds more open positions"),
+                ConfigKey("reduce_margin_ratio", .double, default: .double(0.6), help: "alert (and REDUCING) at or above this margin ratio"),
+                ConfigKey("reduce_on_margin", .bool, default: .bool(true), help: "set REDUCING when the margin ratio trigger fires"),
+                ConfigKey("reduce_on_heat", .bool, default: .bool(true), help: "set REDUCING when portfolio heat is HOT"),
+                ConfigKey("consumer_lag", .int, default: .int(1000), help: "alert when a consumer has more messages pending"),
+            ]),
+        make: { setup in
+            let settings = setup.settings
+            return SentinelPlugin(limits: Limits(maxPositions: settings.int("max_positions"),
+                                                 reduceMarginRatio: settings.double("reduce_margin_ratio"),
+                                                 reduceOnMargin: settings.bool("reduce_on_margin"), reduceOnHeat: settings.bool("reduce_on_heat"),
+                                                 consumerLag: UInt64(max(0, settings.int("consumer_lag")))))
+        })
+
+    struct Limits {
+        var maxPositions: Int
+        var reduceMarginRatio: Double
+        var reduceOnMargin: Bool
+        var reduceOnHeat: Bool
+        var consumerLag: UInt64
+    }
+
+    /// A condition that holds now: its key (one per thing it is about), its alert, and whether it
+    /// asks for REDUCING.
+    struct Finding {
+        var key: String
+        var alert: Alert
+        var reduces: Bool
+    }
+
+    private let limits: Limits
+
+    init(limits: Limits) {
+        self.limits = limits
+    }
+
+    public func handle(_ input: Input, context: HandlerContext) async throws {
+        throw PluginError.contract("\(Self.name) has no inputs")
+    }
+
+    public func tick(_ timer: String, context: HandlerContext) async throws {
+        let nowMs = context.eventTimeMs
+        var findings = try await positionFindings(context)
+        let fleet = try await context.observeFleet()
+        for consumer in fleet.consumers where consumer.pending > limits.consumerLag {
+            findings.append(Finding(key: "lag:\(consumer.name)", alert: Self.alert(.consumerLag, .warning, subject: consumer.name,
+                "consumer \(consumer.name) on \(consumer.stream) has \(consumer.pending) messages pending (limit \(limits.consumerLag))",
+                details: ["pending": String(consumer.pending), "ack_pending": String(consumer.ackPending)]), reduces: false))
+        }
+        if !fleet.topologyProblems.isEmpty {
+            findings.append(Finding(key: "topology", alert: Self.alert(.topology, .critical, subject: "qt_hosts",
+                "\(fleet.topologyProblems.count) topology problem(s): " + fleet.topologyProblems.map(\.description).joined(separator: "; ")),
+                reduces: false))
+        }
+
+        let stored = try await context.loadState(Self.conditionsState)
+        let open = Set(stored?.state.symbols ?? [])
+        let lastDeadLetters = UInt64(stored?.state.values["dead_letters"] ?? "") ?? 0
+        var alerts = findings.filter { !open.contains($0.key) }.map { ($0.key, $0.alert) }
+        if fleet.deadLetters > lastDeadLetters {
+            alerts.append(("dlq", Self.alert(.deadLetter, .warning, subject: "QT_DLQ",
+                "the dead-letter stream grew from \(lastDeadLetters) to \(fleet.deadLetters) messages (`qt streams` shows QT_DLQ)",
+                details: ["before": String(lastDeadLetters), "now": String(fleet.deadLetters)])))
+        }
+        for (key, var alert) in alerts {
+            alert.meta.eventTimeMs = nowMs
+            let id = ContentID.content(plugin: Self.name, kind: key, symbol: alert.symbol, eventTimeMs: nowMs, revision: 0)
+            try context.emit("alerts", alert, subject: Subjects.alert(alert.kind), id: id)
+        }
+        if let trigger = findings.first(where: \.reduces) {
+            try await setReducing(because: trigger.alert.message, context: context, nowMs: nowMs)
+        }
+        try await context.publishNow()
+
+        var state = PluginState()
+        state.symbols = findings.map(\.key).sorted()
+        state.values["dead_letters"] = String(fleet.deadLetters)
+        if state.symbols != stored?.state.symbols || fleet.deadLetters != lastDeadLetters {
+            try await context.saveState(Self.conditionsState, state, expectedRevision: stored?.revision ?? 0)
+        }
+    }
+
+    /// Open positions over the limit, margin ratio, heat.
+    private func positionFindings(_ context: HandlerContext) async throws -> [Finding] {
+        var findings: [Finding] = []
+        let open = try await LedgerPosition.openPositions(in: try await context.kv("qt_ledger"))
+        if open.count > limits.maxPositions {
+            findings.append(Finding(key: "max-positions", alert: Self.alert(.maxPositions, .critical, subject: "qt_ledger",
+                "\(open.count) open positions, more than max_positions \(limits.maxPositions): " + open.map(\.symbol).joined(separator: ", "),
+                details: ["open": String(open.count), "max_positions": String(limits.maxPositions)]), reduces: false))
+        }
+        if let account = try await context.kv("qt_snapshot").get(AccountSnapshot.self, "_account")?.value,
+           account.marginRatio >= limits.reduceMarginRatio {
+            findings.append(Finding(key: "margin-ratio", alert: Self.alert(.marginRatio, .critical, subject: "qt_snapshot/_account",
+                "margin ratio \(account.marginRatio) ≥ reduce_margin_ratio \(limits.reduceMarginRatio)",
+                details: ["margin_ratio": String(account.marginRatio)]), reduces: limits.reduceOnMargin))
+        }
+        if case .known(let heat) = try await HeatGatePlugin.read(context), HeatKernel.bucket(heat) == .hot {
+            findings.append(Finding(key: "heat-hot", alert: Self.alert(.heatHot, .warning, subject: "portfolio",
+                "portfolio heat \(heat) is HOT (≥ \(HeatKernel.hotFrom))", details: ["heat": String(heat)]), reduces: limits.reduceOnHeat))
+        }
+        return findings
+    }
+
+    /// ACTIVE → REDUCING; a HALTED or REDUCING state is left as it is.
+    private func setReducing(because reason: String, context: HandlerContext, nowMs: Int64) async throws {
+        let control = try await context.kv("qt_control")
+        let current = try await control.get(Control.self, "trading_state")
+        let state = current?.value.tradingState ?? .active
+        guard state == .active || state == .unspecified else { return }
+        var next = Control()
+        next.tradingState = .reducing
+        next.reason = "sentinel: " + reason
+        next.setBy = "\(Self.name)@\(context.hostID)"
+        next.setAtMs = nowMs
+        next.meta.eventTimeMs = nowMs
+        if let current {
+            try await control.update("trading_state", next, expectedRevision: current.revision)
+        } else {
+            try await control.create("trading_state", next)
+        }
+    }
+
+    static func alert(_ kind: AlertKind, _ severity: AlertSeverity, subject: String, _ message: String,
+                      details: [String: String] = [:]) -> Alert {
+        var alert = Alert()
+        alert.kind = kind
+        alert.severity = severity
+        alert.plugin = name
+        alert.subject = subject
+        alert.message = message
+        alert.details = details
+        return alert
+    }
+}

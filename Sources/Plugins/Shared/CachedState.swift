@@ -1,0 +1,36 @@
+import Foundation
+import Host
+import Messages
+import SwiftProtobuf
+
+/// Per-symbol protobuf state in `qt_state/<plugin>.<name>` (its `payload`), with the revision this
+/// host wrote last: a compare-and-set against the cached revision replaces a read per message; a
+/// conflict (another host wrote) drops the cache so the retry reloads.
+final class CachedState<Value: SwiftProtobuf.Message>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: (value: Value, revision: UInt64)] = [:]
+
+    /// The stored value and its revision; an empty value at revision 0 when there is none.
+    func load(_ name: String, context: HandlerContext) async throws -> (value: Value, revision: UInt64) {
+        if let cached = lock.withLock({ entries[name] }) { return cached }
+        guard let loaded = try await context.loadState(name) else { return (Value(), 0) }
+        guard loaded.state.payloadType == Value.protoMessageName else {
+            throw PluginError.permanent("qt_state/\(context.plugin).\(name) holds \"\(loaded.state.payloadType)\", expected \(Value.protoMessageName)")
+        }
+        return (try Value(serializedBytes: loaded.state.payload), loaded.revision)
+    }
+
+    func save(_ name: String, _ value: Value, over revision: UInt64, symbol: String, context: HandlerContext) async throws {
+        var state = PluginState()
+        state.payload = try value.serializedBytes()
+        state.payloadType = Value.protoMessageName
+        state.symbols = [symbol]
+        do {
+            let written = try await context.saveState(name, state, expectedRevision: revision)
+            lock.withLock { entries[name] = (value, written) }
+        } catch {
+            lock.withLock { entries[name] = nil }
+            throw error
+        }
+    }
+}

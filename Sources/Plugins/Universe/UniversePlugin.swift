@@ -1,0 +1,126 @@
+import Exchange
+import Foundation
+import Host
+import Identity
+import Messages
+
+/// Writes `qt_universe/active`, the one tradable set (R4; DESIGN.md §5). Every `check_s` (wall
+/// clock, singleton) it refreshes when the universe is missing or older than `refresh_s`:
+/// USDT-quoted PERPETUAL symbols in TRADING status, ranked by 24 h quote volume, the top
+/// `candidates` filtered by the market state in `qt_marketstate`, the first `max_active` active.
+///
+/// `max_active` follows `rollout` (e.g. "10,20,30"): at a refresh at least `rollout_step_s` after
+/// the last step it moves one step up, but only if no alert arrived since that step. Alerts are
+/// an input so the rollout state lives in `qt_state/universe.rollout`, not in memory.
+public final class UniversePlugin: Plugin {
+    public static let name = "universe"
+    static let rolloutState = "rollout"
+
+    public static let registration = PluginRegistration(
+        manifest: PluginManifest(
+            name: name, version: "1.0.0",
+            inputs: [InputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
+            kvReads: ["qt_marketstate", "qt_universe", "qt_state"],
+            kvWrites: ["qt_universe", "qt_state"],
+            timers: [TimerSpec("refresh", intervalMs: 30_000, singleton: true, intervalSecondsSetting: "check_s")],
+            config: [
+                ConfigKey("check_s", .double, default: .double(30), help: "seconds between checks whether a refresh is due"),
+                ConfigKey("refresh_s", .int, default: .int(3600), help: "seconds a universe stays current"),
+                ConfigKey("candidates", .int, default: .int(20), help: "symbols by quote volume that are considered"),
+                ConfigKey("min_sigma", .double, default: .double(0), help: "candidates with a lower 1-minute sigma are not active"),
+                ConfigKey("min_ts", .double, default: .double(0.4), help: "candidates with a lower trend strength are not active"),
+                ConfigKey("rollout", .string, default: .string("10"), help: "max_active steps, comma-separated, e.g. 10,20,30"),
+                ConfigKey("rollout_step_s", .int, default: .int(86_400), help: "seconds at one step before the next"),
+            ]),
+        make: { setup in
+            let settings = setup.settings
+            let text = settings.string("rollout")
+            let schedule = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !schedule.isEmpty, schedule.count == text.split(separator: ",").count, schedule.allSatisfy({ $0 > 0 }),
+                  schedule == schedule.sorted() else {
+                throw PluginError.contract("universe.rollout is \"\(text)\"; expected rising positive integers separated by commas, e.g. 10,20,30")
+            }
+            return UniversePlugin(exchange: try ExchangeAccess.client(setup, plugin: name), schedule: schedule,
+                                  refreshMs: Int64(settings.int("refresh_s")) * 1000, stepMs: Int64(settings.int("rollout_step_s")) * 1000,
+                                  filter: UniverseRanking.Filter(candidates: settings.int("candidates"), minSigma: settings.double("min_sigma"),
+                                                                 minTs: settings.double("min_ts"), maxActive: schedule[0]))
+        })
+
+    private let exchange: BinanceFutures
+    private let schedule: [Int]
+    private let refreshMs: Int64
+    private let stepMs: Int64
+    private let filter: UniverseRanking.Filter
+
+    init(exchange: BinanceFutures, schedule: [Int], refreshMs: Int64, stepMs: Int64, filter: UniverseRanking.Filter) {
+        self.exchange = exchange
+        self.schedule = schedule
+        self.refreshMs = refreshMs
+        self.stepMs = stepMs
+        self.filter = filter
+    }
+
+    /// Any alert holds the rollout at its step.
+    public func handle(_ input: Input, context: HandlerContext) async throws {
+        let stored = try await context.loadState(Self.rolloutState)
+        var state = stored?.state ?? PluginState()
+        guard state.values["alert_since_step"] != "true" else { return }
+        state.values["alert_since_step"] = "true"
+        state.values["last_alert_subject"] = input.subject
+        try await context.saveState(Self.rolloutState, state, expectedRevision: stored?.revision ?? 0)
+    }
+
+    public func tick(_ timer: String, context: HandlerContext) async throws {
+        let nowMs = context.eventTimeMs
+        let bucket = try await context.kv("qt_universe")
+        let current = try await bucket.get(Universe.self, "active")
+        if let current, nowMs - current.value.asOfMs < refreshMs { return }
+
+        let maxActive = try await rolloutStep(nowMs: nowMs, context: context)
+        async let infoRead = exchange.exchangeInfo()
+        async let tickersRead = exchange.tickers24h()
+        let (info, tickers) = try await (infoRead, tickersRead)
+        let tradable = Set(info.symbols.filter { $0.quoteAsset == "USDT" && $0.contractType == "PERPETUAL" && $0.status == "TRADING" }
+            .map(\.symbol))
+        let listings = tickers.filter { tradable.contains($0.symbol) }
+            .map { UniverseRanking.Listing(symbol: $0.symbol, quoteVolume: $0.quoteVolume.doubleValue) }
+        let candidates = UniverseRanking.candidates(listings, count: filter.candidates)
+        let marketStates = try await context.kv("qt_marketstate")
+        var states: [String: MarketState] = [:]
+        for listing in candidates {
+            if let state = try await marketStates.get(MarketState.self, listing.symbol)?.value { states[listing.symbol] = state }
+        }
+        var rule = filter
+        rule.maxActive = maxActive
+        var universe = Universe()
+        universe.version = (current?.value.version ?? 0) + 1
+        universe.maxActive = Int32(maxActive)
+        universe.entries = UniverseRanking.rank(candidates, states: states, filter: rule)
+        universe.asOfMs = nowMs
+        universe.meta.eventTimeMs = nowMs
+        if let current {
+            _ = try await bucket.update("active", universe, expectedRevision: current.revision)
+        } else {
+            _ = try await bucket.create("active", universe)
+        }
+    }
+
+    /// `max_active` now: the rollout's current step, moved one up when it is due and no alert came.
+    private func rolloutStep(nowMs: Int64, context: HandlerContext) async throws -> Int {
+        let stored = try await context.loadState(Self.rolloutState)
+        var state = stored?.state ?? PluginState()
+        let current = Int(state.values["max_active"] ?? "") ?? schedule[0]
+        let steppedAt = Int64(state.values["stepped_at_ms"] ?? "") ?? nowMs
+        var next = current
+        if stored == nil || (nowMs - steppedAt >= stepMs && state.values["alert_since_step"] != "true") {
+            next = stored == nil ? current : UniverseRanking.nextStep(schedule, current: current)
+        }
+        if stored == nil || next != current {
+            state.values["max_active"] = String(next)
+            state.values["stepped_at_ms"] = String(nowMs)
+            state.values["alert_since_step"] = "false"
+            try await context.saveState(Self.rolloutState, state, expectedRevision: stored?.revision ?? 0)
+        }
+        return next
+    }
+}
