@@ -56,9 +56,10 @@ public final class HandlerContext: @unchecked Sendable {
     }
 
     /// Records a gate's verdict (R8) on `qt.decision.<plugin>.<symbol>` (declare an output named
-    /// `decisions` with subject `qt.decision.<plugin>.*`).
+    /// `decisions` with subject `qt.decision.<plugin>.*`). A timer passes a content `id`.
     public func decide(_ verdict: Verdict, reason: ReasonCode, about subjectID: String, kind: DecisionSubject,
-                       symbol: String, detail: String = "", before: [String: String] = [:], after: [String: String] = [:]) throws {
+                       symbol: String, detail: String = "", before: [String: String] = [:], after: [String: String] = [:],
+                       id: String? = nil) throws {
         var decision = Decision()
         decision.plugin = plugin
         decision.subjectKind = kind
@@ -69,7 +70,7 @@ public final class HandlerContext: @unchecked Sendable {
         decision.detail = detail
         decision.before = before
         decision.after = after
-        try emit("decisions", decision, subject: Subjects.decision(plugin: plugin, symbol: symbol))
+        try emit("decisions", decision, subject: Subjects.decision(plugin: plugin, symbol: symbol), id: id)
     }
 
     /// Counts an event the plugin does not publish (`qt_plugin_events_total{event=...}`).

@@ -71,12 +71,16 @@ public struct TimerSpec: Sendable {
     /// A config key in seconds (e.g. `interval_s`) that overrides `intervalMs`, so a node config
     /// (and `qt up`, scaling to the simulator's bar speed) sets the period.
     public let intervalSecondsSetting: String?
+    /// The first tick comes right after start (once the lease is taken), not one interval later:
+    /// for startup passes and for state that should exist as soon as the host runs.
+    public let firesAtStart: Bool
 
-    public init(_ name: String, intervalMs: Int64, singleton: Bool, intervalSecondsSetting: String? = nil) {
+    public init(_ name: String, intervalMs: Int64, singleton: Bool, intervalSecondsSetting: String? = nil, firesAtStart: Bool = false) {
         self.name = name
         self.intervalMs = intervalMs
         self.singleton = singleton
         self.intervalSecondsSetting = intervalSecondsSetting
+        self.firesAtStart = firesAtStart
     }
 
     public func interval(in settings: PluginSettings) -> Int64 {

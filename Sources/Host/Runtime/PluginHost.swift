@@ -130,7 +130,8 @@ public final class PluginHost: @unchecked Sendable {
             let gate = timer.singleton ? lease : nil
             let intervalMs = timer.interval(in: binding.settings)
             startBackground { [weak self] in
-                var due = Self.wallClockMs() + intervalMs
+                // A startup tick waits a moment for the lease keeper's first step.
+                var due = Self.wallClockMs() + (timer.firesAtStart ? min(intervalMs, Self.startupTickDelayMs) : intervalMs)
                 while let self, !self.isDraining {
                     let wait = max(0, due - Self.wallClockMs())
                     try? await Task.sleep(nanoseconds: UInt64(wait) * 1_000_000)
@@ -142,6 +143,8 @@ public final class PluginHost: @unchecked Sendable {
             }
         }
     }
+
+    static let startupTickDelayMs: Int64 = 1_000
 
     private func tick(_ timer: TimerSpec, binding: PluginBinding, dueMs: Int64) async {
         let context = HandlerContext(binding: binding, eventTimeMs: dueMs, cause: nil, causeStream: "", causeSequence: 0)

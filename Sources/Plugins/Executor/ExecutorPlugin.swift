@@ -15,7 +15,8 @@ import Messages
 /// 6. one ledger compare-and-set applies the fill and clears the claim;
 /// 7. protective stop: placed after an OPEN, replaced by UPDATE_STOP, cancelled after a CLOSE;
 /// 8. the record is APPLIED and the `OrderResult` published with the ack.
-/// Fills it did not place (`qt.exec.fill.*`) are applied to the ledger once per trade id.
+/// Fills it did not place (`qt.exec.fill.*`) are applied to the ledger once per trade id. A timer
+/// (`Recovery`) finishes records a crash left behind and releases claims no plan can finish.
 public final class ExecutorPlugin: Plugin {
     public static let name = "executor"
 
@@ -28,7 +29,10 @@ public final class ExecutorPlugin: Plugin {
                       OutputSpec("decisions", subject: "qt.decision.executor.*", type: Decision.self)],
             kvReads: ["qt_ledger", "qt_orders", "qt_permits", "qt_control"],
             kvWrites: ["qt_ledger", "qt_orders", "qt_permits"],
-            config: [ConfigKey("query_interval_ms", .int, default: .int(250), help: "pause between queries of an order whose outcome is unknown"),
+            timers: [TimerSpec("resume", intervalMs: 30_000, singleton: true, intervalSecondsSetting: "resume_s", firesAtStart: true)],
+            config: [ConfigKey("resume_s", .double, default: .double(30),
+                               help: "seconds between passes that finish records left unfinished and release orphan claims"),
+                     ConfigKey("query_interval_ms", .int, default: .int(250), help: "pause between queries of an order whose outcome is unknown"),
                      ConfigKey("patience_ms", .int, default: .int(15_000),
                                help: "how long one delivery waits for an unknown outcome before leaving it to redelivery")]),
         make: { setup in
@@ -42,6 +46,7 @@ public final class ExecutorPlugin: Plugin {
     private let desk: OrderDesk
     private let stops: ProtectiveStops
     private let filters: FilterCache
+    private let recovery = Recovery()
 
     init(desk: OrderDesk, stops: ProtectiveStops, filters: FilterCache) {
         self.desk = desk
@@ -51,6 +56,12 @@ public final class ExecutorPlugin: Plugin {
 
     /// `qt-` + the first 32 hex of the plan id: one client order id per plan, forever.
     public static func clientOrderID(planID: String) -> String { "qt-" + planID.prefix(32) }
+
+    public func tick(_ timer: String, context: HandlerContext) async throws {
+        try await recovery.pass(context: context) { record, revision in
+            try await self.run(record, revision: revision, context: context)
+        }
+    }
 
     public func handle(_ input: Input, context: HandlerContext) async throws {
         if let fill = input.message(as: Fill.self) {
@@ -264,12 +275,13 @@ public final class ExecutorPlugin: Plugin {
         result.planKind = record.planKind
         try context.emit("results", result, subject: Subjects.execResult(record.symbol),
                          id: ContentID.hash(Self.name, "result", record.clientOrderID))
+        let decisionID = ContentID.hash(Self.name, "decision", record.clientOrderID)
         if record.status == .rejected {
             try context.decide(.block, reason: .exchangeRejected, about: record.planID, kind: .plan, symbol: record.symbol,
-                               detail: "Binance \(record.errorCode): \(record.errorMessage)")
+                               detail: "Binance \(record.errorCode): \(record.errorMessage)", id: decisionID)
         } else {
             try context.decide(.pass, reason: .passed, about: record.planID, kind: .plan, symbol: record.symbol,
-                               after: ["executed_qty": record.executedQty, "avg_price": record.avgPrice])
+                               after: ["executed_qty": record.executedQty, "avg_price": record.avgPrice], id: decisionID)
         }
     }
 

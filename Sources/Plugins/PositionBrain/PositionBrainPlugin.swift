@@ -8,7 +8,8 @@ import Messages
 /// exchange, writes `qt_snapshot` (`<SYM>` and `_account`), and compares each position with the
 /// ledger. A divergence puts the symbol on reconcile hold (`qt_state/position-brain.reconcile`:
 /// entries blocked, exits allowed) and raises an `Alert`; the hold lifts when they agree again
-/// or an operator adopts the position. It never edits the ledger. A symbol whose ledger entry
+/// or an operator adopts the position. It never edits the ledger: trades the executor did not
+/// place go out as fills (`TradePoll`). A symbol whose ledger entry
 /// has an order in flight (a claim) is not compared: the two legitimately differ for a moment.
 public final class PositionBrainPlugin: Plugin {
     public static let name = "position-brain"
@@ -17,8 +18,9 @@ public final class PositionBrainPlugin: Plugin {
     public static let registration = PluginRegistration(
         manifest: PluginManifest(
             name: name, version: "1.0.0",
-            outputs: [OutputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
-            kvReads: ["qt_ledger", "qt_snapshot"],
+            outputs: [OutputSpec("alerts", subject: "qt.alert.*", type: Alert.self),
+                      OutputSpec("fills", subject: "qt.exec.fill.*", type: Fill.self)],
+            kvReads: ["qt_ledger", "qt_snapshot", "qt_orders"],
             kvWrites: ["qt_snapshot", "qt_state"],
             timers: [TimerSpec("poll", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "interval_s")],
             config: [
@@ -76,6 +78,9 @@ public final class PositionBrainPlugin: Plugin {
                 ledgerEntries[key] = try LedgerPosition(symbol: key, entry: found.value, revision: found.revision)
             }
         }
+        let polled = Set(ledgerEntries.filter { $0.value.isOpen }.keys).union(exchangeAmounts.keys)
+        let filled = try await TradePoll(exchange: exchange, context: context).run(symbols: polled, ledger: ledgerEntries)
+
         let stored = try await context.loadState(Self.holdState)
         var held = Set(stored?.state.symbols ?? [])
         let before = held
@@ -83,6 +88,8 @@ public final class PositionBrainPlugin: Plugin {
         for symbol in compared.sorted() {
             let ledgerEntry = ledgerEntries[symbol]
             if let ledgerEntry, !ledgerEntry.entry.pendingClientOrderID.isEmpty { continue }
+            // A fill just published reaches the ledger through the executor: compare next poll.
+            if filled.contains(symbol) { continue }
             let ledgerAmount = ledgerEntry?.amount ?? 0
             let exchangeAmount = exchangeAmounts[symbol] ?? 0
             let difference = abs(exchangeAmount - ledgerAmount)

@@ -22,7 +22,7 @@ public final class UniversePlugin: Plugin {
             inputs: [InputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
             kvReads: ["qt_marketstate", "qt_universe", "qt_state"],
             kvWrites: ["qt_universe", "qt_state"],
-            timers: [TimerSpec("refresh", intervalMs: 30_000, singleton: true, intervalSecondsSetting: "check_s")],
+            timers: [TimerSpec("refresh", intervalMs: 30_000, singleton: true, intervalSecondsSetting: "check_s", firesAtStart: true)],
             config: [
                 ConfigKey("check_s", .double, default: .double(30), help: "seconds between checks whether a refresh is due"),
                 ConfigKey("refresh_s", .int, default: .int(3600), help: "seconds a universe stays current"),

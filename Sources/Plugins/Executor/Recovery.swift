@@ -1,0 +1,51 @@
+import Foundation
+import Host
+import Messages
+
+/// The executor's pass over what a crash can leave behind (DESIGN.md §5: "a startup pass resumes
+/// every record not APPLIED and every claim"), run at start and then every `resume_s`:
+/// - a `qt_orders` record not APPLIED or REJECTED and untouched for `idleMs` is run on from its
+///   state (its plan message may be waiting out a back-off; every step is safe to run twice);
+/// - a ledger claim with no record and no permit can never be finished by its plan (a
+///   redelivery would be blocked for the missing permit): it is released once seen on two passes
+///   in a row, so a handler between its claim and its record is never overtaken.
+final class Recovery: @unchecked Sendable {
+    /// Longer than AckWait (30 s): a record a live handler works on is touched more often.
+    static let idleMs: Int64 = 45_000
+
+    private let lock = NSLock()
+    private var orphanClaims: Set<String> = []
+
+    func pass(context: HandlerContext, resume: (OrderRecord, UInt64) async throws -> Void) async throws {
+        let orders = try await context.kv("qt_orders")
+        let nowMs = OrderDesk.nowMs()
+        var recorded: Set<String> = []
+        for key in try await orders.keys() {
+            guard let (record, revision) = try await orders.get(OrderRecord.self, key) else { continue }
+            recorded.insert(key)
+            guard record.status != .applied, record.status != .rejected, nowMs - record.updatedAtMs >= Self.idleMs else { continue }
+            do {
+                try await resume(record, revision)
+                try await context.publishNow()
+            } catch {
+                FileHandle.standardError.write(Data("executor recovery: \(key): \(error)\n".utf8))
+            }
+        }
+
+        let ledger = try await context.kv("qt_ledger")
+        let permits = try await context.kv("qt_permits")
+        var orphans: Set<String> = []
+        for symbol in try await ledger.keys() {
+            guard let (entry, _) = try await ledger.get(LedgerEntry.self, symbol), !entry.pendingClientOrderID.isEmpty,
+                  !recorded.contains(entry.pendingClientOrderID),
+                  try await permits.get(Permit.self, entry.pendingPlanID) == nil else { continue }
+            let claim = "\(symbol)|\(entry.pendingClientOrderID)"
+            orphans.insert(claim)
+            guard lock.withLock({ orphanClaims.contains(claim) }),
+                  try await orders.get(OrderRecord.self, entry.pendingClientOrderID) == nil else { continue }
+            try await LedgerClaims(ledger: ledger, symbol: symbol, clientOrderID: entry.pendingClientOrderID).release()
+            orphans.remove(claim)
+        }
+        lock.withLock { orphanClaims = orphans }
+    }
+}
