@@ -86,7 +86,7 @@ final class NodeConfigTests: XCTestCase {
         """)
         XCTAssertEqual(error?.key, "plugins.relay-a.delay")
         XCTAssertEqual(error?.message, "unknown key")
-        XCTAssertEqual(error?.choices, ["delay_ms", "shadow"])
+        XCTAssertEqual(error?.choices, ["ack_wait_s", "delay_ms", "shadow"])
         XCTAssertEqual(error?.line, 4)
     }
 

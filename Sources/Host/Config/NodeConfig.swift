@@ -196,6 +196,7 @@ private struct ConfigReader {
         let declared = manifest.config.map(\.name)
         var values = Dictionary(uniqueKeysWithValues: manifest.config.map { ($0.name, $0.defaultValue) })
         var shadow = false
+        var ackWaitMs: Int64?
         for (name, value) in try orderedMapping(node, key: key) {
             let path = "\(key).\(name)"
             if name == "shadow" {
@@ -203,12 +204,19 @@ private struct ConfigReader {
                 shadow = flag
                 continue
             }
+            if name == "ack_wait_s" {
+                guard case .scalar = value, let seconds = value.float, seconds >= 1, seconds <= 3600 else {
+                    throw error(value, path, "expected seconds between 1 and 3600")
+                }
+                ackWaitMs = Int64(seconds * 1000)
+                continue
+            }
             guard let spec = manifest.config.first(where: { $0.name == name }) else {
-                throw error(value, path, "unknown key", choices: (declared + ["shadow"]).sorted())
+                throw error(value, path, "unknown key", choices: (declared + ["ack_wait_s", "shadow"]).sorted())
             }
             values[name] = try self.value(value, spec: spec, key: path)
         }
-        return PluginSettings(values: values, shadow: shadow)
+        return PluginSettings(values: values, shadow: shadow, ackWaitMs: ackWaitMs)
     }
 
     private func value(_ node: Node, spec: ConfigKey, key: String) throws -> ConfigValue {

@@ -49,10 +49,15 @@ public struct PluginSettings: Sendable {
     public let values: [String: ConfigValue]
     /// `shadow: true`: outputs go to `qt.shadow.*` and KV writes are skipped.
     public let shadow: Bool
+    /// `ack_wait_s`: the AckWait of every input's durable consumer instead of the manifest's
+    /// (30 s): how long a message held by a host that died waits before another host gets it.
+    /// Hosts running the same plugin should agree: the last one to start sets the durable.
+    public let ackWaitMs: Int64?
 
-    public init(values: [String: ConfigValue], shadow: Bool) {
+    public init(values: [String: ConfigValue], shadow: Bool, ackWaitMs: Int64? = nil) {
         self.values = values
         self.shadow = shadow
+        self.ackWaitMs = ackWaitMs
     }
 
     public func int(_ key: String) -> Int {

@@ -45,7 +45,9 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
                 continue
             }
             if batch.isEmpty { break }
-            let (outputs, handled) = await handle(batch)
+            let keeper = ProgressKeeper(batch, every: (binding.settings.ackWaitMs ?? spec.ackWaitMs) / 3)
+            let (outputs, handled) = await handle(batch, keeper: keeper)
+            keeper.stop()
             var sent: SentBatch?
             do {
                 sent = SentBatch(ticket: outputs.isEmpty ? nil : try binding.bus.send(outputs), outputs: outputs.count,
@@ -88,7 +90,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
 
     /// Runs the handler on each message in order; returns the outputs to publish and the
     /// deliveries to ack once they are in.
-    private func handle(_ batch: [Delivery<M>]) async -> ([OutgoingMessage], [Delivery<M>]) {
+    private func handle(_ batch: [Delivery<M>], keeper: ProgressKeeper<M>) async -> ([OutgoingMessage], [Delivery<M>]) {
         var outputs: [OutgoingMessage] = []
         var handled: [Delivery<M>] = []
         if let last = batch.last { binding.metrics.pending.set(Double(last.raw.pending)) }
@@ -110,11 +112,13 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
                 outputs.append(contentsOf: context.outputs)
                 handled.append(delivery)
             } catch let error as PluginError {
+                keeper.settled(delivery)
                 switch error {
                 case .permanent, .contract: await deadLetter(delivery, error: error.description)
                 case .transient: await retryLater(delivery, error: error)
                 }
             } catch {
+                keeper.settled(delivery)
                 await retryLater(delivery, error: error)
             }
             binding.metrics.latency.observe(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
@@ -149,5 +153,34 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
             _ = try? await binding.bus.publish(OutgoingMessage(alert, subject: Subjects.alert(.redelivery), id: id,
                                                                producer: binding.producer, cause: delivery.cause))
         }
+    }
+}
+
+/// Sends in-progress acks for a batch while it is handled (DESIGN.md §3.3: "a handler that runs
+/// long sends in-progress acks"), so a slow batch — an executor waiting out an unknown order —
+/// is not redelivered to another host while this one still works on it.
+final class ProgressKeeper<M: BusMessage>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var live: [UInt64: Delivery<M>]
+    private var task: Task<Void, Never>?
+
+    init(_ batch: [Delivery<M>], every intervalMs: Int64) {
+        live = Dictionary(batch.map { ($0.streamSequence, $0) }, uniquingKeysWith: { first, _ in first })
+        task = Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(max(100, intervalMs)) * 1_000_000)
+                guard !Task.isCancelled, let self else { return }
+                for delivery in self.lock.withLock({ Array(self.live.values) }) { try? delivery.inProgress() }
+            }
+        }
+    }
+
+    /// NAKed or dead-lettered: no more in-progress acks for it.
+    func settled(_ delivery: Delivery<M>) {
+        _ = lock.withLock { live.removeValue(forKey: delivery.streamSequence) }
+    }
+
+    func stop() {
+        task?.cancel()
     }
 }

@@ -92,7 +92,7 @@ public final class PluginHost: @unchecked Sendable {
 
     private func startInput(_ input: InputSpec, binding: PluginBinding, bus: BusConnection) async throws {
         var spec = try ConsumerSpec(plugin: binding.manifest.name, input: input.name, filterSubject: input.subject)
-        spec.ackWaitMs = input.ackWaitMs
+        spec.ackWaitMs = binding.settings.ackWaitMs ?? input.ackWaitMs
         spec.fetchBatch = input.fetchBatch
         spec.prefetch = input.prefetch
         try await bus.ensureConsumer(spec)
