@@ -46,6 +46,7 @@ struct LedgerClaims {
 
     /// Clears this order's claim without applying anything (the order was never sent or refused).
     func release() async throws {
+        guard try await ledger.get(LedgerEntry.self, symbol) != nil else { return }  // never claimed: nothing to release
         try await change { entry in
             guard entry.pendingClientOrderID == clientOrderID else { return false }
             entry.pendingClientOrderID = ""
