@@ -109,12 +109,17 @@ final class ExecutorTests: ExecutionTestCase {
         _ = try await startPipeline(gateAndExecutor)
 
         let ordersBefore = simulator.exchange.acceptedOrders
-        for (index, symbol) in symbols.enumerated() { try await submit(try await entryPlan(symbol, long: index % 2 == 0)) }
+        for (index, symbol) in symbols.enumerated() {
+            // Stops far away: a burst on the simulator may not close a position before its exit plan.
+            var plan = try await entryPlan(symbol, long: index % 2 == 0)
+            plan.stopDistPct = 0.5
+            try await submit(plan)
+        }
         for symbol in symbols { _ = try await results(symbol, expected: 1) }
         for symbol in symbols { try await submit(try await closePlan(symbol)) }
         for symbol in symbols {
             let done = try await results(symbol, expected: 2)
-            XCTAssertEqual(done.map(\.status), [.applied, .applied], symbol)
+            XCTAssertEqual(done.map(\.status), [.applied, .applied], "\(symbol): \(done.map { "\($0.errorCode) \($0.errorMessage)" })")
         }
         XCTAssertEqual(simulator.exchange.acceptedOrders - ordersBefore, 2 * symbols.count, "exactly one order per plan")
         for symbol in symbols {
@@ -153,5 +158,38 @@ final class ExecutorTests: ExecutionTestCase {
         XCTAssertEqual(Decimal.parse(flat.positionAmt), 0)
         XCTAssertEqual(flat.realizedPnl, "-2.5")
         XCTAssertTrue(flat.appliedFillIds.contains("9000001"))
+    }
+
+    /// Issue 6: a protective stop that triggers on the exchange reaches the ledger through
+    /// position-brain's trade poll and `qt.exec.fill.*`; the executor sends no closing order.
+    func testATriggeredStopReachesTheLedgerWithoutAClosingOrder() async throws {
+        let symbol = simulator.exchange.symbols[9]
+        try await activeUniverse([symbol])
+        try await freshAccount()
+        _ = try await startPipeline(["portfolio-gate": ["max_positions": "10"], "executor": [:], "position-brain": ["interval_s": "0.3"]])
+        var plan = try await entryPlan(symbol, long: true)
+        let filters = try await client.symbolFilters()
+        let mark = try XCTUnwrap(simulator.exchange.mark(symbol))
+        plan.stopPrice = try XCTUnwrap(filters[symbol]).roundPrice(mark * Decimal(0.996), .down).plainString
+        try await submit(plan)
+        check(try await results(symbol, expected: 1).map(\.status), [.applied])
+        let opened = try await XCTUnwrapAsync(try await ledger(symbol))
+        XCTAssertNotEqual(opened.stopAlgoID, "")
+        let ordersAfterEntry = simulator.exchange.acceptedOrders
+
+        simulator.exchange.force(symbol: symbol, regime: .trend, bars: 400, trendUp: false)
+        try await waitUntil("the stop triggers and the ledger goes flat", seconds: 60) {
+            Decimal.parse(try await self.ledger(symbol)?.positionAmt ?? "") == 0
+        }
+        XCTAssertEqual(simulator.exchange.positionAmount(symbol), 0)
+        XCTAssertEqual(simulator.exchange.acceptedOrders, ordersAfterEntry, "the executor sent no closing order")
+        let fills = try await readAll(Fill.self, subject: Subjects.execFill(symbol), expected: 1)
+        XCTAssertEqual(fills.map(\.origin), [.stop])
+        XCTAssertEqual(fills.first?.clientOrderID, opened.stopAlgoID)
+        let flat = try await XCTUnwrapAsync(try await ledger(symbol))
+        XCTAssertEqual(flat.stopAlgoID, "", "a flat ledger holds no stop")
+        XCTAssertTrue(flat.appliedFillIds.contains(String(fills.first?.tradeID ?? 0)))
+        let reconcile = try await count(Subjects.alert(.reconcile))
+        XCTAssertEqual(reconcile, 0, "the stop fill is not a divergence")
     }
 }

@@ -64,11 +64,23 @@ class HostTestCase: XCTestCase {
 
     /// Starts `qt-test-host` with a config file; its stderr goes to `<scratch>/<host>.log`.
     func spawnHost(_ host: String, plugins: [String: [String: String]]) throws -> Process {
+        try spawn(host, yaml: configYAML(host: host, plugins: plugins), executable: "qt-test-host") { [$0] }
+    }
+
+    /// Starts `qt host --config` (the built-in plugins) with extra environment variables.
+    func spawnQTHost(_ host: String, plugins: [String: [String: String]], exchange: String, environment: [String: String] = [:]) throws -> Process {
+        try spawn(host, yaml: configYAML(host: host, plugins: plugins, exchange: exchange), executable: "qt",
+                  environment: environment) { ["host", "--config", $0] }
+    }
+
+    private func spawn(_ host: String, yaml: String, executable: String, environment: [String: String] = [:],
+                       arguments: (String) -> [String]) throws -> Process {
         let configURL = scratch.appendingPathComponent("\(host).yaml")
-        try configYAML(host: host, plugins: plugins).write(to: configURL, atomically: true, encoding: .utf8)
+        try yaml.write(to: configURL, atomically: true, encoding: .utf8)
         let process = Process()
-        process.executableURL = try binary("qt-test-host")
-        process.arguments = [configURL.path]
+        process.executableURL = try binary(executable)
+        process.arguments = arguments(configURL.path)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let log = scratch.appendingPathComponent("\(host).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)

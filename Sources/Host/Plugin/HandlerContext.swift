@@ -73,6 +73,9 @@ public final class HandlerContext: @unchecked Sendable {
         try emit("decisions", decision, subject: Subjects.decision(plugin: plugin, symbol: symbol), id: id)
     }
 
+    /// A timer's context: outputs need content ids (an input's get ids from the input).
+    public var isTimer: Bool { cause == nil }
+
     /// Counts an event the plugin does not publish (`qt_plugin_events_total{event=...}`).
     public func count(_ event: String) {
         binding.metrics.event(event).increment()

@@ -72,6 +72,8 @@ public final class ExecutorPlugin: Plugin {
         let clientOrderID = Self.clientOrderID(planID: plan.planID)
         let orders = try await context.kv("qt_orders")
         if let found = try await orders.get(OrderRecord.self, clientOrderID) {
+            // A crash between creating the record and deleting the permit leaves the permit.
+            if try await context.kv("qt_permits").get(Permit.self, plan.planID) != nil { try await context.kv("qt_permits").delete(plan.planID) }
             return try await run(found.value, revision: found.revision, context: context)
         }
         let ledger = try await context.kv("qt_ledger")
@@ -275,7 +277,8 @@ public final class ExecutorPlugin: Plugin {
         result.planKind = record.planKind
         try context.emit("results", result, subject: Subjects.execResult(record.symbol),
                          id: ContentID.hash(Self.name, "result", record.clientOrderID))
-        let decisionID = ContentID.hash(Self.name, "decision", record.clientOrderID)
+        // A replayed plan is a new input and gets its own decision; a timer's needs a content id.
+        let decisionID = context.isTimer ? ContentID.hash(Self.name, "decision", record.clientOrderID) : nil
         if record.status == .rejected {
             try context.decide(.block, reason: .exchangeRejected, about: record.planID, kind: .plan, symbol: record.symbol,
                                detail: "Binance \(record.errorCode): \(record.errorMessage)", id: decisionID)
