@@ -66,7 +66,7 @@ let package = Package(
         ),
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity"]),
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
-        .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit"]),
+        .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit", "Exchange"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange"]),
         .testTarget(name: "KernelTests", dependencies: ["Plugins", "Messages", "Exchange"]),
         .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "Plugins", "Exchange"]),

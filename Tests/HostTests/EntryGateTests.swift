@@ -278,4 +278,44 @@ final class EntryGateTests: ExecutionTestCase {
         let claim = try await ledger(symbols[2])?.pendingClientOrderID
         XCTAssertEqual(claim, "", "a blocked plan leaves no claim")
     }
+
+    /// ai-agent on closed bars: features once 60 bars are in, intents for universe symbols only,
+    /// ids from (symbol, bar close time, model) so a replay makes the same intents.
+    func testAIAgentSignalsOnlyForUniverseSymbols() async throws {
+        let (inside, outside) = ("AAAUSDT", "BBBUSDT")
+        try await activeUniverse([inside])
+        _ = try await startPipeline(["ai-agent": [:]])
+        for symbol in [inside, outside] {
+            let bars = (0..<80).map { index -> OutgoingMessage in
+                let close = 100 * pow(1.003, Double(index)) * (1 + 0.0002 * (index % 2 == 0 ? 1 : -1))
+                var bar = Kline()
+                bar.symbol = symbol
+                bar.openTimeMs = eventTimeMs + Int64(index) * 60_000
+                bar.closeTimeMs = bar.openTimeMs + 59_999
+                bar.open = String(close)
+                bar.high = String(close * 1.001)
+                bar.low = String(close * 0.999)
+                bar.close = String(close)
+                bar.volume = String(1_000 + index % 5 * 100)
+                bar.meta.eventTimeMs = bar.closeTimeMs
+                return try! OutgoingMessage(bar, subject: Subjects.kline(symbol), id: "\(symbol)-\(index)", producer: "test@market-feed")
+            }
+            _ = try await bus.publishBatch(bars)
+        }
+        let intents = try await readAll(TradeIntent.self, subject: Subjects.intent(inside), expected: 21)
+        XCTAssertEqual(intents.count, 21, "one per bar from the 60th on")
+        XCTAssertEqual(Set(intents.map(\.action)), [.openLong])
+        XCTAssertEqual(intents.first?.confidence ?? 0, 0.5 + 0.5 * 2 / 3, accuracy: 1e-12)
+        XCTAssertEqual(intents.first?.model, "technical-ensemble-v1")
+        XCTAssertEqual(intents.first?.features.count, 18)
+        let firstClose = eventTimeMs + 59 * 60_000 + 59_999
+        XCTAssertEqual(intents.first?.intentID, ContentID.hash("ai-agent", inside, String(firstClose), "technical-ensemble-v1"))
+        XCTAssertEqual(intents.first?.meta.eventTimeMs, firstClose)
+        let lastOpen = eventTimeMs + 79 * 60_000
+        try await waitUntil("ai-agent has every bar of \(outside)", seconds: 30) {
+            guard let state = try await bus.keyValue("qt_state").get(PluginState.self, "ai-agent.bars-\(outside)")?.value else { return false }
+            return try BarWindow(serializedBytes: state.payload).lastOpenTimeMs == lastOpen
+        }
+        check(try await count(Subjects.intent(outside)), 0)
+    }
 }

@@ -39,8 +39,9 @@ public struct SignalFeatures: Sendable, Equatable {
         features.emaCross10x50 = sign(features.ema10 - features.ema50)
 
         let fast = ema(closes, period: 12), slow = ema(closes, period: 26)
-        let line = zip(fast, slow).map { $0 - $1 }
-        let signal = ema(Array(line.suffix(from: 25)), period: 9)
+        // EMA 12 starts 14 bars before EMA 26: align both on the bars where both exist.
+        let line = zip(fast.suffix(slow.count), slow).map { $0 - $1 }
+        let signal = ema(line, period: 9)
         features.macdLine = line.last!
         features.macdSignal = signal.last!
         features.macdHistogram = features.macdLine - features.macdSignal
