@@ -318,4 +318,35 @@ final class EntryGateTests: ExecutionTestCase {
         }
         check(try await count(Subjects.intent(outside)), 0)
     }
+
+    /// The rollout steps max_active up at each due refresh, and holds once an alert has fired.
+    func testUniverseRolloutStepsUpUnlessAnAlertFired() async throws {
+        let settings = ["check_s": "0.2", "refresh_s": "0", "rollout": "\"2,4,6\"", "rollout_step_s": "0", "min_ts": "0"]
+        let free = try await startPipeline(["universe": settings], host: "universe-a")
+        try await waitUntil("the rollout reaches its last step", seconds: 20) {
+            try await bus.keyValue("qt_universe").get(Universe.self, "active")?.value.maxActive == 6
+        }
+        let stepped = try await XCTUnwrapAsync(try await bus.keyValue("qt_universe").get(Universe.self, "active")).value
+        XCTAssertEqual(stepped.entries.filter(\.active).count, 6)
+        await stopHost(free)
+
+        // Start over, one step per 2 s; an alert right after the first step holds the rollout.
+        try await bus.keyValue("qt_universe").delete("active")
+        try await bus.keyValue("qt_state").delete("universe.rollout")
+        var slow = settings
+        slow["rollout_step_s"] = "2"
+        _ = try await startPipeline(["universe": slow], host: "universe-b")
+        try await waitUntil("the first universe", seconds: 20) {
+            try await bus.keyValue("qt_universe").get(Universe.self, "active") != nil
+        }
+        var alert = Alert()
+        alert.kind = .reconcile
+        alert.message = "test"
+        alert.meta.eventTimeMs = Int64(Date().timeIntervalSince1970 * 1000)
+        _ = try await bus.publish(OutgoingMessage(alert, subject: Subjects.alert(.reconcile), id: "alert-1", producer: "test@position-brain"))
+        try await Task.sleep(nanoseconds: 3_000_000_000)
+        let held = try await XCTUnwrapAsync(try await bus.keyValue("qt_universe").get(Universe.self, "active")).value
+        XCTAssertGreaterThan(held.version, 5, "refreshed all along")
+        check(try await bus.keyValue("qt_universe").get(Universe.self, "active")?.value.maxActive, 2)
+    }
 }

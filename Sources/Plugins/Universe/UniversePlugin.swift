@@ -10,7 +10,7 @@ import Messages
 /// `candidates` filtered by the market state in `qt_marketstate`, the first `max_active` active.
 ///
 /// `max_active` follows `rollout` (e.g. "10,20,30"): at a refresh at least `rollout_step_s` after
-/// the last step it moves one step up, but only if no alert arrived since that step. Alerts are
+/// the last step it moves one step up, but only if no alert fired since that step. Alerts are
 /// an input so the rollout state lives in `qt_state/universe.rollout`, not in memory.
 public final class UniversePlugin: Plugin {
     public static let name = "universe"
@@ -60,12 +60,14 @@ public final class UniversePlugin: Plugin {
         self.filter = filter
     }
 
-    /// Any alert holds the rollout at its step.
+    /// Any alert after the last step holds the rollout at that step. The alert's time is its
+    /// event time (wall clock for host and watchdog alerts), or the receipt time when it has none.
     public func handle(_ input: Input, context: HandlerContext) async throws {
+        let alertMs = input.eventTimeMs > 0 ? input.eventTimeMs : Int64(Date().timeIntervalSince1970 * 1000)
         let stored = try await context.loadState(Self.rolloutState)
         var state = stored?.state ?? PluginState()
-        guard state.values["alert_since_step"] != "true" else { return }
-        state.values["alert_since_step"] = "true"
+        guard alertMs > Int64(state.values["last_alert_ms"] ?? "") ?? 0 else { return }
+        state.values["last_alert_ms"] = String(alertMs)
         state.values["last_alert_subject"] = input.subject
         try await context.saveState(Self.rolloutState, state, expectedRevision: stored?.revision ?? 0)
     }
@@ -111,14 +113,12 @@ public final class UniversePlugin: Plugin {
         var state = stored?.state ?? PluginState()
         let current = Int(state.values["max_active"] ?? "") ?? schedule[0]
         let steppedAt = Int64(state.values["stepped_at_ms"] ?? "") ?? nowMs
-        var next = current
-        if stored == nil || (nowMs - steppedAt >= stepMs && state.values["alert_since_step"] != "true") {
-            next = stored == nil ? current : UniverseRanking.nextStep(schedule, current: current)
-        }
-        if stored == nil || next != current {
+        let alertSinceStep = (Int64(state.values["last_alert_ms"] ?? "") ?? 0) >= steppedAt
+        let next = state.values["stepped_at_ms"] != nil && nowMs - steppedAt >= stepMs && !alertSinceStep
+            ? UniverseRanking.nextStep(schedule, current: current) : current
+        if state.values["stepped_at_ms"] == nil || next != current {
             state.values["max_active"] = String(next)
             state.values["stepped_at_ms"] = String(nowMs)
-            state.values["alert_since_step"] = "false"
             try await context.saveState(Self.rolloutState, state, expectedRevision: stored?.revision ?? 0)
         }
         return next
