@@ -32,4 +32,44 @@ final class SentinelTests: ExecutionTestCase {
         let again = try await readAll(Alert.self, subject: Subjects.alert(.maxPositions), expected: 2)
         XCTAssertEqual(again.count, 2)
     }
+
+    func testHeatHotDeadLetterGrowthConsumerLagAndTopologyRaiseAlerts() async throws {
+        var account = AccountSnapshot()
+        account.totalMarginBalance = "100"
+        account.marginRatio = 0.1
+        account.asOfMs = Int64(Date().timeIntervalSince1970 * 1000)
+        try await bus.keyValue("qt_snapshot").put("_account", message: account)
+        var snapshot = PositionSnapshot()
+        snapshot.symbol = "AAAUSDT"
+        snapshot.positionAmt = "10"
+        snapshot.markPrice = "100"
+        try await bus.keyValue("qt_snapshot").put("AAAUSDT", message: snapshot)
+        var state = MarketState()
+        state.symbol = "AAAUSDT"
+        state.sigma = 0.01
+        try await bus.keyValue("qt_marketstate").put("AAAUSDT", message: state)
+        // A consumer that reads nothing while three bars wait for it.
+        try await bus.ensureConsumer(try ConsumerSpec(durable: "slow_reader", filterSubject: "qt.market.kline.*"))
+        _ = try await publishKlines(3)
+        _ = try await startPipeline(["sentinel": ["interval_s": "0.3", "reduce_on_heat": "false", "consumer_lag": "2"]], host: "watch")
+
+        // 1000 USDT at 1 % a minute over 100 USDT of equity: heat 3.8, HOT.
+        let hot = try await readAll(Alert.self, subject: Subjects.alert(.heatHot), expected: 1)
+        XCTAssertEqual(Double(hot.first?.details["heat"] ?? "") ?? 0, 1_000 * 0.01 * 1_440.0.squareRoot() / 100, accuracy: 1e-9)
+
+        var letter = DeadLetter()
+        letter.consumer = "test__input"
+        letter.error = "undecodable"
+        _ = try await bus.publish(OutgoingMessage(letter, subject: Subjects.deadLetter(consumer: "test__input"), id: "dlq-1", producer: "test@host"))
+        let grown = try await readAll(Alert.self, subject: Subjects.alert(.deadLetter), expected: 1)
+        XCTAssertEqual(grown.first?.details["now"], "1")
+        let lag = try await readAll(Alert.self, subject: Subjects.alert(.consumerLag), expected: 1)
+        XCTAssertEqual(lag.first?.subject, "slow_reader")
+        XCTAssertEqual(lag.first?.details["pending"], "3")
+        // A sentinel alone reads buckets nobody writes: the fleet's topology check fails.
+        let topology = try await readAll(Alert.self, subject: Subjects.alert(.topology), expected: 1)
+        XCTAssertTrue(topology.first?.message.contains("bucket not written") == true, topology.first?.message ?? "")
+        let control = try await bus.keyValue("qt_control").get(Control.self, "trading_state")
+        XCTAssertNil(control, "reduce_on_heat: false leaves the trading state alone")
+    }
 }
