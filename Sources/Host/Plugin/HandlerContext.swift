@@ -178,6 +178,13 @@ public struct PluginKV: Sendable {
         return try await KVConflict.mapping { try await bucket.create(key, message: value) }
     }
 
+    /// Creates the key (`revision` nil) or replaces it at `revision`; a lost race throws `KVConflict`.
+    @discardableResult
+    public func write<M: BusMessage>(_ key: String, _ value: M, over revision: UInt64?) async throws -> UInt64 {
+        if let revision { return try await update(key, value, expectedRevision: revision) }
+        return try await create(key, value)
+    }
+
     public func delete(_ key: String) async throws {
         try checkWrite()
         if shadow { return }

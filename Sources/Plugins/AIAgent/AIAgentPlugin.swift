@@ -37,11 +37,14 @@ public final class AIAgentPlugin: Plugin {
         guard !bar.symbol.isEmpty, input.subject == Subjects.kline(bar.symbol) else {
             throw PluginError.permanent("kline for \"\(bar.symbol)\" arrived on \(input.subject)")
         }
-        let values = [("high", bar.high), ("low", bar.low), ("close", bar.close), ("volume", bar.volume)].map { ($0.0, $0.1, Double($0.1)) }
-        if let bad = values.first(where: { $0.2 == nil || !$0.2!.isFinite || $0.2! < 0 }) {
-            throw PluginError.permanent("\(input.subject): \(bad.0) is \"\(bad.1)\", expected a non-negative decimal string")
+        func number(_ field: String, _ text: String) throws -> Double {
+            guard let value = Double(text), value.isFinite, value >= 0 else {
+                throw PluginError.permanent("\(input.subject): \(field) is \"\(text)\", expected a non-negative decimal string")
+            }
+            return value
         }
-        let (high, low, close, volume) = (values[0].2!, values[1].2!, values[2].2!, values[3].2!)
+        let (high, low, close, volume) = (try number("high", bar.high), try number("low", bar.low), try number("close", bar.close),
+                                          try number("volume", bar.volume))
         guard close > 0 else { throw PluginError.permanent("\(input.subject): close is \(bar.close), expected a positive price") }
 
         let name = "bars-\(bar.symbol)"

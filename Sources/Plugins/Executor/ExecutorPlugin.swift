@@ -73,7 +73,8 @@ public final class ExecutorPlugin: Plugin {
         let orders = try await context.kv("qt_orders")
         if let found = try await orders.get(OrderRecord.self, clientOrderID) {
             // A crash between creating the record and deleting the permit leaves the permit.
-            if try await context.kv("qt_permits").get(Permit.self, plan.planID) != nil { try await context.kv("qt_permits").delete(plan.planID) }
+            let permits = try await context.kv("qt_permits")
+            if try await permits.get(Permit.self, plan.planID) != nil { try await permits.delete(plan.planID) }
             return try await run(found.value, revision: found.revision, context: context)
         }
         let ledger = try await context.kv("qt_ledger")

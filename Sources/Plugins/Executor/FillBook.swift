@@ -33,7 +33,7 @@ struct FillBook {
             }
             entry.meta.eventTimeMs = fill.timeMs
             do {
-                try await LedgerClaims.write(entry, over: found?.revision, symbol: fill.symbol, in: ledger)
+                try await ledger.write(fill.symbol, entry, over: found?.revision)
             } catch is KVConflict {
                 continue
             }

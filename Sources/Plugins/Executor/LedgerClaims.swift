@@ -37,7 +37,7 @@ struct LedgerClaims {
         entry.pendingClientOrderID = clientOrderID
         entry.pendingPlanID = plan.planID
         do {
-            try await Self.write(entry, over: found?.revision, symbol: symbol, in: ledger)
+            try await ledger.write(symbol, entry, over: found?.revision)
             return .claimed
         } catch is KVConflict {
             return .stale("the ledger of \(symbol) changed while claiming")
@@ -81,15 +81,6 @@ struct LedgerClaims {
     /// The stop the entry holds now (the one a CLOSE or UPDATE_STOP will cancel).
     func currentStop() async throws -> String {
         try await ledger.get(LedgerEntry.self, symbol)?.value.stopAlgoID ?? ""
-    }
-
-    /// Creates the entry (no `revision`) or replaces it at `revision`; a lost race throws `KVConflict`.
-    static func write(_ entry: LedgerEntry, over revision: UInt64?, symbol: String, in ledger: PluginKV) async throws {
-        if let revision {
-            _ = try await ledger.update(symbol, entry, expectedRevision: revision)
-        } else {
-            _ = try await ledger.create(symbol, entry)
-        }
     }
 
     /// Read, change, compare-and-set; retried when another write came first. `update` returns

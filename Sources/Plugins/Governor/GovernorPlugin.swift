@@ -66,11 +66,6 @@ public final class GovernorPlugin: Plugin {
         self.limits = limits
     }
 
-    struct Refusal: Error {
-        let reason: ReasonCode
-        let detail: String
-    }
-
     public func handle(_ input: Input, context: HandlerContext) async throws {
         guard var plan = input.message(as: Plan.self) else { throw PluginError.permanent("expected a Plan") }
         try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planProposed(plan.symbol))
@@ -84,7 +79,7 @@ public final class GovernorPlugin: Plugin {
             case .reduce, .updateStop, .unspecified, .UNRECOGNIZED:
                 throw PluginError.permanent("plan \(plan.planID) on \(input.subject): kind \(plan.kind); proposed plans are OPEN or CLOSE")
             }
-        } catch let refusal as Refusal {
+        } catch let refusal as GateRefusal {
             try context.decide(.block, reason: refusal.reason, about: plan.planID, kind: .plan, symbol: plan.symbol,
                                detail: refusal.detail, before: before, after: after)
             return
@@ -97,9 +92,9 @@ public final class GovernorPlugin: Plugin {
     }
 
     private func sizeClose(_ plan: inout Plan, context: HandlerContext) async throws -> ReasonCode {
-        if let (reason, detail) = try await TradingControl.read(context).refusal(entry: false) { throw Refusal(reason: reason, detail: detail) }
+        try await TradingControl.check(context, entry: false)
         guard let position = try await LedgerPosition.read(plan.symbol, from: try await context.kv("qt_ledger")) else {
-            throw Refusal(reason: .noPosition, detail: "the ledger holds no \(plan.symbol) position to close")
+            throw GateRefusal(reason: .noPosition, detail: "the ledger holds no \(plan.symbol) position to close")
         }
         plan.closeAll(position)
         return .passed
@@ -110,12 +105,12 @@ public final class GovernorPlugin: Plugin {
             throw PluginError.permanent("plan \(plan.planID) on \(input.subject): an OPEN needs side BUY or SELL, leverage ≥ 1 "
                                         + "and no reduce_only (side \(plan.side), leverage \(plan.leverage))")
         }
-        if let (reason, detail) = try await TradingControl.read(context).refusal(entry: true) { throw Refusal(reason: reason, detail: detail) }
+        try await TradingControl.check(context, entry: true)
         let symbol = plan.symbol
         let eventTimeMs = input.eventTimeMs
         guard let state = try await context.kv("qt_marketstate").get(MarketState.self, symbol)?.value,
               eventTimeMs - state.asOfMs <= limits.marketStateMaxAgeMs else {
-            throw Refusal(reason: .staleInput, detail: "no market state for \(symbol) within \(limits.marketStateMaxAgeMs / 1000) s of event time")
+            throw GateRefusal(reason: .staleInput, detail: "no market state for \(symbol) within \(limits.marketStateMaxAgeMs / 1000) s of event time")
         }
         let market = HarvestKernel.Market(sigma: state.sigma, ts: state.ts, pTrend: state.pTrend, pMr: state.pMr, pChop: state.pChop)
         let theta = HarvestKernel.Theta()
@@ -127,7 +122,7 @@ public final class GovernorPlugin: Plugin {
         after["threshold"] = String(gate.threshold)
         after["gate"] = gate.decision.rawValue
         if gate.decision == .block {
-            throw Refusal(reason: .killScoreBlock, detail: "entry kill score \(kill) ≥ \(GovernorKernel.blockFrom)")
+            throw GateRefusal(reason: .killScoreBlock, detail: "entry kill score \(kill) ≥ \(GovernorKernel.blockFrom)")
         }
 
         let rate = try await context.loadState("rate-\(symbol)")
@@ -141,7 +136,7 @@ public final class GovernorPlugin: Plugin {
         let openNotional = open.reduce(Decimal(0)) { $0 + abs($1.amount) * $1.entryPrice }
         let room = limits.maxTotalNotional - openNotional
         guard room > 0 else {
-            throw Refusal(reason: .notionalCap, detail: "open notional \(openNotional.plainString) USDT leaves no room under \(limits.maxTotalNotional.plainString)")
+            throw GateRefusal(reason: .notionalCap, detail: "open notional \(openNotional.plainString) USDT leaves no room under \(limits.maxTotalNotional.plainString)")
         }
         if room < limits.maxNotionalPerTrade { reasons.append(.notionalCap) }
         let notional = min(limits.maxNotionalPerTrade, room) * Decimal(gate.scale)
@@ -156,7 +151,7 @@ public final class GovernorPlugin: Plugin {
         do {
             plan.quantity = try rules.marketQuantity(notional / mark, price: mark, reduceOnly: false).plainString
         } catch let error as FilterError {
-            throw Refusal(reason: .minNotional, detail: "\(notional.plainString) USDT at mark \(mark.plainString): \(error)")
+            throw GateRefusal(reason: .minNotional, detail: "\(notional.plainString) USDT at mark \(mark.plainString): \(error)")
         }
         plan.stopDistPct = limits.stopDistPct
         plan.killScore = kill
@@ -181,7 +176,7 @@ public final class GovernorPlugin: Plugin {
         let lastFive = times.filter { $0 > eventTimeMs - 300_000 }.count
         let lastHour = times.filter { $0 > eventTimeMs - 3_600_000 }.count
         if lastFive >= limits.ratePerFiveMinutes || lastHour >= limits.ratePerHour {
-            throw Refusal(reason: .rateLimit, detail: "\(symbol): \(lastFive) entries in 5 min (max \(limits.ratePerFiveMinutes)), "
+            throw GateRefusal(reason: .rateLimit, detail: "\(symbol): \(lastFive) entries in 5 min (max \(limits.ratePerFiveMinutes)), "
                           + "\(lastHour) in 1 h (max \(limits.ratePerHour))")
         }
     }

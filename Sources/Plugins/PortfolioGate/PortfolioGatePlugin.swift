@@ -48,12 +48,6 @@ public final class PortfolioGatePlugin: Plugin {
         self.permitTTLMs = permitTTLMs
     }
 
-    /// A plan that may not go on: the decision's reason, and what the operator reads.
-    struct Refusal: Error {
-        let reason: ReasonCode
-        let detail: String
-    }
-
     public func handle(_ input: Input, context: HandlerContext) async throws {
         guard var plan = input.message(as: Plan.self) else { throw PluginError.permanent("expected a Plan") }
         try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planSized(plan.symbol))
@@ -67,7 +61,7 @@ public final class PortfolioGatePlugin: Plugin {
             case .unspecified, .UNRECOGNIZED:
                 throw PluginError.permanent("plan \(plan.planID) on \(input.subject): permit_kind \(plan.permitKind) is neither P33 nor P26")
             }
-        } catch let refusal as Refusal {
+        } catch let refusal as GateRefusal {
             try context.decide(.block, reason: refusal.reason, about: plan.planID, kind: .plan, symbol: plan.symbol,
                                detail: refusal.detail, before: before)
             return
@@ -90,45 +84,41 @@ public final class PortfolioGatePlugin: Plugin {
         guard plan.kind == .open, !plan.reduceOnly else {
             throw PluginError.permanent("plan \(plan.planID): a P33 permit is for OPEN plans without reduce_only, not \(plan.kind)")
         }
-        try await Self.checkControl(context, entry: true)
+        try await TradingControl.check(context, entry: true)
 
         let universe = try await ActiveUniverse.read(context)
-        guard universe.contains(plan.symbol) else { throw Refusal(reason: .notInUniverse, detail: universe.absence(of: plan.symbol)) }
+        guard universe.contains(plan.symbol) else { throw GateRefusal(reason: .notInUniverse, detail: universe.absence(of: plan.symbol)) }
         let holds = try await context.kv("qt_state").get(PluginState.self, "position-brain.\(PositionBrainPlugin.holdState)")
         if holds?.value.symbols.contains(plan.symbol) == true {
-            throw Refusal(reason: .reconcileHold, detail: "\(plan.symbol) is on reconcile hold: exchange and ledger disagree")
+            throw GateRefusal(reason: .reconcileHold, detail: "\(plan.symbol) is on reconcile hold: exchange and ledger disagree")
         }
         guard let account = try await context.kv("qt_snapshot").get(AccountSnapshot.self, "_account")?.value,
               nowMs - account.asOfMs <= snapshotMaxAgeMs else {
-            throw Refusal(reason: .staleInput, detail: "no account snapshot newer than \(snapshotMaxAgeMs / 1000) s in qt_snapshot/_account")
+            throw GateRefusal(reason: .staleInput, detail: "no account snapshot newer than \(snapshotMaxAgeMs / 1000) s in qt_snapshot/_account")
         }
         if account.marginRatio >= maxMarginRatio {
-            throw Refusal(reason: .marginRatio, detail: "margin ratio \(account.marginRatio) ≥ max_margin_ratio \(maxMarginRatio)")
+            throw GateRefusal(reason: .marginRatio, detail: "margin ratio \(account.marginRatio) ≥ max_margin_ratio \(maxMarginRatio)")
         }
         let ledger = try await context.kv("qt_ledger")
         if let position = try await LedgerPosition.read(plan.symbol, from: ledger) {
-            throw Refusal(reason: .positionExists, detail: "\(plan.symbol) already holds \(position.amount.plainString): no pyramiding")
+            throw GateRefusal(reason: .positionExists, detail: "\(plan.symbol) already holds \(position.amount.plainString): no pyramiding")
         }
         let slots = EntrySlots(context: context, ledger: ledger, maxPositions: maxPositions)
         guard try await slots.claim(plan.symbol, untilMs: nowMs + permitTTLMs, nowMs: nowMs) else {
-            throw Refusal(reason: .maxPositions, detail: "all \(maxPositions) entry slots are taken")
+            throw GateRefusal(reason: .maxPositions, detail: "all \(maxPositions) entry slots are taken")
         }
-    }
-
-    private static func checkControl(_ context: HandlerContext, entry: Bool) async throws {
-        if let (reason, detail) = try await TradingControl.read(context).refusal(entry: entry) { throw Refusal(reason: reason, detail: detail) }
     }
 
     private func admitExit(_ plan: inout Plan, context: HandlerContext) async throws -> ReasonCode {
         guard plan.kind != .open, plan.kind == .updateStop || plan.reduceOnly else {
             throw PluginError.permanent("plan \(plan.planID): a P26 permit is for reduce-only CLOSE, REDUCE or UPDATE_STOP, not \(plan.kind)")
         }
-        try await Self.checkControl(context, entry: false)
+        try await TradingControl.check(context, entry: false)
         guard let position = try await LedgerPosition.read(plan.symbol, from: try await context.kv("qt_ledger")) else {
-            throw Refusal(reason: .noPosition, detail: "the ledger holds no \(plan.symbol) position to exit")
+            throw GateRefusal(reason: .noPosition, detail: "the ledger holds no \(plan.symbol) position to exit")
         }
         guard plan.side == position.closingSide else {
-            throw Refusal(reason: .wrongSide, detail: "a \(plan.side) order does not reduce a position of \(position.amount.plainString)")
+            throw GateRefusal(reason: .wrongSide, detail: "a \(plan.side) order does not reduce a position of \(position.amount.plainString)")
         }
         guard plan.kind != .updateStop else { return .passed }
         guard let quantity = Decimal.parse(plan.quantity), quantity > 0 else {

@@ -139,11 +139,7 @@ public final class SentinelPlugin: Plugin {
         next.setBy = "\(Self.name)@\(context.hostID)"
         next.setAtMs = nowMs
         next.meta.eventTimeMs = nowMs
-        if let current {
-            try await control.update("trading_state", next, expectedRevision: current.revision)
-        } else {
-            try await control.create("trading_state", next)
-        }
+        try await control.write("trading_state", next, over: current?.revision)
     }
 
     static func alert(_ kind: AlertKind, _ severity: AlertSeverity, subject: String, _ message: String,

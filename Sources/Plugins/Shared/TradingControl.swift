@@ -1,6 +1,12 @@
 import Host
 import Messages
 
+/// A plan or intent a gate does not let through: the decision's reason, and what the operator reads.
+struct GateRefusal: Error {
+    let reason: ReasonCode
+    let detail: String
+}
+
 /// The operator's switches in `qt_control`: the trading state and the kill switch.
 struct TradingControl {
     var state: TradingState
@@ -15,6 +21,11 @@ struct TradingControl {
         if isHalted { return (.tradingHalted, "trading state \(state), kill switch \(killSwitch)") }
         if entry, state == .reducing { return (.tradingReducing, "trading state REDUCING: exits only") }
         return nil
+    }
+
+    /// Throws the refusal for a gate to turn into its BLOCK decision.
+    static func check(_ context: HandlerContext, entry: Bool) async throws {
+        if let (reason, detail) = try await read(context).refusal(entry: entry) { throw GateRefusal(reason: reason, detail: detail) }
     }
 
     /// A bucket without entries means ACTIVE (the state before any operator action).

@@ -100,11 +100,7 @@ public final class UniversePlugin: Plugin {
         universe.entries = UniverseRanking.rank(candidates, states: states, filter: rule)
         universe.asOfMs = nowMs
         universe.meta.eventTimeMs = nowMs
-        if let current {
-            _ = try await bucket.update("active", universe, expectedRevision: current.revision)
-        } else {
-            _ = try await bucket.create("active", universe)
-        }
+        try await bucket.write("active", universe, over: current?.revision)
     }
 
     /// `max_active` now: the rollout's current step, moved one up when it is due and no alert came.
