@@ -145,7 +145,7 @@ public struct KVConflict: Error, CustomStringConvertible {
 }
 
 /// A plugin's view of one KV bucket.
-public struct PluginKV: Sendable {
+public struct PluginKV: Sendable, KeyValueReading {
     let bucket: KeyValueBucket
     let plugin: String
     let canWrite: Bool
@@ -195,3 +195,12 @@ public struct PluginKV: Sendable {
         guard canWrite else { throw PluginError.contract("\(plugin) did not declare KV writes to \(bucket.name)") }
     }
 }
+
+/// What reading a bucket needs, whether through a plugin's declared access or a tool's own
+/// connection, so code that only reads (heat, the status view) serves both.
+public protocol KeyValueReading: Sendable {
+    func get<M: BusMessage>(_ type: M.Type, _ key: String) async throws -> (value: M, revision: UInt64)?
+    func keys() async throws -> [String]
+}
+
+extension KeyValueBucket: KeyValueReading {}

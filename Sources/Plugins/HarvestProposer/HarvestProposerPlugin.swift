@@ -44,8 +44,12 @@ public final class HarvestProposerPlugin: Plugin {
 
         guard let snapshot = try await context.kv("qt_snapshot").get(PositionSnapshot.self, symbol)?.value,
               let mark = Decimal.parse(snapshot.markPrice), mark > 0 else {
-            try alert(context, symbol: symbol, eventTimeMs: eventTimeMs,
-                      "\(symbol): open in the ledger but no snapshot with a mark price; no exit proposal until position-brain writes one")
+            // A position-brain poll or two after the fill is normal; past that, exits are stuck.
+            if eventTimeMs - position.entry.openedAtMs > Self.snapshotGraceMs {
+                try alert(context, symbol: symbol, eventTimeMs: eventTimeMs,
+                          "\(symbol): open in the ledger but no snapshot with a mark price; no exit proposal until position-brain writes one",
+                          id: ContentID.hash(Self.name, "no-snapshot", symbol, String(position.revision)))
+            }
             return
         }
         let wallMs = Int64(Date().timeIntervalSince1970 * 1000)
@@ -101,14 +105,17 @@ public final class HarvestProposerPlugin: Plugin {
         return proposal
     }
 
-    private func alert(_ context: HandlerContext, symbol: String, eventTimeMs: Int64, _ text: String) throws {
+    /// Event time (three 1m bars) a new position may wait for its first snapshot without an alert.
+    static let snapshotGraceMs: Int64 = 180_000
+
+    private func alert(_ context: HandlerContext, symbol: String, eventTimeMs: Int64, _ text: String, id: String? = nil) throws {
         var alert = Alert()
         alert.kind = .staleInput
         alert.severity = .warning
         alert.plugin = Self.name
         alert.symbol = symbol
         alert.message = text
-        try context.emit("alerts", alert, subject: Subjects.alert(.staleInput))
+        try context.emit("alerts", alert, subject: Subjects.alert(.staleInput), id: id)
     }
 }
 

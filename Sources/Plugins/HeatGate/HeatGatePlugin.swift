@@ -73,7 +73,7 @@ public final class HeatGatePlugin: Plugin {
                            after: ["calibrated_action": "\(calibrated.calibratedAction)", "bucket": "\(calibrated.bucket)"])
     }
 
-    enum Reading { case known(Double), unknown(String) }
+    public enum Reading: Sendable { case known(Double), unknown(String) }
 
     private func heat(_ context: HandlerContext) async throws -> Reading {
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
@@ -84,14 +84,18 @@ public final class HeatGatePlugin: Plugin {
     }
 
     static func read(_ context: HandlerContext) async throws -> Reading {
-        let snapshots = try await context.kv("qt_snapshot")
+        try await read(snapshots: context.kv("qt_snapshot"), states: context.kv("qt_marketstate"))
+    }
+
+    /// Portfolio heat from the position snapshots and market states; the status view of `qt up`
+    /// reads it the same way the gate does.
+    public static func read(snapshots: some KeyValueReading, states: some KeyValueReading) async throws -> Reading {
         guard let account = try await snapshots.get(AccountSnapshot.self, "_account")?.value else {
             return .unknown("no account snapshot (qt_snapshot/_account)")
         }
         guard let equity = Decimal.parse(account.totalMarginBalance) else {
             return .unknown("qt_snapshot/_account total_margin_balance is \"\(account.totalMarginBalance)\"")
         }
-        let states = try await context.kv("qt_marketstate")
         var exposures: [HeatKernel.Exposure] = []
         for key in try await snapshots.keys() where key != "_account" {
             guard let snapshot = try await snapshots.get(PositionSnapshot.self, key)?.value,

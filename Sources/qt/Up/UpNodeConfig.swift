@@ -1,0 +1,48 @@
+import Foundation
+
+/// The node config `qt up` runs: every built-in plugin against the local NATS and simulator.
+/// Wall-clock intervals are scaled to the simulator's bar speed (DESIGN.md §3.3: "a demo behaves
+/// like a compressed trading day"); event-time settings (rate limits, cooldowns, staleness of
+/// market state) need no scaling because they follow the simulated bar times.
+struct UpNodeConfig {
+    var hostID = "up"
+    var natsURL: String
+    var exchangeURL: String
+    var keyFile: String
+    var secretFile: String
+    /// Wall milliseconds per simulated minute.
+    var barMs: Int
+
+    /// Wall seconds for `simulatedSeconds` of market time, never below `floor`.
+    func wall(_ simulatedSeconds: Double, floor: Double) -> Double {
+        max(floor, simulatedSeconds * Double(barMs) / 60_000)
+    }
+
+    private func seconds(_ value: Double) -> String { String(format: "%.2f", value) }
+
+    var yaml: String {
+        let barSeconds = Double(barMs) / 1000
+        return """
+        # Written by `qt up`; run the same pipeline elsewhere with `qt host --config <this file>`.
+        host_id: \(hostID)
+        nats: { servers: [\(natsURL)] }
+        http_port: 0
+        exchange: { base_url: \(exchangeURL), key_file: \(keyFile), secret_file: \(secretFile) }
+        plugins:
+          market-feed: { interval_s: \(seconds(max(0.5, 2 * barSeconds))) }
+          market-state: {}
+          universe: { check_s: 1, refresh_s: \(Int(wall(3_600, floor: 10))), rollout_step_s: \(Int(wall(86_400, floor: 60))) }
+          ai-agent: {}
+          intent-bridge: {}
+          governor: {}
+          portfolio-gate: {}
+          executor: { resume_s: 10 }
+          position-brain: { interval_s: \(seconds(max(0.5, 2 * barSeconds))) }
+          harvest-proposer: {}
+          heat-gate: {}
+          apply-layer: {}
+          sentinel: { interval_s: 2 }
+
+        """
+    }
+}
