@@ -7,9 +7,12 @@ import Messages
 import Plugins
 import XCTest
 
-/// The whole entry side on 566 symbols: universe → intent-bridge → governor → portfolio-gate →
-/// executor, with the sentinel and the trading state, against the simulator.
-final class EntryPipelineTests: ExecutionTestCase {
+/// The incident's R4 and R5 (DESIGN.md §1): four symbol lists drifted apart (8, 566, 3, 4), 566
+/// symbols with no concentration limit opened 45 positions, and the exit side looped over a
+/// 3-symbol list so 42 of them were never considered for exit. Here the whole entry side runs on
+/// 566 symbols (universe → intent-bridge → governor → portfolio-gate → executor) and the exit side
+/// on the ledger, with the sentinel and the trading state, against the simulator.
+final class IncidentSymbolListTests: ExecutionTestCase {
     override func configure(_ config: inout SimulatorConfig) {
         config.symbols = 566
         config.historyBars = 300
@@ -51,11 +54,13 @@ final class EntryPipelineTests: ExecutionTestCase {
         return open
     }
 
-    func testFortyFiveStrongSignalsOver566SymbolsOpenAtMostMaxPositionsInsideTheUniverse() async throws {
+    func testFortyFiveSignalsOver566SymbolsOpenAtMostTenInsideTheUniverseAndEveryPositionGetsExitProposals() async throws {
         try await freshAccount()
+        // Stops 30 % away: at a bar every 250 ms, 2 % stops trigger while the exit side backfills,
+        // and a position the stop closed needs no exit proposal.
         _ = try await startPipeline([
             "universe": ["check_s": "1", "candidates": "40", "min_ts": "0", "rollout": "30"],
-            "intent-bridge": [:], "governor": [:], "portfolio-gate": ["max_positions": "10"], "executor": [:],
+            "intent-bridge": [:], "governor": ["stop_dist_pct": "0.3"], "portfolio-gate": ["max_positions": "10"], "executor": [:],
         ])
         try await waitUntil("the universe is written", seconds: 30) {
             try await bus.keyValue("qt_universe").get(Universe.self, "active") != nil
@@ -91,6 +96,17 @@ final class EntryPipelineTests: ExecutionTestCase {
         for symbol in outside {
             check(try await decisions("intent-bridge", symbol, expected: 1).first?.reason, .notInUniverse)
         }
+
+        // The exit side has no list of its own: every open position in the ledger gets proposals.
+        let exitSide = try await startPipeline(["market-feed": ["interval_s": "0.3"], "market-state": [:],
+                                                "position-brain": ["interval_s": "0.5"], "harvest-proposer": [:]], host: "exit")
+        let proposals = try await read(HarvestProposal.self, subject: "qt.harvest.proposed.*", seconds: 90) { read in
+            Set(read.map(\.symbol)).isSuperset(of: open.keys)
+        }
+        let proposed = Set(proposals.map(\.symbol))
+        XCTAssertEqual(proposed, Set(open.keys), "open positions without an exit proposal: \(Set(open.keys).subtracting(proposed).sorted())")
+        // Its market states would replace the ones this test writes below.
+        await stopHost(exitSide)
 
         // The limit lowered while positions are open: the sentinel alerts.
         _ = try await startPipeline(["sentinel": ["interval_s": "0.5", "max_positions": "5"]], host: "watch")
