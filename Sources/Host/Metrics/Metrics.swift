@@ -34,6 +34,8 @@ public final class MetricHistogram: @unchecked Sendable {
     }
 
     var snapshot: (buckets: [Double], sum: Double, count: Double) { lock.withLock { (buckets, sum, count) } }
+
+    public var meanMilliseconds: Double { lock.withLock { count > 0 ? sum / count : 0 } }
 }
 
 public final class PluginMetrics: @unchecked Sendable {

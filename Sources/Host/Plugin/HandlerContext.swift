@@ -157,6 +157,9 @@ public struct PluginKV: Sendable, KeyValueReading {
 
     public func keys() async throws -> [String] { try await bucket.keys() }
 
+    /// The bucket's current values, then every change (see `KeyValueBucket.watch`).
+    public func watch() async throws -> KeyWatch { try await bucket.watch() }
+
     @discardableResult
     public func put<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
         try checkWrite()

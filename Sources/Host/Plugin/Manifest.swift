@@ -36,15 +36,21 @@ public struct InputSpec: Sendable {
     /// Fetch the next batch while this one is handled. Turn it off for an input whose handler
     /// is slow enough (exchange calls) that two batches might not finish inside AckWait.
     public var prefetch: Bool
+    /// Messages of a batch on different subjects handled at once, up to this many; one
+    /// subject's messages always one after another, in stream order. For handlers that wait on
+    /// I/O per message (the executor's exchange calls), where the subject is the unit that must
+    /// stay ordered (a symbol).
+    public var concurrency: Int
 
     public init(_ name: String, subject: String, type: any BusMessage.Type, ackWaitMs: Int64 = 30_000, fetchBatch: Int = 64,
-                prefetch: Bool = true) {
+                prefetch: Bool = true, concurrency: Int = 1) {
         self.name = name
         self.subject = subject
         self.type = type
         self.ackWaitMs = ackWaitMs
         self.fetchBatch = fetchBatch
         self.prefetch = prefetch
+        self.concurrency = max(1, concurrency)
     }
 }
 

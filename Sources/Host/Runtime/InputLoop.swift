@@ -88,42 +88,84 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
         for delivery in sent.handled { try? delivery.ack() }
     }
 
-    /// Runs the handler on each message in order; returns the outputs to publish and the
-    /// deliveries to ack once they are in.
+    /// Runs the handler on each message (in order, or per subject in order with
+    /// `spec.concurrency`); returns the outputs to publish, in batch order, and the deliveries
+    /// to ack once they are in.
     private func handle(_ batch: [Delivery<M>], keeper: ProgressKeeper<M>) async -> ([OutgoingMessage], [Delivery<M>]) {
-        var outputs: [OutgoingMessage] = []
-        var handled: [Delivery<M>] = []
         if let last = batch.last { binding.metrics.pending.set(Double(last.raw.pending)) }
         binding.metrics.messagesIn.add(batch.count)
-        for (index, delivery) in batch.enumerated() {
-            if isStopping {
-                for unstarted in batch[index...] { try? unstarted.nak(delayMs: 0) }
-                binding.metrics.messagesIn.add(-(batch.count - index))
-                break
-            }
-            let context = HandlerContext(binding: binding, eventTimeMs: delivery.message.meta.eventTimeMs,
-                                         cause: delivery.cause, causeStream: delivery.raw.stream,
-                                         causeSequence: delivery.streamSequence)
-            let input = Input(name: spec.name, subject: delivery.subject, message: delivery.message,
-                              streamSequence: delivery.streamSequence, deliveryCount: delivery.deliveryCount)
-            let started = DispatchTime.now().uptimeNanoseconds
-            do {
-                try await binding.plugin.handle(input, context: context)
-                outputs.append(contentsOf: context.outputs)
-                handled.append(delivery)
-            } catch let error as PluginError {
-                keeper.settled(delivery)
-                switch error {
-                case .permanent, .contract: await deadLetter(delivery, error: error.description)
-                case .transient: await retryLater(delivery, error: error)
+        var results = [[OutgoingMessage]?](repeating: nil, count: batch.count)
+        if spec.concurrency == 1 || batch.count == 1 {
+            for index in batch.indices { results[index] = await handleOne(batch[index], keeper: keeper) }
+        } else {
+            var lanes: [[Int]] = []
+            var laneOfSubject: [String: Int] = [:]
+            for (index, delivery) in batch.enumerated() {
+                if let lane = laneOfSubject[delivery.subject] {
+                    lanes[lane].append(index)
+                } else {
+                    laneOfSubject[delivery.subject] = lanes.count
+                    lanes.append([index])
                 }
-            } catch {
-                keeper.settled(delivery)
-                await retryLater(delivery, error: error)
             }
-            binding.metrics.latency.observe(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
+            await withTaskGroup(of: [(Int, [OutgoingMessage]?)].self) { group in
+                var running = 0
+                for lane in lanes {
+                    if running == spec.concurrency, let done = await group.next() {
+                        for (index, outputs) in done { results[index] = outputs }
+                        running -= 1
+                    }
+                    group.addTask { [self] in
+                        var done: [(Int, [OutgoingMessage]?)] = []
+                        for index in lane { done.append((index, await handleOne(batch[index], keeper: keeper))) }
+                        return done
+                    }
+                    running += 1
+                }
+                for await done in group {
+                    for (index, outputs) in done { results[index] = outputs }
+                }
+            }
+        }
+        var outputs: [OutgoingMessage] = []
+        var handled: [Delivery<M>] = []
+        for (index, result) in results.enumerated() {
+            guard let result else { continue }
+            outputs.append(contentsOf: result)
+            handled.append(batch[index])
         }
         return (outputs, handled)
+    }
+
+    /// One message through the plugin: its outputs, or nil when it was not handled (NAKed,
+    /// dead-lettered, or left for redelivery because the loop is stopping).
+    private func handleOne(_ delivery: Delivery<M>, keeper: ProgressKeeper<M>) async -> [OutgoingMessage]? {
+        if isStopping {
+            try? delivery.nak(delayMs: 0)
+            binding.metrics.messagesIn.add(-1)
+            return nil
+        }
+        let context = HandlerContext(binding: binding, eventTimeMs: delivery.message.meta.eventTimeMs,
+                                     cause: delivery.cause, causeStream: delivery.raw.stream,
+                                     causeSequence: delivery.streamSequence)
+        let input = Input(name: spec.name, subject: delivery.subject, message: delivery.message,
+                          streamSequence: delivery.streamSequence, deliveryCount: delivery.deliveryCount)
+        let started = DispatchTime.now().uptimeNanoseconds
+        defer { binding.metrics.latency.observe(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6) }
+        do {
+            try await binding.plugin.handle(input, context: context)
+            return context.outputs
+        } catch let error as PluginError {
+            keeper.settled(delivery)
+            switch error {
+            case .permanent, .contract: await deadLetter(delivery, error: error.description)
+            case .transient: await retryLater(delivery, error: error)
+            }
+        } catch {
+            keeper.settled(delivery)
+            await retryLater(delivery, error: error)
+        }
+        return nil
     }
 
     private func deadLetter(_ delivery: Delivery<M>, error: String) async {

@@ -59,6 +59,7 @@ public final class GovernorPlugin: Plugin {
     private let exchange: BinanceFutures
     private let filters: FilterCache
     private let limits: Limits
+    private let ledgerView = LedgerView()
 
     init(exchange: BinanceFutures, limits: Limits) {
         self.exchange = exchange
@@ -132,7 +133,7 @@ public final class GovernorPlugin: Plugin {
 
         var reasons: [ReasonCode] = []
         if gate.decision == .scale { reasons.append(.killScoreScale) }
-        let open = try await LedgerPosition.openPositions(in: try await context.kv("qt_ledger"))
+        let open = try await ledgerView.openPositions(try await context.kv("qt_ledger"))
         let openNotional = open.reduce(Decimal(0)) { $0 + abs($1.amount) * $1.entryPrice }
         let room = limits.maxTotalNotional - openNotional
         guard room > 0 else {

@@ -24,13 +24,20 @@ public final class HarvestProposerPlugin: Plugin {
             kvReads: ["qt_ledger", "qt_snapshot", "qt_state"],
             kvWrites: ["qt_state"],
             config: [ConfigKey("snapshot_stale_s", .double, default: .double(15),
-                               help: "a snapshot older than this (3 poll intervals) is used but raises an alert")]),
-        make: { setup in HarvestProposerPlugin(snapshotStaleMs: Int64(setup.settings.double("snapshot_stale_s") * 1000)) })
+                               help: "a snapshot older than this (3 poll intervals) is used but raises an alert"),
+                     ConfigKey("snapshot_grace_s", .int, default: .int(180),
+                               help: "event-time seconds a new position may wait for its first snapshot before an alert")]),
+        make: { setup in
+            HarvestProposerPlugin(snapshotStaleMs: Int64(setup.settings.double("snapshot_stale_s") * 1000),
+                                  snapshotGraceMs: Int64(setup.settings.int("snapshot_grace_s")) * 1000)
+        })
 
     private let snapshotStaleMs: Int64
+    private let snapshotGraceMs: Int64
 
-    init(snapshotStaleMs: Int64) {
+    init(snapshotStaleMs: Int64, snapshotGraceMs: Int64) {
         self.snapshotStaleMs = snapshotStaleMs
+        self.snapshotGraceMs = snapshotGraceMs
     }
 
     public func handle(_ input: Input, context: HandlerContext) async throws {
@@ -45,7 +52,7 @@ public final class HarvestProposerPlugin: Plugin {
         guard let snapshot = try await context.kv("qt_snapshot").get(PositionSnapshot.self, symbol)?.value,
               let mark = Decimal.parse(snapshot.markPrice), mark > 0 else {
             // A position-brain poll or two after the fill is normal; past that, exits are stuck.
-            if eventTimeMs - position.entry.openedAtMs > Self.snapshotGraceMs {
+            if eventTimeMs - position.entry.openedAtMs > snapshotGraceMs {
                 try alert(context, symbol: symbol, eventTimeMs: eventTimeMs,
                           "\(symbol): open in the ledger but no snapshot with a mark price; no exit proposal until position-brain writes one",
                           id: ContentID.hash(Self.name, "no-snapshot", symbol, String(position.revision)))
@@ -104,9 +111,6 @@ public final class HarvestProposerPlugin: Plugin {
         proposal.meta.eventTimeMs = eventTimeMs
         return proposal
     }
-
-    /// Event time (three 1m bars) a new position may wait for its first snapshot without an alert.
-    static let snapshotGraceMs: Int64 = 180_000
 
     private func alert(_ context: HandlerContext, symbol: String, eventTimeMs: Int64, _ text: String, id: String? = nil) throws {
         var alert = Alert()

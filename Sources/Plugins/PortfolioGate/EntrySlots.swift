@@ -14,6 +14,7 @@ struct EntrySlots {
 
     let context: HandlerContext
     let ledger: PluginKV
+    let view: LedgerView
     let maxPositions: Int
 
     /// Takes a slot for `symbol` until `untilMs` (its permit's expiry); false when all are taken.
@@ -44,10 +45,9 @@ struct EntrySlots {
     /// Symbols whose ledger entry holds a position or a claim (an order in flight).
     private func ledgerOccupied() async throws -> Set<String> {
         var occupied = Set<String>()
-        for key in try await ledger.keys() {
-            guard let found = try await ledger.get(LedgerEntry.self, key) else { continue }
-            let position = try LedgerPosition(symbol: key, entry: found.value, revision: found.revision)
-            if position.isOpen || !found.value.pendingClientOrderID.isEmpty { occupied.insert(key) }
+        for (symbol, entry, revision) in try await view.current(ledger) {
+            let position = try LedgerPosition(symbol: symbol, entry: entry, revision: revision)
+            if position.isOpen || !entry.pendingClientOrderID.isEmpty { occupied.insert(symbol) }
         }
         return occupied
     }

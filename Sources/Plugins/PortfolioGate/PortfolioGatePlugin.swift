@@ -40,6 +40,7 @@ public final class PortfolioGatePlugin: Plugin {
     private let maxMarginRatio: Double
     private let snapshotMaxAgeMs: Int64
     private let permitTTLMs: Int64
+    private let ledgerView = LedgerView()
 
     init(maxPositions: Int, maxMarginRatio: Double, snapshotMaxAgeMs: Int64, permitTTLMs: Int64) {
         self.maxPositions = maxPositions
@@ -103,7 +104,7 @@ public final class PortfolioGatePlugin: Plugin {
         if let position = try await LedgerPosition.read(plan.symbol, from: ledger) {
             throw GateRefusal(reason: .positionExists, detail: "\(plan.symbol) already holds \(position.amount.plainString): no pyramiding")
         }
-        let slots = EntrySlots(context: context, ledger: ledger, maxPositions: maxPositions)
+        let slots = EntrySlots(context: context, ledger: ledger, view: ledgerView, maxPositions: maxPositions)
         guard try await slots.claim(plan.symbol, untilMs: nowMs + permitTTLMs, nowMs: nowMs) else {
             throw GateRefusal(reason: .maxPositions, detail: "all \(maxPositions) entry slots are taken")
         }

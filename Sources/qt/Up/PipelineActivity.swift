@@ -66,7 +66,8 @@ final class PipelineActivity: @unchecked Sendable {
             + shortName(decision.reason) + (decision.detail.isEmpty ? "" : "  \(decision.detail.prefix(60))")
         lock.withLock {
             verdicts[shortName(decision.verdict), default: 0] += 1
-            Self.append(Line(wallMs: wallMs, text: text), to: &recentDecisions)
+            // An apply-layer HOLD comes with every bar of every position: counted, not shown.
+            if decision.reason != .hold { Self.append(Line(wallMs: wallMs, text: text), to: &recentDecisions) }
         }
     }
 

@@ -89,7 +89,7 @@ struct StatusBoard {
         lines.append("")
         lines.append("orders filled: \(activity.entriesFilled) entries, \(activity.exitsFilled) exits · stops triggered \(activity.stopFills)"
                      + " · rejected \(activity.rejected)")
-        lines.append("decisions: " + verdictSummary(activity.verdicts))
+        lines.append("decisions: " + verdictSummary(activity.verdicts) + " (latest, apply-layer HOLDs not listed:)")
         for line in activity.decisions { lines.append("  \(clock(line.wallMs)) \(line.text)") }
         lines.append("")
         lines.append("consumer lag \(state.consumerLag)" + (state.mostBehind.map { " (most behind: \($0))" } ?? "")

@@ -38,7 +38,7 @@ struct UpNodeConfig {
           portfolio-gate: {}
           executor: { resume_s: 10 }
           position-brain: { interval_s: \(seconds(max(0.5, 2 * barSeconds))) }
-          harvest-proposer: {}
+          harvest-proposer: { snapshot_grace_s: \(Int(max(180, 5 * 60_000 / Double(barMs)))) }
           heat-gate: {}
           apply-layer: {}
           sentinel: { interval_s: 2 }

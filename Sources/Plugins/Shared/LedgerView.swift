@@ -1,0 +1,66 @@
+import Bus
+import Foundation
+import Host
+import Messages
+
+/// The whole ledger in memory, kept current by a KV watch, for gates that need every position
+/// per message (the governor's open notional, the portfolio gate's occupied slots). Scanning
+/// the bucket instead costs one KV read per symbol per message: with 566 symbols that was most
+/// of an entry's latency. A view may trail the bucket by a watch delivery (milliseconds); both
+/// uses tolerate that: the notional cap is a cap on sizing, and an entry slot stays held by its
+/// permit until the ledger shows the position.
+public final class LedgerView: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: (entry: LedgerEntry?, revision: UInt64)] = [:]
+    private var watch: KeyWatch?
+    private var follower: Task<Void, Never>?
+    private var loaded = false
+
+    public init() {}
+
+    deinit {
+        follower?.cancel()
+        watch?.stop()
+    }
+
+    /// Every key's latest entry with its revision (deleted keys left out).
+    public func current(_ ledger: PluginKV) async throws -> [(symbol: String, entry: LedgerEntry, revision: UInt64)] {
+        if !lock.withLock({ loaded }) { try await load(ledger) }
+        return lock.withLock {
+            entries.compactMap { key, value in value.entry.map { (key, $0, value.revision) } }.sorted { $0.symbol < $1.symbol }
+        }
+    }
+
+    /// Open positions, as `LedgerPosition.openPositions` reads them from the bucket.
+    public func openPositions(_ ledger: PluginKV) async throws -> [LedgerPosition] {
+        try await current(ledger).map { try LedgerPosition(symbol: $0.symbol, entry: $0.entry, revision: $0.revision) }.filter(\.isOpen)
+    }
+
+    /// The watch starts before the scan, so no change falls between them; either may deliver a
+    /// key first, and the higher revision wins.
+    private func load(_ ledger: PluginKV) async throws {
+        let watch = try await ledger.watch()
+        let follower = Task.detached { [weak self] in
+            for await entry in watch {
+                let value = entry.operation == .put ? try? entry.decoded(as: LedgerEntry.self) : nil
+                self?.apply(entry.key, value, revision: entry.revision)
+            }
+        }
+        for key in try await ledger.keys() {
+            if let found = try await ledger.get(LedgerEntry.self, key) { apply(key, found.value, revision: found.revision) }
+        }
+        let replaced: (KeyWatch?, Task<Void, Never>?) = lock.withLock {
+            defer { (self.watch, self.follower, loaded) = (watch, follower, true) }
+            return (self.watch, self.follower)
+        }
+        replaced.1?.cancel()
+        replaced.0?.stop()
+    }
+
+    private func apply(_ key: String, _ entry: LedgerEntry?, revision: UInt64) {
+        lock.withLock {
+            if let known = entries[key], known.revision >= revision { return }
+            entries[key] = (entry, revision)
+        }
+    }
+}

@@ -1,0 +1,225 @@
+import ArgumentParser
+import Bus
+import Exchange
+import Foundation
+import Host
+import Identity
+import Messages
+import NatsServerKit
+import Plugins
+
+/// Signal → plan → permit → order filled on the simulator → ledger committed, on loopback: the
+/// latency of each intent from its publish to its `OrderResult` (published after the ledger
+/// commit) at a fixed open-loop rate, the highest rate the pipeline sustains, the exchange round
+/// trip alone as the floor (same run, same client), and the RSS of a `qt host` child running
+/// every plugin on the simulator's symbols.
+struct EndToEndBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "End-to-end latency (intent → ledger) at a fixed rate, the maximum sustained rate, and host RSS with every plugin.")
+
+    @Option(help: "Intents per second for the latency measurement.") var rate = 100.0
+    @Option(help: "Seconds of the latency measurement.") var duration = 20.0
+    @Option(help: "Rates tried, in order, for the maximum sustained rate (each for 5 s).") var ladder = "10,20,40,60,80,100,150"
+    @Option(help: "Symbols listed by the simulator (and active in the universe).") var symbols = 566
+    @Option(name: .customLong("rss-seconds"), help: "Seconds the every-plugin host runs while its RSS is sampled (0: skip).")
+    var rssSeconds = 60.0
+
+    func run() async throws {
+        try await reportingErrors {
+            let server = try NatsServer()
+            defer { server.stop() }
+            let bus = try BusConnection(ConnectionOptions(servers: [server.url], name: "qt-bench-e2e"))
+            defer { bus.close() }
+            _ = try await bus.provision()
+            let credentials = Credentials.generate()
+            var config = SimulatorConfig(credentials: credentials)
+            config.symbols = symbols
+            config.historyBars = 400
+            config.startingBalance = 10_000_000  // hundreds of open positions at once must not hit margin
+            config.weightLimitPerMinute = 10_000_000
+            let simulator = try await SimulatorServer.start(config)
+            defer { Task { await simulator.stop() } }
+            let listed = simulator.exchange.symbols
+            printLine("e2e benchmark: \(listed.count) symbols, nats-server \(server.url), simulator \(simulator.baseURL)")
+
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qt-bench-e2e-\(UUID().uuidString.prefix(8))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let keys = try writeKeys(credentials, in: directory)
+            let eventTimeMs = simulator.exchange.simulatedNowMs
+            try await prepareState(bus, symbols: listed, eventTimeMs: eventTimeMs)
+            let host = try await startEntryHost(server: server, simulator: simulator, keys: keys)
+
+            let driver = IntentDriver(bus: bus, symbols: listed, eventTimeMs: eventTimeMs)
+            try await driver.start()
+            printLine("warm-up: 2 s at 50/s")
+            _ = try await driver.run(rate: 50, seconds: 2)
+
+            let measured = try await driver.run(rate: rate, seconds: duration)
+            printLine("latency at \(Int(rate))/s for \(Int(duration)) s: " + measured.description)
+
+            var sustained: (rate: Double, run: IntentDriver.Run)?
+            for step in ladder.split(separator: ",").compactMap({ Double($0.trimmingCharacters(in: .whitespaces)) }) {
+                let run = try await driver.run(rate: step, seconds: 5)
+                printLine("  \(Int(step))/s: " + run.description)
+                guard run.keptUp else { break }
+                sustained = (step, run)
+            }
+            let stages = ["intent-bridge", "governor", "portfolio-gate", "executor"].map { name in
+                String(format: "%@ %.2f ms", name, host.metrics.plugin(name).latency.meanMilliseconds)
+            }
+            printLine("mean handler time per message: " + stages.joined(separator: ", "))
+            await host.shutdown()
+            driver.stop()
+
+            let floor = try await exchangeFloor(simulator: simulator, credentials: credentials, symbols: listed)
+            printLine("exchange floor (client → simulator, MARKET order + STOP_MARKET algo order, sequential): " + floor.description)
+            var rss: (peakMB: Double, lastMB: Double)?
+            if rssSeconds > 0 { rss = try await measureRSS(server: server, simulator: simulator, keys: keys) }
+
+            printLine("")
+            printLine("| measurement | value | floor (same run) | target |")
+            printLine("|---|---|---|---|")
+            printLine(String(format: "| intent → ledger committed at %d/s, p50 | %.1f ms | %.1f ms (exchange calls alone) | |", Int(rate),
+                             measured.p50, floor.p50))
+            printLine(String(format: "| intent → ledger committed at %d/s, p99 | %.1f ms | %.1f ms | ≤ 20 ms |", Int(rate), measured.p99, floor.p99))
+            printLine("| completed / sent at \(Int(rate))/s | \(measured.completed) / \(measured.sent) (blocked or skipped: \(measured.refused)) | | all |")
+            if let sustained {
+                printLine(String(format: "| maximum sustained rate (of %@) | %d intents/s (p99 %.1f ms) | | |", ladder, Int(sustained.rate),
+                                 sustained.run.p99))
+            } else {
+                printLine("| maximum sustained rate (of \(ladder)) | below the first step | | |")
+            }
+            if let rss {
+                printLine(String(format: "| `qt host` RSS, every plugin, %d symbols, %d s | peak %.0f MB, end %.0f MB | | ≤ 200 MB |",
+                                 listed.count, Int(rssSeconds), rss.peakMB, rss.lastMB))
+            }
+        }
+    }
+
+    private func writeKeys(_ credentials: Credentials, in directory: URL) throws -> (key: String, secret: String) {
+        let key = directory.appendingPathComponent("api_key"), secret = directory.appendingPathComponent("api_secret")
+        try Data(credentials.apiKey.utf8).write(to: key)
+        try Data(credentials.revealSecret().utf8).write(to: secret)
+        return (key.path, secret.path)
+    }
+
+    /// Every symbol active, a calm trending market state at the intents' event time, and a fresh
+    /// account: the gates' inputs are present and pass, so the pipeline is what is measured.
+    private func prepareState(_ bus: BusConnection, symbols: [String], eventTimeMs: Int64) async throws {
+        var universe = Universe()
+        universe.version = 1
+        universe.maxActive = Int32(symbols.count)
+        universe.entries = symbols.enumerated().map { index, symbol in
+            var entry = UniverseEntry()
+            (entry.symbol, entry.rank, entry.active) = (symbol, Int32(index + 1), true)
+            return entry
+        }
+        try await bus.keyValue("qt_universe").put("active", message: universe)
+        let states = try await bus.keyValue("qt_marketstate")
+        for symbol in symbols {
+            var state = MarketState()
+            state.symbol = symbol
+            (state.sigma, state.ts, state.pTrend, state.pMr, state.pChop) = (0.002, 0.5, 0.6, 0.2, 0.2)
+            state.asOfMs = eventTimeMs
+            _ = try await states.put(symbol, message: state)
+        }
+        var account = AccountSnapshot()
+        account.marginRatio = 0.01
+        account.totalMarginBalance = "10000000"
+        account.asOfMs = Int64(Date().timeIntervalSince1970 * 1000)
+        try await bus.keyValue("qt_snapshot").put("_account", message: account)
+    }
+
+    /// The benchmark profile: the entry path with its limits raised so every intent passes.
+    private func startEntryHost(server: NatsServer, simulator: SimulatorServer, keys: (key: String, secret: String)) async throws -> PluginHost {
+        let yaml = """
+        host_id: bench-e2e
+        nats: { servers: [\(server.url)] }
+        http_port: 0
+        exchange: { base_url: \(simulator.baseURL), key_file: \(keys.key), secret_file: \(keys.secret) }
+        plugins:
+          intent-bridge: {}
+          governor: { stop_dist_pct: 0.5, max_total_notional: 100000000, rate_per_5m: 1000000, rate_per_hour: 1000000, market_state_max_age_s: 100000000 }
+          portfolio-gate: { max_positions: 100000, max_margin_ratio: 1, snapshot_max_age_s: 100000 }
+          executor: {}
+        """
+        let registry = BuiltInPlugins.registry
+        let host = PluginHost(config: try NodeConfig.parse(yaml, file: "bench-e2e.yaml", registry: registry), registry: registry)
+        try await host.start()
+        return host
+    }
+
+    /// The exchange part alone: what the executor sends per entry (a MARKET order, then its
+    /// STOP_MARKET algo order), through the same client, one after another.
+    private func exchangeFloor(simulator: SimulatorServer, credentials: Credentials, symbols: [String]) async throws -> LatencySample {
+        let client = BinanceFutures(config: ExchangeConfig(baseURL: simulator.baseURL), credentials: credentials)
+        let filters = try await client.symbolFilters()
+        var sample = LatencySample()
+        for index in 0..<300 {
+            let symbol = symbols[index % symbols.count]
+            guard let filter = filters[symbol], let mark = simulator.exchange.mark(symbol) else { continue }
+            let quantity = try filter.marketQuantity(Decimal(200) / mark, price: mark, reduceOnly: false)
+            let start = DispatchTime.now().uptimeNanoseconds
+            let fill = try await client.newOrder(NewOrder(symbol: symbol, side: .buy, quantity: quantity, clientOrderId: "floor-\(index)"))
+            _ = fill
+            _ = try await client.newStopOrder(NewStopOrder(symbol: symbol, side: .sell, triggerPrice: filter.roundPrice(mark / 2, .down),
+                                                           clientAlgoId: "floor-stop-\(index)"))
+            sample.add(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        return sample
+    }
+
+    /// A `qt host` child with every plugin (the `qt up` node config) on all symbols; its RSS from
+    /// /proc every second.
+    private func measureRSS(server: NatsServer, simulator: SimulatorServer, keys: (key: String, secret: String)) async throws -> (peakMB: Double, lastMB: Double) {
+        let node = UpNodeConfig(hostID: "bench-rss", natsURL: server.url, exchangeURL: simulator.baseURL, keyFile: keys.key,
+                                secretFile: keys.secret, barMs: simulator.exchange.config.barMs)
+        let yaml = node.yaml.replacingOccurrences(of: "universe: { check_s: 1,", with: "universe: { check_s: 1, candidates: \(symbols), rollout: \"\(symbols)\",")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("qt-bench-rss-\(UUID().uuidString.prefix(8)).yaml")
+        try Data(yaml.utf8).write(to: path)
+        defer { try? FileManager.default.removeItem(at: path) }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+        child.arguments = ["host", "--config", path.path]
+        child.standardOutput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        defer { if child.isRunning { child.terminate(); child.waitUntilExit() } }
+        var peak = 0.0, last = 0.0
+        for _ in 0..<Int(rssSeconds) {
+            try await Task.sleep(nanoseconds: 1_000_000_000)
+            guard child.isRunning else { throw ValidationError("the every-plugin host exited with \(child.terminationStatus)") }
+            last = Self.residentMB(pid: child.processIdentifier)
+            peak = max(peak, last)
+        }
+        printLine(String(format: "qt host with every plugin on %d symbols: RSS peak %.0f MB, after %d s %.0f MB", symbols, peak,
+                         Int(rssSeconds), last))
+        return (peak, last)
+    }
+
+    static func residentMB(pid: Int32) -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kB = line.split(separator: " ").compactMap({ Double($0) }).first else { return 0 }
+        return kB / 1024
+    }
+}
+
+/// Latencies in milliseconds and their percentiles.
+struct LatencySample: CustomStringConvertible {
+    private(set) var values: [Double] = []
+    mutating func add(_ milliseconds: Double) { values.append(milliseconds) }
+
+    func percentile(_ p: Double) -> Double {
+        guard !values.isEmpty else { return .nan }
+        let sorted = values.sorted()
+        let rank = Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1
+        return sorted[max(0, min(sorted.count - 1, rank))]
+    }
+
+    var p50: Double { percentile(50) }
+    var p99: Double { percentile(99) }
+    var description: String { String(format: "n=%d p50 %.1f ms, p99 %.1f ms, max %.1f ms", values.count, p50, p99, values.max() ?? .nan) }
+}

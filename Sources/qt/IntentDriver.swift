@@ -1,0 +1,126 @@
+import Bus
+import Foundation
+import Identity
+import Messages
+
+/// Publishes trade intents at a fixed open-loop rate and times each one until its chain ends:
+/// an `OrderResult` (the executor publishes it after the ledger commit) or a gate's BLOCK/SKIP.
+/// Symbols are used round-robin, opening on one pass over them and closing on the next, so one
+/// symbol has at most one chain in flight while the pipeline keeps up.
+final class IntentDriver: @unchecked Sendable {
+    struct Run: CustomStringConvertible {
+        var sent = 0
+        var completed = 0
+        var refused = 0
+        var refusals: [String: Int] = [:]
+        var latencies = LatencySample()
+        /// Every chain ended within a second of the last intent: no backlog built up.
+        var keptUp = false
+
+        var p50: Double { latencies.p50 }
+        var p99: Double { latencies.p99 }
+        var description: String {
+            "\(completed)/\(sent) to the ledger, \(refused) refused, " + latencies.description + (keptUp ? "" : " — fell behind")
+                + (refusals.isEmpty ? "" : " (refusals: " + refusals.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")")
+        }
+    }
+
+    private let bus: BusConnection
+    private let symbols: [String]
+    private let eventTimeMs: Int64
+    private let runID = UUID().uuidString
+    private let lock = NSLock()
+    private var issued = 0
+    private var inFlight: [String: UInt64] = [:]
+    private var current = Run()
+    private var followers: [Task<Void, Never>] = []
+
+    init(bus: BusConnection, symbols: [String], eventTimeMs: Int64) {
+        self.bus = bus
+        self.symbols = symbols
+        self.eventTimeMs = eventTimeMs
+    }
+
+    func start() async throws {
+        for subject in ["qt.exec.result.*", "qt.decision.*.*"] {
+            followers.append(Task.detached { [self] in
+                try? await bus.tail(subject, last: 0, follow: true) { [self] message in
+                    observe(message)
+                    return !Task.isCancelled
+                }
+            })
+        }
+        try await Task.sleep(nanoseconds: 300_000_000)  // the tails' consumers exist before the first intent
+    }
+
+    func stop() { followers.forEach { $0.cancel() } }
+
+    private func observe(_ message: InboundMessage) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if let result = try? OrderResult(serializedBytes: message.payload), message.subject.hasPrefix("qt.exec.result.") {
+            let completed = result.status == .applied || result.status == .filled
+            finish(result.symbol, at: now, completed: completed, why: completed ? "" : "executor \(shortName(result.status)) \(result.errorCode) \(result.errorMessage.prefix(60))")
+        } else if let decision = try? Decision(serializedBytes: message.payload), decision.verdict == .block || decision.verdict == .skip {
+            finish(decision.symbol, at: now, completed: false, why: "\(decision.plugin) \(shortName(decision.reason))")
+        }
+    }
+
+    private func finish(_ symbol: String, at now: UInt64, completed: Bool, why: String) {
+        lock.withLock {
+            guard let started = inFlight.removeValue(forKey: symbol) else { return }
+            if completed {
+                current.completed += 1
+                current.latencies.add(Double(now - started) / 1e6)
+            } else {
+                current.refused += 1
+                current.refusals[why, default: 0] += 1
+            }
+        }
+    }
+
+    /// `rate` intents a second for `seconds`, then up to 5 s for the last chains to end.
+    func run(rate: Double, seconds: Double) async throws -> Run {
+        lock.withLock { current = Run() }
+        let count = Int(rate * seconds)
+        let start = DispatchTime.now().uptimeNanoseconds
+        for index in 0..<count {
+            let due = start + UInt64(Double(index) / rate * 1e9)
+            let now = DispatchTime.now().uptimeNanoseconds
+            if due > now { try await Task.sleep(nanoseconds: due - now) }
+            let intent = nextIntent()
+            lock.withLock {
+                inFlight[intent.symbol] = DispatchTime.now().uptimeNanoseconds
+                current.sent += 1
+            }
+            _ = try await bus.publish(OutgoingMessage(intent, subject: Subjects.intent(intent.symbol), id: intent.intentID,
+                                                      producer: "bench@ai-agent"))
+        }
+        let scheduleEnd = DispatchTime.now().uptimeNanoseconds
+        var drainedAt: UInt64?
+        while DispatchTime.now().uptimeNanoseconds - scheduleEnd < 5_000_000_000 {
+            if lock.withLock({ inFlight.isEmpty }) { drainedAt = DispatchTime.now().uptimeNanoseconds; break }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        return lock.withLock {
+            inFlight.removeAll()
+            current.keptUp = drainedAt.map { $0 - scheduleEnd < 1_000_000_000 } ?? false
+            return current
+        }
+    }
+
+    private func nextIntent() -> TradeIntent {
+        let index = lock.withLock { () -> Int in
+            defer { issued += 1 }
+            return issued
+        }
+        var intent = TradeIntent()
+        intent.symbol = symbols[index % symbols.count]
+        intent.action = (index / symbols.count) % 2 == 0 ? .openLong : .close
+        intent.intentID = ContentID.hash("bench-e2e", runID, String(index))
+        intent.confidence = 0.9
+        intent.leverage = 5
+        intent.model = "bench"
+        intent.meta.eventTimeMs = eventTimeMs + Int64(index)
+        return intent
+    }
+}
