@@ -46,7 +46,7 @@ struct EndToEndBench: AsyncParsableCommand {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qt-bench-e2e-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
-            let keys = try writeKeys(credentials, in: directory)
+            let keys = try credentials.writeFiles(in: directory)
             let eventTimeMs = simulator.exchange.simulatedNowMs
             try await prepareState(bus, symbols: listed, eventTimeMs: eventTimeMs)
             let host = try await startEntryHost(server: server, simulator: simulator, keys: keys)
@@ -96,13 +96,6 @@ struct EndToEndBench: AsyncParsableCommand {
                                  listed.count, Int(rssSeconds), rss.peakMB, rss.lastMB))
             }
         }
-    }
-
-    private func writeKeys(_ credentials: Credentials, in directory: URL) throws -> (key: String, secret: String) {
-        let key = directory.appendingPathComponent("api_key"), secret = directory.appendingPathComponent("api_secret")
-        try Data(credentials.apiKey.utf8).write(to: key)
-        try Data(credentials.revealSecret().utf8).write(to: secret)
-        return (key.path, secret.path)
     }
 
     /// Every symbol active, a calm trending market state at the intents' event time, and a fresh

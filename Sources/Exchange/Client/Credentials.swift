@@ -45,6 +45,17 @@ public struct Credentials: Sendable, CustomStringConvertible, CustomDebugStringC
     /// configure a client with it. Nothing else prints it.
     public func revealSecret() -> String { secret }
 
+    /// Writes the pair to `api_key` and `api_secret` in `directory` (mode 0600), for a node
+    /// config's `key_file` / `secret_file`; returns their paths.
+    public func writeFiles(in directory: URL) throws -> (key: String, secret: String) {
+        let key = directory.appendingPathComponent("api_key"), secret = directory.appendingPathComponent("api_secret")
+        for (file, text) in [(key, apiKey), (secret, self.secret)] {
+            try Data(text.utf8).write(to: file)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        }
+        return (key.path, secret.path)
+    }
+
     public var redactedKey: String { apiKey.count > 4 ? "…" + apiKey.suffix(4) : "…" }
     public var description: String { "Credentials(key \(redactedKey), secret redacted)" }
     public var debugDescription: String { description }

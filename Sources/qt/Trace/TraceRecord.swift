@@ -53,7 +53,7 @@ struct TraceRecord {
                 + String(format: "%.3f", calibrated.heat) + " \(shortName(calibrated.bucket)) (\(shortName(calibrated.mode)))"
         case is Plan.Type:
             let plan = try Plan(serializedBytes: bytes)
-            (kind, meta, symbol, ids) = ("plan", plan.meta, plan.symbol, [plan.planID, plan.origin].filter { !$0.isEmpty }.asSet)
+            (kind, meta, symbol, ids) = ("plan", plan.meta, plan.symbol, Set([plan.planID, plan.origin].filter { !$0.isEmpty }))
             planID = plan.planID
             summary = "\(shortName(plan.kind)) \(shortName(plan.side)) \(plan.quantity)\(plan.reduceOnly ? " reduce-only" : "")"
                 + (plan.killScore > 0 ? " K=\(String(format: "%.3f", plan.killScore))" : "")
@@ -89,8 +89,4 @@ struct TraceRecord {
             + " R=\(String(format: "%.2f", proposal.rNet)) reasons \(proposal.reasons.map { shortName($0) }.joined(separator: ","))"
             + " at ledger revision \(proposal.ledgerRevision)"
     }
-}
-
-extension Array where Element: Hashable {
-    var asSet: Set<Element> { Set(self) }
 }

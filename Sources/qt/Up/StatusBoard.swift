@@ -46,20 +46,16 @@ struct PipelineState {
         case .known(let heat): state.heat = String(format: "%.3f %@", heat, shortName(HeatKernel.bucket(heat)))
         case .unknown(let why): state.heat = "UNKNOWN (\(why))"
         }
-        for stream in try await bus.streams() {
-            if stream.name == "QT_DLQ" { state.deadLetters = stream.messages }
-            for consumer in stream.consumers where !consumer.name.hasPrefix("qt_tail_") {
-                state.consumerLag += consumer.numPending
-                if consumer.numPending > 0, consumer.numPending >= (state.mostBehindPending ?? 0) {
-                    state.mostBehind = "\(consumer.name) \(consumer.numPending)"
-                    state.mostBehindPending = consumer.numPending
-                }
-            }
+        let streams = try await bus.streams()
+        state.deadLetters = streams.first { $0.name == "QT_DLQ" }?.messages ?? 0
+        // The view's own tails are not part of the pipeline.
+        let consumers = streams.flatMap(\.consumers).filter { !$0.name.hasPrefix("qt_tail_") }
+        state.consumerLag = consumers.reduce(0) { $0 + $1.numPending }
+        if let behind = consumers.max(by: { $0.numPending < $1.numPending }), behind.numPending > 0 {
+            state.mostBehind = "\(behind.name) \(behind.numPending)"
         }
         return state
     }
-
-    private var mostBehindPending: UInt64?
 }
 
 /// The screen `qt up` refreshes every second (or, when stdout is not a terminal, one line).
@@ -114,10 +110,14 @@ struct StatusBoard {
         return String(format: "%02d:%02d:%02d", seconds / 3600, seconds / 60 % 60, seconds % 60)
     }
 
-    private func clock(_ wallMs: Int64) -> String {
+    private static let clockFormat: DateFormatter = {
         let formatter = DateFormatter()
         formatter.dateFormat = "HH:mm:ss"
-        return formatter.string(from: Date(timeIntervalSince1970: Double(wallMs) / 1000))
+        return formatter
+    }()
+
+    private func clock(_ wallMs: Int64) -> String {
+        Self.clockFormat.string(from: Date(timeIntervalSince1970: Double(wallMs) / 1000))
     }
 }
 

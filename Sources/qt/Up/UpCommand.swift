@@ -64,13 +64,8 @@ struct Up: AsyncParsableCommand {
     }
 
     private func writeNodeConfig(in directory: URL, natsURL: String, simulator: SimulatorServer) throws -> (yaml: String, path: String) {
-        let keyFile = directory.appendingPathComponent("api_key"), secretFile = directory.appendingPathComponent("api_secret")
-        let credentials = simulator.exchange.config.credentials
-        for (file, text) in [(keyFile, credentials.apiKey), (secretFile, credentials.revealSecret())] {
-            try Data(text.utf8).write(to: file)
-            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
-        }
-        let node = UpNodeConfig(natsURL: natsURL, exchangeURL: simulator.baseURL, keyFile: keyFile.path, secretFile: secretFile.path,
+        let keys = try simulator.exchange.config.credentials.writeFiles(in: directory)
+        let node = UpNodeConfig(natsURL: natsURL, exchangeURL: simulator.baseURL, keyFile: keys.key, secretFile: keys.secret,
                                 barMs: market.barMs)
         let path = directory.appendingPathComponent("node.yaml")
         try Data(node.yaml.utf8).write(to: path)
