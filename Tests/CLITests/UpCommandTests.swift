@@ -12,7 +12,7 @@ final class UpCommandTests: XCTestCase {
         process.executableURL = try qtBinary()
         process.arguments = ["up", "--data", data.path, "--symbols", "10", "--plain"]
         var environment = ProcessInfo.processInfo.environment
-        environment["PATH"] = (environment["PATH"] ?? "") + ":/usr/sbin"
+        environment["PATH"] = "/usr/local/bin:" + (environment["PATH"] ?? "")
         process.environment = environment
         let output = Pipe()
         process.standardOutput = output
