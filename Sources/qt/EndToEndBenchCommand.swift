@@ -139,7 +139,11 @@ struct EndToEndBench: AsyncParsableCommand {
           executor: {}
         """
         let registry = BuiltInPlugins.registry
-        let host = PluginHost(config: try NodeConfig.parse(yaml, file: "bench-e2e.yaml", registry: registry), registry: registry)
+        let config = try NodeConfig.parse(yaml, file: "bench-e2e.yaml", registry: registry)
+        let bus = try BusConnection(config.nats)
+        defer { bus.close() }
+        _ = try await DeploymentProvisioning.provision(bus, replicas: 1, configs: [config], registry: registry)
+        let host = PluginHost(config: config, registry: registry)
         try await host.start()
         return host
     }
@@ -173,6 +177,10 @@ struct EndToEndBench: AsyncParsableCommand {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("qt-bench-rss-\(UUID().uuidString.prefix(8)).yaml")
         try Data(yaml.utf8).write(to: path)
         defer { try? FileManager.default.removeItem(at: path) }
+        let config = try NodeConfig.parse(yaml, file: path.path, registry: BuiltInPlugins.registry)
+        let bus = try BusConnection(config.nats)
+        defer { bus.close() }
+        _ = try await DeploymentProvisioning.provision(bus, replicas: 1, configs: [config], registry: BuiltInPlugins.registry)
         let child = Process()
         child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
         child.arguments = ["host", "--config", path.path]

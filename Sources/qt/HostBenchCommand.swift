@@ -93,7 +93,9 @@ struct HostBench: AsyncParsableCommand {
                                                     name: "pass-\(round)", batch: batch)
         let registry = PluginRegistry([registration])
         let yaml = "host_id: bench\nnats: { servers: [\(server.url)] }\nhttp_port: 0\nplugins:\n  pass-\(round): {}\n"
-        let host = PluginHost(config: try NodeConfig.parse(yaml, file: "bench.yaml", registry: registry), registry: registry)
+        let config = try NodeConfig.parse(yaml, file: "bench.yaml", registry: registry)
+        _ = try await DeploymentProvisioning.provision(bus, replicas: 1, configs: [config], registry: registry)
+        let host = PluginHost(config: config, registry: registry)
         let metrics = host.metrics.plugin("pass-\(round)")
         let start = DispatchTime.now().uptimeNanoseconds
         try await host.start()

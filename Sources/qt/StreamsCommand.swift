@@ -1,6 +1,7 @@
 import ArgumentParser
 import Bus
 import Foundation
+import Host
 import Messages
 
 struct Streams: AsyncParsableCommand {
@@ -12,16 +13,39 @@ struct Streams: AsyncParsableCommand {
 
     struct Provision: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create missing streams and KV buckets, update changed ones (idempotent).")
+            abstract: "Create missing streams, KV buckets and durables, update changed ones, record the layout (idempotent).",
+            discussion: """
+            The administrator's step: hosts create and change nothing, and refuse to start until this has run with
+            settings matching their node configs. Durables: one per plugin input, and for inputs keyed by symbol one
+            per partition. With --node-config, the plugins and settings (ack_wait_s, shadow) of those nodes; without,
+            every built-in plugin with its defaults.
+            """)
         @OptionGroup var connection: ConnectionArguments
-        @Option(help: "Replicas per stream and bucket (1 on one node, 3 on a cluster).")
-        var replicas: Int = 1
+        @Option(help: "Replicas per stream and bucket (1 on one node, 3 on a cluster; default: the node configs', else 1).")
+        var replicas: Int?
+        @Option(help: "P, the number of symbol partitions (default 8). Recorded in qt_cluster/layout; changing it needs --repartition.")
+        var partitions: Int = Partitioning.defaultCount
+        @Option(name: .customLong("node-config"), help: "A node config of the deployment (repeat for each node).")
+        var nodeConfigs: [String] = []
+        @Flag(help: "Change P on a drained fleet: delete the partition durables and create new ones that start at the stream's end.")
+        var repartition = false
 
         func run() async throws {
             try await reportingErrors {
+                let configs = try nodeConfigs.map { try NodeConfig.load(path: $0, registry: BuiltInPlugins.registry) }
+                let configured = Set(configs.map(\.replicas))
+                guard configured.count <= 1 else {
+                    throw ValidationError("the node configs disagree on replicas: \(configured.sorted())")
+                }
                 let bus = try connection.connect()
                 defer { bus.close() }
-                for result in try await bus.provision(replicas: replicas) { printLine(result.description) }
+                let results = try await DeploymentProvisioning.provision(
+                    bus, replicas: replicas ?? configured.first ?? 1, partitions: partitions, configs: configs,
+                    registry: BuiltInPlugins.registry, repartition: repartition)
+                for result in results where result.kind != .consumer || result.action != .unchanged { printLine(result.description) }
+                let durables = results.filter { $0.kind == .consumer }
+                printLine("durables: \(durables.count) (\(durables.filter { $0.action == .created }.count) created, "
+                          + "\(durables.filter { $0.action == .updated }.count) updated)")
             }
         }
     }

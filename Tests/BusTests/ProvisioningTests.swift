@@ -7,7 +7,7 @@ final class ProvisioningTests: BusTestCase {
     func testProvisioningTwiceChangesNothing() async throws {
         // setUp provisioned once already: a second and third run leave everything as it is.
         let second = try await bus.provision()
-        XCTAssertEqual(second.count, Topology.streams.count + Topology.buckets.count)
+        XCTAssertEqual(second.count, Topology.streams.count + Topology.buckets.count + 1, "streams, buckets and the layout")
         XCTAssertEqual(second.filter { $0.action != .unchanged }, [])
         let third = try await bus.provision()
         XCTAssertEqual(third.map(\.action), second.map(\.action))
@@ -19,7 +19,7 @@ final class ProvisioningTests: BusTestCase {
         let connection = try BusConnection(options(for: fresh))
         defer { connection.close() }
         let results = try await connection.provision()
-        XCTAssertEqual(results.filter { $0.action == .created }.count, Topology.streams.count + Topology.buckets.count)
+        XCTAssertEqual(results.filter { $0.action == .created }.count, Topology.streams.count + Topology.buckets.count + 1)
         let streams = try await connection.streams().map(\.name)
         for stream in Topology.streams { XCTAssertTrue(streams.contains(stream.name), stream.name) }
         for bucket in Topology.buckets { XCTAssertTrue(streams.contains("KV_" + bucket.name), bucket.name) }
@@ -47,7 +47,7 @@ final class ProvisioningTests: BusTestCase {
         XCTAssertEqual(stateResult.changes, ["max_msgs_per_subject: 2 -> 8"])
 
         let info = try await connection.streamInfo("QT_MARKET")
-        XCTAssertEqual(Set(info.subjects), ["qt.market.kline.*", "qt.market.state.*"])
+        XCTAssertEqual(Set(info.subjects), ["qt.market.kline.*.*", "qt.market.state.*.*"])
         XCTAssertEqual(info.maxAgeSeconds, 48 * 3600)
         let again = try await connection.provision()
         XCTAssertEqual(again.filter { $0.action != .unchanged }, [])
@@ -55,7 +55,8 @@ final class ProvisioningTests: BusTestCase {
 
     func testStreamSettingsFollowTheDesign() async throws {
         let market = try await bus.streamInfo("QT_MARKET")
-        XCTAssertEqual(Set(market.subjects), ["qt.market.kline.*", "qt.market.state.*"])
+        // Keyed subjects are stored with their partition token after the symbol (DESIGN.md §3.3).
+        XCTAssertEqual(Set(market.subjects), ["qt.market.kline.*.*", "qt.market.state.*.*"])
         XCTAssertEqual(market.maxAgeSeconds, 48 * 3600)
         XCTAssertEqual(market.duplicateWindowSeconds, 120)
         let exec = try await bus.streamInfo("QT_EXEC")
@@ -63,6 +64,36 @@ final class ProvisioningTests: BusTestCase {
         let permits = try await bus.streamInfo("KV_qt_permits")
         XCTAssertEqual(permits.maxAgeSeconds, 60)
         XCTAssertEqual(permits.duplicateWindowSeconds, 60)
+    }
+
+    func testTheLayoutRecordsPAndAnotherPIsRefusedWithoutRepartition() async throws {
+        let read = try await bus.readLayout()
+        let layout = try XCTUnwrap(read?.layout)
+        XCTAssertEqual(layout.partitions, UInt32(Partitioning.defaultCount))
+        XCTAssertEqual(layout.replicas, 1)
+        XCTAssertEqual(layout.schemaFingerprint, SchemaFingerprint.value)
+        do {
+            _ = try await bus.provision(partitions: 16)
+            XCTFail("a different P must be refused")
+        } catch let error as BusError {
+            XCTAssertTrue(error.description.contains("records 8 partitions, not 16"), error.description)
+            XCTAssertTrue(error.description.contains("--repartition"), error.description)
+        }
+        let unchanged = try await bus.readLayout()?.layout.partitions
+        XCTAssertEqual(unchanged, 8, "nothing changed")
+    }
+
+    func testRepartitionReplacesThePartitionDurables() async throws {
+        let eight = try (0..<8).map { try ConsumerSpec(plugin: "relay", input: "klines", filterSubject: "qt.market.kline.*", partition: $0) }
+        _ = try await bus.provision(consumers: eight)
+        let created = try await bus.streamInfo("QT_MARKET").consumers.map(\.name).filter { $0.hasPrefix("relay__") }
+        XCTAssertEqual(created.count, 8)
+        let four = try (0..<4).map { try ConsumerSpec(plugin: "relay", input: "klines", filterSubject: "qt.market.kline.*", partition: $0) }
+        let results = try await bus.provision(partitions: 4, consumers: four, repartition: true)
+        XCTAssertEqual(results.first { $0.kind == .layout }?.changes, ["partitions: 8 -> 4"])
+        let names = try await bus.streamInfo("QT_MARKET").consumers.map(\.name).filter { $0.hasPrefix("relay__") }
+        XCTAssertEqual(names.sorted(), (0..<4).map { "relay__klines__p\($0)" })
+        XCTAssertEqual(bus.partitioning?.count, 4)
     }
 
     func testUnknownStreamIsNamedInTheError() async throws {

@@ -107,7 +107,8 @@ final class ConditionalOrderTests: SimulatorTestCase {
 
         let filters = try await client.symbolFilters()[symbol]!
         let mark = try await client.premiumIndex(symbol: symbol).markPrice
-        let trigger = filters.roundPrice(mark * Decimal(string: "0.997")!, .down)
+        // Below the entry too: the price may have risen since the open, and the realized PnL below must be a loss.
+        let trigger = filters.roundPrice(min(mark, opened.avgPrice) * Decimal(string: "0.997")!, .down)
         let placed = try await client.newStopOrder(NewStopOrder(symbol: symbol, side: .sell, triggerPrice: trigger, clientAlgoId: "qt-sl-1"))
         XCTAssertEqual(placed.algoStatus, .new)
         XCTAssertTrue(placed.closePosition)

@@ -134,7 +134,8 @@ final class ApplyLayerTests: ExitLayerTestCase {
         bad.action = .unspecified
         try await publish(bad, calibrated: .fullClose, id: "unspecified")
         let letters = try await readAll(DeadLetter.self, subject: "qt.dlq.>", expected: 1)
-        XCTAssertEqual(letters.first?.consumer, "apply-layer__calibrated")
+        let partition = try Partitioning(count: Partitioning.defaultCount).partition(of: symbol)
+        XCTAssertEqual(letters.first?.consumer, "apply-layer__calibrated__p\(partition)", "the durable of the symbol's partition")
         XCTAssertTrue(letters.first?.error.contains("UNSPECIFIED") ?? false, letters.first?.error ?? "")
         let stored = try await count(Subjects.planSized(symbol))
         XCTAssertEqual(stored, 0)

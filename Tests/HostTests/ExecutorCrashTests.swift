@@ -8,7 +8,7 @@ import Plugins
 import XCTest
 
 /// Issue 6: the executor killed (SIGKILL, `QT_CRASH_AT`) at each of its steps, in a `qt host`
-/// child process; a second host finishes the plan. For every point: exactly one exchange order,
+/// child process; a second host finishes the plan once the dead host's partition leases expired. For every point: exactly one exchange order,
 /// the ledger equal to the simulator's position, the permit gone and the plan not executable
 /// again. And two hosts running the executor never place two orders for one symbol's revision.
 final class ExecutorCrashTests: ExecutionTestCase {
@@ -28,7 +28,7 @@ final class ExecutorCrashTests: ExecutionTestCase {
         for (point, symbol) in zip(points, symbols) {
             try await freshAccount()
             let ordersBefore = simulator.exchange.acceptedOrders
-            let crashing = try spawnQTHost("crash-\(point.rawValue)", plugins: plugins, exchange: exchange,
+            let crashing = try await spawnQTHost("crash-\(point.rawValue)", plugins: plugins, exchange: exchange,
                                            environment: [CrashPoint.environmentVariable: point.rawValue])
             let plan = try await entryPlan(symbol, long: point.rawValue.count % 2 == 0)
             try await submit(plan)
@@ -37,8 +37,9 @@ final class ExecutorCrashTests: ExecutionTestCase {
             XCTAssertEqual(crashing.terminationStatus, SIGKILL, "\(point)")
             XCTAssertTrue(log(of: "crash-\(point.rawValue)").contains("\(CrashPoint.environmentVariable)=\(point.rawValue)"), "\(point)")
 
-            let survivor = try spawnQTHost("survivor-\(point.rawValue)", plugins: plugins, exchange: exchange)
-            let results = try await results(symbol, expected: 1)
+            let survivor = try await spawnQTHost("survivor-\(point.rawValue)", plugins: plugins, exchange: exchange)
+            // The survivor owns the crashed host's partitions once their leases expire (TTL 15 s plus one step).
+            let results = try await readAll(OrderResult.self, subject: Subjects.execResult(symbol), expected: 1, seconds: 60)
             XCTAssertEqual(results.map(\.status), [.applied], "\(point): \(log(of: "survivor-\(point.rawValue)"))")
             XCTAssertEqual(simulator.exchange.acceptedOrders - ordersBefore, 1, "\(point): exactly one exchange order")
             let entry = try await ledger(symbol)

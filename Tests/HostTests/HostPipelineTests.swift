@@ -60,7 +60,8 @@ final class HostPipelineTests: HostTestCase {
             let plans = try await self.messages(in: "QT_PLAN")
             return dlq == 2 && plans == 1
         }
-        let letters = try await readAll(DeadLetter.self, subject: "qt.dlq.strict__calibrated", expected: 2)
+        let partition = try Partitioning(count: Partitioning.defaultCount).partition(of: "BTCUSDT")
+        let letters = try await readAll(DeadLetter.self, subject: "qt.dlq.strict__calibrated__p\(partition)", expected: 2)
         XCTAssertEqual(letters.count, 2)
         XCTAssertTrue(letters.contains { $0.error.contains("value 42 is not a member of enum HarvestAction") }, "\(letters.map(\.error))")
         XCTAssertTrue(letters.contains { $0.error.contains("calibrated_action is HARVEST_ACTION_UNSPECIFIED") }, "\(letters.map(\.error))")
@@ -85,10 +86,13 @@ final class HostPipelineTests: HostTestCase {
         XCTAssertEqual(states.count, 5)
     }
 
-    func testTwoHostsSplitOneDurableAndHandleEachMessageOnce() async throws {
+    /// Two hosts split the partitions of relay-a; each symbol is handled by one host, each message once.
+    func testTwoHostsSplitThePartitionsAndHandleEachMessageOnce() async throws {
         let first = try await startHost("node-a", plugins: ["relay-a": [:]])
         let second = try await startHost("node-b", plugins: ["relay-a": [:]])
-        let ids = try await publishKlines(3_000)
+        try await waitUntilBalanced("relay-a", hosts: ["node-a", "node-b"])
+        let symbols = (0..<30).map { "SYM\($0)USDT" }
+        let ids = try await publishKlines(100, symbols: symbols)
         try await waitUntil("3000 states", seconds: 30) {
             first.metrics.plugin("relay-a").messagesIn.value + second.metrics.plugin("relay-a").messagesIn.value >= 3_000
         }
@@ -100,16 +104,19 @@ final class HostPipelineTests: HostTestCase {
         XCTAssertGreaterThan(handledB, 0, "node-b took part")
         let states = try await readAll(MarketState.self, subject: "qt.market.state.*", expected: 3_000)
         XCTAssertEqual(Set(states.map(\.meta.causeID)), Set(ids))
-        let producers = Set(states.map(\.meta.producer))
-        XCTAssertEqual(producers, ["relay-a@node-a", "relay-a@node-b"])
+        XCTAssertEqual(Set(states.map(\.meta.producer)), ["relay-a@node-a", "relay-a@node-b"])
+        for (symbol, ofSymbol) in Dictionary(grouping: states, by: \.symbol) {
+            XCTAssertEqual(Set(ofSymbol.map(\.meta.producer)).count, 1, "\(symbol) is handled by one host")
+        }
     }
 
     func testDrainUnderLoadHandsTheRestToTheOtherHostExactlyOnce() async throws {
         let first = try await startHost("node-a", plugins: ["relay-a": ["delay_ms": "2"]])
         let second = try await startHost("node-b", plugins: ["relay-a": ["delay_ms": "2"]])
-        let ids = try await publishKlines(2_000)
+        try await waitUntilBalanced("relay-a", hosts: ["node-a", "node-b"])
+        let ids = try await publishKlines(100, symbols: (0..<20).map { "SYM\($0)USDT" })
         try await waitUntil("node-a is busy", seconds: 10) { first.metrics.plugin("relay-a").messagesIn.value >= 100 }
-        await stopHost(first)  // what SIGTERM runs: stop fetching, finish, NAK the unstarted
+        await stopHost(first)  // what SIGTERM runs: stop fetching, finish, NAK the unstarted, release the partitions
         try await waitUntil("all handled", seconds: 60) {
             first.metrics.plugin("relay-a").messagesIn.value + second.metrics.plugin("relay-a").messagesIn.value >= 2_000
         }
@@ -121,9 +128,13 @@ final class HostPipelineTests: HostTestCase {
         XCTAssertLessThan(handledA, 2_000)
         let states = try await readAll(MarketState.self, subject: "qt.market.state.*", expected: 2_000)
         XCTAssertEqual(Set(states.map(\.meta.causeID)), Set(ids))
-        let info = try await bus.consumerInfo(stream: "QT_MARKET", durable: "relay-a__klines")
-        XCTAssertEqual(info.numAckPending, 0)
-        XCTAssertEqual(info.numPending, 0)
+        let owners = try await partitionOwners("relay-a")
+        XCTAssertEqual(Set(owners.values), ["node-b"], "node-b took every partition node-a handed over")
+        for partition in 0..<Partitioning.defaultCount {
+            let info = try await bus.consumerInfo(stream: "QT_MARKET", durable: "relay-a__klines__p\(partition)")
+            XCTAssertEqual(info.numAckPending, 0, "p\(partition)")
+            XCTAssertEqual(info.numPending, 0, "p\(partition)")
+        }
     }
 
     func testPluginStateIsSharedByCompareAndSetAcrossHosts() async throws {

@@ -15,7 +15,7 @@ final class HostProcessTests: HostTestCase {
         let killPoints = (0..<4).map { _ in UInt64.random(in: 500...9_500, using: &generator) }.sorted()
         var kills = 0
         for point in killPoints {
-            let child = try spawnHost("node-a", plugins: ["relay-a": [:], "relay-b": [:]])
+            let child = try await spawnHost("node-a", plugins: ["relay-a": [:], "relay-b": [:]])
             try await waitUntil("\(point) states", seconds: 60) {
                 try await self.messages(in: "QT_MARKET") >= 10_000 + point
             }
@@ -24,7 +24,7 @@ final class HostProcessTests: HostTestCase {
             XCTAssertEqual(child.terminationReason, .uncaughtSignal)
             kills += 1
         }
-        let survivor = try spawnHost("node-a", plugins: ["relay-a": [:], "relay-b": [:]])
+        let survivor = try await spawnHost("node-a", plugins: ["relay-a": [:], "relay-b": [:]])
         try await waitUntil("10000 decisions", seconds: 120) { try await self.count("qt.decision.relay-b.*") >= 10_000 }
         try await Task.sleep(nanoseconds: 3_000_000_000)  // past AckWait: any redelivery would have landed
         let stored = try await count("qt.decision.relay-b.*")
@@ -42,8 +42,8 @@ final class HostProcessTests: HostTestCase {
     }
 
     func testSingletonTimerMovesToTheSurvivorAfterSIGKILL() async throws {
-        let a = try spawnHost("node-a", plugins: ["ticker": [:]])
-        let b = try spawnHost("node-b", plugins: ["ticker": [:]])
+        let a = try await spawnHost("node-a", plugins: ["ticker": [:]])
+        let b = try await spawnHost("node-b", plugins: ["ticker": [:]])
         let leases = try await bus.keyValue("qt_leases")
         var holder = ""
         try await waitUntil("a lease holder", seconds: 15) {

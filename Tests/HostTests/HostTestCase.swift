@@ -3,6 +3,7 @@ import Foundation
 import Host
 import Messages
 import NatsServerKit
+import Plugins
 import TestPlugins
 import XCTest
 
@@ -51,6 +52,7 @@ class HostTestCase: XCTestCase {
                    exchange: String? = nil) async throws -> PluginHost {
         let config = try NodeConfig.parse(configYAML(host: host, plugins: plugins, exchange: exchange), file: "\(host).yaml",
                                           registry: registry)
+        try await provision(for: config, registry: registry)
         let running = PluginHost(config: config, registry: registry)
         try await running.start()
         inProcess.append(running)
@@ -62,18 +64,29 @@ class HostTestCase: XCTestCase {
         inProcess.removeAll { $0 === host }
     }
 
+    /// What an administrator does before hosts start: streams, buckets, the layout and the
+    /// durables of this node's plugins, with its settings (hosts only check).
+    func provision(for config: NodeConfig, registry: PluginRegistry, partitions: Int = Partitioning.defaultCount) async throws {
+        _ = try await DeploymentProvisioning.provision(bus, replicas: config.replicas, partitions: partitions, configs: [config],
+                                                       registry: registry, provisionedBy: "host-tests")
+    }
+
     /// Starts `qt-test-host` with a config file; its stderr goes to `<scratch>/<host>.log`.
-    func spawnHost(_ host: String, plugins: [String: [String: String]]) throws -> Process {
-        try spawn(host, yaml: configYAML(host: host, plugins: plugins), executable: "qt-test-host") { [$0] }
+    func spawnHost(_ host: String, plugins: [String: [String: String]], environment: [String: String] = [:]) async throws -> Process {
+        let yaml = configYAML(host: host, plugins: plugins)
+        try await provision(for: try NodeConfig.parse(yaml, file: "\(host).yaml", registry: TestPlugins.registry), registry: TestPlugins.registry)
+        return try spawn(host, yaml: yaml, executable: "qt-test-host", environment: environment) { [$0] }
     }
 
     /// Starts `qt host --config` (the built-in plugins) with extra environment variables.
-    func spawnQTHost(_ host: String, plugins: [String: [String: String]], exchange: String, environment: [String: String] = [:]) throws -> Process {
-        try spawn(host, yaml: configYAML(host: host, plugins: plugins, exchange: exchange), executable: "qt",
-                  environment: environment) { ["host", "--config", $0] }
+    func spawnQTHost(_ host: String, plugins: [String: [String: String]], exchange: String, environment: [String: String] = [:]) async throws -> Process {
+        let yaml = configYAML(host: host, plugins: plugins, exchange: exchange)
+        try await provision(for: try NodeConfig.parse(yaml, file: "\(host).yaml", registry: PluginCatalog.registry),
+                            registry: PluginCatalog.registry)
+        return try spawn(host, yaml: yaml, executable: "qt", environment: environment) { ["host", "--config", $0] }
     }
 
-    private func spawn(_ host: String, yaml: String, executable: String, environment: [String: String] = [:],
+    func spawn(_ host: String, yaml: String, executable: String, environment: [String: String] = [:],
                        arguments: (String) -> [String]) throws -> Process {
         let configURL = scratch.appendingPathComponent("\(host).yaml")
         try yaml.write(to: configURL, atomically: true, encoding: .utf8)
@@ -101,6 +114,51 @@ class HostTestCase: XCTestCase {
         let candidates = [directory.appendingPathComponent(name),
                           Bundle(for: HostTestCase.self).bundleURL.deletingLastPathComponent().appendingPathComponent(name)]
         return try XCTUnwrap(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }, "\(name) not built")
+    }
+
+    /// Partition → holder of `instance`'s partition leases now (released ones left out).
+    func partitionOwners(_ instance: String) async throws -> [Int: String] {
+        let leases = try await bus.keyValue("qt_leases")
+        var owners: [Int: String] = [:]
+        for key in try await leases.keys() where key.hasPrefix("\(instance).p") {
+            guard let partition = Int(key.dropFirst("\(instance).p".count)),
+                  let lease = try await leases.get(Lease.self, key)?.value, !lease.released else { continue }
+            owners[partition] = lease.holder
+        }
+        return owners
+    }
+
+    /// Waits until every partition of `instance` has an owner and each of `hosts` owns its fair share.
+    func waitUntilBalanced(_ instance: String, hosts: [String], partitions: Int = Partitioning.defaultCount, seconds: Double = 30) async throws {
+        let share = (partitions + hosts.count - 1) / hosts.count
+        try await waitUntil("\(instance) balanced over \(hosts)", seconds: seconds) {
+            let owners = try await self.partitionOwners(instance)
+            let counts = Dictionary(grouping: owners.values, by: { $0 }).mapValues(\.count)
+            return owners.count == partitions && Set(counts.keys) == Set(hosts) && counts.values.allSatisfy { $0 <= share }
+        }
+    }
+
+    /// `count` klines on each of `symbols`, interleaved (bar i of every symbol, then bar i + 1),
+    /// with the bar index in `close`.
+    func publishKlines(_ count: Int, symbols: [String], startingAt first: Int = 0, prefix: String = "k") async throws -> [String] {
+        var ids: [String] = []
+        for start in stride(from: first, to: first + count, by: 50) {
+            var batch: [OutgoingMessage] = []
+            for index in start..<min(first + count, start + 50) {
+                for symbol in symbols {
+                    var bar = Kline()
+                    bar.symbol = symbol
+                    bar.close = String(index)
+                    bar.closeTimeMs = Int64(index) * 60_000 + 59_999
+                    bar.meta.eventTimeMs = bar.closeTimeMs
+                    batch.append(try OutgoingMessage(bar, subject: Subjects.kline(symbol), id: "\(prefix)-\(symbol)-\(index)",
+                                                     producer: "test@host-tests"))
+                }
+            }
+            _ = try await bus.publishBatch(batch)
+            ids += batch.map(\.id)
+        }
+        return ids
     }
 
     func publishKlines(_ count: Int, symbol: String = "BTCUSDT", prefix: String = "k") async throws -> [String] {

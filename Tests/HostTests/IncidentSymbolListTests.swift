@@ -129,6 +129,10 @@ final class IncidentSymbolListTests: ExecutionTestCase {
         _ = try await strongIntent(flat, .openLong, at: eventTimeMs + 120_000)
         check(try await decisions("governor", flat, expected: 3).last?.reason, .tradingReducing)
         try await waitUntil("the exit goes through under REDUCING", seconds: 30) { simulator.exchange.positionAmount(held) == 0 }
+        // The ledger follows the fill a moment later (the executor's compare-and-set after the order).
+        try await waitUntil("the ledger shows the close", seconds: 15) {
+            Decimal.parse(try await self.ledger(held)?.positionAmt ?? "") == 0
+        }
         let closed = try await ledger(held)
         XCTAssertEqual(Decimal.parse(closed?.positionAmt ?? ""), 0)
         check(try await openPositions().count, 9)

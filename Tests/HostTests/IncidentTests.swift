@@ -41,7 +41,8 @@ final class IncidentTests: ExecutionTestCase {
         }
 
         let letters = try await readAll(DeadLetter.self, subject: "qt.dlq.*", expected: 2)
-        XCTAssertEqual(letters.map(\.consumer), ["heat-gate__proposals", "heat-gate__proposals"])
+        let durable = "heat-gate__proposals__p\(try Partitioning(count: Partitioning.defaultCount).partition(of: symbol))"
+        XCTAssertEqual(letters.map(\.consumer), [durable, durable], "the durable of the symbol's partition")
         XCTAssertTrue(letters[0].error.contains("HARVEST_ACTION_UNSPECIFIED"), letters[0].error)
         XCTAssertTrue(letters[1].error.contains("value 42 is not a member of enum HarvestAction"), letters[1].error)
         XCTAssertEqual(letters.map(\.originalSubject), [Subjects.harvestProposed(symbol), Subjects.harvestProposed(symbol)])

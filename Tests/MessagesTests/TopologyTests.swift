@@ -38,12 +38,16 @@ final class TopologyTests: XCTestCase {
             (Subjects.deadLetter(consumer: "governor__plans"), "QT_DLQ", "qt.v1.DeadLetter"),
             (Subjects.shadow(Subjects.planSized("BTCUSDT")), "QT_SHADOW", "qt.v1.Plan"),
         ]
+        let partitioning = try Partitioning(count: 8)
         for (subject, stream, type) in expected {
             let route = try XCTUnwrap(Topology.route(for: subject), subject)
             XCTAssertEqual(route.stream, stream, subject)
             XCTAssertEqual(route.typeName, type, subject)
-            let owners = Topology.streams.filter { $0.subjects.contains { SubjectPattern($0).matches(subject) } }
-            XCTAssertEqual(owners.map(\.name), [stream], "\(subject) must be owned by exactly one stream")
+            // Streams own the wire subject: a keyed one carries its partition token.
+            let wire = partitioning.wireSubject(subject)
+            let owners = Topology.streams.filter { $0.subjects.contains { SubjectPattern($0).matches(wire) } }
+            XCTAssertEqual(owners.map(\.name), [stream], "\(wire) must be owned by exactly one stream")
+            XCTAssertEqual(Partitioning.logicalSubject(wire), subject)
         }
         XCTAssertNil(Topology.route(for: "qt.market.kline"))
         XCTAssertNil(Topology.route(for: "qt.shadow.qt.nothing.X"))
@@ -59,12 +63,13 @@ final class TopologyTests: XCTestCase {
         XCTAssertEqual(byName["qt_state"]?.history, 8)
         XCTAssertTrue(byName["qt_snapshot"]?.valueType(forKey: "_account") == AccountSnapshot.self)
         XCTAssertTrue(byName["qt_snapshot"]?.valueType(forKey: "BTCUSDT") == PositionSnapshot.self)
-        XCTAssertEqual(Topology.buckets.count, 10)
+        XCTAssertEqual(byName["qt_cluster"]?.ttlSeconds, 0)
+        XCTAssertEqual(Topology.buckets.count, 11)
         XCTAssertTrue(Topology.buckets.allSatisfy { $0.history >= 1 && $0.history <= 64 })
     }
 
     func testEveryMessageTypeIsNamedAndStartsWithMeta() throws {
-        XCTAssertEqual(MessageTypes.all.count, 21)
+        XCTAssertEqual(MessageTypes.all.count, 22)
         for type in MessageTypes.all {
             XCTAssertTrue(MessageTypes.named(type.protoMessageName) == type)
             // Field 1 is Meta: a message with only meta set encodes as tag 0x0a (field 1, length-delimited).

@@ -13,14 +13,17 @@ public enum RawNatsBaseline {
             defer { raw.destroy() }
             let (js, counter) = (raw.context, raw.counter)
             var complete = raw.completeOptions
+            // The same wire subjects the Bus sends (partition tokens included), worked out before the clock starts.
+            let subjects = try messages.map { try connection.wireSubject($0.subject) }
 
             let start = DispatchTime.now().uptimeNanoseconds
             for chunkStart in stride(from: 0, to: messages.count, by: chunk) {
-                for message in messages[chunkStart..<min(messages.count, chunkStart + chunk)] {
+                for index in chunkStart..<min(messages.count, chunkStart + chunk) {
+                    let message = messages[index]
                     var msg: OpaquePointer?
                     _ = message.payload.withUnsafeBufferPointer { bytes in
                         bytes.withMemoryRebound(to: CChar.self) {
-                            natsMsg_Create(&msg, message.subject, nil, $0.baseAddress, Int32($0.count))
+                            natsMsg_Create(&msg, subjects[index], nil, $0.baseAddress, Int32($0.count))
                         }
                     }
                     for (key, value) in message.headers { natsMsgHeader_Set(msg, key, value) }
@@ -39,7 +42,7 @@ public enum RawNatsBaseline {
     /// `natsSubscription_Fetch(batch)` + `natsMsg_Ack` on a bound durable until `count`
     /// messages are acked. Returns seconds.
     public static func fetchAndAck(_ connection: BusConnection, spec: ConsumerSpec, count: Int, batch: Int) async throws -> Double {
-        let subscription = try connection.bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.filterSubject)
+        let subscription = try connection.bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.wireFilterSubject)
         defer { subscription.close() }
         return try await connection.pool.run {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -106,13 +109,15 @@ extension RawNatsBaseline {
     /// complete the batch), ack the inputs. Returns seconds for `count` messages.
     public static func passThrough(_ connection: BusConnection, spec: ConsumerSpec, outputSubject: String,
                                    count: Int, batch: Int) async throws -> Double {
-        let subscription = try connection.bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.filterSubject)
+        let subscription = try connection.bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.wireFilterSubject)
         defer { subscription.close() }
         return try await connection.pool.run {
             let raw = try CountingPublisher(connection)
             defer { raw.destroy() }
             let (js, counter) = (raw.context, raw.counter)
             var complete = raw.completeOptions
+            // The same wire subjects the Bus sends (partition tokens included), worked out before the clock starts.
+            let wireOutput = try connection.wireSubject(outputSubject)
 
             let start = DispatchTime.now().uptimeNanoseconds
             var handled = 0
@@ -121,7 +126,7 @@ extension RawNatsBaseline {
                 guard !inputs.isEmpty else { throw BusError.timeout("raw pass-through: \(handled) of \(count)") }
                 for input in inputs {
                     var output: OpaquePointer?
-                    natsMsg_Create(&output, outputSubject, nil, natsMsg_GetData(input), natsMsg_GetDataLength(input))
+                    natsMsg_Create(&output, wireOutput, nil, natsMsg_GetData(input), natsMsg_GetDataLength(input))
                     let id = "raw-out-\(handled)"
                     for (key, value) in [(HeaderName.messageID, id), (HeaderName.type, "qt.v1.Kline"), (HeaderName.trace, id),
                                          (HeaderName.cause, id), (HeaderName.producer, "raw@bench")] {

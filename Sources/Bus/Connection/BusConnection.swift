@@ -1,6 +1,7 @@
 import CNats
 import BlockingIO
 import Foundation
+import Messages
 
 /// One NATS connection with its JetStream contexts and the threads that make blocking libnats
 /// calls. Everything else in the Bus hangs off it; `close()` tears it down in the order libnats
@@ -16,6 +17,7 @@ public final class BusConnection: @unchecked Sendable {
     private let lock = NSLock()
     private var closed = false
     private var closeHooks: [() -> Void] = []
+    private var loadedPartitioning: Partitioning?
 
     public init(_ options: ConnectionOptions) throws {
         LibNats.openOnce()
@@ -99,6 +101,17 @@ public final class BusConnection: @unchecked Sendable {
     func onClose(_ hook: @escaping () -> Void) {
         lock.lock(); defer { lock.unlock() }
         closeHooks.append(hook)
+    }
+
+    /// P from `qt_cluster/layout`, once `loadPartitioning()` or `provision` has read or written it.
+    public var partitioning: Partitioning? {
+        lock.lock(); defer { lock.unlock() }
+        return loadedPartitioning
+    }
+
+    func usePartitioning(_ partitioning: Partitioning) {
+        lock.lock(); defer { lock.unlock() }
+        loadedPartitioning = partitioning
     }
 
     public var isClosed: Bool {

@@ -10,7 +10,7 @@ extension BusConnection {
         guard spec.typeName == M.protoMessageName else {
             throw BusError.wrongType(subject: spec.filterSubject, expected: spec.typeName, actual: M.protoMessageName)
         }
-        let subscription = try bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.filterSubject)
+        let subscription = try bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.wireFilterSubject)
         return Consumer(core: ConsumerCore(connection: self, subscription: subscription, spec: spec, producer: producer))
     }
 }
@@ -31,9 +31,23 @@ public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
 
     /// Ends the sequence; messages fetched but not yet handed out are NAKed for immediate
     /// redelivery (to this or another host).
-    public func stop() { core.stop() }
+    public func stop() { core.stop(nakUnstarted: true) }
+
+    /// Ends the sequence and drops what was fetched without a NAK or an ack: for a host that lost
+    /// the partition, whose messages now belong to another host (they come back after AckWait).
+    public func abandon() { core.stop(nakUnstarted: false) }
 
     public var spec: ConsumerSpec { core.spec }
+
+    /// Makes a stopped or abandoned consumer fetch again (a partition this host owns once more).
+    /// The subscription is kept for the connection's life rather than destroyed and bound anew:
+    /// a NAK of a prefetched message may still be on its way after a stop, and libnats acks
+    /// through the subscription.
+    public func restart() { core.restart() }
+
+    /// After `stop()`: returns once the batch that was being prefetched has come in and been
+    /// NAKed, so a clean hand-off releases its lease only when nothing of the partition is held here.
+    public func drained() async { await core.drained() }
 
     /// Dead letters written so far by this consumer.
     public var deadLettered: Int { core.deadLetterCount }
@@ -68,6 +82,8 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
     private var deadLetters = 0
     /// The fetch already under way for the batch after this one (`spec.prefetch`).
     private var prefetch: Task<[InboundMessage], Error>?
+    /// NAKs of the prefetched batch a stop left behind.
+    private var stopping: Task<Void, Never>?
 
     init(connection: BusConnection, subscription: PullSubscription, spec: ConsumerSpec, producer: String) {
         self.connection = connection
@@ -86,7 +102,16 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         return stopped
     }
 
-    func stop() {
+    func restart() {
+        lock.lock(); defer { lock.unlock() }
+        stopped = false
+        stopping = nil
+        buffer = []
+        bufferIndex = 0
+        prefetch = nil
+    }
+
+    func stop(nakUnstarted: Bool) {
         lock.lock()
         stopped = true
         let unstarted = buffer[bufferIndex...]
@@ -95,11 +120,17 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         let pendingFetch = prefetch
         prefetch = nil
         lock.unlock()
+        guard nakUnstarted else { return }
         for message in unstarted { try? message.nak(delayMs: 0) }
         // A prefetched batch nobody will handle goes back at once, not after AckWait.
         if let pendingFetch {
-            Task { for message in (try? await pendingFetch.value) ?? [] { try? message.nak(delayMs: 0) } }
+            let naks = Task { for message in (try? await pendingFetch.value) ?? [] { try? message.nak(delayMs: 0) } }
+            lock.withLock { stopping = naks }
         }
+    }
+
+    func drained() async {
+        await lock.withLock { stopping }?.value
     }
 
     func next() async throws -> Delivery<M>? {

@@ -1,9 +1,15 @@
 import Messages
 
-/// A durable pull consumer: `<plugin>__<input>` on one stream, explicit ack (DESIGN.md §3.3).
+/// A durable pull consumer: `<plugin>__<input>` on one stream, explicit ack (DESIGN.md §3.3);
+/// `<plugin>__<input>__p<k>` for partition k of a keyed input.
 public struct ConsumerSpec: Sendable, Equatable {
     public let durable: String
+    /// The logical filter (`qt.market.kline.*`), as plugins declare it.
     public let filterSubject: String
+    /// The partition of a keyed input this durable reads; nil reads every partition.
+    public let partition: Int?
+    /// The filter the server applies: a keyed filter with the partition token (or `*`).
+    public let wireFilterSubject: String
     public let stream: String
     /// The message type the filter's subjects carry (R1).
     public let typeName: String
@@ -16,21 +22,34 @@ public struct ConsumerSpec: Sendable, Equatable {
     /// Fetch the next batch while this one is handled (at most one batch ahead), so the fetch
     /// round trip overlaps with work. Two batches, not one, must then finish inside AckWait.
     public var prefetch = false
+    /// Created to read only messages stored after it (a new partition durable after a drained
+    /// change of P); otherwise a new durable reads the stream from its start.
+    public var deliverNewOnly = false
 
-    public init(durable: String, filterSubject: String) throws {
+    public init(durable: String, filterSubject: String, partition: Int? = nil) throws {
         guard ConsumerSpec.isValidName(durable) else {
             throw BusError.invalidArgument("consumer name \"\(durable)\": use letters, digits, '-' and '_' only")
         }
         guard let route = Topology.route(forFilter: filterSubject) else { throw BusError.unknownSubject(filterSubject) }
+        if partition != nil && !route.keyed {
+            throw BusError.invalidArgument("consumer \(durable): \(filterSubject) is not keyed by symbol, so it has no partitions")
+        }
         self.durable = durable
         self.filterSubject = filterSubject
+        self.partition = partition
+        self.wireFilterSubject = Partitioning.wireFilter(filterSubject, partition: partition)
         self.stream = route.stream
         self.typeName = route.typeName
     }
 
-    /// `<plugin>__<input>`.
-    public init(plugin: String, input: String, filterSubject: String) throws {
-        try self.init(durable: "\(plugin)__\(input)", filterSubject: filterSubject)
+    /// `<plugin>__<input>`, or `<plugin>__<input>__p<k>` for one partition.
+    public init(plugin: String, input: String, filterSubject: String, partition: Int? = nil) throws {
+        try self.init(durable: Self.durableName(plugin: plugin, input: input, partition: partition),
+                      filterSubject: filterSubject, partition: partition)
+    }
+
+    public static func durableName(plugin: String, input: String, partition: Int?) -> String {
+        "\(plugin)__\(input)" + (partition.map { "__" + Partitioning.token($0) } ?? "")
     }
 
     public static func isValidName(_ name: String) -> Bool {

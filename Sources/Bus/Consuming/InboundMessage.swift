@@ -1,5 +1,6 @@
 import CNats
 import Foundation
+import Messages
 
 /// One message fetched from a durable consumer. Owns its natsMsg until it is released.
 ///
@@ -8,7 +9,10 @@ import Foundation
 /// ack means a redelivery, which every consumer must tolerate anyway (DESIGN.md §3.3).
 public final class InboundMessage: @unchecked Sendable {
     private let msg: OpaquePointer
+    /// The logical subject (`qt.market.kline.BTCUSDT`): a keyed subject's partition token removed.
     public let subject: String
+    /// The subject as stored, with the partition token of a keyed subject.
+    public let wireSubject: String
     public let stream: String
     public let consumer: String
     public let streamSequence: UInt64
@@ -22,7 +26,8 @@ public final class InboundMessage: @unchecked Sendable {
     /// which spares two string copies per message.
     init(taking msg: OpaquePointer, stream knownStream: String? = nil, consumer knownConsumer: String? = nil) {
         self.msg = msg
-        self.subject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
+        self.wireSubject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
+        self.subject = Partitioning.logicalSubject(wireSubject)
         if let reply = natsMsg_GetReply(msg), let parsed = AckSubject.parse(reply), let knownStream, let knownConsumer {
             stream = knownStream
             consumer = knownConsumer

@@ -18,7 +18,7 @@ extension BusConnection {
             defer { jsConsumerInfo_Destroy(info) }
             let current = info.pointee.Config.pointee
             let filter = current.FilterSubject.map { String(cString: $0) } ?? ""
-            if filter == spec.filterSubject && current.AckWait == spec.ackWaitMs * Nanoseconds.perMillisecond
+            if filter == spec.wireFilterSubject && current.AckWait == spec.ackWaitMs * Nanoseconds.perMillisecond
                 && current.MaxAckPending == spec.maxAckPending {
                 return .unchanged
             }
@@ -36,14 +36,14 @@ extension BusConnection {
         var config = jsConsumerConfig()
         jsConsumerConfig_Init(&config)
         config.AckPolicy = js_AckExplicit
-        config.DeliverPolicy = js_DeliverAll
+        config.DeliverPolicy = spec.deliverNewOnly ? js_DeliverNew : js_DeliverAll
         config.AckWait = spec.ackWaitMs * Nanoseconds.perMillisecond
         config.MaxDeliver = -1
         config.MaxAckPending = spec.maxAckPending
         var info: UnsafeMutablePointer<jsConsumerInfo>?
         var code = jsErrCode(rawValue: 0)
         let status: natsStatus = spec.durable.withCString { durable in
-            spec.filterSubject.withCString { filter in
+            spec.wireFilterSubject.withCString { filter in
                 config.Durable = durable
                 config.FilterSubject = filter
                 return update

@@ -18,6 +18,8 @@ public struct ClusterSummary: Sendable, Equatable {
 public struct ConsumerSummary: Sendable, Equatable {
     public let name: String
     public let filterSubject: String
+    public let ackWaitMs: Int64
+    public let maxAckPending: Int64
     public let numPending: UInt64
     public let numAckPending: Int64
     public let numRedelivered: Int64
@@ -74,6 +76,8 @@ extension ConsumerSummary {
     init(_ info: jsConsumerInfo) {
         name = info.Name.map { String(cString: $0) } ?? ""
         filterSubject = info.Config?.pointee.FilterSubject.map { String(cString: $0) } ?? ""
+        ackWaitMs = (info.Config?.pointee.AckWait ?? 0) / Nanoseconds.perMillisecond
+        maxAckPending = info.Config?.pointee.MaxAckPending ?? 0
         numPending = info.NumPending
         numAckPending = info.NumAckPending
         numRedelivered = info.NumRedelivered

@@ -1,6 +1,7 @@
 import CNats
 import Foundation
 import Identity
+import Messages
 
 extension BusConnection {
     /// Reads a subject's messages through a short-lived consumer of its own (removed at the
@@ -10,9 +11,10 @@ extension BusConnection {
                      onMessage: @escaping @Sendable (InboundMessage) -> Bool) async throws {
         let stream = try await streamOwning(subject)
         let name = "qt_tail_" + ContentID.hash(subject, UUID().uuidString).prefix(12)
+        let filter = Partitioning.wireFilter(subject)
         let subscription: PullSubscription = try await pool.run { [self] in
-            try createTailConsumer(stream: stream, name: name, subject: subject)
-            return try bindPull(stream: stream, durable: name, filterSubject: subject)
+            try createTailConsumer(stream: stream, name: name, subject: filter)
+            return try bindPull(stream: stream, durable: name, filterSubject: filter)
         }
         defer {
             subscription.close()

@@ -4,7 +4,7 @@ import Messages
 
 /// What provisioning did to one stream or bucket.
 public struct ProvisionResult: Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case stream, bucket }
+    public enum Kind: String, Sendable { case stream, bucket, consumer, layout }
     public enum Action: String, Sendable { case created, updated, unchanged }
 
     public let kind: Kind
@@ -20,11 +20,16 @@ public struct ProvisionResult: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension BusConnection {
-    /// Creates the streams and KV buckets of the topology when missing and updates them when
-    /// their settings differ; running it twice changes nothing (DESIGN.md §3.1–3.2).
-    public func provision(replicas: Int = 1, streams: [StreamSpec] = Topology.streams,
+    /// Creates the streams, KV buckets and durables of the topology when missing and updates them
+    /// when their settings differ, and records the layout (P, replicas, schema fingerprint) in
+    /// `qt_cluster/layout`; running it twice changes nothing (DESIGN.md §3.1–3.3). A P other than
+    /// the recorded one is refused unless `repartition` (the drain-and-migrate step).
+    public func provision(replicas: Int = 1, partitions: Int = Partitioning.defaultCount, consumers: [ConsumerSpec] = [],
+                          repartition: Bool = false, schemaFingerprint: String = SchemaFingerprint.value, provisionedBy: String = "qt",
+                          streams: [StreamSpec] = Topology.streams,
                           buckets: [BucketSpec] = Topology.buckets) async throws -> [ProvisionResult] {
-        try await pool.run { [self] in
+        let partitioning = try Partitioning(count: partitions)
+        var results: [ProvisionResult] = try await pool.run { [self] in
             var results: [ProvisionResult] = []
             for stream in streams {
                 results.append(try provisionStream(stream, replicas: replicas))
@@ -34,6 +39,65 @@ extension BusConnection {
             }
             return results
         }
+        guard buckets.contains(where: { $0.name == Self.layoutBucket }) else { return results }
+        let previous = try await readLayout()
+        if let previous, Int(previous.layout.partitions) != partitions, !repartition {
+            throw BusError.invalidArgument(
+                "qt_cluster/layout records \(previous.layout.partitions) partitions, not \(partitions): changing P moves symbols "
+                + "between partitions. Drain first, then run `qt streams provision --partitions \(partitions) --repartition` "
+                + "(docs/operations.md, \"Changing the partition count\")")
+        }
+        var layout = ClusterLayout()
+        layout.partitions = UInt32(partitions)
+        layout.replicas = UInt32(replicas)
+        layout.schemaFingerprint = schemaFingerprint
+        var changes: [String] = []
+        if let old = previous?.layout {
+            if old.partitions != layout.partitions { changes.append("partitions: \(old.partitions) -> \(layout.partitions)") }
+            if old.replicas != layout.replicas { changes.append("replicas: \(old.replicas) -> \(layout.replicas)") }
+            if old.schemaFingerprint != layout.schemaFingerprint {
+                changes.append("schema: \(old.schemaFingerprint.prefix(12)) -> \(layout.schemaFingerprint.prefix(12))")
+            }
+        }
+        let repartitioning = previous != nil && Int(previous!.layout.partitions) != partitions
+        if previous == nil || !changes.isEmpty {
+            layout.provisionedAtMs = Int64(Date().timeIntervalSince1970 * 1000)
+            layout.provisionedBy = provisionedBy
+            let bucket = try await keyValue(Self.layoutBucket)
+            if let previous {
+                _ = try await bucket.update(Self.layoutKey, message: layout, expectedRevision: previous.revision)
+            } else {
+                _ = try await bucket.create(Self.layoutKey, message: layout)
+            }
+        }
+        results.append(ProvisionResult(kind: .layout, name: "\(Self.layoutBucket)/\(Self.layoutKey)",
+                                       action: previous == nil ? .created : (changes.isEmpty ? .unchanged : .updated), changes: changes))
+        usePartitioning(partitioning)
+        if repartitioning {
+            results += try await removePartitionDurables(keeping: consumers)
+        }
+        for consumer in consumers {
+            var spec = consumer
+            if repartitioning { spec.deliverNewOnly = true }
+            let action = try await ensureConsumer(spec)
+            results.append(ProvisionResult(kind: .consumer, name: "\(spec.stream)/\(spec.durable)", action: action, changes: []))
+        }
+        return results
+    }
+
+    /// After a change of P: durables of partitions that no longer exist (or that now cover other
+    /// symbols) are deleted; the new ones start at the stream's end, since the fleet was drained.
+    private func removePartitionDurables(keeping wanted: [ConsumerSpec]) async throws -> [ProvisionResult] {
+        var removed: [ProvisionResult] = []
+        let streams = Set(wanted.filter { $0.partition != nil }.map(\.stream))
+        for stream in streams.sorted() {
+            for consumer in try await streamInfo(stream).consumers where consumer.name.range(of: #"__p\d+$"#, options: .regularExpression) != nil {
+                try await deleteConsumer(stream: stream, durable: consumer.name)
+                removed.append(ProvisionResult(kind: .consumer, name: "\(stream)/\(consumer.name)", action: .updated,
+                                               changes: ["deleted for the new partition count"]))
+            }
+        }
+        return removed
     }
 
     private func provisionStream(_ spec: StreamSpec, replicas: Int) throws -> ProvisionResult {

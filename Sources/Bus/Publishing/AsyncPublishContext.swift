@@ -27,10 +27,10 @@ final class AsyncPublishContext: @unchecked Sendable {
     }
 
     /// Sends every message now, in order; the ticket waits for their PubAcks.
-    func send(_ messages: [OutgoingMessage]) throws -> PublishTicket {
+    func send(_ messages: [OutgoingMessage], wireSubjects: [String]) throws -> PublishTicket {
         let batch = PendingBatch(count: messages.count)
         for (index, message) in messages.enumerated() {
-            var msg: OpaquePointer? = try NatsMessageBuilder.make(message)
+            var msg: OpaquePointer? = try NatsMessageBuilder.make(message, subject: wireSubjects[index])
             tracker.register(msg!, batch: batch, index: index)
             let status = js_PublishMsgAsync(context, &msg, nil)
             if status != NATS_OK {
@@ -41,9 +41,6 @@ final class AsyncPublishContext: @unchecked Sendable {
         return PublishTicket(batch: batch, context: self, subjects: messages.map(\.subject), ids: messages.map(\.id))
     }
 
-    func publish(_ messages: [OutgoingMessage]) async throws -> [PublishAck] {
-        try await send(messages).acks()
-    }
 
     fileprivate var timeoutMs: Int64 { waitMs }
 

@@ -2,14 +2,15 @@ import CNats
 
 enum NatsMessageBuilder {
     /// A natsMsg with the payload and the Qt headers; the caller owns it.
-    static func make(_ message: OutgoingMessage) throws -> OpaquePointer {
+    /// `subject` is the wire subject (with a keyed subject's partition token).
+    static func make(_ message: OutgoingMessage, subject: String) throws -> OpaquePointer {
         var msg: OpaquePointer?
         let status = message.payload.withUnsafeBufferPointer { bytes in
             bytes.withMemoryRebound(to: CChar.self) { chars in
-                natsMsg_Create(&msg, message.subject, nil, chars.baseAddress, Int32(chars.count))
+                natsMsg_Create(&msg, subject, nil, chars.baseAddress, Int32(chars.count))
             }
         }
-        try NatsCall.check(status, "natsMsg_Create(\(message.subject))")
+        try NatsCall.check(status, "natsMsg_Create(\(subject))")
         // Set one by one rather than through `message.headers`: no array per message.
         func set(_ key: String, _ value: String) throws {
             let headerStatus = natsMsgHeader_Set(msg, key, value)

@@ -18,6 +18,9 @@ public enum BusError: Error, CustomStringConvertible, Equatable {
     case timeout(String)
     case closed(String)
     case invalidArgument(String)
+    /// The server lacks what provisioning creates (the cluster layout, a stream, a durable), or has it
+    /// with other settings: the text names it and the command that fixes it.
+    case notProvisioned(String)
 
     public var description: String {
         switch self {
@@ -42,6 +45,8 @@ public enum BusError: Error, CustomStringConvertible, Equatable {
             return "closed: \(what)"
         case let .invalidArgument(what):
             return "invalid argument: \(what)"
+        case let .notProvisioned(what):
+            return "not provisioned: \(what)"
         }
     }
 }

@@ -29,7 +29,7 @@ public final class SimExchange: @unchecked Sendable {
     public init(config: SimulatorConfig, wallClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
         self.config = config
         self.wallClock = wallClock
-        clock = SimClock(wallStartMs: wallClock(), barMs: config.barMs)
+        clock = SimClock(wallStartMs: wallClock(), barMs: config.barMs, simulatedStartMs: config.simulatedStartMs)
         market = SimMarket(listings: SimListing.listings(count: max(1, config.symbols), seed: config.seed),
                            seed: config.seed, historyBars: config.historyBars, simStartMs: clock.simStartMs)
         account = SimAccount(walletBalance: config.startingBalance, takerFeeRate: config.takerFeeRate,

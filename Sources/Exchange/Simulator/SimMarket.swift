@@ -21,9 +21,10 @@ struct SimClock: Sendable {
 
     static let barLengthMs: Int64 = 60_000
 
-    init(wallStartMs: Int64, barMs: Int) {
+    init(wallStartMs: Int64, barMs: Int, simulatedStartMs: Int64? = nil) {
         self.wallStartMs = wallStartMs
-        simStartMs = wallStartMs - wallStartMs % Self.barLengthMs
+        let start = simulatedStartMs ?? wallStartMs
+        simStartMs = start - start % Self.barLengthMs
         self.barMs = Int64(max(1, barMs))
     }
 

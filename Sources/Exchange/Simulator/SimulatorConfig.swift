@@ -6,6 +6,9 @@ public struct SimulatorConfig: Sendable {
     /// Wall milliseconds per simulated 1m bar.
     public var barMs = 250
     public var seed: UInt64 = 1
+    /// The simulated time of the first bar (a whole minute); nil starts at the wall clock's minute.
+    /// Two simulators with the same seed and start serve the same bars at the same times.
+    public var simulatedStartMs: Int64?
     /// Closed bars that exist before the simulation starts (for backfill).
     public var historyBars = 1_000
     public var startingBalance: Decimal = 10_000

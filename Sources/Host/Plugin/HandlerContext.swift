@@ -15,10 +15,14 @@ public final class HandlerContext: @unchecked Sendable {
     let cause: Cause?
     let causeStream: String
     let causeSequence: UInt64
+    /// The lease the work is done under: a partition's for a keyed input, a singleton timer's.
+    let fence: LeaseFence?
     private(set) var outputs: [OutgoingMessage] = []
 
-    init(binding: PluginBinding, eventTimeMs: Int64, cause: Cause?, causeStream: String, causeSequence: UInt64) {
+    init(binding: PluginBinding, eventTimeMs: Int64, cause: Cause?, causeStream: String, causeSequence: UInt64,
+         fence: LeaseFence? = nil) {
         self.binding = binding
+        self.fence = fence
         self.plugin = binding.manifest.name
         self.hostID = binding.hostID
         self.eventTimeMs = eventTimeMs
@@ -76,6 +80,27 @@ public final class HandlerContext: @unchecked Sendable {
     /// A timer's context: outputs need content ids (an input's get ids from the input).
     public var isTimer: Bool { cause == nil }
 
+    /// Throws `LeaseLost` when the lease this work runs under has passed its deadline (DESIGN.md
+    /// §3.3, fencing). The host checks it before every publish and KV write; a plugin calls it
+    /// before anything else with an effect outside the bus, such as an exchange call.
+    public func checkLease() throws {
+        try fence?.check()
+    }
+
+    /// Throws `LeaseLost` unless this host still owns `symbol`'s partition (with a valid fence):
+    /// for work a timer does on one symbol, and before an exchange call for that symbol.
+    public func checkLease(symbol: String) throws {
+        try checkLease()
+        guard owns(symbol: symbol) else { throw LeaseLost(name: "\(binding.instance) partition of \(symbol)") }
+    }
+
+    /// Whether this host owns `symbol`'s partition of this plugin now. Timers that act per symbol
+    /// (recovery passes, periodic proposals) act only on owned symbols; a plugin without keyed
+    /// inputs owns every symbol.
+    public func owns(symbol: String) -> Bool {
+        binding.ownership?(symbol) ?? true
+    }
+
     /// Counts an event the plugin does not publish (`qt_plugin_events_total{event=...}`).
     public func count(_ event: String) {
         binding.metrics.event(event).increment()
@@ -88,7 +113,7 @@ public final class HandlerContext: @unchecked Sendable {
             throw PluginError.contract("\(plugin) did not declare KV bucket \(bucket)")
         }
         return PluginKV(bucket: try await binding.bucket(bucket), plugin: plugin, canWrite: canWrite,
-                        shadow: binding.settings.shadow)
+                        shadow: binding.settings.shadow, fence: fence, journal: binding.journal, instance: binding.instance)
     }
 
     /// This plugin's own state `qt_state/<plugin>.<name>`, with its revision for compare-and-set.
@@ -102,15 +127,19 @@ public final class HandlerContext: @unchecked Sendable {
     @discardableResult
     public func saveState(_ name: String, _ state: PluginState, expectedRevision: UInt64) async throws -> UInt64 {
         if binding.settings.shadow { return expectedRevision }
+        try checkLease()
         var stamped = state
         stamped.plugin = plugin
         stamped.name = name
         let bucket = try await binding.bucket("qt_state")
-        return try await KVConflict.mapping {
+        let revision = try await KVConflict.mapping {
             expectedRevision == 0
                 ? try await bucket.create("\(plugin).\(name)", message: stamped)
                 : try await bucket.update("\(plugin).\(name)", message: stamped, expectedRevision: expectedRevision)
         }
+        binding.journal?.kvWrite(instance: binding.instance, bucket: "qt_state", key: "\(plugin).\(name)", revision: revision,
+                                 partition: fence?.partition)
+        return revision
     }
 
     /// A timer's outputs so far, published now and acknowledged by JetStream, so the timer may
@@ -121,6 +150,7 @@ public final class HandlerContext: @unchecked Sendable {
             throw PluginError.contract("\(plugin): publishNow is for timers; a handler's outputs go out with its ack")
         }
         guard !outputs.isEmpty else { return }
+        try checkLease()
         let pending = outputs
         _ = try await binding.bus.publishBatch(pending)
         binding.metrics.messagesOut.add(pending.count)
@@ -150,6 +180,9 @@ public struct PluginKV: Sendable, KeyValueReading {
     let plugin: String
     let canWrite: Bool
     let shadow: Bool
+    let fence: LeaseFence?
+    let journal: HandlingJournal?
+    let instance: String
 
     public func get<M: BusMessage>(_ type: M.Type, _ key: String) async throws -> (value: M, revision: UInt64)? {
         try await bucket.get(type, key)
@@ -164,21 +197,21 @@ public struct PluginKV: Sendable, KeyValueReading {
     public func put<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
         try checkWrite()
         if shadow { return 0 }
-        return try await bucket.put(key, message: value)
+        return recorded(key, try await bucket.put(key, message: value))
     }
 
     @discardableResult
     public func update<M: BusMessage>(_ key: String, _ value: M, expectedRevision: UInt64) async throws -> UInt64 {
         try checkWrite()
         if shadow { return expectedRevision }
-        return try await KVConflict.mapping { try await bucket.update(key, message: value, expectedRevision: expectedRevision) }
+        return recorded(key, try await KVConflict.mapping { try await bucket.update(key, message: value, expectedRevision: expectedRevision) })
     }
 
     @discardableResult
     public func create<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
         try checkWrite()
         if shadow { return 0 }
-        return try await KVConflict.mapping { try await bucket.create(key, message: value) }
+        return recorded(key, try await KVConflict.mapping { try await bucket.create(key, message: value) })
     }
 
     /// Creates the key (`revision` nil) or replaces it at `revision`; a lost race throws `KVConflict`.
@@ -194,8 +227,15 @@ public struct PluginKV: Sendable, KeyValueReading {
         try await bucket.delete(key)
     }
 
+    /// Declared, and still under the lease the work runs under.
     private func checkWrite() throws {
         guard canWrite else { throw PluginError.contract("\(plugin) did not declare KV writes to \(bucket.name)") }
+        try fence?.check()
+    }
+
+    private func recorded(_ key: String, _ revision: UInt64) -> UInt64 {
+        journal?.kvWrite(instance: instance, bucket: bucket.name, key: key, revision: revision, partition: fence?.partition)
+        return revision
     }
 }
 

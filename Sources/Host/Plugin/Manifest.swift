@@ -80,13 +80,18 @@ public struct TimerSpec: Sendable {
     /// The first tick comes right after start (once the lease is taken), not one interval later:
     /// for startup passes and for state that should exist as soon as the host runs.
     public let firesAtStart: Bool
+    /// Also fires each time this host takes a partition of the plugin (a recovery pass over what the
+    /// previous owner left). Such a timer runs on every host and acts on owned symbols only.
+    public let firesOnPartitionAcquired: Bool
 
-    public init(_ name: String, intervalMs: Int64, singleton: Bool, intervalSecondsSetting: String? = nil, firesAtStart: Bool = false) {
+    public init(_ name: String, intervalMs: Int64, singleton: Bool, intervalSecondsSetting: String? = nil, firesAtStart: Bool = false,
+                firesOnPartitionAcquired: Bool = false) {
         self.name = name
         self.intervalMs = intervalMs
         self.singleton = singleton
         self.intervalSecondsSetting = intervalSecondsSetting
         self.firesAtStart = firesAtStart
+        self.firesOnPartitionAcquired = firesOnPartitionAcquired
     }
 
     public func interval(in settings: PluginSettings) -> Int64 {

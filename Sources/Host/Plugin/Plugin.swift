@@ -23,10 +23,15 @@ public protocol Plugin: AnyObject, Sendable {
     func handle(_ input: Input, context: HandlerContext) async throws
     /// A declared timer fired. Singleton timers fire on one host of the fleet at a time.
     func tick(_ timer: String, context: HandlerContext) async throws
+    /// This host gave up or lost a partition: forget whatever was cached for the symbols for which
+    /// `isGone` is true (another host now owns their state, DESIGN.md §3.2).
+    func forget(symbolsWhere isGone: @escaping @Sendable (String) -> Bool)
 }
 
 extension Plugin {
     public func prepare() async throws {}
+
+    public func forget(symbolsWhere isGone: @escaping @Sendable (String) -> Bool) {}
 
     public func tick(_ timer: String, context: HandlerContext) async throws {
         throw PluginError.permanent("plugin declares timer \(timer) but does not implement tick")

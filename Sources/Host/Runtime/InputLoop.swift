@@ -3,28 +3,47 @@ import Foundation
 import Identity
 import Messages
 
-/// Runs one (plugin, input) pair: fetch a batch, handle each message in order, publish the
-/// batch's outputs, wait for every PubAck, then ack the inputs (DESIGN.md §3.3).
-final class InputLoop<M: BusMessage>: @unchecked Sendable {
+/// Runs one (plugin, input) pair, or one partition of a keyed input: fetch a batch, handle each
+/// message in order, publish the batch's outputs, wait for every PubAck, then ack the inputs
+/// (DESIGN.md §3.3). Under a partition lease every message, publish and ack is fenced: once the
+/// lease's deadline has passed, nothing more is handled, published or acked.
+final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     let binding: PluginBinding
     let spec: InputSpec
     let consumer: Consumer<M>
+    let fence: LeaseFence?
+    let partition: Int?
     private let lock = NSLock()
     private var stopping = false
+    private var abandoned = false
 
-    init(binding: PluginBinding, spec: InputSpec, consumer: Consumer<M>) {
+    init(binding: PluginBinding, spec: InputSpec, consumer: Consumer<M>, fence: LeaseFence? = nil, partition: Int? = nil) {
         self.binding = binding
         self.spec = spec
         self.consumer = consumer
+        self.fence = fence
+        self.partition = partition
     }
 
     var isStopping: Bool { lock.withLock { stopping } }
+
+    /// The lease is gone (or the loop was abandoned): act on nothing more.
+    private var mayAct: Bool { !lock.withLock { abandoned } && (fence?.isValid ?? true) }
 
     /// Stop fetching; the batch in hand finishes, messages fetched but not started are NAKed.
     func stop() {
         lock.withLock { stopping = true }
         consumer.stop()
     }
+
+    func drained() async { await consumer.drained() }
+
+    /// The partition was lost: stop at once and leave every fetched message unacked for its new owner.
+    func abandon() {
+        lock.withLock { stopping = true; abandoned = true }
+        consumer.abandon()
+    }
+
 
     /// A batch's outputs are sent as soon as it is handled; while more messages are pending,
     /// their PubAcks are awaited (and the batch's inputs acked) after the next batch has been
@@ -45,9 +64,11 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
                 continue
             }
             if batch.isEmpty { break }
+            guard mayAct else { abandon(); break }
             let keeper = ProgressKeeper(batch, every: (binding.settings.ackWaitMs ?? spec.ackWaitMs) / 3)
             let (outputs, handled) = await handle(batch, keeper: keeper)
             keeper.stop()
+            guard mayAct else { abandon(); break }
             var sent: SentBatch?
             do {
                 sent = SentBatch(ticket: outputs.isEmpty ? nil : try binding.bus.send(outputs), outputs: outputs.count,
@@ -85,6 +106,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
                 return
             }
         }
+        guard mayAct else { return }
         for delivery in sent.handled { try? delivery.ack() }
     }
 
@@ -140,20 +162,25 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
     /// One message through the plugin: its outputs, or nil when it was not handled (NAKed,
     /// dead-lettered, or left for redelivery because the loop is stopping).
     private func handleOne(_ delivery: Delivery<M>, keeper: ProgressKeeper<M>) async -> [OutgoingMessage]? {
-        if isStopping {
-            try? delivery.nak(delayMs: 0)
+        if isStopping || !mayAct {
+            if mayAct { try? delivery.nak(delayMs: 0) }
             binding.metrics.messagesIn.add(-1)
             return nil
         }
         let context = HandlerContext(binding: binding, eventTimeMs: delivery.message.meta.eventTimeMs,
                                      cause: delivery.cause, causeStream: delivery.raw.stream,
-                                     causeSequence: delivery.streamSequence)
+                                     causeSequence: delivery.streamSequence, fence: fence)
         let input = Input(name: spec.name, subject: delivery.subject, message: delivery.message,
                           streamSequence: delivery.streamSequence, deliveryCount: delivery.deliveryCount)
         let started = DispatchTime.now().uptimeNanoseconds
         defer { binding.metrics.latency.observe(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6) }
         do {
             try await binding.plugin.handle(input, context: context)
+            // A handler that was still running when the lease ran out (a paused process) has its
+            // outputs dropped: the partition's new owner handles the message again.
+            guard mayAct else { return nil }
+            binding.journal?.handled(instance: binding.instance, input: spec.name, partition: partition, stream: delivery.raw.stream,
+                                     sequence: delivery.streamSequence, subject: delivery.subject, leaseToken: fence?.token)
             return context.outputs
         } catch let error as PluginError {
             keeper.settled(delivery)
@@ -169,6 +196,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
     }
 
     private func deadLetter(_ delivery: Delivery<M>, error: String) async {
+        guard mayAct else { return }
         binding.metrics.deadLettered.increment()
         do {
             try await consumer.deadLetter(delivery, error: "\(binding.manifest.name) rejected it: \(error)")
@@ -179,6 +207,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable {
 
     /// NAK with back-off from 1 s doubling to 30 s, no delivery limit; an alert at the 5th delivery.
     private func retryLater(_ delivery: Delivery<M>, error: Error) async {
+        guard mayAct else { return }
         binding.metrics.errors.increment()
         let count = max(1, Int(delivery.deliveryCount))
         let delayMs = min(30_000, 1_000 << min(count - 1, 5))
@@ -225,4 +254,12 @@ final class ProgressKeeper<M: BusMessage>: @unchecked Sendable {
     func stop() {
         task?.cancel()
     }
+}
+
+/// What the host keeps of a running input loop: a way to stop it cleanly or to abandon it.
+protocol StoppableLoop: AnyObject, Sendable {
+    func stop()
+    func abandon()
+    /// After `stop()` and the loop's end: what was prefetched has been NAKed.
+    func drained() async
 }

@@ -2,61 +2,48 @@ import Bus
 import Foundation
 import Messages
 
-/// Holds `qt_leases/<plugin>` for a plugin's singleton timers: create to take it, renew by
-/// compare-and-set, lose it on a conflict. Server 2.9 writes no expiry marker, so a standby polls
-/// `create`, which succeeds once the holder's last write has aged out (TTL 15 s): a takeover
-/// within the TTL plus one renew interval.
+/// Holds `qt_leases/<plugin>` for a plugin's singleton timers: create to take it (or take it over
+/// a clean release), renew by compare-and-set. A conflict loses it at once; a NATS error does
+/// not, until the fence's monotonic deadline (DESIGN.md §3.3), so a RAFT election does not
+/// stop the singleton, and a paused host does not act after another may have taken over.
 final class LeaseKeeper: @unchecked Sendable {
     let name: String
-    let hostID: String
     let renewIntervalMs: Int64
-    private let bucket: KeyValueBucket
+    private let client: LeaseClient
     private let lock = NSLock()
-    private var revision: UInt64 = 0
-    private var term: UInt64 = 0
+    private var fence: LeaseFence?
 
-    init(name: String, hostID: String, bucket: KeyValueBucket, renewIntervalMs: Int64) {
+    init(name: String, client: LeaseClient, renewIntervalMs: Int64) {
         self.name = name
-        self.hostID = hostID
-        self.bucket = bucket
+        self.client = client
         self.renewIntervalMs = renewIntervalMs
     }
 
-    var isHeld: Bool { lock.withLock { revision != 0 } }
+    var isHeld: Bool { lock.withLock { fence }?.isValid ?? false }
+
+    var currentFence: LeaseFence? { lock.withLock { fence } }
 
     /// One step: renew when held, try to take it otherwise. Returns whether it is held now.
     @discardableResult
-    func step(nowMs: Int64) async -> Bool {
-        let held = lock.withLock { revision }
-        var lease = Lease()
-        lease.name = name
-        lease.holder = hostID
-        lease.renewedAtMs = nowMs
-        do {
-            if held != 0 {
-                lease.term = lock.withLock { term }
-                let next = try await bucket.update(name, message: lease, expectedRevision: held)
-                lock.withLock { revision = next }
-            } else {
-                lease.acquiredAtMs = nowMs
-                lease.term = UInt64(nowMs)
-                let next = try await bucket.create(name, message: lease)
-                lock.withLock { revision = next; term = lease.term }
+    func step() async -> Bool {
+        if let held = lock.withLock({ fence }) {
+            if await client.renew(held) == .lost || !held.isValid {
+                lock.withLock { fence = nil }
             }
-        } catch BusError.conflict {
-            lock.withLock { revision = 0 }
-        } catch {
-            // NATS unreachable: we cannot prove we hold it, so we stop acting as holder.
-            lock.withLock { revision = 0 }
+            return isHeld
         }
+        var taken = try? await client.acquire(name)
+        if taken == nil, let current = try? await client.bucket.get(Lease.self, name), current.value.released {
+            taken = try? await client.acquire(name, overReleased: current.revision)
+        }
+        lock.withLock { fence = taken }
         return isHeld
     }
 
-    /// Gives the lease up at shutdown so a standby takes over at its next poll.
+    /// Gives the lease up at shutdown so a standby takes over at its next step.
     func release() async {
-        let held = lock.withLock { revision }
-        guard held != 0 else { return }
-        lock.withLock { revision = 0 }
-        try? await bucket.delete(name)
+        guard let held = lock.withLock({ fence }) else { return }
+        lock.withLock { fence = nil }
+        await client.release(held)
     }
 }

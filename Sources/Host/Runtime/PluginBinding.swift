@@ -13,11 +13,22 @@ final class PluginBinding: @unchecked Sendable {
     let metrics: PluginMetrics
     /// `plugin@host`, the Qt-Producer of everything this plugin emits.
     let producer: String
+    /// The name of its durables and leases: the plugin, or `<plugin>-shadow` for a shadow instance.
+    let instance: String
+    let journal: HandlingJournal?
+    /// Which symbols this host's instance owns now; nil for a plugin without keyed inputs (all).
+    var ownership: (@Sendable (String) -> Bool)? {
+        get { lock.withLock { ownershipCheck } }
+        set { lock.withLock { ownershipCheck = newValue } }
+    }
+    private var ownershipCheck: (@Sendable (String) -> Bool)?
     private let lock = NSLock()
     private var buckets: [String: KeyValueBucket] = [:]
 
     init(manifest: PluginManifest, settings: PluginSettings, plugin: any Plugin, hostID: String, bus: BusConnection,
-         metrics: PluginMetrics) {
+         metrics: PluginMetrics, journal: HandlingJournal? = nil) {
+        self.instance = DurablePlan.instanceName(plugin: manifest.name, shadow: settings.shadow)
+        self.journal = journal
         self.manifest = manifest
         self.settings = settings
         self.plugin = plugin

@@ -17,32 +17,56 @@ public final class PluginHost: @unchecked Sendable {
     private var inputTasks: [Task<Void, Never>] = []
     private var backgroundTasks: [Task<Void, Never>] = []
     private var leases: [LeaseKeeper] = []
+    private var partitionKeeper: PartitionKeeper?
+    private var keeperLoop: Task<Void, Never>?
+    /// The running loops of each (instance, partition) this host owns.
+    private var partitionLoops: [String: [Int: [(loop: any StoppableLoop, task: Task<Void, Never>)]]] = [:]
+    private let journal: HandlingJournal?
+    /// One consumer per durable for the host's life, restarted when its partition comes back.
+    private var consumers: [String: Any] = [:]
+    /// The last loop run on each durable: a new one starts only after it has ended.
+    private var lastLoops: [String: Task<Void, Never>] = [:]
     private var statusServer: StatusServer?
     private var ready = false
     private var draining = false
     private let startedAtMs = Int64(Date().timeIntervalSince1970 * 1000)
 
-    /// Renewal period of singleton leases: a third of the `qt_leases` TTL.
+    /// Renewal period of leases (singletons and partitions): a third of the `qt_leases` TTL.
     public static let leaseRenewIntervalMs: Int64 = 5_000
+    public static let leaseTTLMs: Int64 = 15_000
+    /// A lease's work stops this long before the server could expire it (see `LeaseClient`).
+    public static let leaseMarginMs: Int64 = 3_000
+    /// How often partition leases are renewed and rebalanced: a dead host's partitions are taken
+    /// within the TTL plus this, and a joining host gets its share within about two steps.
+    public static let partitionStepIntervalMs: Int64 = 2_500
     public static let heartbeatIntervalMs: Int64 = 10_000
 
     public init(config: NodeConfig, registry: PluginRegistry) {
         self.config = config
         self.registry = registry
+        self.journal = HandlingJournal.fromEnvironment(hostID: config.hostID)
     }
 
     public var hostID: String { config.hostID }
     public var httpPort: Int? { lock.withLock { statusServer?.port } }
 
-    /// Connects, provisions, binds every plugin and starts its loops. Returns once running.
+    /// Connects, checks that the server is provisioned for this node (a host creates and changes
+    /// nothing), binds every plugin and starts its loops; keyed inputs run per owned partition.
+    /// Returns once running.
     public func start() async throws {
         let bus = try BusConnection(config.nats)
         lock.withLock { self.bus = bus }
-        _ = try await bus.provision(replicas: config.replicas)
+        let partitioning = try await ProvisioningCheck.verify(bus, config: config) { [config, registry] partitioning in
+            try DurablePlan.consumers(configs: [config], registry: registry, partitioning: partitioning)
+        }
+        try await bus.loadPartitioning()
         let server = try StatusServer(port: config.httpPort) { [weak self] path in
             self?.respond(path) ?? (503, "text/plain", "stopping\n")
         }
         lock.withLock { statusServer = server }
+        let keeper = PartitionKeeper(partitioning: partitioning, client: try await leaseClient(bus), hostID: hostID,
+                                     stepIntervalMs: PluginHost.partitionStepIntervalMs)
+        lock.withLock { partitionKeeper = keeper }
 
         for entry in config.plugins {
             guard let registration = registry[entry.name] else {
@@ -56,11 +80,35 @@ public final class PluginHost: @unchecked Sendable {
                 throw HostError.startup("plugin \(entry.name) refused to start: \(error)")
             }
             let binding = PluginBinding(manifest: registration.manifest, settings: entry.settings, plugin: plugin,
-                                        hostID: hostID, bus: bus, metrics: metrics.plugin(entry.name))
+                                        hostID: hostID, bus: bus, metrics: metrics.plugin(entry.name), journal: journal)
             lock.withLock { bindings.append(binding) }
-            for input in registration.manifest.inputs {
-                try await startInput(input, binding: binding, bus: bus)
+            for input in registration.manifest.inputs where !DurablePlan.isKeyed(input) {
+                let spec = try DurablePlan.consumer(input, instance: binding.instance, settings: binding.settings, partition: nil)
+                let loop = try await bind(input.type, spec: spec, input: input, binding: binding, bus: bus, fence: nil)
+                lock.withLock {
+                    stoppers.append { loop.loop.stop() }
+                    inputTasks.append(loop.task)
+                }
             }
+            if registration.manifest.inputs.contains(where: DurablePlan.isKeyed) {
+                binding.ownership = { [weak keeper] symbol in
+                    keeper?.owned(binding.instance).contains(partitioning.partition(of: symbol)) ?? false
+                }
+                keeper.register(instance: binding.instance, work: partitionWork(binding, bus: bus, partitioning: partitioning))
+            }
+        }
+        // The first step takes this host's share before it reports ready: one host alone owns every partition.
+        await keeper.step()
+        let keeping = Task.detached { [weak self] in
+            while let self, !self.isDraining {
+                try? await Task.sleep(nanoseconds: UInt64(keeper.stepIntervalMs) * 1_000_000)
+                if self.isDraining { return }
+                await keeper.expire()
+                await keeper.step()
+            }
+        }
+        lock.withLock { keeperLoop = keeping }
+        for binding in lock.withLock({ bindings }) {
             try await startTimers(binding, bus: bus)
         }
         try await heartbeat(bus)
@@ -72,6 +120,73 @@ public final class PluginHost: @unchecked Sendable {
         }
         await checkTopologyAtStart(bus)
         lock.withLock { ready = true }
+    }
+
+    private func leaseClient(_ bus: BusConnection) async throws -> LeaseClient {
+        LeaseClient(bucket: try await bus.keyValue("qt_leases"), hostID: hostID, ttlMs: Self.leaseTTLMs, marginMs: Self.leaseMarginMs)
+    }
+
+    /// Starting, handing off and abandoning one partition of a plugin instance: every keyed input's
+    /// durable for that partition, bound under the partition's fence.
+    private func partitionWork(_ binding: PluginBinding, bus: BusConnection, partitioning: Partitioning) -> PartitionWork {
+        let keyedInputs = binding.manifest.inputs.filter(DurablePlan.isKeyed)
+        return PartitionWork(
+            start: { [weak self] partition, fence, afterCrash in
+                guard let self else { return }
+                self.journal?.partition("acquired", instance: binding.instance, partition: partition, leaseToken: fence.token)
+                let specs = keyedInputs.compactMap {
+                    try? DurablePlan.consumer($0, instance: binding.instance, settings: binding.settings, partition: partition)
+                }
+                // After a crash the old holder's unacked messages come back only after AckWait: start
+                // fetching once they are redeliverable, so no symbol's message n+1 overtakes message n.
+                let waitMs = afterCrash ? await Self.outstandingWaitMs(specs, bus: bus) : 0
+                let task = Task.detached { [weak self] in
+                    if waitMs > 0 { try? await Task.sleep(nanoseconds: UInt64(waitMs) * 1_000_000) }
+                    guard let self, fence.isValid, !self.isDraining else { return }
+                    var started: [(loop: any StoppableLoop, task: Task<Void, Never>)] = []
+                    for (input, spec) in zip(keyedInputs, specs) {
+                        if let loop = try? await self.bind(input.type, spec: spec, input: input, binding: binding, bus: bus,
+                                                           fence: fence, partition: partition) {
+                            started.append(loop)
+                        }
+                    }
+                    self.lock.withLock { self.partitionLoops[binding.instance, default: [:]][partition, default: []] += started }
+                    for timer in binding.manifest.timers where timer.firesOnPartitionAcquired && fence.isValid {
+                        await self.tick(timer, binding: binding, dueMs: Self.wallClockMs(), fence: nil)
+                    }
+                }
+                _ = task
+            },
+            stop: { [weak self] partition in
+                guard let self else { return }
+                let loops = self.lock.withLock { self.partitionLoops[binding.instance]?.removeValue(forKey: partition) ?? [] }
+                loops.forEach { $0.loop.stop() }
+                for entry in loops {
+                    await entry.task.value
+                    await entry.loop.drained()
+                }
+                binding.plugin.forget(symbolsWhere: { partitioning.partition(of: $0) == partition })
+                self.journal?.partition("released", instance: binding.instance, partition: partition, leaseToken: 0)
+            },
+            abandon: { [weak self] partition in
+                guard let self else { return }
+                let loops = self.lock.withLock { self.partitionLoops[binding.instance]?.removeValue(forKey: partition) ?? [] }
+                loops.forEach { $0.loop.abandon() }
+                binding.plugin.forget(symbolsWhere: { partitioning.partition(of: $0) == partition })
+                self.journal?.partition("lost", instance: binding.instance, partition: partition, leaseToken: 0)
+
+            })
+    }
+
+    /// How long to wait before fetching a partition whose holder crashed: the longest AckWait of its
+    /// durables when any of them has messages delivered and not acked, else nothing.
+    private static func outstandingWaitMs(_ specs: [ConsumerSpec], bus: BusConnection) async -> Int64 {
+        var waitMs: Int64 = 0
+        for spec in specs {
+            let pending = (try? await bus.consumerInfo(stream: spec.stream, durable: spec.durable).numAckPending) ?? 1
+            if pending > 0 { waitMs = max(waitMs, spec.ackWaitMs) }
+        }
+        return waitMs
     }
 
     private var isDraining: Bool { lock.withLock { draining } }
@@ -90,24 +205,25 @@ public final class PluginHost: @unchecked Sendable {
         }
     }
 
-    private func startInput(_ input: InputSpec, binding: PluginBinding, bus: BusConnection) async throws {
-        var spec = try ConsumerSpec(plugin: binding.manifest.name, input: input.name, filterSubject: input.subject)
-        spec.ackWaitMs = binding.settings.ackWaitMs ?? input.ackWaitMs
-        spec.fetchBatch = input.fetchBatch
-        spec.prefetch = input.prefetch
-        try await bus.ensureConsumer(spec)
-        try bind(input.type, spec: spec, input: input, binding: binding, bus: bus)
-    }
-
-    /// Opens the input's message type so the consumer decodes exactly that type.
+    /// Binds to the input's provisioned durable so the consumer decodes exactly the input's type,
+    /// and starts its loop.
     private func bind<M: BusMessage>(_ type: M.Type, spec: ConsumerSpec, input: InputSpec, binding: PluginBinding,
-                                     bus: BusConnection) throws {
-        let consumer = try bus.consume(M.self, spec: spec, producer: binding.producer)
-        let loop = InputLoop(binding: binding, spec: input, consumer: consumer)
-        lock.withLock {
-            stoppers.append { loop.stop() }
-            inputTasks.append(Task.detached { await loop.run() })
+                                     bus: BusConnection, fence: LeaseFence?,
+                                     partition: Int? = nil) async throws -> (loop: any StoppableLoop, task: Task<Void, Never>) {
+        // Two loops on one durable would fetch concurrently (an error in libnats) and break its order.
+        if let previous = lock.withLock({ lastLoops[spec.durable] }) { await previous.value }
+        let consumer: Consumer<M>
+        if let kept = lock.withLock({ consumers[spec.durable] }) as? Consumer<M> {
+            kept.restart()
+            consumer = kept
+        } else {
+            consumer = try bus.consume(M.self, spec: spec, producer: binding.producer)
+            lock.withLock { consumers[spec.durable] = consumer }
         }
+        let loop = InputLoop(binding: binding, spec: input, consumer: consumer, fence: fence, partition: partition)
+        let task = Task.detached { await loop.run() }
+        lock.withLock { lastLoops[spec.durable] = task }
+        return (loop, task)
     }
 
     private func startTimers(_ binding: PluginBinding, bus: BusConnection) async throws {
@@ -115,13 +231,13 @@ public final class PluginHost: @unchecked Sendable {
         guard !timers.isEmpty else { return }
         var lease: LeaseKeeper?
         if timers.contains(where: \.singleton) {
-            let keeper = LeaseKeeper(name: binding.manifest.name, hostID: hostID, bucket: try await bus.keyValue("qt_leases"),
+            let keeper = LeaseKeeper(name: binding.instance, client: try await leaseClient(bus),
                                      renewIntervalMs: PluginHost.leaseRenewIntervalMs)
             lease = keeper
             lock.withLock { leases.append(keeper) }
             startBackground { [weak self] in
                 while let self, !self.isDraining {
-                    await keeper.step(nowMs: Self.wallClockMs())
+                    await keeper.step()
                     try? await Task.sleep(nanoseconds: UInt64(keeper.renewIntervalMs) * 1_000_000)
                 }
             }
@@ -136,7 +252,7 @@ public final class PluginHost: @unchecked Sendable {
                     let wait = max(0, due - Self.wallClockMs())
                     try? await Task.sleep(nanoseconds: UInt64(wait) * 1_000_000)
                     if self.isDraining { return }
-                    if gate?.isHeld ?? true { await self.tick(timer, binding: binding, dueMs: due) }
+                    if gate?.isHeld ?? true { await self.tick(timer, binding: binding, dueMs: due, fence: gate?.currentFence) }
                     due += intervalMs
                     if due < Self.wallClockMs() { due = Self.wallClockMs() + intervalMs }
                 }
@@ -146,8 +262,8 @@ public final class PluginHost: @unchecked Sendable {
 
     static let startupTickDelayMs: Int64 = 1_000
 
-    private func tick(_ timer: TimerSpec, binding: PluginBinding, dueMs: Int64) async {
-        let context = HandlerContext(binding: binding, eventTimeMs: dueMs, cause: nil, causeStream: "", causeSequence: 0)
+    private func tick(_ timer: TimerSpec, binding: PluginBinding, dueMs: Int64, fence: LeaseFence?) async {
+        let context = HandlerContext(binding: binding, eventTimeMs: dueMs, cause: nil, causeStream: "", causeSequence: 0, fence: fence)
         binding.metrics.timerTicks.increment()
         do {
             try await binding.plugin.tick(timer.name, context: context)
@@ -215,12 +331,18 @@ public final class PluginHost: @unchecked Sendable {
     /// messages not yet started are NAKed so another host takes them at once; leases released;
     /// the connection closed last.
     public func shutdown() async {
-        let (stops, inputs, background, held) = lock.withLock {
+        let (stops, inputs, background, held, keeper, keeping) = lock.withLock {
             draining = true
-            return (stoppers, inputTasks, backgroundTasks, leases)
+            return (stoppers, inputTasks, backgroundTasks, leases, partitionKeeper, keeperLoop)
         }
         stops.forEach { $0() }
         for task in inputs { await task.value }
+        // No step may take a partition while they are being handed off.
+        keeping?.cancel()
+        await keeping?.value
+        // Each owned partition: stop fetching, finish and ack what is in hand, NAK the rest, then
+        // mark its lease released so the next owner fetches at once.
+        await keeper?.releaseAll()
         background.forEach { $0.cancel() }
         // A timer tick in progress (an exchange poll, KV writes) finishes before the connection
         // it uses is closed: closing under it is a use-after-free inside libnats.

@@ -3,7 +3,7 @@
 /// Fingerprints of the schema: hosts whose values differ run different schemas.
 public enum SchemaFingerprint {
     /// SHA-256 of proto/qt/v1/*.proto.
-    public static let value = "daef8058c3b2b7104166a8bd7da195216e372938d7f19b069a93fa2e9e931fc0"
+    public static let value = "b36c60efc0369edac17777ac0a09c560c43c3f8d529e153570f6cd99cda97639"
 
     /// Per message type: SHA-256 of its definition and of the types it uses.
     public static let types: [String: String] = [
@@ -12,6 +12,7 @@ public enum SchemaFingerprint {
         "qt.v1.BarWindow": "12fe07b20def5d11348e871efe4bff6feed5403b9abf7be2bfc6a1db7477edf7",
         "qt.v1.CalibratedProposal": "a8946fbe3895426631e299cb44fbf749977a9a4d7e95eee8530c81836990ed0d",
         "qt.v1.CloseWindow": "f4856a9fc6ce6d0d0a78ea3a20e944c5ee614ca38f2b010a62036f3424c91dcf",
+        "qt.v1.ClusterLayout": "e1018a07346a4721122dc7380777d027019b6758f418cd08de6d51cfc4d60ed7",
         "qt.v1.Control": "0b9282f627705c2714a8d93fdf9d6cddf3e8ed9583cba5e2cbb4e6193d25944d",
         "qt.v1.DeadLetter": "753c72f6c623f83c00357defff9afec4b9cf9d8025886103da361df763d141f7",
         "qt.v1.Decision": "e284dd95ef4b9f974aebdb8c0d0449978d5dfd1e6231bf7af01cef8eed4aa515",
@@ -20,7 +21,7 @@ public enum SchemaFingerprint {
         "qt.v1.HostInfo": "f1fa92926075f68450297177c8db97a2b19578bfde0fa23cde628879f666859a",
         "qt.v1.KillComponents": "648294a68677226233ae1a9bbb009b3e116e458b36d93dc2d72ad051583abe98",
         "qt.v1.Kline": "321c30966070583e6708f122a7a2229ce6202be9b2f110a5a2edd83ee3d8dad1",
-        "qt.v1.Lease": "63f590104233fb1714058b07736119da338eae0ae29ebafd9000cb21427cdae3",
+        "qt.v1.Lease": "7a2d5d98b496717cc6437eddf44de1293ff9a6d100342caa8b78e7acf86fb4bf",
         "qt.v1.LedgerEntry": "749773ba2282c032c74e48c487350f8d4685bbd0f9a0099ec4720b62e8285d97",
         "qt.v1.MarketState": "53635fc29f19bb15b3c41d953773bfb6297d5c11730a0b57190b02fe7a2ecce0",
         "qt.v1.Meta": "0068242d87da6c904ec60cd151dbb670fa99c1b3da167a00debbe22f922c9083",

@@ -269,6 +269,46 @@ public nonisolated struct Lease: Sendable {
 
   public var term: UInt64 = 0
 
+  /// Set by a holder that handed the lease over cleanly (its unstarted messages NAKed): the next
+  /// holder may fetch at once instead of waiting out AckWait for a crashed holder's messages.
+  public var released: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _meta: Meta? = nil
+}
+
+/// KV qt_cluster/layout: what `qt streams provision` set up. Hosts check it at start and never
+/// change it (DESIGN.md §3.3, provisioning is an administrator's step).
+public nonisolated struct ClusterLayout: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var meta: Meta {
+    get {_meta ?? Meta()}
+    set {_meta = newValue}
+  }
+  /// Returns true if `meta` has been explicitly set.
+  public var hasMeta: Bool {self._meta != nil}
+  /// Clears the value of `meta`. Subsequent reads from it will return its default value.
+  public mutating func clearMeta() {self._meta = nil}
+
+  /// P: symbols are divided into this many partitions by FNV-1a 32 of the symbol, modulo P.
+  public var partitions: UInt32 = 0
+
+  /// Replicas of every stream and bucket.
+  public var replicas: UInt32 = 0
+
+  /// The schema fingerprint of the qt that provisioned.
+  public var schemaFingerprint: String = String()
+
+  public var provisionedAtMs: Int64 = 0
+
+  public var provisionedBy: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -628,7 +668,7 @@ nonisolated extension HostInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
 
 nonisolated extension Lease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Lease"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{1}name\0\u{1}holder\0\u{3}acquired_at_ms\0\u{3}renewed_at_ms\0\u{1}term\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{1}name\0\u{1}holder\0\u{3}acquired_at_ms\0\u{3}renewed_at_ms\0\u{1}term\0\u{1}released\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -642,6 +682,7 @@ nonisolated extension Lease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.acquiredAtMs) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.renewedAtMs) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.released) }()
       default: break
       }
     }
@@ -670,6 +711,9 @@ nonisolated extension Lease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
     if self.term != 0 {
       try visitor.visitSingularUInt64Field(value: self.term, fieldNumber: 6)
     }
+    if self.released != false {
+      try visitor.visitSingularBoolField(value: self.released, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -680,6 +724,66 @@ nonisolated extension Lease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
     if lhs.acquiredAtMs != rhs.acquiredAtMs {return false}
     if lhs.renewedAtMs != rhs.renewedAtMs {return false}
     if lhs.term != rhs.term {return false}
+    if lhs.released != rhs.released {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension ClusterLayout: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterLayout"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{1}partitions\0\u{1}replicas\0\u{3}schema_fingerprint\0\u{3}provisioned_at_ms\0\u{3}provisioned_by\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._meta) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.partitions) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.replicas) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.schemaFingerprint) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.provisionedAtMs) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.provisionedBy) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._meta {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.partitions != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partitions, fieldNumber: 2)
+    }
+    if self.replicas != 0 {
+      try visitor.visitSingularUInt32Field(value: self.replicas, fieldNumber: 3)
+    }
+    if !self.schemaFingerprint.isEmpty {
+      try visitor.visitSingularStringField(value: self.schemaFingerprint, fieldNumber: 4)
+    }
+    if self.provisionedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.provisionedAtMs, fieldNumber: 5)
+    }
+    if !self.provisionedBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.provisionedBy, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: ClusterLayout, rhs: ClusterLayout) -> Bool {
+    if lhs._meta != rhs._meta {return false}
+    if lhs.partitions != rhs.partitions {return false}
+    if lhs.replicas != rhs.replicas {return false}
+    if lhs.schemaFingerprint != rhs.schemaFingerprint {return false}
+    if lhs.provisionedAtMs != rhs.provisionedAtMs {return false}
+    if lhs.provisionedBy != rhs.provisionedBy {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

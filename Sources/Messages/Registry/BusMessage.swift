@@ -27,6 +27,7 @@ extension Control: BusMessage {}
 extension PluginState: BusMessage {}
 extension HostInfo: BusMessage {}
 extension Lease: BusMessage {}
+extension ClusterLayout: BusMessage {}
 
 /// Every bus message type, by its full protobuf name (`qt.v1.Kline`), for decoding by header
 /// (`Qt-Type`) in the CLI and in dead-letter tooling.
@@ -36,6 +37,7 @@ public enum MessageTypes {
         CalibratedProposal.self, Plan.self, Permit.self, OrderRecord.self, OrderResult.self,
         Fill.self, LedgerEntry.self, PositionSnapshot.self, AccountSnapshot.self, Decision.self,
         Alert.self, DeadLetter.self, Control.self, PluginState.self, HostInfo.self, Lease.self,
+        ClusterLayout.self,
     ]
 
     private static let byName: [String: any BusMessage.Type] = Dictionary(

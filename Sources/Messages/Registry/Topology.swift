@@ -8,24 +8,24 @@ public enum Topology {
 
     public static let streams: [StreamSpec] = [
         StreamSpec(name: "QT_MARKET", maxAgeSeconds: 48 * hour, routes: [
-            Route("qt.market.kline.*", Kline.self),
-            Route("qt.market.state.*", MarketState.self),
+            Route.keyed("qt.market.kline.*", Kline.self),
+            Route.keyed("qt.market.state.*", MarketState.self),
         ]),
         StreamSpec(name: "QT_SIGNAL", maxAgeSeconds: 7 * day, routes: [
-            Route("qt.signal.intent.*", TradeIntent.self),
+            Route.keyed("qt.signal.intent.*", TradeIntent.self),
         ]),
         StreamSpec(name: "QT_EXIT", maxAgeSeconds: 7 * day, routes: [
-            Route("qt.harvest.proposed.*", HarvestProposal.self),
-            Route("qt.harvest.calibrated.*", CalibratedProposal.self),
+            Route.keyed("qt.harvest.proposed.*", HarvestProposal.self),
+            Route.keyed("qt.harvest.calibrated.*", CalibratedProposal.self),
         ]),
         StreamSpec(name: "QT_PLAN", maxAgeSeconds: 30 * day, routes: [
-            Route("qt.plan.proposed.*", Plan.self),
-            Route("qt.plan.sized.*", Plan.self),
-            Route("qt.plan.approved.*", Plan.self),
+            Route.keyed("qt.plan.proposed.*", Plan.self),
+            Route.keyed("qt.plan.sized.*", Plan.self),
+            Route.keyed("qt.plan.approved.*", Plan.self),
         ]),
         StreamSpec(name: "QT_EXEC", maxAgeSeconds: 400 * day, routes: [
-            Route("qt.exec.result.*", OrderResult.self),
-            Route("qt.exec.fill.*", Fill.self),
+            Route.keyed("qt.exec.result.*", OrderResult.self),
+            Route.keyed("qt.exec.fill.*", Fill.self),
         ]),
         StreamSpec(name: "QT_AUDIT", maxAgeSeconds: 30 * day, routes: [
             Route("qt.decision.*.*", Decision.self),
@@ -50,6 +50,7 @@ public enum Topology {
         BucketSpec(name: "qt_control", history: 64, ttlSeconds: 0, valueType: Control.self),
         BucketSpec(name: "qt_hosts", history: 1, ttlSeconds: 30, valueType: HostInfo.self),
         BucketSpec(name: "qt_leases", history: 1, ttlSeconds: 15, valueType: Lease.self),
+        BucketSpec(name: "qt_cluster", history: 16, ttlSeconds: 0, valueType: ClusterLayout.self),
     ]
 
     /// The stream and message type of a concrete subject; shadow subjects resolve to their live
@@ -69,11 +70,12 @@ public enum Topology {
             let live = String(subject.dropFirst(Subjects.shadowPrefix.count))
             guard let liveRoute = route(for: live) else { return nil }
             return ResolvedRoute(stream: "QT_SHADOW", pattern: SubjectPattern("qt.shadow." + liveRoute.pattern.pattern),
-                                 messageType: liveRoute.messageType)
+                                 messageType: liveRoute.messageType, keyed: liveRoute.keyed)
         }
         for stream in streams {
             for route in stream.routes where route.pattern.matches(subject) {
-                return ResolvedRoute(stream: stream.name, pattern: route.pattern, messageType: route.messageType)
+                return ResolvedRoute(stream: stream.name, pattern: route.pattern, messageType: route.messageType,
+                                     keyed: route.keyed)
             }
         }
         return nil
@@ -86,7 +88,8 @@ public enum Topology {
         let pattern = SubjectPattern(filter)
         for stream in streams {
             for route in stream.routes where pattern.isCovered(by: route.pattern) {
-                return ResolvedRoute(stream: stream.name, pattern: route.pattern, messageType: route.messageType)
+                return ResolvedRoute(stream: stream.name, pattern: route.pattern, messageType: route.messageType,
+                                     keyed: route.keyed)
             }
         }
         return nil
@@ -124,11 +127,22 @@ private final class RouteCache: @unchecked Sendable {
 public struct Route: Sendable {
     public let pattern: SubjectPattern
     public let messageType: any BusMessage.Type
+    /// The pattern's last token is a symbol, and consumers read it per partition (DESIGN.md §3.3):
+    /// on the wire the subject carries the symbol's partition token after the symbol.
+    public let keyed: Bool
 
-    public init(_ pattern: String, _ messageType: any BusMessage.Type) {
+    public init(_ pattern: String, _ messageType: any BusMessage.Type, keyed: Bool = false) {
         self.pattern = SubjectPattern(pattern)
         self.messageType = messageType
+        self.keyed = keyed
     }
+
+    public static func keyed(_ pattern: String, _ messageType: any BusMessage.Type) -> Route {
+        Route(pattern, messageType, keyed: true)
+    }
+
+    /// What the stream listens on: keyed subjects with their partition token.
+    public var streamSubject: String { keyed ? pattern.pattern + ".*" : pattern.pattern }
 
     public var typeName: String { messageType.protoMessageName }
 }
@@ -137,6 +151,7 @@ public struct ResolvedRoute: Sendable {
     public let stream: String
     public let pattern: SubjectPattern
     public let messageType: any BusMessage.Type
+    public let keyed: Bool
 
     public var typeName: String { messageType.protoMessageName }
 }
@@ -151,7 +166,7 @@ public struct StreamSpec: Sendable {
         self.name = name
         self.maxAgeSeconds = maxAgeSeconds
         self.routes = routes
-        self.subjects = routes.map(\.pattern.pattern) + extraSubjects
+        self.subjects = routes.map(\.streamSubject) + extraSubjects
     }
 }
 

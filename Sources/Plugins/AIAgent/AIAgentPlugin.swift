@@ -27,6 +27,10 @@ public final class AIAgentPlugin: Plugin {
     private let leverage: Int32
     private let windows = CachedState<BarWindow>()
 
+    public func forget(symbolsWhere isGone: @escaping @Sendable (String) -> Bool) {
+        windows.forget(symbolsWhere: isGone)
+    }
+
     init(model: any SignalModel, leverage: Int32) {
         self.model = model
         self.leverage = leverage

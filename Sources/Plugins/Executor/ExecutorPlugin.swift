@@ -29,7 +29,9 @@ public final class ExecutorPlugin: Plugin {
                       OutputSpec("decisions", subject: "qt.decision.executor.*", type: Decision.self)],
             kvReads: ["qt_ledger", "qt_orders", "qt_permits", "qt_control"],
             kvWrites: ["qt_ledger", "qt_orders", "qt_permits"],
-            timers: [TimerSpec("resume", intervalMs: 30_000, singleton: true, intervalSecondsSetting: "resume_s", firesAtStart: true)],
+            // Every host runs it on the symbols whose partitions it owns, and again on each partition it takes.
+            timers: [TimerSpec("resume", intervalMs: 30_000, singleton: false, intervalSecondsSetting: "resume_s", firesAtStart: true,
+                               firesOnPartitionAcquired: true)],
             config: [ConfigKey("resume_s", .double, default: .double(30),
                                help: "seconds between passes that finish records left unfinished and release orphan claims"),
                      ConfigKey("query_interval_ms", .int, default: .int(250), help: "pause between queries of an order whose outcome is unknown"),
@@ -167,6 +169,7 @@ public final class ExecutorPlugin: Plugin {
                 guard let trigger = Decimal.parse(plan.stopPrice), trigger > 0 else {
                     throw PluginError.permanent("plan \(plan.planID): UPDATE_STOP without a stop_price")
                 }
+                try context.checkLease(symbol: record.symbol)
                 try await stops.place(symbol: record.symbol, closingSide: try Self.exchangeSide(plan.side), trigger: trigger,
                                       clientAlgoID: ProtectiveStops.clientAlgoID(planID: plan.planID))
                 next.status = .filled
@@ -180,6 +183,7 @@ public final class ExecutorPlugin: Plugin {
         let order = NewOrder(symbol: record.symbol, side: try Self.exchangeSide(record.side),
                              quantity: try Self.quantity(record), reduceOnly: record.reduceOnly, clientOrderId: record.clientOrderID)
         var outcome: OrderDesk.Outcome
+        try context.checkLease(symbol: record.symbol)
         if record.status == .claimed {
             outcome = try await desk.send(order, sentAtMs: next.sentAtMs)
         } else {
@@ -189,6 +193,7 @@ public final class ExecutorPlugin: Plugin {
                 // by whoever wins the record's compare-and-set.
                 next.sentAtMs = OrderDesk.nowMs()
                 try await save(next)
+                try context.checkLease(symbol: record.symbol)
                 outcome = try await desk.send(order, sentAtMs: next.sentAtMs)
             }
         }
@@ -240,6 +245,7 @@ public final class ExecutorPlugin: Plugin {
             default: break
             }
         }
+        try context.checkLease(symbol: record.symbol)
         switch plan.kind {
         case .open:
             let position = try LedgerPosition(symbol: record.symbol, entry: entry.value, revision: entry.revision)

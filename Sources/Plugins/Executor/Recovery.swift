@@ -3,7 +3,8 @@ import Host
 import Messages
 
 /// The executor's pass over what a crash can leave behind (DESIGN.md §5: "a startup pass resumes
-/// every record not APPLIED and every claim"), run at start and then every `resume_s`:
+/// every record not APPLIED and every claim"), run at start, on every partition this host takes,
+/// and then every `resume_s`, over the symbols whose partitions this host owns:
 /// - a `qt_orders` record not APPLIED or REJECTED and untouched for `idleMs` is run on from its
 ///   state (its plan message may be waiting out a back-off; every step is safe to run twice);
 /// - a ledger claim with no record and no permit can never be finished by its plan (a
@@ -23,6 +24,7 @@ final class Recovery: @unchecked Sendable {
         for key in try await orders.keys() {
             guard let (record, revision) = try await orders.get(OrderRecord.self, key) else { continue }
             recorded.insert(key)
+            guard context.owns(symbol: record.symbol) else { continue }
             guard record.status != .applied, record.status != .rejected, nowMs - record.updatedAtMs >= Self.idleMs else { continue }
             do {
                 try await resume(record, revision)
@@ -35,7 +37,7 @@ final class Recovery: @unchecked Sendable {
         let ledger = try await context.kv("qt_ledger")
         let permits = try await context.kv("qt_permits")
         var orphans: Set<String> = []
-        for symbol in try await ledger.keys() {
+        for symbol in try await ledger.keys() where context.owns(symbol: symbol) {
             guard let (entry, _) = try await ledger.get(LedgerEntry.self, symbol), !entry.pendingClientOrderID.isEmpty,
                   !recorded.contains(entry.pendingClientOrderID),
                   try await permits.get(Permit.self, entry.pendingPlanID) == nil else { continue }

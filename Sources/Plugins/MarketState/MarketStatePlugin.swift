@@ -22,6 +22,10 @@ public final class MarketStatePlugin: Plugin {
 
     private let windows = CachedState<CloseWindow>()
 
+    public func forget(symbolsWhere isGone: @escaping @Sendable (String) -> Bool) {
+        windows.forget(symbolsWhere: isGone)
+    }
+
     public func handle(_ input: Input, context: HandlerContext) async throws {
         guard let bar = input.message(as: Kline.self) else { throw PluginError.permanent("expected a Kline") }
         guard !bar.symbol.isEmpty, input.subject == Subjects.kline(bar.symbol) else {

@@ -8,11 +8,11 @@ import SwiftProtobuf
 /// conflict (another host wrote) drops the cache so the retry reloads.
 final class CachedState<Value: SwiftProtobuf.Message>: @unchecked Sendable {
     private let lock = NSLock()
-    private var entries: [String: (value: Value, revision: UInt64)] = [:]
+    private var entries: [String: (value: Value, revision: UInt64, symbol: String)] = [:]
 
     /// The stored value and its revision; an empty value at revision 0 when there is none.
     func load(_ name: String, context: HandlerContext) async throws -> (value: Value, revision: UInt64) {
-        if let cached = lock.withLock({ entries[name] }) { return cached }
+        if let cached = lock.withLock({ entries[name] }) { return (cached.value, cached.revision) }
         guard let loaded = try await context.loadState(name) else { return (Value(), 0) }
         guard loaded.state.payloadType == Value.protoMessageName else {
             throw PluginError.permanent("qt_state/\(context.plugin).\(name) holds \"\(loaded.state.payloadType)\", expected \(Value.protoMessageName)")
@@ -27,10 +27,15 @@ final class CachedState<Value: SwiftProtobuf.Message>: @unchecked Sendable {
         state.symbols = [symbol]
         do {
             let written = try await context.saveState(name, state, expectedRevision: revision)
-            lock.withLock { entries[name] = (value, written) }
+            lock.withLock { entries[name] = (value, written, symbol) }
         } catch {
             lock.withLock { entries[name] = nil }
             throw error
         }
+    }
+
+    /// The partition of these symbols moved to another host: its state there is newer than ours.
+    func forget(symbolsWhere isGone: (String) -> Bool) {
+        lock.withLock { entries = entries.filter { !isGone($0.value.symbol) } }
     }
 }

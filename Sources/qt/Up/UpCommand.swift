@@ -22,9 +22,10 @@ struct Up: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            guard NatsServer.executablePath() != nil else {
-                throw ValidationError("nats-server is not on PATH (nor in /usr/sbin): install it with `sudo apt-get install -y nats-server`"
-                                      + " or run scripts/up, which installs what is missing")
+            do {
+                _ = try NatsServer.checkedExecutable()
+            } catch {
+                throw ValidationError("\(error) (scripts/up installs what is missing)")
             }
             let directory = URL(fileURLWithPath: data ?? ".qt/run-\(Int(Date().timeIntervalSince1970))").standardizedFileURL
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -32,12 +33,16 @@ struct Up: AsyncParsableCommand {
             defer { server.stop() }
             let bus = try BusConnection(ConnectionOptions(servers: [server.url], name: "qt-up"))
             defer { bus.close() }
-            let results = try await bus.provision()
             printLine("NATS:       \(server.url)   (JetStream store: \(directory.path)/nats)")
-            printLine("topology:   \(results.count) streams and buckets provisioned (\(results.filter { $0.action == .created }.count) created)")
             let simulator = try await market.startServer(port: simPort)
             let node = try writeNodeConfig(in: directory, natsURL: server.url, simulator: simulator)
             let config = try NodeConfig.parse(node.yaml, file: node.path, registry: BuiltInPlugins.registry)
+            // The administrator's step, done here for the embedded server (hosts never provision).
+            let results = try await DeploymentProvisioning.provision(bus, replicas: config.replicas, configs: [config],
+                                                                     registry: BuiltInPlugins.registry, provisionedBy: "qt up")
+            let durables = results.filter { $0.kind == .consumer }.count
+            printLine("topology:   \(results.count - durables) streams and buckets, \(durables) durables, "
+                      + "\(bus.partitioning?.count ?? 0) partitions (\(results.filter { $0.action == .created }.count) created)")
             let host = PluginHost(config: config, registry: BuiltInPlugins.registry)
             try await host.start()
             printLine("host:       \(config.plugins.count) plugins in this process (node config: \(node.path); http :\(host.httpPort ?? 0))")

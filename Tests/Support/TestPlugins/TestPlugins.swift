@@ -7,7 +7,7 @@ import Messages
 /// a singleton ticker, and a strict consumer that rejects what it cannot act on.
 public enum TestPlugins {
     public static var registry: PluginRegistry {
-        PluginRegistry([Counter.registration, Feed.registration, RelayA.registration, RelayB.registration, Ticker.registration, Strict.registration])
+        PluginRegistry([Counter.registration, Sequencer.registration, Feed.registration, RelayA.registration, RelayB.registration, Ticker.registration, Strict.registration])
     }
 }
 
@@ -139,5 +139,38 @@ public final class Counter: Plugin {
         state.values["last_by"] = context.hostID
         // A conflict (the other host wrote first) throws: transient, the kline comes back.
         try await context.saveState("klines", state, expectedRevision: current?.revision ?? 0)
+    }
+}
+
+/// Per-symbol state in `qt_state/sequencer.<SYM>`, like market-state's window: the bar index last
+/// seen (the kline's `close`) and how many times a bar arrived that was not the next one (a "gap":
+/// the window would restart). With klines published in order, a gap means a symbol's bar n+1 was
+/// handled before bar n, which partition ownership must make impossible across a move.
+public final class Sequencer: Plugin {
+    public static let registration = PluginRegistration(
+        manifest: PluginManifest(
+            name: "sequencer", version: "1.0.0",
+            inputs: [InputSpec("klines", subject: "qt.market.kline.*", type: Kline.self, ackWaitMs: 2_000, fetchBatch: 16)],
+            outputs: [OutputSpec("decisions", subject: "qt.decision.sequencer.*", type: Decision.self)],
+            kvReads: ["qt_state"], kvWrites: ["qt_state"],
+            config: [ConfigKey("delay_ms", .int, default: .int(0), help: "simulated work per message")]),
+        make: { Sequencer(delayMs: $0.settings.int("delay_ms")) })
+
+    let delayMs: Int
+    init(delayMs: Int) { self.delayMs = delayMs }
+
+    public func handle(_ input: Input, context: HandlerContext) async throws {
+        guard let bar = input.message(as: Kline.self), let index = Int(bar.close) else { throw PluginError.permanent("not an indexed kline") }
+        if delayMs > 0 { try await Task.sleep(nanoseconds: UInt64(delayMs) * 1_000_000) }
+        let current = try await context.loadState(bar.symbol)
+        var state = current?.state ?? PluginState()
+        let last = Int(state.values["last"] ?? "-1") ?? -1
+        guard index > last else { return }  // a redelivery of a bar already counted
+        if index != last + 1 { state.values["gaps"] = String((Int(state.values["gaps"] ?? "0") ?? 0) + 1) }
+        state.values["last"] = String(index)
+        state.values["last_by"] = context.hostID
+        state.symbols = [bar.symbol]
+        try await context.saveState(bar.symbol, state, expectedRevision: current?.revision ?? 0)
+        try context.decide(.pass, reason: .passed, about: bar.meta.id, kind: .intent, symbol: bar.symbol, detail: context.hostID)
     }
 }
