@@ -185,6 +185,33 @@ final class EntryGateTests: ExecutionTestCase {
         check(try await decisions("governor", symbols[1], expected: 2).last?.verdict, .block)
     }
 
+    /// Three governors on three hosts, entries for 24 symbols at once: the notional they pass
+    /// together stays under `max_total_notional`, because the room is reserved by compare-and-set
+    /// in `qt_state`, not judged from each host's own view of the ledger.
+    func testThreeGovernorsTogetherNeverPassMoreThanTheTotalNotionalCap() async throws {
+        let symbols = Array(simulator.exchange.symbols.prefix(24))
+        let settings = ["max_total_notional": "1000", "max_notional_per_trade": "200"]
+        for host in ["gov-a", "gov-b", "gov-c"] { _ = try await startPipeline(["governor": settings], host: host) }
+        try await waitUntilBalanced("governor", hosts: ["gov-a", "gov-b", "gov-c"], seconds: 40)
+        var plans: [Plan] = []
+        for symbol in symbols {
+            try await marketState(symbol)
+            plans.append(proposed(symbol))
+        }
+        for plan in plans { try await propose(plan) }
+        var decided: [Decision] = []
+        for symbol in symbols { decided += try await decisions("governor", symbol, expected: 1) }
+        XCTAssertEqual(decided.count, symbols.count)
+        let passed = decided.filter { $0.verdict != .block }
+        let total = passed.compactMap { Decimal.parse($0.after["notional"] ?? "") }.reduce(Decimal(0), +)
+        XCTAssertLessThanOrEqual(total, 1000, "three governors passed \(total.plainString) USDT in all")
+        XCTAssertGreaterThanOrEqual(total, 800, "the room was used: \(summary(decided))")
+        // Blocked for the cap, or for what little room was left being under the exchange's minimum.
+        XCTAssertTrue(decided.filter { $0.verdict == .block }.allSatisfy { [.notionalCap, .minNotional].contains($0.reason) }, summary(decided))
+        XCTAssertGreaterThan(Set(decided.map(\.meta.producer)).count, 1, "more than one host decided")
+        print("three governors: \(passed.count) entries passed, \(total.plainString) USDT of 1000")
+    }
+
     func testMinimumNotionalBlocksTinyEntries() async throws {
         let symbol = simulator.exchange.symbols[20]
         _ = try await startPipeline(["governor": ["max_notional_per_trade": "1"]])

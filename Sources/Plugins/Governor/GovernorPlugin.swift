@@ -10,7 +10,8 @@ import Messages
 /// older than `market_state_max_age_s` of event time blocks with `STALE_INPUT`); §6.4 turns it,
 /// the regime flip and the confidence into ALLOW / SCALE / BLOCK (PASS / MODIFY / BLOCK). The
 /// notional is min(`max_notional_per_trade`, room under `max_total_notional` over the ledger's open
-/// positions at entry price) × the §6.4 scale, at the mark price, rounded down to the step; an
+/// positions at entry price and the entries other governors reserved, `NotionalReservations`) × the
+/// §6.4 scale, at the mark price, rounded down to the step; an
 /// entry under the exchange's minimum notional is blocked. Per-symbol rate limits count the
 /// plans this gate passed, in event time, in `qt_state/governor.rate-<SYM>`. Leverage is capped
 /// by `max_leverage`; the plan gets `stop_dist_pct`.
@@ -34,6 +35,8 @@ public final class GovernorPlugin: Plugin {
                 ConfigKey("rate_per_5m", .int, default: .int(2), help: "entries per symbol in any 5 minutes of event time"),
                 ConfigKey("rate_per_hour", .int, default: .int(3), help: "entries per symbol in any hour of event time"),
                 ConfigKey("market_state_max_age_s", .int, default: .int(180), help: "event-time age (3 bars) beyond which market state is stale"),
+                ConfigKey("reservation_s", .double, default: .double(90),
+                          help: "wall-clock seconds an entry's notional stays reserved before the ledger shows it (gate, permit, order)"),
             ]),
         make: { setup in
             let settings = setup.settings
@@ -43,7 +46,8 @@ public final class GovernorPlugin: Plugin {
                                maxTotalNotional: Decimal(settings.double("max_total_notional")),
                                maxLeverage: Int32(settings.int("max_leverage")), stopDistPct: settings.double("stop_dist_pct"),
                                ratePerFiveMinutes: settings.int("rate_per_5m"), ratePerHour: settings.int("rate_per_hour"),
-                               marketStateMaxAgeMs: Int64(settings.int("market_state_max_age_s")) * 1000))
+                               marketStateMaxAgeMs: Int64(settings.int("market_state_max_age_s")) * 1000,
+                               reservationMs: Int64(settings.double("reservation_s") * 1000)))
         })
 
     struct Limits {
@@ -54,6 +58,7 @@ public final class GovernorPlugin: Plugin {
         var ratePerFiveMinutes: Int
         var ratePerHour: Int
         var marketStateMaxAgeMs: Int64
+        var reservationMs: Int64
     }
 
     private let exchange: BinanceFutures
@@ -133,27 +138,32 @@ public final class GovernorPlugin: Plugin {
 
         var reasons: [ReasonCode] = []
         if gate.decision == .scale { reasons.append(.killScoreScale) }
-        let open = try await ledgerView.openPositions(try await context.kv("qt_ledger"))
-        let openNotional = open.reduce(Decimal(0)) { $0 + abs($1.amount) * $1.entryPrice }
-        let room = limits.maxTotalNotional - openNotional
-        guard room > 0 else {
-            throw GateRefusal(reason: .notionalCap, detail: "open notional \(openNotional.plainString) USDT leaves no room under \(limits.maxTotalNotional.plainString)")
-        }
-        if room < limits.maxNotionalPerTrade { reasons.append(.notionalCap) }
-        let notional = min(limits.maxNotionalPerTrade, room) * Decimal(gate.scale)
         if plan.leverage > limits.maxLeverage {
             plan.leverage = limits.maxLeverage
             reasons.append(.leverageCap)
         }
-
         let rules = try await filters.filters(for: symbol)
         let mark = try await exchange.premiumIndex(symbol: symbol).markPrice
         guard mark > 0 else { throw PluginError.transient("\(symbol): mark price \(mark.plainString)") }
-        do {
-            plan.quantity = try rules.marketQuantity(notional / mark, price: mark, reduceOnly: false).plainString
-        } catch let error as FilterError {
-            throw GateRefusal(reason: .minNotional, detail: "\(notional.plainString) USDT at mark \(mark.plainString): \(error)")
+        let ledger = try await context.kv("qt_ledger")
+        let entries = try await ledgerView.current(ledger)
+        let open = try entries.map { try LedgerPosition(symbol: $0.symbol, entry: $0.entry, revision: $0.revision) }.filter(\.isOpen)
+        let claimed = Set(entries.filter { !$0.entry.pendingClientOrderID.isEmpty }.map(\.symbol))
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        var quantity = Decimal(0)
+        let reservations = NotionalReservations(context: context, maxTotal: limits.maxTotalNotional)
+        let notional = try await reservations.reserve(plan, open: open, claimed: claimed, untilMs: nowMs + limits.reservationMs,
+                                                      nowMs: nowMs) { room in
+            let wanted = min(limits.maxNotionalPerTrade, room) * Decimal(gate.scale)
+            do {
+                quantity = try rules.marketQuantity(wanted / mark, price: mark, reduceOnly: false)
+            } catch let error as FilterError {
+                throw GateRefusal(reason: .minNotional, detail: "\(wanted.plainString) USDT at mark \(mark.plainString): \(error)")
+            }
+            if room < limits.maxNotionalPerTrade { reasons.append(.notionalCap) }
+            return quantity * mark
         }
+        plan.quantity = quantity.plainString
         plan.stopDistPct = limits.stopDistPct
         plan.killScore = kill
         plan.permitKind = .p33
