@@ -72,4 +72,35 @@ final class SentinelTests: ExecutionTestCase {
         let control = try await bus.keyValue("qt_control").get(Control.self, "trading_state")
         XCTAssertNil(control, "reduce_on_heat: false leaves the trading state alone")
     }
+
+    /// A plugin a live host runs whose partition nobody owns: CRITICAL after `unowned_partition_s`;
+    /// that host leaving the fleet: a WARNING, once.
+    func testAnUnownedPartitionAndALeavingHostRaiseAlerts() async throws {
+        // A host that declares relay-a (keyed) but holds none of its leases.
+        var ghost = HostInfo()
+        ghost.hostID = "ghost"
+        var relay = PluginManifestInfo()
+        relay.name = "relay-a"
+        var input = SubjectBinding()
+        input.name = "klines"
+        input.subject = "qt.market.kline.*"
+        input.type = Kline.protoMessageName
+        relay.inputs = [input]
+        ghost.plugins = [relay]
+        ghost.heartbeatAtMs = Int64(Date().timeIntervalSince1970 * 1000)
+        try await bus.keyValue("qt_hosts").put("ghost", message: ghost)
+        _ = try await startPipeline(["sentinel": ["interval_s": "0.3", "unowned_partition_s": "1"]], host: "watch")
+
+        let unowned = try await readAll(Alert.self, subject: Subjects.alert(.lease), expected: Partitioning.defaultCount)
+        XCTAssertEqual(unowned.count, Partitioning.defaultCount, "one alert per unowned partition")
+        XCTAssertTrue(unowned.allSatisfy { $0.severity == .critical }, unowned.map(\.message).joined(separator: "; "))
+        XCTAssertEqual(Set(unowned.map(\.subject)), Set((0..<Partitioning.defaultCount).map { "qt_leases/relay-a.p\($0)" }))
+
+        try await bus.keyValue("qt_hosts").delete("ghost")
+        let all = try await readAll(Alert.self, subject: Subjects.alert(.lease), expected: Partitioning.defaultCount + 1)
+        let left = all.filter { $0.severity == .warning }
+        XCTAssertEqual(left.map(\.subject), ["qt_hosts/ghost"], all.map(\.message).joined(separator: "; "))
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        check(try await count(Subjects.alert(.lease)), UInt64(Partitioning.defaultCount + 1))
+    }
 }

@@ -17,6 +17,8 @@ public struct FleetObservation: Sendable {
     public let deadLetters: UInt64
     public let consumers: [Consumer]
     public let topologyProblems: [TopologyProblem]
+    /// Partition owners and the live hosts (DESIGN.md §3.3).
+    public let partitions: PartitionView
 }
 
 extension HandlerContext {
@@ -37,7 +39,8 @@ extension HandlerContext {
                                           redelivered: $0.numRedelivered)
             }
         }
-        let problems = TopologyCheck.problems(in: try await FleetReader.read(bus))
-        return FleetObservation(deadLetters: deadLetters, consumers: consumers, topologyProblems: problems)
+        let partitions = try await PartitionView.read(bus)
+        let problems = TopologyCheck.problems(in: partitions.hosts)
+        return FleetObservation(deadLetters: deadLetters, consumers: consumers, topologyProblems: problems, partitions: partitions)
     }
 }

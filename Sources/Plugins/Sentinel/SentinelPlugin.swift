@@ -8,7 +8,9 @@ import Messages
 /// dead-letter stream, the consumers and the fleet's topology, and raises an `Alert` when a
 /// condition begins (not on every tick while it lasts; the open conditions live in
 /// `qt_state/sentinel.conditions`, so another host taking over the lease does not repeat them).
-/// The dead-letter stream alerts on every growth. On the margin and heat triggers it sets
+/// The dead-letter stream alerts on every growth, a host that leaves the fleet once (WARNING), and a
+/// partition of a running plugin without an owner for `unowned_partition_s` (CRITICAL: its symbols
+/// are not handled). On the margin and heat triggers it sets
 /// `qt_control/trading_state` to REDUCING (never back: resuming is the operator's decision).
 public final class SentinelPlugin: Plugin {
     public static let name = "sentinel"
@@ -28,13 +30,16 @@ public final class SentinelPlugin: Plugin {
                 ConfigKey("reduce_on_margin", .bool, default: .bool(true), help: "set REDUCING when the margin ratio trigger fires"),
                 ConfigKey("reduce_on_heat", .bool, default: .bool(true), help: "set REDUCING when portfolio heat is HOT"),
                 ConfigKey("consumer_lag", .int, default: .int(1000), help: "alert when a consumer has more messages pending"),
+                ConfigKey("unowned_partition_s", .double, default: .double(30),
+                          help: "critical alert when a partition of a running plugin has had no owner for longer"),
             ]),
         make: { setup in
             let settings = setup.settings
             return SentinelPlugin(limits: Limits(maxPositions: settings.int("max_positions"),
                                                  reduceMarginRatio: settings.double("reduce_margin_ratio"),
                                                  reduceOnMargin: settings.bool("reduce_on_margin"), reduceOnHeat: settings.bool("reduce_on_heat"),
-                                                 consumerLag: UInt64(max(0, settings.int("consumer_lag")))))
+                                                 consumerLag: UInt64(max(0, settings.int("consumer_lag"))),
+                                                 unownedPartitionMs: Int64(settings.double("unowned_partition_s") * 1000)))
         })
 
     struct Limits {
@@ -43,6 +48,7 @@ public final class SentinelPlugin: Plugin {
         var reduceOnMargin: Bool
         var reduceOnHeat: Bool
         var consumerLag: UInt64
+        var unownedPartitionMs: Int64
     }
 
     /// A condition that holds now: its key (one per thing it is about), its alert, and whether it
@@ -81,7 +87,20 @@ public final class SentinelPlugin: Plugin {
         let stored = try await context.loadState(Self.conditionsState)
         let open = Set(stored?.state.symbols ?? [])
         let lastDeadLetters = UInt64(stored?.state.values["dead_letters"] ?? "") ?? 0
+        let unownedSince = Self.unownedSince(fleet.partitions, before: stored?.state.values ?? [:], nowMs: nowMs)
+        for (key, since) in unownedSince where nowMs - since > limits.unownedPartitionMs {
+            findings.append(Finding(key: "unowned:\(key)", alert: Self.alert(.lease, .critical, subject: "qt_leases/\(key)",
+                "partition \(key) has had no owner for \((nowMs - since) / 1000) s: its symbols are not handled (`qt fleet` shows the hosts)",
+                details: ["lease": key, "since_ms": String(since)]), reduces: false))
+        }
+        let hosts = fleet.partitions.hosts.map(\.hostID)
+        let previousHosts = (stored?.state.values["hosts"] ?? "").split(separator: ",").map(String.init)
         var alerts = findings.filter { !open.contains($0.key) }.map { ($0.key, $0.alert) }
+        for host in previousHosts where !hosts.contains(host) {
+            alerts.append(("host-left:\(host)", Self.alert(.lease, .warning, subject: "qt_hosts/\(host)",
+                "host \(host) left the fleet (no heartbeat in qt_hosts); its partitions move to the others within the lease TTL",
+                details: ["host": host, "hosts": hosts.joined(separator: ",")])))
+        }
         if fleet.deadLetters > lastDeadLetters {
             alerts.append(("dlq", Self.alert(.deadLetter, .warning, subject: "QT_DLQ",
                 "the dead-letter stream grew from \(lastDeadLetters) to \(fleet.deadLetters) messages (`qt streams` shows QT_DLQ)",
@@ -100,9 +119,21 @@ public final class SentinelPlugin: Plugin {
         var state = PluginState()
         state.symbols = findings.map(\.key).sorted()
         state.values["dead_letters"] = String(fleet.deadLetters)
-        if state.symbols != stored?.state.symbols || fleet.deadLetters != lastDeadLetters {
+        state.values["hosts"] = hosts.joined(separator: ",")
+        for (key, since) in unownedSince { state.values["unowned-since:" + key] = String(since) }
+        if state.symbols != stored?.state.symbols || state.values != stored?.state.values {
             try await context.saveState(Self.conditionsState, state, expectedRevision: stored?.revision ?? 0)
         }
+    }
+
+    /// Since when each currently unowned partition (`<instance>.p<k>`) has been seen unowned.
+    static func unownedSince(_ view: PartitionView, before values: [String: String], nowMs: Int64) -> [String: Int64] {
+        var since: [String: Int64] = [:]
+        for (instance, partition) in view.unowned {
+            let key = "\(instance).p\(partition)"
+            since[key] = Int64(values["unowned-since:" + key] ?? "") ?? nowMs
+        }
+        return since
     }
 
     /// Open positions over the limit, margin ratio, heat.
