@@ -145,15 +145,7 @@ class HostTestCase: XCTestCase {
         for start in stride(from: first, to: first + count, by: 50) {
             var batch: [OutgoingMessage] = []
             for index in start..<min(first + count, start + 50) {
-                for symbol in symbols {
-                    var bar = Kline()
-                    bar.symbol = symbol
-                    bar.close = String(index)
-                    bar.closeTimeMs = Int64(index) * 60_000 + 59_999
-                    bar.meta.eventTimeMs = bar.closeTimeMs
-                    batch.append(try OutgoingMessage(bar, subject: Subjects.kline(symbol), id: "\(prefix)-\(symbol)-\(index)",
-                                                     producer: "test@host-tests"))
-                }
+                for symbol in symbols { batch.append(try Self.indexedKline(symbol, index: index, id: "\(prefix)-\(symbol)-\(index)")) }
             }
             _ = try await bus.publishBatch(batch)
             ids += batch.map(\.id)
@@ -161,17 +153,20 @@ class HostTestCase: XCTestCase {
         return ids
     }
 
+    /// Bar `index` of `symbol`, its index in `close` (so a test can follow each one), one minute apart.
+    static func indexedKline(_ symbol: String, index: Int, id: String) throws -> OutgoingMessage {
+        var bar = Kline()
+        bar.symbol = symbol
+        bar.close = String(index)
+        bar.closeTimeMs = Int64(index) * 60_000 + 59_999
+        bar.meta.eventTimeMs = bar.closeTimeMs
+        return try OutgoingMessage(bar, subject: Subjects.kline(symbol), id: id, producer: "test@host-tests")
+    }
+
     func publishKlines(_ count: Int, symbol: String = "BTCUSDT", prefix: String = "k") async throws -> [String] {
         var ids: [String] = []
         for start in stride(from: 0, to: count, by: 500) {
-            let batch = try (start..<min(count, start + 500)).map { index -> OutgoingMessage in
-                var bar = Kline()
-                bar.symbol = symbol
-                bar.close = String(index)
-                bar.closeTimeMs = Int64(index) * 60_000 + 59_999
-                bar.meta.eventTimeMs = bar.closeTimeMs
-                return try OutgoingMessage(bar, subject: Subjects.kline(symbol), id: "\(prefix)-\(index)", producer: "test@host-tests")
-            }
+            let batch = try (start..<min(count, start + 500)).map { try Self.indexedKline(symbol, index: $0, id: "\(prefix)-\($0)") }
             _ = try await bus.publishBatch(batch)
             ids += batch.map(\.id)
         }
@@ -204,10 +199,7 @@ class HostTestCase: XCTestCase {
 
     /// How many stored messages match `subject` (a fresh durable's pending count).
     func count(_ subject: String) async throws -> UInt64 {
-        let spec = try ConsumerSpec(durable: "count_\(UUID().uuidString.prefix(8))", filterSubject: subject)
-        try await bus.ensureConsumer(spec)
-        defer { Task { [bus] in try? await bus?.deleteConsumer(stream: spec.stream, durable: spec.durable) } }
-        return try await bus.consumerInfo(stream: spec.stream, durable: spec.durable).numPending
+        try await storedCount(subject, bus: bus)
     }
 
     func messages(in stream: String) async throws -> UInt64 {
@@ -223,4 +215,31 @@ class HostTestCase: XCTestCase {
         XCTFail("not reached within \(seconds) s: \(what)")
         throw CancellationError()
     }
+}
+
+/// How many stored messages match `subject` (a fresh durable's pending count).
+func storedCount(_ subject: String, bus: BusConnection) async throws -> UInt64 {
+    let spec = try ConsumerSpec(durable: "count_\(UUID().uuidString.prefix(8))", filterSubject: subject)
+    try await bus.ensureConsumer(spec)
+    defer { Task { try? await bus.deleteConsumer(stream: spec.stream, durable: spec.durable) } }
+    return try await bus.consumerInfo(stream: spec.stream, durable: spec.durable).numPending
+}
+
+/// Every message stored on `subject` now, read through a throwaway durable.
+func storedMessages<M: BusMessage>(_ type: M.Type, subject: String, bus: BusConnection) async throws -> [M] {
+    let spec = try ConsumerSpec(durable: "reader_\(UUID().uuidString.prefix(8))", filterSubject: subject)
+    try await bus.ensureConsumer(spec)
+    let expected = try await bus.consumerInfo(stream: spec.stream, durable: spec.durable).numPending
+    let consumer = try bus.consume(M.self, spec: spec, producer: "reader@tests")
+    defer { consumer.stop() }
+    var result: [M] = []
+    while result.count < expected {
+        let batch = try await consumer.nextBatch()
+        if batch.isEmpty { break }
+        for delivery in batch {
+            try delivery.ack()
+            result.append(delivery.message)
+        }
+    }
+    return result
 }

@@ -106,41 +106,16 @@ final class OneHostOrThreeTests: XCTestCase {
         let deadline = Date().addingTimeInterval(90)
         while Date() < deadline {
             try await Task.sleep(nanoseconds: 1_000_000_000)
-            if try await pending("qt.market.state.*", bus: bus) >= UInt64(symbols * 100) { break }
+            if try await storedCount("qt.market.state.*", bus: bus) >= UInt64(symbols * 100) { break }
         }
         for host in running { await host.shutdown() }
         await simulator.stop()
-        for state in try await read(MarketState.self, "qt.market.state.*", bus: bus) {
+        for state in try await storedMessages(MarketState.self, subject: "qt.market.state.*", bus: bus) {
             outcome.states["\(state.symbol)@\(state.asOfMs)"] = state
         }
-        for intent in try await read(TradeIntent.self, "qt.signal.intent.*", bus: bus) {
+        for intent in try await storedMessages(TradeIntent.self, subject: "qt.signal.intent.*", bus: bus) {
             outcome.intents["\(intent.symbol)@\(intent.meta.eventTimeMs)"] = intent
         }
         return outcome
-    }
-
-    private func pending(_ subject: String, bus: BusConnection) async throws -> UInt64 {
-        let spec = try ConsumerSpec(durable: "count_\(UUID().uuidString.prefix(8))", filterSubject: subject)
-        try await bus.ensureConsumer(spec)
-        defer { Task { try? await bus.deleteConsumer(stream: spec.stream, durable: spec.durable) } }
-        return try await bus.consumerInfo(stream: spec.stream, durable: spec.durable).numPending
-    }
-
-    private func read<M: BusMessage>(_ type: M.Type, _ subject: String, bus: BusConnection) async throws -> [M] {
-        let spec = try ConsumerSpec(durable: "reader_\(UUID().uuidString.prefix(8))", filterSubject: subject)
-        try await bus.ensureConsumer(spec)
-        let expected = try await bus.consumerInfo(stream: spec.stream, durable: spec.durable).numPending
-        let consumer = try bus.consume(M.self, spec: spec, producer: "reader@tests")
-        defer { consumer.stop() }
-        var result: [M] = []
-        while result.count < expected {
-            let batch = try await consumer.nextBatch()
-            if batch.isEmpty { break }
-            for delivery in batch {
-                try delivery.ack()
-                result.append(delivery.message)
-            }
-        }
-        return result
     }
 }

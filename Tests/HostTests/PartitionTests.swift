@@ -197,14 +197,7 @@ private final class Feeder: @unchecked Sendable {
     func run() async throws -> Int {
         var index = 0
         while !lock.withLock({ stopped }) {
-            _ = try await bus.publishBatch(try symbols.map { symbol in
-                var bar = Kline()
-                bar.symbol = symbol
-                bar.close = String(index)
-                bar.closeTimeMs = Int64(index) * 60_000 + 59_999
-                bar.meta.eventTimeMs = bar.closeTimeMs
-                return try OutgoingMessage(bar, subject: Subjects.kline(symbol), id: "feed-\(symbol)-\(index)", producer: "test@feeder")
-            })
+            _ = try await bus.publishBatch(try symbols.map { try HostTestCase.indexedKline($0, index: index, id: "feed-\($0)-\(index)") })
             index += 1
             try await Task.sleep(nanoseconds: 100_000_000)
         }

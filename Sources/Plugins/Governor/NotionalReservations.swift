@@ -10,7 +10,6 @@ import Messages
 /// the symbol; once the ledger shows the position, the position's own notional counts instead.
 struct NotionalReservations {
     static let stateName = "notional"
-    static let attempts = 8
 
     let context: HandlerContext
     let maxTotal: Decimal
@@ -21,9 +20,8 @@ struct NotionalReservations {
                  size: (_ room: Decimal) throws -> Decimal) async throws -> Decimal {
         let openNotional = open.reduce(Decimal(0)) { $0 + abs($1.amount) * $1.entryPrice }
         let openSymbols = Set(open.map(\.symbol))
-        for _ in 0..<Self.attempts {
-            let stored = try await context.loadState(Self.stateName)
-            var reservations = (stored?.state.values ?? [:]).filter { symbol, value in
+        return try await StateRounds.rewrite(Self.stateName, context: context) { stored in
+            var reservations = (stored?.values ?? [:]).filter { symbol, value in
                 guard let reservation = Reservation(value) else { return false }
                 return !openSymbols.contains(symbol) && (reservation.untilMs > nowMs || claimed.contains(symbol))
             }
@@ -38,14 +36,8 @@ struct NotionalReservations {
             var state = PluginState()
             state.values = reservations
             state.symbols = reservations.keys.sorted()
-            do {
-                _ = try await context.saveState(Self.stateName, state, expectedRevision: stored?.revision ?? 0)
-                return notional
-            } catch is KVConflict {
-                continue
-            }
+            return (state, notional)
         }
-        throw PluginError.transient("notional reservations: \(Self.attempts) compare-and-set conflicts in a row on qt_state/governor.\(Self.stateName)")
     }
 
     struct Reservation {

@@ -9,8 +9,6 @@ import Messages
 /// key, so any number of hosts together never hand out more than `maxPositions`.
 struct EntrySlots {
     static let stateName = "entry-slots"
-    /// Compare-and-set rounds before the conflict is left to the input's redelivery.
-    static let attempts = 8
 
     let context: HandlerContext
     let ledger: PluginKV
@@ -20,26 +18,19 @@ struct EntrySlots {
     /// Takes a slot for `symbol` until `untilMs` (its permit's expiry); false when all are taken.
     /// Positions the ledger holds count whether or not they came through a slot (an adopted one).
     func claim(_ symbol: String, untilMs: Int64, nowMs: Int64) async throws -> Bool {
-        for _ in 0..<Self.attempts {
-            let occupied = try await ledgerOccupied()
-            let stored = try await context.loadState(Self.stateName)
-            var slots = (stored?.state.values ?? [:]).filter { held, until in
+        let occupied = try await ledgerOccupied()
+        return try await StateRounds.rewrite(Self.stateName, context: context) { stored in
+            var slots = (stored?.values ?? [:]).filter { held, until in
                 (Int64(until) ?? 0) > nowMs || occupied.contains(held)
             }
             let taken = occupied.union(slots.keys)
-            if !taken.contains(symbol), taken.count >= maxPositions { return false }
+            if !taken.contains(symbol), taken.count >= maxPositions { return (nil, false) }
             slots[symbol] = String(max(untilMs, Int64(slots[symbol] ?? "") ?? 0))
             var state = PluginState()
             state.values = slots
             state.symbols = slots.keys.sorted()
-            do {
-                _ = try await context.saveState(Self.stateName, state, expectedRevision: stored?.revision ?? 0)
-                return true
-            } catch is KVConflict {
-                continue
-            }
+            return (state, true)
         }
-        throw PluginError.transient("entry slots: \(Self.attempts) compare-and-set conflicts in a row on qt_state/portfolio-gate.\(Self.stateName)")
     }
 
     /// Symbols whose ledger entry holds a position or a claim (an order in flight).
