@@ -13,8 +13,8 @@ import XCTest
 /// lease TTL, every nats-server is restarted in turn through lame-duck mode, and a fourth host joins.
 /// Then entries stop and in-flight work finishes, and the books must agree: ledger = exchange for
 /// every symbol, no pending claim, every order record finished, every exchange fill accounted for,
-/// every approved plan answered; and the disturbed run placed at least half the orders of an
-/// undisturbed one-host run with the same seed and length.
+/// every approved plan answered, no market-state window restarted; and the disturbed run placed at
+/// least half the orders of an undisturbed one-host run with the same seed and length.
 final class ChaosTests: HostTestCase {
     let length: TimeInterval = 110
     let symbols = 30
@@ -50,7 +50,7 @@ final class ChaosTests: HostTestCase {
         try await Task.sleep(nanoseconds: 2_000_000_000)
         hosts["host-1"] = try spawnNode("host-1", configs[0].yaml)
         note("host-1 restarted")
-        try await Task.sleep(nanoseconds: 8_000_000_000)
+        try await Task.sleep(nanoseconds: 3_000_000_000)
 
         // 2. SIGKILL the leader of QT_PLAN, then of KV_qt_ledger (each restarted once the others elected).
         for stream in ["QT_PLAN", "KV_qt_ledger"] {
@@ -61,10 +61,10 @@ final class ChaosTests: HostTestCase {
             }
             cluster.kill(leader)
             note("SIGKILL \(leader), leader of \(stream)")
-            try await Task.sleep(nanoseconds: 6_000_000_000)
+            try await Task.sleep(nanoseconds: 5_000_000_000)  // a RAFT election takes 4–9 s
             try cluster.restart(leader)
             note("\(leader) restarted")
-            try await Task.sleep(nanoseconds: 4_000_000_000)
+            try await Task.sleep(nanoseconds: 2_000_000_000)
         }
 
         // 3. SIGSTOP a host for twice the lease TTL, then SIGCONT.
@@ -76,10 +76,10 @@ final class ChaosTests: HostTestCase {
 
         // 4. Every nats-server in turn: lame duck, exit, start again.
         for node in cluster.nodes {
-            cluster.stopLameDuck(node.name)
+            cluster.stopLameDuck(node.name, settleSeconds: 2)
             note("\(node.name) stopped in lame-duck mode")
             try cluster.restart(node.name)
-            try await Task.sleep(nanoseconds: 3_000_000_000)
+            try await Task.sleep(nanoseconds: 2_000_000_000)
             note("\(node.name) restarted")
         }
 
@@ -238,8 +238,15 @@ final class ChaosTests: HostTestCase {
         let decided = Set(try await storedMessages(Decision.self, subject: "qt.decision.executor.*", bus: admin).map(\.subjectID))
         let unanswered = approved.map(\.planID).filter { !results.contains($0) && !decided.contains($0) }
         XCTAssertEqual(unanswered, [], "approved plans without a result or a decision")
+        // No symbol's market-state window restarted while its partition moved: bars_used never drops.
+        let states = try await storedMessages(MarketState.self, subject: "qt.market.state.*", bus: admin)
+        for (symbol, ofSymbol) in Dictionary(grouping: states, by: \.symbol) {
+            let used = ofSymbol.sorted { $0.asOfMs < $1.asOfMs }.map(\.barsUsed)
+            XCTAssertEqual(used, used.sorted(), "\(symbol): its market-state window restarted")
+        }
         print("chaos books: \(market.simulator.exchange.symbols.count) symbols, ledger = exchange, \(records.count) order records finished, "
-              + "\(fills) exchange fills accounted for, \(approved.count) approved plans answered")
+              + "\(fills) exchange fills accounted for, \(approved.count) approved plans answered, "
+              + "\(states.count) market states without a window restart")
     }
 
     private func retrying(_ what: String, seconds: Double, _ body: () async throws -> Void) async throws {

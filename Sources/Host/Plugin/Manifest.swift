@@ -42,12 +42,19 @@ public struct InputSpec: Sendable {
     /// stay ordered (a symbol).
     public var concurrency: Int
 
-    public init(_ name: String, subject: String, type: any BusMessage.Type, ackWaitMs: Int64 = 30_000, fetchBatch: Int = 64,
+    /// AckWait of an input keyed by symbol, unless the manifest or the node config says otherwise:
+    /// below the partition lease's TTL (15 s), so after a crash the new owner waits at most this
+    /// long for the old owner's unacked messages before it fetches (DESIGN.md §3.3).
+    public static let keyedAckWaitMs: Int64 = 10_000
+    public static let defaultAckWaitMs: Int64 = 30_000
+
+    public init(_ name: String, subject: String, type: any BusMessage.Type, ackWaitMs: Int64? = nil, fetchBatch: Int = 64,
                 prefetch: Bool = true, concurrency: Int = 1) {
         self.name = name
         self.subject = subject
         self.type = type
-        self.ackWaitMs = ackWaitMs
+        let keyed = Topology.route(forFilter: subject)?.keyed == true
+        self.ackWaitMs = ackWaitMs ?? (keyed ? Self.keyedAckWaitMs : Self.defaultAckWaitMs)
         self.fetchBatch = fetchBatch
         self.prefetch = prefetch
         self.concurrency = max(1, concurrency)

@@ -212,6 +212,11 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
         let count = max(1, Int(delivery.deliveryCount))
         let delayMs = min(30_000, 1_000 << min(count - 1, 5))
         try? delivery.nak(delayMs: Int64(delayMs))
+        if count == 1 || count == 5 {
+            let line = "qt host \(binding.hostID): \(binding.instance)__\(spec.name) \(delivery.subject) "
+                + "#\(delivery.streamSequence), delivery \(count): retry in \(delayMs) ms: \(error)\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
         if count == 5 {
             var alert = Alert()
             alert.kind = .redelivery

@@ -143,14 +143,24 @@ public final class PluginHost: @unchecked Sendable {
                 let task = Task.detached { [weak self] in
                     if waitMs > 0 { try? await Task.sleep(nanoseconds: UInt64(waitMs) * 1_000_000) }
                     guard let self, fence.isValid, !self.isDraining else { return }
-                    var started: [(loop: any StoppableLoop, task: Task<Void, Never>)] = []
                     for (input, spec) in zip(keyedInputs, specs) {
-                        if let loop = try? await self.bind(input.type, spec: spec, input: input, binding: binding, bus: bus,
-                                                           fence: fence, partition: partition) {
-                            started.append(loop)
+                        // Binding asks the server about the durable: during an election or under load it can
+                        // fail, and a partition owned but not consumed would stall its symbols until the lease
+                        // moved. So it is retried, for as long as the lease holds.
+                        var attempt = 0
+                        while fence.isValid, !self.isDraining {
+                            do {
+                                let loop = try await self.bind(input.type, spec: spec, input: input, binding: binding, bus: bus,
+                                                               fence: fence, partition: partition)
+                                self.lock.withLock { self.partitionLoops[binding.instance, default: [:]][partition, default: []].append(loop) }
+                                break
+                            } catch {
+                                attempt += 1
+                                FileHandle.standardError.write(Data("qt host \(self.hostID): binding \(spec.stream)/\(spec.durable) failed (attempt \(attempt)): \(error)\n".utf8))
+                                try? await Task.sleep(nanoseconds: UInt64(min(2_000, 100 * attempt)) * 1_000_000)
+                            }
                         }
                     }
-                    self.lock.withLock { self.partitionLoops[binding.instance, default: [:]][partition, default: []] += started }
                     for timer in binding.manifest.timers where timer.firesOnPartitionAcquired && fence.isValid {
                         await self.tick(timer, binding: binding, dueMs: Self.wallClockMs(), fence: nil)
                     }
