@@ -16,6 +16,9 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     private let lock = NSLock()
     private var stopping = false
     private var abandoned = false
+    /// Subjects (symbols) whose message is waiting out a retry delay: their later messages are held
+    /// back until after it, so one symbol's messages are never handled out of stream order.
+    private var heldBack: [String: (untilMs: Int64, queued: Int64)] = [:]
 
     init(binding: PluginBinding, spec: InputSpec, consumer: Consumer<M>, fence: LeaseFence? = nil, partition: Int? = nil) {
         self.binding = binding
@@ -167,6 +170,12 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
             binding.metrics.messagesIn.add(-1)
             return nil
         }
+        if let delayMs = holdBack(delivery.subject) {
+            keeper.settled(delivery)
+            try? delivery.nak(delayMs: delayMs)
+            binding.metrics.messagesIn.add(-1)
+            return nil
+        }
         let context = HandlerContext(binding: binding, eventTimeMs: delivery.message.meta.eventTimeMs,
                                      cause: delivery.cause, causeStream: delivery.raw.stream,
                                      causeSequence: delivery.streamSequence, fence: fence)
@@ -206,12 +215,28 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     }
 
     /// NAK with back-off from 1 s doubling to 30 s, no delivery limit; an alert at the 5th delivery.
+    /// The NAK delay for a message whose subject is held back behind one waiting out a retry: it
+    /// comes back just after that one (and after those held back before it); nil when not held back.
+    private func holdBack(_ subject: String) -> Int64? {
+        lock.withLock {
+            guard let held = heldBack[subject] else { return nil }
+            let now = MonotonicClock.nowMs()
+            guard now < held.untilMs else {
+                heldBack[subject] = nil
+                return nil
+            }
+            heldBack[subject] = (held.untilMs, held.queued + 1)
+            return held.untilMs - now + 50 + held.queued
+        }
+    }
+
     private func retryLater(_ delivery: Delivery<M>, error: Error) async {
         guard mayAct else { return }
         binding.metrics.errors.increment()
         let count = max(1, Int(delivery.deliveryCount))
         let delayMs = min(30_000, 1_000 << min(count - 1, 5))
         try? delivery.nak(delayMs: Int64(delayMs))
+        lock.withLock { heldBack[delivery.subject] = (MonotonicClock.nowMs() + Int64(delayMs), 0) }
         if count == 1 || count == 5 {
             let line = "qt host \(binding.hostID): \(binding.instance)__\(spec.name) \(delivery.subject) "
                 + "#\(delivery.streamSequence), delivery \(count): retry in \(delayMs) ms: \(error)\n"

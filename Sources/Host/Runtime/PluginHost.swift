@@ -26,6 +26,7 @@ public final class PluginHost: @unchecked Sendable {
     private var consumers: [String: Any] = [:]
     /// The last loop run on each durable: a new one starts only after it has ended.
     private var lastLoops: [String: Task<Void, Never>] = [:]
+    private var partitionStarts: [String: [Int: Task<Void, Never>]] = [:]
     private var statusServer: StatusServer?
     private var ready = false
     private var draining = false
@@ -142,13 +143,13 @@ public final class PluginHost: @unchecked Sendable {
                 let waitMs = afterCrash ? await Self.outstandingWaitMs(specs, bus: bus) : 0
                 let task = Task.detached { [weak self] in
                     if waitMs > 0 { try? await Task.sleep(nanoseconds: UInt64(waitMs) * 1_000_000) }
-                    guard let self, fence.isValid, !self.isDraining else { return }
+                    guard let self, fence.isValid, !self.isDraining, !Task.isCancelled else { return }
                     for (input, spec) in zip(keyedInputs, specs) {
                         // Binding asks the server about the durable: during an election or under load it can
                         // fail, and a partition owned but not consumed would stall its symbols until the lease
                         // moved. So it is retried, for as long as the lease holds.
                         var attempt = 0
-                        while fence.isValid, !self.isDraining {
+                        while fence.isValid, !self.isDraining, !Task.isCancelled {
                             do {
                                 let loop = try await self.bind(input.type, spec: spec, input: input, binding: binding, bus: bus,
                                                                fence: fence, partition: partition)
@@ -165,10 +166,11 @@ public final class PluginHost: @unchecked Sendable {
                         await self.tick(timer, binding: binding, dueMs: Self.wallClockMs(), fence: nil)
                     }
                 }
-                _ = task
+                self.lock.withLock { self.partitionStarts[binding.instance, default: [:]][partition] = task }
             },
             stop: { [weak self] partition in
                 guard let self else { return }
+                await self.finishStarting(binding.instance, partition)
                 let loops = self.lock.withLock { self.partitionLoops[binding.instance]?.removeValue(forKey: partition) ?? [] }
                 loops.forEach { $0.loop.stop() }
                 for entry in loops {
@@ -180,12 +182,22 @@ public final class PluginHost: @unchecked Sendable {
             },
             abandon: { [weak self] partition in
                 guard let self else { return }
+                await self.finishStarting(binding.instance, partition)
                 let loops = self.lock.withLock { self.partitionLoops[binding.instance]?.removeValue(forKey: partition) ?? [] }
                 loops.forEach { $0.loop.abandon() }
                 binding.plugin.forget(symbolsWhere: { partitioning.partition(of: $0) == partition })
                 self.journal?.partition("lost", instance: binding.instance, partition: partition, leaseToken: 0)
 
             })
+    }
+
+    /// A partition is started on a task of its own (it may first wait out AckWait); a stop or an
+    /// abandon cancels that and waits for it, so no loop is bound after the partition was given up
+    /// (such a loop would fetch a batch under a dead fence and hold it from the new owner).
+    private func finishStarting(_ instance: String, _ partition: Int) async {
+        guard let starting = lock.withLock({ partitionStarts[instance]?.removeValue(forKey: partition) }) else { return }
+        starting.cancel()
+        await starting.value
     }
 
     /// How long to wait before fetching a partition whose holder crashed: the longest AckWait of its
