@@ -44,7 +44,8 @@ final class PartitionTests: HostTestCase {
         let bound = Double(PluginHost.leaseTTLMs + PluginHost.partitionStepIntervalMs) / 1000 + 1
         XCTAssertLessThanOrEqual(takeover, bound, "partitions taken over after \(takeover) s")
 
-        hosts["node-d"] = try await spawnHost("node-d", plugins: ["sequencer": [:]])
+        hosts["node-d"] = try await spawnHost("node-d", plugins: ["sequencer": [:]],
+                                              environment: ["QT_JOURNAL": scratch.appendingPathComponent("node-d.journal").path])
         let joinedAt = Date()
         try await waitUntil("node-d owns partitions", seconds: 30) {
             try await self.partitionOwners("sequencer").values.contains("node-d")
