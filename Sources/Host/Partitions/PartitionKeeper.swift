@@ -37,6 +37,8 @@ final class PartitionKeeper: @unchecked Sendable {
         self.stepIntervalMs = stepIntervalMs
     }
 
+    static let nakSettleMs: UInt64 = 300
+
     static func leaseName(instance: String, partition: Int) -> String { "\(instance).\(Partitioning.token(partition))" }
     static func memberPrefix(instance: String) -> String { "\(instance).member." }
 
@@ -121,6 +123,10 @@ final class PartitionKeeper: @unchecked Sendable {
                 guard let fence = lock.withLock({ held[instance.name]?.removeValue(forKey: partition) }) else { continue }
                 group.addTask { [client] in
                     await instance.work.stop(partition)
+                    // The server takes acks and NAKs off a queue of its own, apart from pull requests:
+                    // a new owner fetching at once could be served the next message before our NAK of
+                    // the one before it is processed (seen: bar n+1 handled before bar n).
+                    try? await Task.sleep(nanoseconds: Self.nakSettleMs * 1_000_000)
                     await client.release(fence)
                 }
             }
