@@ -135,14 +135,8 @@ final class ChaosTests: HostTestCase {
 
     private func startSimulator() async throws -> Market {
         let credentials = Credentials.generate()
-        var config = SimulatorConfig(credentials: credentials)
-        config.symbols = symbols
-        config.seed = 11
-        config.barMs = 250
-        config.historyBars = 400
-        config.simulatedStartMs = simulatedStartMs
-        config.weightLimitPerMinute = 1_000_000
-        let simulator = try await SimulatorServer.start(config)
+        let simulator = try await SimulatorServer.start(.replayable(credentials: credentials, symbols: symbols, seed: 11, barMs: 250,
+                                                                    startMs: simulatedStartMs))
         let directory = scratch.appendingPathComponent("keys-\(UUID().uuidString.prefix(6))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         return Market(simulator: simulator, keys: try credentials.writeFiles(in: directory),

@@ -40,12 +40,14 @@ final class ExecutorCrashTests: ExecutionTestCase {
             let survivor = try await spawnQTHost("survivor-\(point.rawValue)", plugins: plugins, exchange: exchange)
             // The survivor owns the crashed host's partitions once their leases expire (TTL 15 s plus one step).
             let results = try await readAll(OrderResult.self, subject: Subjects.execResult(symbol), expected: 1, seconds: 60)
+            var ownership = ""
             if results.isEmpty {
                 let partition = try Partitioning(count: Partitioning.defaultCount).partition(of: symbol)
                 let info = try await bus.consumerInfo(stream: "QT_PLAN", durable: "executor__approved__p\(partition)")
-                print("DEBUG \(point): owners \(try await partitionOwners("executor")) p\(partition) pending \(info.numPending) ackPending \(info.numAckPending) redelivered \(info.numRedelivered) keys \(try await bus.keyValue("qt_leases").keys().sorted())")
+                ownership = "executor owners \(try await partitionOwners("executor")), p\(partition): pending \(info.numPending), "
+                    + "ack pending \(info.numAckPending), redelivered \(info.numRedelivered); "
             }
-            XCTAssertEqual(results.map(\.status), [.applied], "\(point): \(log(of: "survivor-\(point.rawValue)"))")
+            XCTAssertEqual(results.map(\.status), [.applied], "\(point): \(ownership)\(log(of: "survivor-\(point.rawValue)"))")
             XCTAssertEqual(simulator.exchange.acceptedOrders - ordersBefore, 1, "\(point): exactly one exchange order")
             let entry = try await ledger(symbol)
             XCTAssertEqual(Decimal.parse(entry?.positionAmt ?? ""), simulator.exchange.positionAmount(symbol), "\(point): ledger = exchange")

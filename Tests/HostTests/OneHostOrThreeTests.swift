@@ -59,14 +59,8 @@ final class OneHostOrThreeTests: XCTestCase {
         let bus = try BusConnection(ConnectionOptions(servers: [server.url], name: "one-or-three"))
         defer { bus.close() }
         let credentials = Credentials.generate()
-        var config = SimulatorConfig(credentials: credentials)
-        config.symbols = symbols
-        config.seed = 42
-        config.barMs = 100
-        config.historyBars = 400
-        config.simulatedStartMs = 1_800_000_000_000
-        config.weightLimitPerMinute = 10_000_000
-        let simulator = try await SimulatorServer.start(config)
+        let simulator = try await SimulatorServer.start(.replayable(credentials: credentials, symbols: symbols, seed: 42, barMs: 100,
+                                                                    startMs: 1_800_000_000_000, weightLimitPerMinute: 10_000_000))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qt-one-or-three-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -31,13 +31,34 @@ public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
 
     /// Ends the sequence; messages fetched but not yet handed out are NAKed for immediate
     /// redelivery (to this or another host).
-    public func stop() { core.stop(nakUnstarted: true) }
+    public func stop() {
+        core.stop()
+        core.nakLeftoversNow()
+    }
+
+    /// Ends the sequence and keeps what was fetched but not handed out until `nakLeftovers()`:
+    /// a loop that stops with a batch in hand NAKs that batch's rest first, so the NAKs (and the
+    /// redeliveries, which follow them in order) stay in stream order.
+    public func stopFetching() { core.stop() }
+
+    /// After `stopFetching()`: NAKs the messages fetched and never handed out, then the batch
+    /// that was being prefetched once it has come in. Returns when every NAK is sent.
+    public func nakLeftovers() async { await core.nakLeftovers() }
 
     /// Ends the sequence and drops what was fetched without a NAK or an ack: for a host that lost
     /// the partition, whose messages now belong to another host (they come back after AckWait).
-    public func abandon() { core.stop(nakUnstarted: false) }
+    public func abandon() {
+        core.stop()
+        core.dropLeftovers()
+    }
 
     public var spec: ConsumerSpec { core.spec }
+
+    /// Pull requests are sent only while `mayFetch` holds; it is asked on the fetch thread right
+    /// before each one. A partition's owner passes "my lease outlives this fetch": a message delivered
+    /// to a host that can no longer handle it waits out AckWait while the partition's new owner
+    /// handles the ones after it (DESIGN.md §3.3, order across a move).
+    public func fetchOnlyWhile(_ mayFetch: @escaping @Sendable () -> Bool) { core.setGate(mayFetch) }
 
     /// Makes a stopped or abandoned consumer fetch again (a partition this host owns once more).
     /// The subscription is kept for the connection's life rather than destroyed and bound anew:
@@ -48,6 +69,9 @@ public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
     /// After `stop()`: returns once the batch that was being prefetched has come in and been
     /// NAKed, so a clean hand-off releases its lease only when nothing of the partition is held here.
     public func drained() async { await core.drained() }
+
+    /// Received by libnats and not yet returned by a fetch (see `PullSubscription.queued`).
+    public var queued: Int { core.subscription.queued }
 
     /// Dead letters written so far by this consumer.
     public var deadLettered: Int { core.deadLetterCount }
@@ -84,12 +108,20 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
     private var prefetch: Task<[InboundMessage], Error>?
     /// NAKs of the prefetched batch a stop left behind.
     private var stopping: Task<Void, Never>?
+    /// What a stop found fetched and not handed out: NAKed or dropped after it.
+    private var dropping = false
+    private var leftovers: (unstarted: [InboundMessage], fetch: Task<[InboundMessage], Error>?)?
+    private var gate: (@Sendable () -> Bool)?
 
     init(connection: BusConnection, subscription: PullSubscription, spec: ConsumerSpec, producer: String) {
         self.connection = connection
         self.subscription = subscription
         self.spec = spec
         self.producer = producer
+    }
+
+    func setGate(_ mayFetch: @escaping @Sendable () -> Bool) {
+        lock.withLock { gate = mayFetch }
     }
 
     var deadLetterCount: Int {
@@ -106,25 +138,44 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         stopped = false
         stopping = nil
+        leftovers = nil
+        dropping = false
         buffer = []
         bufferIndex = 0
         prefetch = nil
     }
 
-    func stop(nakUnstarted: Bool) {
-        lock.lock()
+    func stop() {
+        lock.lock(); defer { lock.unlock() }
         stopped = true
-        let unstarted = buffer[bufferIndex...]
+        if leftovers == nil { leftovers = (Array(buffer[bufferIndex...]), prefetch) }
         buffer = []
         bufferIndex = 0
-        let pendingFetch = prefetch
         prefetch = nil
-        lock.unlock()
-        guard nakUnstarted else { return }
+    }
+
+    func dropLeftovers() {
+        lock.withLock { leftovers = nil; dropping = true }
+    }
+
+    private func takeLeftovers() -> (unstarted: [InboundMessage], fetch: Task<[InboundMessage], Error>?)? {
+        lock.lock(); defer { lock.unlock() }
+        defer { leftovers = nil }
+        return leftovers
+    }
+
+    func nakLeftovers() async {
+        guard let (unstarted, fetch) = takeLeftovers() else { return }
         for message in unstarted { try? message.nak(delayMs: 0) }
         // A prefetched batch nobody will handle goes back at once, not after AckWait.
-        if let pendingFetch {
-            let naks = Task { for message in (try? await pendingFetch.value) ?? [] { try? message.nak(delayMs: 0) } }
+        for message in (try? await fetch?.value) ?? [] { try? message.nak(delayMs: 0) }
+    }
+
+    func nakLeftoversNow() {
+        guard let (unstarted, fetch) = takeLeftovers() else { return }
+        for message in unstarted { try? message.nak(delayMs: 0) }
+        if let fetch {
+            let naks = Task { for message in (try? await fetch.value) ?? [] { try? message.nak(delayMs: 0) } }
             lock.withLock { stopping = naks }
         }
     }
@@ -163,14 +214,18 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
             if Task.isCancelled || isStopped || subscription.isClosed { return nil }
             if let buffered = popBuffered() { return buffered }
             do {
-                let batch = try await (takePrefetch() ?? startFetch()).value
+                let batch = try await (takePrefetch() ?? startFetch(gate: lock.withLock { gate })).value
                 transientFailures = 0
                 guard install(batch) else {
-                    for message in batch { try? message.nak(delayMs: 0) }
+                    // Stopped while this batch was on its way: nothing of the loop's is in hand,
+                    // so it goes back now; an abandoned partition's is left for its new owner.
+                    if !lock.withLock({ dropping }) { for message in batch { try? message.nak(delayMs: 0) } }
                     return nil
                 }
             } catch BusError.closed {
                 return nil
+            } catch is FetchHeldBack {
+                try? await Task.sleep(nanoseconds: 100_000_000)
             } catch {
                 // The server is restarting or a leader is being elected: wait and fetch again.
                 transientFailures += 1
@@ -180,8 +235,9 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         }
     }
 
-    private func startFetch() -> Task<[InboundMessage], Error> {
-        Task { [subscription, spec] in try await subscription.fetch(batch: spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs) }
+    /// `gate` is read by the caller (under the lock where it holds it).
+    private func startFetch(gate: (@Sendable () -> Bool)?) -> Task<[InboundMessage], Error> {
+        Task { [subscription, spec] in try await subscription.fetch(batch: spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs, gate: gate) }
     }
 
     private func takePrefetch() -> Task<[InboundMessage], Error>? {
@@ -197,7 +253,7 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         guard !stopped else { return false }
         buffer = batch
         bufferIndex = 0
-        if spec.prefetch && !batch.isEmpty { prefetch = startFetch() }
+        if spec.prefetch && !batch.isEmpty { prefetch = startFetch(gate: gate) }
         return true
     }
 

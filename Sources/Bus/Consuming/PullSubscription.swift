@@ -75,6 +75,9 @@ extension BusConnection {
     }
 }
 
+/// The consumer's fetch gate said no: no pull request was sent.
+struct FetchHeldBack: Error {}
+
 /// One bound pull subscription and the one thread that fetches from it (two concurrent
 /// fetches on one subscription are an error in libnats).
 final class PullSubscription: @unchecked Sendable {
@@ -97,17 +100,20 @@ final class PullSubscription: @unchecked Sendable {
         return closed
     }
 
-    /// Up to `batch` messages; empty when none arrived within the timeout.
-    func fetch(batch: Int, timeoutMs: Int64) async throws -> [InboundMessage] {
+    /// Up to `batch` messages; empty when none arrived within the timeout. `gate` is asked on the
+    /// fetch thread just before the pull request goes out; when it says no, `FetchHeldBack` is thrown
+    /// and nothing is requested.
+    func fetch(batch: Int, timeoutMs: Int64, gate: (@Sendable () -> Bool)? = nil) async throws -> [InboundMessage] {
         do {
-            return try await worker.run { [self] in try fetchBlocking(batch: batch, timeoutMs: timeoutMs) }
+            return try await worker.run { [self] in try fetchBlocking(batch: batch, timeoutMs: timeoutMs, gate: gate) }
         } catch is BlockingWorkerStopped {
             throw BusError.closed("consumer \(durable)")
         }
     }
 
-    func fetchBlocking(batch: Int, timeoutMs: Int64) throws -> [InboundMessage] {
+    func fetchBlocking(batch: Int, timeoutMs: Int64, gate: (@Sendable () -> Bool)? = nil) throws -> [InboundMessage] {
         guard !isClosed else { throw BusError.closed("consumer \(durable)") }
+        if let gate, !gate() { throw FetchHeldBack() }
         return try fetchRawBlocking(batch: batch, timeoutMs: timeoutMs).map { InboundMessage(taking: $0, stream: stream, consumer: durable) }
     }
 
@@ -128,6 +134,16 @@ final class PullSubscription: @unchecked Sendable {
         }
         natsMsgList_Destroy(&list)
         return messages
+    }
+
+    /// Messages (and status replies) libnats has received for this subscription that no fetch has
+    /// returned yet: a delivery that came in after its fetch timed out waits here for the next fetch.
+    var queued: Int {
+        guard !isClosed else { return 0 }
+        var messages: Int32 = 0
+        var bytes: Int32 = 0
+        natsSubscription_GetPending(subscription, &messages, &bytes)
+        return Int(messages)
     }
 
     /// Waits for an in-flight fetch to return, then destroys the subscription (not the durable).

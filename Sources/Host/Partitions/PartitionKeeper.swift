@@ -123,9 +123,8 @@ final class PartitionKeeper: @unchecked Sendable {
                 guard let fence = lock.withLock({ held[instance.name]?.removeValue(forKey: partition) }) else { continue }
                 group.addTask { [client] in
                     await instance.work.stop(partition)
-                    // The server takes acks and NAKs off a queue of its own, apart from pull requests:
-                    // a new owner fetching at once could be served the next message before our NAK of
-                    // the one before it is processed (seen: bar n+1 handled before bar n).
+                    // The server takes acks and NAKs off a queue of its own, apart from pull requests
+                    // and KV writes: the NAKs get a moment to be queued before the new owner may fetch.
                     try? await Task.sleep(nanoseconds: Self.nakSettleMs * 1_000_000)
                     await client.release(fence)
                 }

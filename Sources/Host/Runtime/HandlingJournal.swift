@@ -27,6 +27,15 @@ final class HandlingJournal: @unchecked Sendable {
                "seq": sequence, "subject": subject, "lease_token": leaseToken ?? 0])
     }
 
+    func received(instance: String, input: String, partition: Int?, sequence: UInt64, deliveries: UInt64, subject: String, mayAct: Bool) {
+        write(["kind": "received", "instance": instance, "input": input, "partition": partition ?? -1, "seq": sequence,
+               "deliveries": deliveries, "subject": subject, "may_act": mayAct])
+    }
+
+    func note(_ event: String, instance: String, partition: Int?, detail: String) {
+        write(["kind": event, "instance": instance, "partition": partition ?? -1, "detail": detail])
+    }
+
     func kvWrite(instance: String, bucket: String, key: String, revision: UInt64, partition: Int?) {
         write(["kind": "kv", "instance": instance, "bucket": bucket, "key": key, "revision": revision, "partition": partition ?? -1])
     }

@@ -33,13 +33,14 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     /// The lease is gone (or the loop was abandoned): act on nothing more.
     private var mayAct: Bool { !lock.withLock { abandoned } && (fence?.isValid ?? true) }
 
-    /// Stop fetching; the batch in hand finishes, messages fetched but not started are NAKed.
+    /// Stop fetching; the batch in hand finishes, messages fetched but not started are NAKed: the
+    /// batch's rest first, then what the consumer holds behind it (`run`'s end), in stream order.
     func stop() {
         lock.withLock { stopping = true }
-        consumer.stop()
+        consumer.stopFetching()
     }
 
-    func drained() async { await consumer.drained() }
+    var queued: Int { consumer.queued }
 
     /// The partition was lost: stop at once and leave every fetched message unacked for its new owner.
     func abandon() {
@@ -67,8 +68,16 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
                 continue
             }
             if batch.isEmpty { break }
+            if let journal = binding.journal {
+                let acting = mayAct
+                for delivery in batch {
+                    journal.received(instance: binding.instance, input: spec.name, partition: partition, sequence: delivery.streamSequence,
+                                     deliveries: delivery.deliveryCount, subject: delivery.subject, mayAct: acting)
+                }
+            }
             guard mayAct else { abandon(); break }
-            let keeper = ProgressKeeper(batch, every: (binding.settings.ackWaitMs ?? spec.ackWaitMs) / 3)
+            let keeper = ProgressKeeper(batch, every: (binding.settings.ackWaitMs ?? spec.ackWaitMs) / 3,
+                                        while: { [weak self] in self?.mayAct ?? false })
             let (outputs, handled) = await handle(batch, keeper: keeper)
             keeper.stop()
             guard mayAct else { abandon(); break }
@@ -89,6 +98,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
             }
         }
         if let previous { await complete(previous) }
+        if !lock.withLock({ abandoned }) { await consumer.nakLeftovers() }
     }
 
     private struct SentBatch {
@@ -265,12 +275,13 @@ final class ProgressKeeper<M: BusMessage>: @unchecked Sendable {
     private var live: [UInt64: Delivery<M>]
     private var task: Task<Void, Never>?
 
-    init(_ batch: [Delivery<M>], every intervalMs: Int64) {
+    /// `mayAct`: a host whose lease ran out must not keep the partition's messages from their new owner.
+    init(_ batch: [Delivery<M>], every intervalMs: Int64, while mayAct: @escaping @Sendable () -> Bool) {
         live = Dictionary(batch.map { ($0.streamSequence, $0) }, uniquingKeysWith: { first, _ in first })
         task = Task.detached { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: UInt64(max(100, intervalMs)) * 1_000_000)
-                guard !Task.isCancelled, let self else { return }
+                guard !Task.isCancelled, mayAct(), let self else { return }
                 for delivery in self.lock.withLock({ Array(self.live.values) }) { try? delivery.inProgress() }
             }
         }
@@ -290,6 +301,5 @@ final class ProgressKeeper<M: BusMessage>: @unchecked Sendable {
 protocol StoppableLoop: AnyObject, Sendable {
     func stop()
     func abandon()
-    /// After `stop()` and the loop's end: what was prefetched has been NAKed.
-    func drained() async
+    var queued: Int { get }
 }

@@ -173,10 +173,10 @@ public final class PluginHost: @unchecked Sendable {
                 await self.finishStarting(binding.instance, partition)
                 let loops = self.lock.withLock { self.partitionLoops[binding.instance]?.removeValue(forKey: partition) ?? [] }
                 loops.forEach { $0.loop.stop() }
-                for entry in loops {
-                    await entry.task.value
-                    await entry.loop.drained()
-                }
+                // A loop ends after NAKing what it held, prefetched batches included.
+                for entry in loops { await entry.task.value }
+                self.journal?.note("queued_after_stop", instance: binding.instance, partition: partition,
+                                   detail: loops.map { String($0.loop.queued) }.joined(separator: ","))
                 binding.plugin.forget(symbolsWhere: { partitioning.partition(of: $0) == partition })
                 self.journal?.partition("released", instance: binding.instance, partition: partition, leaseToken: 0)
             },
@@ -185,6 +185,13 @@ public final class PluginHost: @unchecked Sendable {
                 await self.finishStarting(binding.instance, partition)
                 let loops = self.lock.withLock { self.partitionLoops[binding.instance]?.removeValue(forKey: partition) ?? [] }
                 loops.forEach { $0.loop.abandon() }
+                if let journal = self.journal {
+                    Task.detached {
+                        try? await Task.sleep(nanoseconds: 1_000_000_000)
+                        journal.note("queued_after_abandon", instance: binding.instance, partition: partition,
+                                     detail: loops.map { String($0.loop.queued) }.joined(separator: ","))
+                    }
+                }
                 binding.plugin.forget(symbolsWhere: { partitioning.partition(of: $0) == partition })
                 self.journal?.partition("lost", instance: binding.instance, partition: partition, leaseToken: 0)
 
@@ -242,6 +249,11 @@ public final class PluginHost: @unchecked Sendable {
             consumer = try bus.consume(M.self, spec: spec, producer: binding.producer)
             lock.withLock { consumers[spec.durable] = consumer }
         }
+        if let fence {
+            // A pull request must expire well before the fence does (DESIGN.md §3.3, order across a move).
+            let neededMs = spec.fetchTimeoutMs + Self.fetchFenceMarginMs
+            consumer.fetchOnlyWhile { fence.remainingMs > neededMs }
+        }
         let loop = InputLoop(binding: binding, spec: input, consumer: consumer, fence: fence, partition: partition)
         let task = Task.detached { await loop.run() }
         lock.withLock { lastLoops[spec.durable] = task }
@@ -283,6 +295,7 @@ public final class PluginHost: @unchecked Sendable {
     }
 
     static let startupTickDelayMs: Int64 = 1_000
+    static let fetchFenceMarginMs: Int64 = 500
 
     private func tick(_ timer: TimerSpec, binding: PluginBinding, dueMs: Int64, fence: LeaseFence?) async {
         let context = HandlerContext(binding: binding, eventTimeMs: dueMs, cause: nil, causeStream: "", causeSequence: 0, fence: fence)
