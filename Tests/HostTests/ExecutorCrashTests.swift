@@ -28,8 +28,9 @@ final class ExecutorCrashTests: ExecutionTestCase {
         for (point, symbol) in zip(points, symbols) {
             try await freshAccount()
             let ordersBefore = simulator.exchange.acceptedOrders
+            let journal = scratch.appendingPathComponent("\(point.rawValue).journal").path
             let crashing = try await spawnQTHost("crash-\(point.rawValue)", plugins: plugins, exchange: exchange,
-                                           environment: [CrashPoint.environmentVariable: point.rawValue])
+                                           environment: [CrashPoint.environmentVariable: point.rawValue, "QT_JOURNAL": journal])
             let plan = try await entryPlan(symbol, long: point.rawValue.count % 2 == 0)
             try await submit(plan)
             try await waitForExit(crashing, seconds: 30)
@@ -37,15 +38,19 @@ final class ExecutorCrashTests: ExecutionTestCase {
             XCTAssertEqual(crashing.terminationStatus, SIGKILL, "\(point)")
             XCTAssertTrue(log(of: "crash-\(point.rawValue)").contains("\(CrashPoint.environmentVariable)=\(point.rawValue)"), "\(point)")
 
-            let survivor = try await spawnQTHost("survivor-\(point.rawValue)", plugins: plugins, exchange: exchange)
+            let survivor = try await spawnQTHost("survivor-\(point.rawValue)", plugins: plugins, exchange: exchange,
+                                                 environment: ["QT_JOURNAL": journal])
             // The survivor owns the crashed host's partitions once their leases expire (TTL 15 s plus one step).
             let results = try await readAll(OrderResult.self, subject: Subjects.execResult(symbol), expected: 1, seconds: 60)
             var ownership = ""
             if results.isEmpty {
                 let partition = try Partitioning(count: Partitioning.defaultCount).partition(of: symbol)
                 let info = try await bus.consumerInfo(stream: "QT_PLAN", durable: "executor__approved__p\(partition)")
+                let trail = ((try? String(contentsOfFile: journal, encoding: .utf8)) ?? "").split(separator: "\n")
+                    .filter { $0.contains(symbol) || ($0.contains("\"partition\":\(partition),") && !$0.contains("\"kind\":\"kv\"")) }
                 ownership = "executor owners \(try await partitionOwners("executor")), p\(partition): pending \(info.numPending), "
-                    + "ack pending \(info.numAckPending), redelivered \(info.numRedelivered); "
+                    + "ack pending \(info.numAckPending), redelivered \(info.numRedelivered); journals:\n"
+                    + trail.suffix(60).joined(separator: "\n") + "\n"
             }
             XCTAssertEqual(results.map(\.status), [.applied], "\(point): \(ownership)\(log(of: "survivor-\(point.rawValue)"))")
             XCTAssertEqual(simulator.exchange.acceptedOrders - ordersBefore, 1, "\(point): exactly one exchange order")

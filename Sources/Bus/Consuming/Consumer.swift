@@ -42,8 +42,12 @@ public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
     public func stopFetching() { core.stop() }
 
     /// After `stopFetching()`: NAKs the messages fetched and never handed out, then the batch
-    /// that was being prefetched once it has come in. Returns when every NAK is sent.
-    public func nakLeftovers() async { await core.nakLeftovers() }
+    /// that was being prefetched once it has come in, each with the delay `delayMs` gives it (a
+    /// subject whose earlier message waits out a retry comes back after it). Returns when every
+    /// NAK is sent.
+    public func nakLeftovers(delayMs: @escaping @Sendable (InboundMessage) -> Int64 = { _ in 0 }) async {
+        await core.nakLeftovers(delayMs: delayMs)
+    }
 
     /// Ends the sequence and drops what was fetched without a NAK or an ack: for a host that lost
     /// the partition, whose messages now belong to another host (they come back after AckWait).
@@ -59,6 +63,11 @@ public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
     /// to a host that can no longer handle it waits out AckWait while the partition's new owner
     /// handles the ones after it (DESIGN.md §3.3, order across a move).
     public func fetchOnlyWhile(_ mayFetch: @escaping @Sendable () -> Bool) { core.setGate(mayFetch) }
+
+    /// The next fetch asks for up to `batch` messages, once: a partition taken over after a crash
+    /// gets every message its old owner left unacked in one batch, which is then handled in stream
+    /// order (their redeliveries come in the order their AckWaits ran out).
+    public func widenFirstFetch(to batch: Int) { core.widenFirstFetch(to: batch) }
 
     /// Makes a stopped or abandoned consumer fetch again (a partition this host owns once more).
     /// The subscription is kept for the connection's life rather than destroyed and bound anew:
@@ -110,6 +119,7 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
     private var stopping: Task<Void, Never>?
     /// What a stop found fetched and not handed out: NAKed or dropped after it.
     private var dropping = false
+    private var firstFetchBatch: Int?
     private var leftovers: (unstarted: [InboundMessage], fetch: Task<[InboundMessage], Error>?)?
     private var gate: (@Sendable () -> Bool)?
 
@@ -140,6 +150,7 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         stopping = nil
         leftovers = nil
         dropping = false
+        firstFetchBatch = nil
         buffer = []
         bufferIndex = 0
         prefetch = nil
@@ -164,11 +175,11 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         return leftovers
     }
 
-    func nakLeftovers() async {
+    func nakLeftovers(delayMs: @Sendable (InboundMessage) -> Int64) async {
         guard let (unstarted, fetch) = takeLeftovers() else { return }
-        for message in unstarted { try? message.nak(delayMs: 0) }
+        for message in unstarted { try? message.nak(delayMs: delayMs(message)) }
         // A prefetched batch nobody will handle goes back at once, not after AckWait.
-        for message in (try? await fetch?.value) ?? [] { try? message.nak(delayMs: 0) }
+        for message in (try? await fetch?.value) ?? [] { try? message.nak(delayMs: delayMs(message)) }
     }
 
     func nakLeftoversNow() {
@@ -214,7 +225,7 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
             if Task.isCancelled || isStopped || subscription.isClosed { return nil }
             if let buffered = popBuffered() { return buffered }
             do {
-                let batch = try await (takePrefetch() ?? startFetch(gate: lock.withLock { gate })).value
+                let batch = try await (takePrefetch() ?? { let settings = fetchSettings(); return startFetch(gate: settings.gate, batch: settings.batch) }()).value
                 transientFailures = 0
                 guard install(batch) else {
                     // Stopped while this batch was on its way: nothing of the loop's is in hand,
@@ -236,8 +247,21 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
     }
 
     /// `gate` is read by the caller (under the lock where it holds it).
-    private func startFetch(gate: (@Sendable () -> Bool)?) -> Task<[InboundMessage], Error> {
-        Task { [subscription, spec] in try await subscription.fetch(batch: spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs, gate: gate) }
+    private func startFetch(gate: (@Sendable () -> Bool)?, batch: Int? = nil) -> Task<[InboundMessage], Error> {
+        Task { [subscription, spec] in
+            try await subscription.fetch(batch: batch ?? spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs, gate: gate)
+        }
+    }
+
+    func widenFirstFetch(to batch: Int) {
+        lock.withLock { firstFetchBatch = batch > spec.fetchBatch ? batch : nil }
+    }
+
+    /// The gate, and the one-time batch size of the first fetch after a `widenFirstFetch`.
+    private func fetchSettings() -> (gate: (@Sendable () -> Bool)?, batch: Int?) {
+        lock.lock(); defer { lock.unlock() }
+        defer { firstFetchBatch = nil }
+        return (gate, firstFetchBatch)
     }
 
     private func takePrefetch() -> Task<[InboundMessage], Error>? {
@@ -251,7 +275,8 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
     private func install(_ batch: [InboundMessage]) -> Bool {
         lock.lock(); defer { lock.unlock() }
         guard !stopped else { return false }
-        buffer = batch
+        // Redeliveries come in the order their AckWait or NAK delay ran out, not in stream order.
+        buffer = batch.isSorted(by: \.streamSequence) ? batch : batch.sorted { $0.streamSequence < $1.streamSequence }
         bufferIndex = 0
         if spec.prefetch && !batch.isEmpty { prefetch = startFetch(gate: gate) }
         return true
@@ -334,4 +359,10 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
 struct PermanentFailure: Error {
     let text: String
     init(_ text: String) { self.text = text }
+}
+
+private extension Array where Element == InboundMessage {
+    func isSorted(by key: KeyPath<InboundMessage, UInt64>) -> Bool {
+        zip(self, dropFirst()).allSatisfy { $0[keyPath: key] <= $1[keyPath: key] }
+    }
 }

@@ -98,7 +98,8 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
             }
         }
         if let previous { await complete(previous) }
-        if !lock.withLock({ abandoned }) { await consumer.nakLeftovers() }
+        // A subject waiting out a retry keeps its place: its later messages come back after it.
+        if !lock.withLock({ abandoned }) { await consumer.nakLeftovers(delayMs: { [self] in holdBack($0.subject) ?? 0 }) }
     }
 
     private struct SentBatch {
@@ -176,7 +177,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     /// dead-lettered, or left for redelivery because the loop is stopping).
     private func handleOne(_ delivery: Delivery<M>, keeper: ProgressKeeper<M>) async -> [OutgoingMessage]? {
         if isStopping || !mayAct {
-            if mayAct { try? delivery.nak(delayMs: 0) }
+            if mayAct { try? delivery.nak(delayMs: holdBack(delivery.subject) ?? 0) }
             binding.metrics.messagesIn.add(-1)
             return nil
         }

@@ -139,8 +139,10 @@ public final class PluginHost: @unchecked Sendable {
                     try? DurablePlan.consumer($0, instance: binding.instance, settings: binding.settings, partition: partition)
                 }
                 // After a crash the old holder's unacked messages come back only after AckWait: start
-                // fetching once they are redeliverable, so no symbol's message n+1 overtakes message n.
-                let waitMs = afterCrash ? await Self.outstandingWaitMs(specs, bus: bus) : 0
+                // fetching once they are redeliverable, all of them in the first batch (sorted there),
+                // so no symbol's message n+1 overtakes message n.
+                let outstanding = afterCrash ? await Self.outstanding(specs, bus: bus) : (waitMs: 0, unacked: [:])
+                let waitMs = outstanding.waitMs
                 let task = Task.detached { [weak self] in
                     if waitMs > 0 { try? await Task.sleep(nanoseconds: UInt64(waitMs) * 1_000_000) }
                     guard let self, fence.isValid, !self.isDraining, !Task.isCancelled else { return }
@@ -152,7 +154,8 @@ public final class PluginHost: @unchecked Sendable {
                         while fence.isValid, !self.isDraining, !Task.isCancelled {
                             do {
                                 let loop = try await self.bind(input.type, spec: spec, input: input, binding: binding, bus: bus,
-                                                               fence: fence, partition: partition)
+                                                               fence: fence, partition: partition,
+                                                               unackedAtTakeover: outstanding.unacked[spec.durable] ?? 0)
                                 self.lock.withLock { self.partitionLoops[binding.instance, default: [:]][partition, default: []].append(loop) }
                                 break
                             } catch {
@@ -207,15 +210,22 @@ public final class PluginHost: @unchecked Sendable {
         await starting.value
     }
 
-    /// How long to wait before fetching a partition whose holder crashed: the longest AckWait of its
-    /// durables when any of them has messages delivered and not acked, else nothing.
-    private static func outstandingWaitMs(_ specs: [ConsumerSpec], bus: BusConnection) async -> Int64 {
+    /// How long to wait before fetching a partition whose holder crashed, when any of its durables has
+    /// messages delivered and not acked: the longest AckWait less the lease margin, plus a second for
+    /// the server's redelivery timer, else nothing. The old holder pulled and sent in-progress acks
+    /// only before its fence deadline, which is at least the margin before its key expired (renewal
+    /// sent + TTL − margin), so by the time this host saw the key gone, every such message had been
+    /// waiting that long already.
+    /// Also returns each durable's count of unacked messages.
+    private static func outstanding(_ specs: [ConsumerSpec], bus: BusConnection) async -> (waitMs: Int64, unacked: [String: Int]) {
         var waitMs: Int64 = 0
+        var unacked: [String: Int] = [:]
         for spec in specs {
             let pending = (try? await bus.consumerInfo(stream: spec.stream, durable: spec.durable).numAckPending) ?? 1
-            if pending > 0 { waitMs = max(waitMs, spec.ackWaitMs) }
+            unacked[spec.durable] = Int(pending)
+            if pending > 0 { waitMs = max(waitMs, spec.ackWaitMs - leaseMarginMs + redeliveryTimerSlackMs) }
         }
-        return waitMs
+        return (waitMs, unacked)
     }
 
     private var isDraining: Bool { lock.withLock { draining } }
@@ -237,8 +247,8 @@ public final class PluginHost: @unchecked Sendable {
     /// Binds to the input's provisioned durable so the consumer decodes exactly the input's type,
     /// and starts its loop.
     private func bind<M: BusMessage>(_ type: M.Type, spec: ConsumerSpec, input: InputSpec, binding: PluginBinding,
-                                     bus: BusConnection, fence: LeaseFence?,
-                                     partition: Int? = nil) async throws -> (loop: any StoppableLoop, task: Task<Void, Never>) {
+                                     bus: BusConnection, fence: LeaseFence?, partition: Int? = nil,
+                                     unackedAtTakeover: Int = 0) async throws -> (loop: any StoppableLoop, task: Task<Void, Never>) {
         // Two loops on one durable would fetch concurrently (an error in libnats) and break its order.
         if let previous = lock.withLock({ lastLoops[spec.durable] }) { await previous.value }
         let consumer: Consumer<M>
@@ -254,6 +264,7 @@ public final class PluginHost: @unchecked Sendable {
             let neededMs = spec.fetchTimeoutMs + Self.fetchFenceMarginMs
             consumer.fetchOnlyWhile { fence.remainingMs > neededMs }
         }
+        if unackedAtTakeover > 0 { consumer.widenFirstFetch(to: min(unackedAtTakeover + spec.fetchBatch, Self.takeoverFetchLimit)) }
         let loop = InputLoop(binding: binding, spec: input, consumer: consumer, fence: fence, partition: partition)
         let task = Task.detached { await loop.run() }
         lock.withLock { lastLoops[spec.durable] = task }
@@ -296,6 +307,8 @@ public final class PluginHost: @unchecked Sendable {
 
     static let startupTickDelayMs: Int64 = 1_000
     static let fetchFenceMarginMs: Int64 = 500
+    static let redeliveryTimerSlackMs: Int64 = 1_000
+    static let takeoverFetchLimit = 4_096
 
     private func tick(_ timer: TimerSpec, binding: PluginBinding, dueMs: Int64, fence: LeaseFence?) async {
         let context = HandlerContext(binding: binding, eventTimeMs: dueMs, cause: nil, causeStream: "", causeSequence: 0, fence: fence)

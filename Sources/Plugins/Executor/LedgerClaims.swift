@@ -34,6 +34,8 @@ struct LedgerClaims {
         }
         var entry = found?.value ?? LedgerEntry()
         entry.symbol = symbol
+        // A symbol's first entry is flat until a fill says otherwise (a refused order leaves it so).
+        if entry.positionAmt.isEmpty { entry.positionAmt = "0" }
         entry.pendingClientOrderID = clientOrderID
         entry.pendingPlanID = plan.planID
         do {
