@@ -17,8 +17,17 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     private var stopping = false
     private var abandoned = false
     /// Subjects (symbols) whose message is waiting out a retry delay: their later messages are held
-    /// back until after it, so one symbol's messages are never handled out of stream order.
-    private var heldBack: [String: (untilMs: Int64, queued: Int64)] = [:]
+    /// back until that message is back, so one symbol's messages are never handled out of stream order.
+    private var holds: [String: Hold] = [:]
+
+    private struct Hold {
+        /// The retried message; the hold ends when it is delivered again.
+        var sequence: UInt64
+        /// When its NAK delay runs out.
+        var untilMs: Int64
+        /// Messages held back behind it so far: each comes back a millisecond after the one before.
+        var queued: Int64
+    }
 
     init(binding: PluginBinding, spec: InputSpec, consumer: Consumer<M>, fence: LeaseFence? = nil, partition: Int? = nil) {
         self.binding = binding
@@ -99,7 +108,10 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
         }
         if let previous { await complete(previous) }
         // A subject waiting out a retry keeps its place: its later messages come back after it.
-        if !lock.withLock({ abandoned }) { await consumer.nakLeftovers(delayMs: { [self] in holdBack($0.subject) ?? 0 }) }
+        if !lock.withLock({ abandoned }) {
+            await consumer.nakLeftovers(delayMs: { [self] in holdBack($0.subject, sequence: $0.streamSequence) ?? 0 })
+            if fence != nil { await waitForHolds() }
+        }
     }
 
     private struct SentBatch {
@@ -177,11 +189,11 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     /// dead-lettered, or left for redelivery because the loop is stopping).
     private func handleOne(_ delivery: Delivery<M>, keeper: ProgressKeeper<M>) async -> [OutgoingMessage]? {
         if isStopping || !mayAct {
-            if mayAct { try? delivery.nak(delayMs: holdBack(delivery.subject) ?? 0) }
+            if mayAct { try? delivery.nak(delayMs: holdBack(delivery.subject, sequence: delivery.streamSequence) ?? 0) }
             binding.metrics.messagesIn.add(-1)
             return nil
         }
-        if let delayMs = holdBack(delivery.subject) {
+        if let delayMs = holdBack(delivery.subject, sequence: delivery.streamSequence) {
             keeper.settled(delivery)
             try? delivery.nak(delayMs: delayMs)
             binding.metrics.messagesIn.add(-1)
@@ -225,29 +237,56 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
         }
     }
 
-    /// NAK with back-off from 1 s doubling to 30 s, no delivery limit; an alert at the 5th delivery.
-    /// The NAK delay for a message whose subject is held back behind one waiting out a retry: it
-    /// comes back just after that one (and after those held back before it); nil when not held back.
-    private func holdBack(_ subject: String) -> Int64? {
+    /// The NAK delay for a message whose subject is held back behind an earlier one waiting out a
+    /// retry: it comes back just after that one (and after those held back before it); nil when it
+    /// may be handled. The hold lasts until the retried message is delivered again, not until its
+    /// delay runs out: a batch fetched meanwhile may hold the subject's next message first. A hold
+    /// whose message is long overdue (its NAK was lost; it comes back after AckWait) is dropped.
+    private func holdBack(_ subject: String, sequence: UInt64) -> Int64? {
         lock.withLock {
-            guard let held = heldBack[subject] else { return nil }
-            let now = MonotonicClock.nowMs()
-            guard now < held.untilMs else {
-                heldBack[subject] = nil
+            guard var hold = holds[subject] else { return nil }
+            if sequence <= hold.sequence {
+                if sequence == hold.sequence { holds[subject] = nil }
                 return nil
             }
-            heldBack[subject] = (held.untilMs, held.queued + 1)
-            return held.untilMs - now + 50 + held.queued
+            let now = MonotonicClock.nowMs()
+            if now > hold.untilMs + (binding.settings.ackWaitMs ?? spec.ackWaitMs) + overdueHoldSlackMs {
+                holds[subject] = nil
+                return nil
+            }
+            hold.queued += 1
+            holds[subject] = hold
+            return max(hold.untilMs - now, 0) + 50 + hold.queued
         }
     }
 
+    private var overdueHoldSlackMs: Int64 { 5_000 }
+
+    /// A clean hand-off: the partition is released only once every retried message is redeliverable,
+    /// so its new owner gets it before the fresh messages of its subject.
+    private func waitForHolds() async {
+        let lastMs = lock.withLock { holds.values.map(\.untilMs).max() }
+        guard let lastMs else { return }
+        let waitMs = min(lastMs - MonotonicClock.nowMs() + 100, 31_000)
+        if waitMs > 0 { try? await Task.sleep(nanoseconds: UInt64(waitMs) * 1_000_000) }
+    }
+
+    /// NAK with back-off from 1 s doubling to 30 s, no delivery limit; an alert at the 5th delivery.
     private func retryLater(_ delivery: Delivery<M>, error: Error) async {
         guard mayAct else { return }
         binding.metrics.errors.increment()
         let count = max(1, Int(delivery.deliveryCount))
         let delayMs = min(30_000, 1_000 << min(count - 1, 5))
         try? delivery.nak(delayMs: Int64(delayMs))
-        lock.withLock { heldBack[delivery.subject] = (MonotonicClock.nowMs() + Int64(delayMs), 0) }
+        let untilMs = MonotonicClock.nowMs() + Int64(delayMs)
+        lock.withLock {
+            if var hold = holds[delivery.subject], hold.sequence < delivery.streamSequence {
+                hold.untilMs = max(hold.untilMs, untilMs)
+                holds[delivery.subject] = hold
+            } else {
+                holds[delivery.subject] = Hold(sequence: delivery.streamSequence, untilMs: untilMs, queued: 0)
+            }
+        }
         if count == 1 || count == 5 {
             let line = "qt host \(binding.hostID): \(binding.instance)__\(spec.name) \(delivery.subject) "
                 + "#\(delivery.streamSequence), delivery \(count): retry in \(delayMs) ms: \(error)\n"

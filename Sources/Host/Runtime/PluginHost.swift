@@ -139,10 +139,11 @@ public final class PluginHost: @unchecked Sendable {
                     try? DurablePlan.consumer($0, instance: binding.instance, settings: binding.settings, partition: partition)
                 }
                 // After a crash the old holder's unacked messages come back only after AckWait: start
-                // fetching once they are redeliverable, all of them in the first batch (sorted there),
-                // so no symbol's message n+1 overtakes message n.
-                let outstanding = afterCrash ? await Self.outstanding(specs, bus: bus) : (waitMs: 0, unacked: [:])
-                let waitMs = outstanding.waitMs
+                // fetching once they are redeliverable. Either way all of them come in the first batch
+                // (sorted there: redeliveries arrive in the order their delays ran out), so no symbol's
+                // message n+1 overtakes message n.
+                let outstanding = await Self.outstanding(specs, bus: bus)
+                let waitMs = afterCrash ? outstanding.waitMs : 0
                 let task = Task.detached { [weak self] in
                     if waitMs > 0 { try? await Task.sleep(nanoseconds: UInt64(waitMs) * 1_000_000) }
                     guard let self, fence.isValid, !self.isDraining, !Task.isCancelled else { return }
