@@ -79,9 +79,6 @@ public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
     /// NAKed, so a clean hand-off releases its lease only when nothing of the partition is held here.
     public func drained() async { await core.drained() }
 
-    /// Received by libnats and not yet returned by a fetch (see `PullSubscription.queued`).
-    public var queued: Int { core.subscription.queued }
-
     /// Dead letters written so far by this consumer.
     public var deadLettered: Int { core.deadLetterCount }
 

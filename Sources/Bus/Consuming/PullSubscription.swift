@@ -136,16 +136,6 @@ final class PullSubscription: @unchecked Sendable {
         return messages
     }
 
-    /// Messages (and status replies) libnats has received for this subscription that no fetch has
-    /// returned yet: a delivery that came in after its fetch timed out waits here for the next fetch.
-    var queued: Int {
-        guard !isClosed else { return 0 }
-        var messages: Int32 = 0
-        var bytes: Int32 = 0
-        natsSubscription_GetPending(subscription, &messages, &bytes)
-        return Int(messages)
-    }
-
     /// Waits for an in-flight fetch to return, then destroys the subscription (not the durable).
     func close() {
         lock.lock()

@@ -32,10 +32,6 @@ final class HandlingJournal: @unchecked Sendable {
                "deliveries": deliveries, "subject": subject, "may_act": mayAct])
     }
 
-    func note(_ event: String, instance: String, partition: Int?, detail: String) {
-        write(["kind": event, "instance": instance, "partition": partition ?? -1, "detail": detail])
-    }
-
     func kvWrite(instance: String, bucket: String, key: String, revision: UInt64, partition: Int?) {
         write(["kind": "kv", "instance": instance, "bucket": bucket, "key": key, "revision": revision, "partition": partition ?? -1])
     }

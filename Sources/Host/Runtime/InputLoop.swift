@@ -49,8 +49,6 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
         consumer.stopFetching()
     }
 
-    var queued: Int { consumer.queued }
-
     /// The partition was lost: stop at once and leave every fetched message unacked for its new owner.
     func abandon() {
         lock.withLock { stopping = true; abandoned = true }
@@ -341,5 +339,4 @@ final class ProgressKeeper<M: BusMessage>: @unchecked Sendable {
 protocol StoppableLoop: AnyObject, Sendable {
     func stop()
     func abandon()
-    var queued: Int { get }
 }

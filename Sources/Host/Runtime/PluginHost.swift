@@ -179,8 +179,6 @@ public final class PluginHost: @unchecked Sendable {
                 loops.forEach { $0.loop.stop() }
                 // A loop ends after NAKing what it held, prefetched batches included.
                 for entry in loops { await entry.task.value }
-                self.journal?.note("queued_after_stop", instance: binding.instance, partition: partition,
-                                   detail: loops.map { String($0.loop.queued) }.joined(separator: ","))
                 binding.plugin.forget(symbolsWhere: { partitioning.partition(of: $0) == partition })
                 self.journal?.partition("released", instance: binding.instance, partition: partition, leaseToken: 0)
             },
@@ -189,13 +187,6 @@ public final class PluginHost: @unchecked Sendable {
                 await self.finishStarting(binding.instance, partition)
                 let loops = self.lock.withLock { self.partitionLoops[binding.instance]?.removeValue(forKey: partition) ?? [] }
                 loops.forEach { $0.loop.abandon() }
-                if let journal = self.journal {
-                    Task.detached {
-                        try? await Task.sleep(nanoseconds: 1_000_000_000)
-                        journal.note("queued_after_abandon", instance: binding.instance, partition: partition,
-                                     detail: loops.map { String($0.loop.queued) }.joined(separator: ","))
-                    }
-                }
                 binding.plugin.forget(symbolsWhere: { partitioning.partition(of: $0) == partition })
                 self.journal?.partition("lost", instance: binding.instance, partition: partition, leaseToken: 0)
 
