@@ -108,6 +108,26 @@ final class PartitionTests: HostTestCase {
               + "0 by node-a; \(recordsA.filter { $0.kind == "lost" }.count) partitions noticed lost on SIGCONT")
     }
 
+    /// Bars that fail once and are retried (NAK with back-off) keep their place: the bars NAKed
+    /// behind one, and fresh bars fetched while those wait out their delays, are handled after it.
+    /// Two hosts, every tenth bar of every symbol failing on its first delivery.
+    func testRetriedBarsAreNotOvertakenByLaterOnes() async throws {
+        for name in ["node-a", "node-b"] {
+            _ = try await spawnHost(name, plugins: ["sequencer": ["fail_every": "10"]])
+        }
+        try await waitUntilBalanced("sequencer", hosts: ["node-a", "node-b"], seconds: 40)
+        let feeder = Feeder(symbols: symbols, bus: bus)
+        let feeding = Task { try await feeder.run() }
+        try await Task.sleep(nanoseconds: 6_000_000_000)
+        feeder.stop()
+        let published = try await feeding.value
+        try await waitUntilCounted(published)
+        try await assertNoGaps()
+        let retries = ["node-a", "node-b"].map { log(of: $0).components(separatedBy: "fails on its first delivery").count - 1 }.reduce(0, +)
+        XCTAssertGreaterThanOrEqual(retries, symbols.count * (published / 10) / 2, "the bars meant to fail were retried")
+        print("retries: \(published) bars per symbol, \(retries) first deliveries failed and retried, no gaps")
+    }
+
     func testAHostRefusesAServerThatIsNotProvisionedForIt() async throws {
         let fresh = try NatsServer()
         defer { fresh.stop() }

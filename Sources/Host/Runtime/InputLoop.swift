@@ -17,16 +17,20 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     private var stopping = false
     private var abandoned = false
     /// Subjects (symbols) whose message is waiting out a retry delay: their later messages are held
-    /// back until that message is back, so one symbol's messages are never handled out of stream order.
+    /// back until that message and every one NAKed behind it are back, so one symbol's messages are
+    /// never handled out of stream order.
     private var holds: [String: Hold] = [:]
 
     private struct Hold {
-        /// The retried message; the hold ends when it is delivered again.
-        var sequence: UInt64
-        /// When its NAK delay runs out.
-        var untilMs: Int64
-        /// Messages held back behind it so far: each comes back a millisecond after the one before.
-        var queued: Int64
+        /// The subject's messages this loop NAKed and has not had back yet (the retried one and those
+        /// held back behind it), each with when it is due back. A later message is handled only once
+        /// all of them are back: a fresh one fetched while the held-back ones wait out their delays
+        /// would otherwise overtake them.
+        var awaited: [UInt64: Int64] = [:]
+        /// When the retried message is due back: the held-back ones come back just after it.
+        var retryDueMs: Int64 = 0
+        /// Messages held back so far: each comes back a millisecond after the one before.
+        var queued: Int64 = 0
     }
 
     init(binding: PluginBinding, spec: InputSpec, consumer: Consumer<M>, fence: LeaseFence? = nil, partition: Int? = nil) {
@@ -237,24 +241,28 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
 
     /// The NAK delay for a message whose subject is held back behind an earlier one waiting out a
     /// retry: it comes back just after that one (and after those held back before it); nil when it
-    /// may be handled. The hold lasts until the retried message is delivered again, not until its
-    /// delay runs out: a batch fetched meanwhile may hold the subject's next message first. A hold
-    /// whose message is long overdue (its NAK was lost; it comes back after AckWait) is dropped.
+    /// may be handled, which is when no earlier message of its subject is still awaited. The hold
+    /// lasts until the awaited messages are delivered again, not until their delays run out: a batch
+    /// fetched meanwhile may hold the subject's next message first. A hold whose earliest message is
+    /// long overdue (its NAK was lost; it comes back after AckWait) is dropped.
     private func holdBack(_ subject: String, sequence: UInt64) -> Int64? {
         lock.withLock {
-            guard var hold = holds[subject] else { return nil }
-            if sequence <= hold.sequence {
-                if sequence == hold.sequence { holds[subject] = nil }
-                return nil
-            }
+            guard var hold = holds[subject], let first = hold.awaited.keys.min() else { return nil }
             let now = MonotonicClock.nowMs()
-            if now > hold.untilMs + (binding.settings.ackWaitMs ?? spec.ackWaitMs) + overdueHoldSlackMs {
+            if now > hold.awaited[first]! + (binding.settings.ackWaitMs ?? spec.ackWaitMs) + overdueHoldSlackMs {
                 holds[subject] = nil
                 return nil
             }
+            if sequence <= first {
+                if sequence == first { hold.awaited[first] = nil }
+                holds[subject] = hold.awaited.isEmpty ? nil : hold
+                return nil
+            }
             hold.queued += 1
+            let delayMs = max(hold.retryDueMs - now, 0) + 50 + hold.queued
+            hold.awaited[sequence] = now + delayMs
             holds[subject] = hold
-            return max(hold.untilMs - now, 0) + 50 + hold.queued
+            return delayMs
         }
     }
 
@@ -263,7 +271,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     /// A clean hand-off: the partition is released only once every retried message is redeliverable,
     /// so its new owner gets it before the fresh messages of its subject.
     private func waitForHolds() async {
-        let lastMs = lock.withLock { holds.values.map(\.untilMs).max() }
+        let lastMs = lock.withLock { holds.values.flatMap(\.awaited.values).max() }
         guard let lastMs else { return }
         let waitMs = min(lastMs - MonotonicClock.nowMs() + 100, 31_000)
         if waitMs > 0 { try? await Task.sleep(nanoseconds: UInt64(waitMs) * 1_000_000) }
@@ -278,12 +286,10 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
         try? delivery.nak(delayMs: Int64(delayMs))
         let untilMs = MonotonicClock.nowMs() + Int64(delayMs)
         lock.withLock {
-            if var hold = holds[delivery.subject], hold.sequence < delivery.streamSequence {
-                hold.untilMs = max(hold.untilMs, untilMs)
-                holds[delivery.subject] = hold
-            } else {
-                holds[delivery.subject] = Hold(sequence: delivery.streamSequence, untilMs: untilMs, queued: 0)
-            }
+            var hold = holds[delivery.subject] ?? Hold()
+            hold.awaited[delivery.streamSequence] = untilMs
+            hold.retryDueMs = max(hold.retryDueMs, untilMs)
+            holds[delivery.subject] = hold
         }
         if count == 1 || count == 5 {
             let line = "qt host \(binding.hostID): \(binding.instance)__\(spec.name) \(delivery.subject) "

@@ -153,15 +153,24 @@ public final class Sequencer: Plugin {
             inputs: [InputSpec("klines", subject: "qt.market.kline.*", type: Kline.self, ackWaitMs: 2_000, fetchBatch: 16)],
             outputs: [OutputSpec("decisions", subject: "qt.decision.sequencer.*", type: Decision.self)],
             kvReads: ["qt_state"], kvWrites: ["qt_state"],
-            config: [ConfigKey("delay_ms", .int, default: .int(0), help: "simulated work per message")]),
-        make: { Sequencer(delayMs: $0.settings.int("delay_ms")) })
+            config: [ConfigKey("delay_ms", .int, default: .int(0), help: "simulated work per message"),
+                     ConfigKey("fail_every", .int, default: .int(0),
+                               help: "bar n with n % fail_every == fail_every - 1 fails (transient) on its first delivery; 0: never")]),
+        make: { Sequencer(delayMs: $0.settings.int("delay_ms"), failEvery: $0.settings.int("fail_every")) })
 
     let delayMs: Int
-    init(delayMs: Int) { self.delayMs = delayMs }
+    let failEvery: Int
+    init(delayMs: Int, failEvery: Int) {
+        self.delayMs = delayMs
+        self.failEvery = failEvery
+    }
 
     public func handle(_ input: Input, context: HandlerContext) async throws {
         guard let bar = input.message(as: Kline.self), let index = Int(bar.close) else { throw PluginError.permanent("not an indexed kline") }
         if delayMs > 0 { try await Task.sleep(nanoseconds: UInt64(delayMs) * 1_000_000) }
+        if failEvery > 0, index % failEvery == failEvery - 1, input.deliveryCount == 1 {
+            throw PluginError.transient("bar \(index) of \(bar.symbol) fails on its first delivery")
+        }
         let current = try await context.loadState(bar.symbol)
         var state = current?.state ?? PluginState()
         let last = Int(state.values["last"] ?? "-1") ?? -1
