@@ -21,9 +21,11 @@ public final class MarketStatePlugin: Plugin {
         make: { _ in MarketStatePlugin() })
 
     private let windows = CachedState<CloseWindow>()
+    private let slides = MarketStateSlides()
 
     public func forget(symbolsWhere isGone: @escaping @Sendable (String) -> Bool) {
         windows.forget(symbolsWhere: isGone)
+        slides.forget(symbolsWhere: isGone)
     }
 
     public func handle(_ input: Input, context: HandlerContext) async throws {
@@ -54,13 +56,22 @@ public final class MarketStatePlugin: Plugin {
             break
         }
 
-        if window.lastOpenTimeMs != stored.value.lastOpenTimeMs || stored.revision == 0 {
-            try await windows.save(stateName, window, over: stored.revision, symbol: bar.symbol, context: context)
+        let windowMoved = window.lastOpenTimeMs != stored.value.lastOpenTimeMs || stored.revision == 0
+        let finalWindow = window
+        // The window and the state are written side by side (one replicated round trip per bar, not
+        // two): the state is a pure function of the bars, so whichever host writes it writes the same
+        // value, and a window write refused by compare-and-set fails the message all the same.
+        async let windowSaved: Void = windowMoved
+            ? windows.save(stateName, finalWindow, over: stored.revision, symbol: bar.symbol, context: context) : ()
+        let slide = MarketStateSlides.advance(slides.take(bar.symbol), previous: stored.value, to: window)
+        guard let values = slide.values else {
+            try await windowSaved
+            return slides.keep(bar.symbol, slide)
         }
-
-        guard let values = MarketStateKernel.compute(closes: window.closes) else { return }
         let state = Self.message(values, symbol: bar.symbol, asOfMs: bar.closeTimeMs)
         try await context.kv("qt_marketstate").put(bar.symbol, state)
+        try await windowSaved
+        slides.keep(bar.symbol, slide)
         try context.emit("states", state, subject: Subjects.marketState(bar.symbol))
     }
 
