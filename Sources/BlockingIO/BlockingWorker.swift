@@ -15,6 +15,8 @@ public struct BlockingWorkerStopped: Error, CustomStringConvertible {
 public final class BlockingWorker: @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [() -> Void] = []
+    /// Jobs queued or running: a pool gives new work to its least busy worker.
+    private var unfinished = 0
     private var isShutDown = false
     private var isFinished = false
     public let name: String
@@ -59,6 +61,7 @@ public final class BlockingWorker: @unchecked Sendable {
         condition.lock(); defer { condition.unlock() }
         guard !isShutDown else { return false }
         jobs.append(job)
+        unfinished += 1
         condition.signal()
         return true
     }
@@ -85,11 +88,22 @@ public final class BlockingWorker: @unchecked Sendable {
             let job = jobs.removeFirst()
             condition.unlock()
             job()
+            condition.lock()
+            unfinished -= 1
+            condition.unlock()
         }
+    }
+
+    /// Jobs queued or running now.
+    var load: Int {
+        condition.lock(); defer { condition.unlock() }
+        return unfinished
     }
 }
 
-/// A few workers for short blocking calls, picked round-robin.
+/// Workers for short blocking calls. Each call goes to the least busy worker (round-robin among
+/// equals): a call that waits on the server (a KV write during a leader election waits up to its
+/// timeout) must not hold up the calls queued behind it while other workers are idle.
 public final class BlockingWorkerPool: @unchecked Sendable {
     private let workers: [BlockingWorker]
     private let lock = NSLock()
@@ -106,7 +120,14 @@ public final class BlockingWorkerPool: @unchecked Sendable {
     private func pick() -> BlockingWorker {
         lock.lock(); defer { lock.unlock() }
         next = (next + 1) % workers.count
-        return workers[next]
+        var chosen = workers[next]
+        var lowest = chosen.load
+        for offset in 1..<workers.count where lowest > 0 {
+            let candidate = workers[(next + offset) % workers.count]
+            let load = candidate.load
+            if load < lowest { chosen = candidate; lowest = load }
+        }
+        return chosen
     }
 
     public func shutdown() {

@@ -32,8 +32,10 @@ public struct ConnectionOptions: Sendable {
     public var jetStreamWaitMs: Int64 = 5_000
     /// Bytes of outgoing messages kept while reconnecting.
     public var reconnectBufferBytes: Int = 8 * 1024 * 1024
-    /// Blocking workers for sync publishes, KV and JetStream API calls.
-    public var workerThreads: Int = 4
+    /// Blocking workers for sync publishes, KV and JetStream API calls. A host's plugins and
+    /// partitions share them, and each call waits a round trip (a replicated one on R3), so there
+    /// are enough for every partition loop of a busy plugin to have one in flight.
+    public var workerThreads: Int = 16
 
     public init(servers: [String], name: String = "qt") {
         self.servers = servers
