@@ -190,8 +190,8 @@ public struct PluginKV: Sendable, KeyValueReading {
 
     public func keys() async throws -> [String] { try await bucket.keys() }
 
-    /// The bucket's current values, then every change (see `KeyValueBucket.watch`).
-    public func watch() async throws -> KeyWatch { try await bucket.watch() }
+    /// The bucket's current values, then every change, decoded as `M` (see `KeyValueBucket.watch`).
+    public func changes<M: BusMessage>(_ type: M.Type) async throws -> KeyChanges<M> { KeyChanges(try await bucket.watch()) }
 
     @discardableResult
     public func put<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {

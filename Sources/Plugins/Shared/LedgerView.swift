@@ -1,4 +1,3 @@
-import Bus
 import Foundation
 import Host
 import Messages
@@ -12,7 +11,7 @@ import Messages
 public final class LedgerView: @unchecked Sendable {
     private let lock = NSLock()
     private var entries: [String: (entry: LedgerEntry?, revision: UInt64)] = [:]
-    private var watch: KeyWatch?
+    private var watch: KeyChanges<LedgerEntry>?
     private var follower: Task<Void, Never>?
     private var loaded = false
 
@@ -39,17 +38,16 @@ public final class LedgerView: @unchecked Sendable {
     /// The watch starts before the scan, so no change falls between them; either may deliver a
     /// key first, and the higher revision wins.
     private func load(_ ledger: PluginKV) async throws {
-        let watch = try await ledger.watch()
+        let watch = try await ledger.changes(LedgerEntry.self)
         let follower = Task.detached { [weak self] in
-            for await entry in watch {
-                let value = entry.operation == .put ? try? entry.decoded(as: LedgerEntry.self) : nil
-                self?.apply(entry.key, value, revision: entry.revision)
+            for await change in watch {
+                self?.apply(change.key, change.value, revision: change.revision)
             }
         }
         for key in try await ledger.keys() {
             if let found = try await ledger.get(LedgerEntry.self, key) { apply(key, found.value, revision: found.revision) }
         }
-        let replaced: (KeyWatch?, Task<Void, Never>?) = lock.withLock {
+        let replaced: (KeyChanges<LedgerEntry>?, Task<Void, Never>?) = lock.withLock {
             defer { (self.watch, self.follower, loaded) = (watch, follower, true) }
             return (self.watch, self.follower)
         }
