@@ -88,24 +88,37 @@ final class PartitionTests: HostTestCase {
 
         // Each partition node-b acquired after the pause began: from then until node-a acquires it
         // again (the fleet rebalances after SIGCONT), node-a handles no message and writes no key of it.
+        // A handled message is judged by when node-a recorded it. A key write is judged by its
+        // revision: node-a records a write when the server's answer comes in, so a write sent just
+        // before SIGSTOP is recorded after SIGCONT; it acted on the partition only if its revision
+        // comes after one node-b wrote to the same key.
         let recordsA = try Journal.read(journalA)
         let recordsB = try Journal.read(journalB)
         let acquiredByB = recordsB.filter { $0.kind == "acquired" && $0.wallMs >= pausedAtMs }
         XCTAssertFalse(acquiredByB.isEmpty, "node-b acquired node-a's partitions")
         var checked = 0
+        var answeredAfterPause = 0
         for acquisition in acquiredByB {
             let regained = recordsA.filter { $0.kind == "acquired" && $0.partition == acquisition.partition && $0.wallMs > acquisition.wallMs }
                 .map(\.wallMs).min() ?? Int64.max
-            let late = recordsA.filter {
-                ($0.kind == "handled" || $0.kind == "kv") && $0.partition == acquisition.partition
-                    && $0.wallMs >= acquisition.wallMs && $0.wallMs < regained
+            let writesByB = recordsB.filter { $0.kind == "kv" && $0.partition == acquisition.partition && $0.wallMs >= acquisition.wallMs }
+            let firstRevisionByB = Dictionary(writesByB.map { ($0.key, $0.revision) }, uniquingKeysWith: min)
+            let late = recordsA.filter { record in
+                guard record.partition == acquisition.partition, record.wallMs >= acquisition.wallMs, record.wallMs < regained else { return false }
+                if record.kind == "handled" { return true }
+                guard record.kind == "kv" else { return false }
+                guard let firstByB = firstRevisionByB[record.key] else { return true }
+                if record.revision > firstByB { return true }
+                answeredAfterPause += 1
+                return false
             }
             XCTAssertEqual(late.count, 0, "node-a acted on p\(acquisition.partition) while node-b held it: \(late.prefix(3))")
             checked += recordsB.filter { $0.kind == "handled" && $0.partition == acquisition.partition && $0.wallMs >= acquisition.wallMs }.count
         }
         XCTAssertTrue(recordsA.contains { $0.kind == "lost" && $0.wallMs >= pausedAtMs }, "node-a noticed it lost its partitions")
         print("paused host: \(acquiredByB.count) partitions taken over, \(checked) messages handled by node-b after takeover, "
-              + "0 by node-a; \(recordsA.filter { $0.kind == "lost" }.count) partitions noticed lost on SIGCONT")
+              + "0 by node-a (\(answeredAfterPause) key writes sent before the pause, answered after it); "
+            + "\(recordsA.filter { $0.kind == "lost" }.count) partitions noticed lost on SIGCONT")
     }
 
     /// Bars that fail once and are retried (NAK with back-off) keep their place: the bars NAKed
@@ -256,7 +269,8 @@ private struct Journal {
         let partition: Int
         let wallMs: Int64
         let revision: UInt64
-        var description: String { "\(kind) p\(partition) at \(wallMs)" }
+        let key: String
+        var description: String { "\(kind) p\(partition) \(key) rev \(revision) at \(wallMs)" }
     }
 
     static func read(_ path: String) throws -> [Record] {
@@ -265,7 +279,7 @@ private struct Journal {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
             return Record(kind: object["kind"] as? String ?? "", partition: (object["partition"] as? NSNumber)?.intValue ?? -1,
                           wallMs: (object["wall_ms"] as? NSNumber)?.int64Value ?? 0,
-                          revision: (object["revision"] as? NSNumber)?.uint64Value ?? 0)
+                          revision: (object["revision"] as? NSNumber)?.uint64Value ?? 0, key: object["key"] as? String ?? "")
         }
     }
 }
