@@ -1,4 +1,4 @@
-import Bus
+package import Bus
 import Foundation
 import Messages
 import Yams
@@ -14,7 +14,7 @@ public struct NodeConfig: Sendable {
 
     public let file: String
     public let hostID: String
-    public let nats: ConnectionOptions
+    package let nats: ConnectionOptions
     public let replicas: Int
     public let httpPort: Int
     /// The `exchange:` section; `nil` when the node runs no plugin that trades or reads markets.

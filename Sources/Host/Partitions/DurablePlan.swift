@@ -1,4 +1,4 @@
-import Bus
+package import Bus
 import Foundation
 import Messages
 
@@ -16,7 +16,7 @@ public enum DurablePlan {
     }
 
     /// One input's durable for `partition` (nil for an input that is not keyed).
-    public static func consumer(_ input: InputSpec, instance: String, settings: PluginSettings, partition: Int?) throws -> ConsumerSpec {
+    package static func consumer(_ input: InputSpec, instance: String, settings: PluginSettings, partition: Int?) throws -> ConsumerSpec {
         var spec = try ConsumerSpec(plugin: instance, input: input.name, filterSubject: input.subject, partition: partition)
         spec.ackWaitMs = settings.ackWaitMs ?? input.ackWaitMs
         spec.fetchBatch = input.fetchBatch
@@ -24,7 +24,7 @@ public enum DurablePlan {
         return spec
     }
 
-    public static func consumers(_ manifest: PluginManifest, settings: PluginSettings, partitioning: Partitioning) throws -> [ConsumerSpec] {
+    package static func consumers(_ manifest: PluginManifest, settings: PluginSettings, partitioning: Partitioning) throws -> [ConsumerSpec] {
         let instance = instanceName(plugin: manifest.name, shadow: settings.shadow)
         return try manifest.inputs.flatMap { input in
             try (isKeyed(input) ? partitioning.all.map { Optional($0) } : [nil]).map {
@@ -36,7 +36,7 @@ public enum DurablePlan {
     /// Every durable the node configs' plugins read; with no config, every registered plugin with
     /// its manifest's settings. Two configs that want one durable with different settings are an
     /// error naming both files: AckWait is a property of the durable, not of a host.
-    public static func consumers(configs: [NodeConfig], registry: PluginRegistry, partitioning: Partitioning) throws -> [ConsumerSpec] {
+    package static func consumers(configs: [NodeConfig], registry: PluginRegistry, partitioning: Partitioning) throws -> [ConsumerSpec] {
         var chosen: [String: (spec: ConsumerSpec, file: String)] = [:]
         var order: [String] = []
         let entries: [(file: String, name: String, settings: PluginSettings)] = configs.isEmpty
@@ -65,7 +65,7 @@ public enum DurablePlan {
 /// The administrator's step (DESIGN.md §3.3) as one call: streams, buckets, the layout and every
 /// durable the node configs' plugins read (every registered plugin's, with no config).
 public enum DeploymentProvisioning {
-    public static func provision(_ bus: BusConnection, replicas: Int, partitions: Int = Partitioning.defaultCount,
+    package static func provision(_ bus: BusConnection, replicas: Int, partitions: Int = Partitioning.defaultCount,
                                  configs: [NodeConfig] = [], registry: PluginRegistry, repartition: Bool = false,
                                  provisionedBy: String = "qt streams provision") async throws -> [ProvisionResult] {
         for config in configs where config.replicas != replicas {

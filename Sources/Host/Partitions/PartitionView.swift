@@ -1,4 +1,4 @@
-import Bus
+package import Bus
 import Foundation
 import Messages
 
@@ -28,7 +28,7 @@ public struct PartitionView: Sendable {
         }
     }
 
-    public static func read(_ bus: BusConnection) async throws -> PartitionView {
+    package static func read(_ bus: BusConnection) async throws -> PartitionView {
         let hosts = try await FleetReader.read(bus).sorted { $0.hostID < $1.hostID }
         let partitions = Int(try await bus.readLayout()?.layout.partitions ?? 0)
         var instances = Set<String>()

@@ -1,4 +1,4 @@
-import Bus
+package import Bus
 import Messages
 
 /// One key's change, as `PluginKV.changes` delivers it: the new value, or nil when the key was

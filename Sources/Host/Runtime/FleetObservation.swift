@@ -1,4 +1,4 @@
-import Bus
+package import Bus
 import Messages
 
 /// What a watchdog plugin (sentinel) may see of the bus without touching libnats: dead letters,

@@ -1,4 +1,4 @@
-import Bus
+package import Bus
 import Foundation
 import Messages
 

@@ -1,4 +1,4 @@
-import Bus
+package import Bus
 import Messages
 
 /// One gap in the fleet's graph (R3: no dark producers).
@@ -100,7 +100,7 @@ public enum TopologyCheck {
 
 /// The live fleet: every `HostInfo` in `qt_hosts` (dead hosts age out with the bucket's TTL).
 public enum FleetReader {
-    public static func read(_ bus: BusConnection) async throws -> [HostInfo] {
+    package static func read(_ bus: BusConnection) async throws -> [HostInfo] {
         let bucket = try await bus.keyValue("qt_hosts")
         var hosts: [HostInfo] = []
         for key in try await bucket.keys() {
