@@ -239,17 +239,16 @@ final class ChaosTests: HostTestCase {
 
     // MARK: - checks
 
-    /// Every 5 s until cancelled: each plugin's backlog on QT_MARKET (pending + unacked over its
-    /// durables), to tell a lagging plugin from a refusing one.
+    /// Every 5 s until cancelled: each keyed plugin's backlog (`PartitionView`'s lag, summed over its
+    /// partitions), to tell a lagging plugin from a refusing one.
     private func sampleBacklog(_ bus: BusConnection, orders: @escaping @Sendable () -> Int) -> Task<[String], Never> {
         Task {
             var samples: [String] = []
             let started = Date()
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: 5_000_000_000)
-                guard let info = try? await bus.streamInfo("QT_MARKET") else { continue }
-                let backlog = Dictionary(grouping: info.consumers) { String($0.name.split(separator: "_").first ?? "") }
-                    .mapValues { $0.reduce(0) { $0 + Int($1.numPending) + Int($1.numAckPending) } }
+                guard let view = try? await PartitionView.read(bus) else { continue }
+                let backlog = view.backlogs.mapValues { $0.reduce(0) { $0 + $1.lag } }
                 samples.append(String(format: "%5.1f s  %3d orders  backlog ", Date().timeIntervalSince(started), orders())
                                + backlog.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             }
