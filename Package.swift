@@ -52,6 +52,8 @@ let package = Package(
                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // Plugins used by the host's integration tests (a relay pipeline, a singleton ticker).
         .target(name: "TestPlugins", dependencies: ["Host", "Messages", "Identity"], path: "Tests/Support/TestPlugins"),
+        // The in-memory host: a plugin's rules tested without NATS, on a manual clock.
+        .target(name: "InMemoryHost", dependencies: ["Host", "Messages"], path: "Tests/Support/InMemoryHost"),
         // A host with the test plugins registered, run as a child process by the host tests.
         .executableTarget(name: "qt-test-host", dependencies: ["Host", "TestPlugins"], path: "Tests/Support/TestHost"),
         // Starts and stops a real nats-server: tests, benchmarks and (later) `qt up`.
@@ -69,6 +71,8 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit", "Exchange"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange"]),
         .testTarget(name: "KernelTests", dependencies: ["Plugins", "Messages", "Exchange"]),
+        // Each gate rule on the in-memory host (with the simulator where a rule reads the exchange).
+        .testTarget(name: "PluginRuleTests", dependencies: ["InMemoryHost", "Plugins", "Host", "Messages", "Identity", "Exchange"]),
         .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "Plugins", "Exchange"]),
     ]
 )

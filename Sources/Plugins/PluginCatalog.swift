@@ -1,22 +1,29 @@
 import Host
 
-/// Every built-in plugin of this module; `qt` (the composition root) registers them.
+/// Every built-in plugin of this module; `qt` (the composition root) registers them, giving the
+/// plugins that reach the exchange the host's clients.
 public enum PluginCatalog {
-    public static let registrations: [PluginRegistration] = [
-        MarketFeedPlugin.registration,
-        MarketStatePlugin.registration,
-        UniversePlugin.registration,
-        AIAgentPlugin.registration,
-        IntentBridgePlugin.registration,
-        GovernorPlugin.registration,
-        PositionBrainPlugin.registration,
-        HarvestProposerPlugin.registration,
-        HeatGatePlugin.registration,
-        ApplyLayerPlugin.registration,
-        PortfolioGatePlugin.registration,
-        ExecutorPlugin.registration,
-        SentinelPlugin.registration,
-    ]
+    public static func registrations(exchanges: ExchangeClients) -> [PluginRegistration] {
+        [
+            MarketFeedPlugin.registration(exchanges: exchanges),
+            MarketStatePlugin.registration,
+            UniversePlugin.registration(exchanges: exchanges),
+            AIAgentPlugin.registration,
+            IntentBridgePlugin.registration,
+            GovernorPlugin.registration(exchanges: exchanges),
+            PositionBrainPlugin.registration(exchanges: exchanges),
+            HarvestProposerPlugin.registration,
+            HeatGatePlugin.registration,
+            ApplyLayerPlugin.registration(exchanges: exchanges),
+            PortfolioGatePlugin.registration,
+            ExecutorPlugin.registration(exchanges: exchanges),
+            SentinelPlugin.registration,
+        ]
+    }
 
-    public static var registry: PluginRegistry { PluginRegistry(registrations) }
+    public static func registry(exchanges: ExchangeClients) -> PluginRegistry { PluginRegistry(registrations(exchanges: exchanges)) }
+
+    /// The catalog with clients built from each node config's `exchange:` section (fresh ones per
+    /// call: one registry per host process).
+    public static var registry: PluginRegistry { registry(exchanges: ExchangeClients()) }
 }

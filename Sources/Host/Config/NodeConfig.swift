@@ -28,6 +28,18 @@ public struct NodeConfig: Sendable {
         return try parse(String(decoding: data, as: UTF8.self), file: path, registry: registry)
     }
 
+    /// One plugin's settings from a YAML mapping, checked exactly as a node config's `plugins.<name>`.
+    public static func settings(_ yaml: String, for manifest: PluginManifest, file: String) throws -> PluginSettings {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: yaml)
+        } catch {
+            throw ConfigError(file: file, key: "plugins.\(manifest.name)", line: nil, message: "not valid YAML: \(error)")
+        }
+        guard let node else { return try ConfigReader(file: file).settings(Node(""), plugin: manifest) }
+        return try ConfigReader(file: file).settings(node, plugin: manifest)
+    }
+
     public static func parse(_ yaml: String, file: String, registry: PluginRegistry) throws -> NodeConfig {
         let root: Node?
         do {

@@ -11,7 +11,7 @@ public final class HandlerContext: @unchecked Sendable {
     public let hostID: String
     /// Event time of the input; for a timer, the wall-clock time the tick was due.
     public let eventTimeMs: Int64
-    let binding: PluginBinding
+    let scope: PluginScope
     let cause: Cause?
     let causeStream: String
     let causeSequence: UInt64
@@ -19,25 +19,39 @@ public final class HandlerContext: @unchecked Sendable {
     let fence: LeaseFence?
     private(set) var outputs: [OutgoingMessage] = []
 
-    init(binding: PluginBinding, eventTimeMs: Int64, cause: Cause?, causeStream: String, causeSequence: UInt64,
+    init(scope: PluginScope, eventTimeMs: Int64, cause: Cause?, causeStream: String, causeSequence: UInt64,
          fence: LeaseFence? = nil) {
-        self.binding = binding
+        self.scope = scope
         self.fence = fence
-        self.plugin = binding.manifest.name
-        self.hostID = binding.hostID
+        self.plugin = scope.manifest.name
+        self.hostID = scope.hostID
         self.eventTimeMs = eventTimeMs
         self.cause = cause
         self.causeStream = causeStream
         self.causeSequence = causeSequence
     }
 
+    /// A context for an input (`cause` is the input's id and trace) or, with `cause` nil, a timer.
+    package convenience init(scope: PluginScope, eventTimeMs: Int64, cause: (id: String, traceID: String)?,
+                             causeStream: String = "", causeSequence: UInt64 = 0) {
+        self.init(scope: scope, eventTimeMs: eventTimeMs, cause: cause.map { Cause(id: $0.id, traceID: $0.traceID) },
+                  causeStream: causeStream, causeSequence: causeSequence)
+    }
+
+    /// Wall-clock time, for the rules that are about real time (expiry, cache age); trading
+    /// logic runs on `eventTimeMs`.
+    public var clock: any PluginClock { scope.clock }
+
+    /// What the handler emitted so far, in order.
+    package var emissions: [Emission] { outputs.map(Emission.init(outgoing:)) }
+
     /// Emits `message` on `subject`, which must match the declared output `output`. For an
     /// input, the id is `H(plugin, input stream, input sequence, output index)`; a timer must
     /// pass a content id (`ContentID.content(...)`).
     public func emit<M: BusMessage>(_ output: String, _ message: M, subject: String, id: String? = nil) throws {
-        guard let spec = binding.manifest.outputs.first(where: { $0.name == output }) else {
+        guard let spec = scope.manifest.outputs.first(where: { $0.name == output }) else {
             throw PluginError.contract("\(plugin) has no output named \(output); declared: "
-                                       + binding.manifest.outputs.map(\.name).joined(separator: ", "))
+                                       + scope.manifest.outputs.map(\.name).joined(separator: ", "))
         }
         guard spec.type == M.self else {
             throw PluginError.contract("\(plugin) output \(output) carries \(spec.type.protoMessageName), not \(M.protoMessageName)")
@@ -54,8 +68,8 @@ public final class HandlerContext: @unchecked Sendable {
         } else {
             throw PluginError.contract("\(plugin) emitted \(output) from a timer without a content id")
         }
-        let target = binding.settings.shadow ? Subjects.shadow(subject) : subject
-        outputs.append(try OutgoingMessage(message, subject: target, id: messageID, producer: binding.producer, cause: cause,
+        let target = scope.settings.shadow ? Subjects.shadow(subject) : subject
+        outputs.append(try OutgoingMessage(message, subject: target, id: messageID, producer: scope.producer, cause: cause,
                                            eventTimeMs: eventTimeMs))
     }
 
@@ -91,34 +105,34 @@ public final class HandlerContext: @unchecked Sendable {
     /// for work a timer does on one symbol, and before an exchange call for that symbol.
     public func checkLease(symbol: String) throws {
         try checkLease()
-        guard owns(symbol: symbol) else { throw LeaseLost(name: "\(binding.instance) partition of \(symbol)") }
+        guard owns(symbol: symbol) else { throw LeaseLost(name: "\(scope.instance) partition of \(symbol)") }
     }
 
     /// Whether this host owns `symbol`'s partition of this plugin now. Timers that act per symbol
     /// (recovery passes, periodic proposals) act only on owned symbols; a plugin without keyed
     /// inputs owns every symbol.
     public func owns(symbol: String) -> Bool {
-        binding.ownership?(symbol) ?? true
+        scope.ownership()?(symbol) ?? true
     }
 
     /// Counts an event the plugin does not publish (`qt_plugin_events_total{event=...}`).
     public func count(_ event: String) {
-        binding.metrics.event(event).increment()
+        scope.metrics.event(event).increment()
     }
 
     /// A declared bucket; writes need the bucket in `kvWrites` and are skipped in shadow mode.
     public func kv(_ bucket: String) async throws -> PluginKV {
-        let canWrite = binding.manifest.kvWrites.contains(bucket)
-        guard canWrite || binding.manifest.kvReads.contains(bucket) else {
+        let canWrite = scope.manifest.kvWrites.contains(bucket)
+        guard canWrite || scope.manifest.kvReads.contains(bucket) else {
             throw PluginError.contract("\(plugin) did not declare KV bucket \(bucket)")
         }
-        return PluginKV(bucket: try await binding.bucket(bucket), plugin: plugin, canWrite: canWrite,
-                        shadow: binding.settings.shadow, fence: fence, journal: binding.journal, instance: binding.instance)
+        return PluginKV(store: try await scope.backend.store(bucket), plugin: plugin, canWrite: canWrite,
+                        shadow: scope.settings.shadow, fence: fence, journal: scope.journal, instance: scope.instance)
     }
 
     /// This plugin's own state `qt_state/<plugin>.<name>`, with its revision for compare-and-set.
     public func loadState(_ name: String) async throws -> (state: PluginState, revision: UInt64)? {
-        guard let entry = try await binding.bucket("qt_state").get(PluginState.self, "\(plugin).\(name)") else { return nil }
+        guard let entry = try await scope.backend.store("qt_state").get(PluginState.self, "\(plugin).\(name)") else { return nil }
         return (entry.value, entry.revision)
     }
 
@@ -126,18 +140,16 @@ public final class HandlerContext: @unchecked Sendable {
     /// A conflict throws (transient: the input is retried with fresh state).
     @discardableResult
     public func saveState(_ name: String, _ state: PluginState, expectedRevision: UInt64) async throws -> UInt64 {
-        if binding.settings.shadow { return expectedRevision }
+        if scope.settings.shadow { return expectedRevision }
         try checkLease()
         var stamped = state
         stamped.plugin = plugin
         stamped.name = name
-        let bucket = try await binding.bucket("qt_state")
-        let revision = try await KVConflict.mapping {
-            expectedRevision == 0
-                ? try await bucket.create("\(plugin).\(name)", message: stamped)
-                : try await bucket.update("\(plugin).\(name)", message: stamped, expectedRevision: expectedRevision)
-        }
-        binding.journal?.kvWrite(instance: binding.instance, bucket: "qt_state", key: "\(plugin).\(name)", revision: revision,
+        let bucket = try await scope.backend.store("qt_state")
+        let revision = expectedRevision == 0
+            ? try await bucket.create("\(plugin).\(name)", stamped)
+            : try await bucket.update("\(plugin).\(name)", stamped, expectedRevision: expectedRevision)
+        scope.journal?.kvWrite(instance: scope.instance, bucket: "qt_state", key: "\(plugin).\(name)", revision: revision,
                                  partition: fence?.partition)
         return revision
     }
@@ -152,31 +164,15 @@ public final class HandlerContext: @unchecked Sendable {
         guard !outputs.isEmpty else { return }
         try checkLease()
         let pending = outputs
-        _ = try await binding.bus.publishBatch(pending)
-        binding.metrics.messagesOut.add(pending.count)
+        try await scope.backend.publishNow(pending.map(Emission.init(outgoing:)))
+        scope.metrics.messagesOut.add(pending.count)
         outputs.removeAll()
-    }
-}
-
-/// A compare-and-set lost: someone else wrote the key first. Plugins may catch it to reload and
-/// retry; left uncaught it is transient (the input comes back with fresh state).
-public struct KVConflict: Error, CustomStringConvertible {
-    public let bucket: String
-    public let key: String
-    public var description: String { "compare-and-set conflict on \(bucket)/\(key)" }
-
-    static func mapping<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch BusError.conflict(let bucket, let key, _) {
-            throw KVConflict(bucket: bucket, key: key)
-        }
     }
 }
 
 /// A plugin's view of one KV bucket.
 public struct PluginKV: Sendable, KeyValueReading {
-    let bucket: KeyValueBucket
+    let store: any KeyValueStore
     let plugin: String
     let canWrite: Bool
     let shadow: Bool
@@ -185,33 +181,33 @@ public struct PluginKV: Sendable, KeyValueReading {
     let instance: String
 
     public func get<M: BusMessage>(_ type: M.Type, _ key: String) async throws -> (value: M, revision: UInt64)? {
-        try await bucket.get(type, key)
+        try await store.get(type, key)
     }
 
-    public func keys() async throws -> [String] { try await bucket.keys() }
+    public func keys() async throws -> [String] { try await store.keys() }
 
     /// The bucket's current values, then every change, decoded as `M` (see `KeyValueBucket.watch`).
-    public func changes<M: BusMessage>(_ type: M.Type) async throws -> KeyChanges<M> { KeyChanges(try await bucket.watch()) }
+    public func changes<M: BusMessage>(_ type: M.Type) async throws -> KeyChanges<M> { try await store.changes(type) }
 
     @discardableResult
     public func put<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
         try checkWrite()
         if shadow { return 0 }
-        return recorded(key, try await bucket.put(key, message: value))
+        return recorded(key, try await store.put(key, value))
     }
 
     @discardableResult
     public func update<M: BusMessage>(_ key: String, _ value: M, expectedRevision: UInt64) async throws -> UInt64 {
         try checkWrite()
         if shadow { return expectedRevision }
-        return recorded(key, try await KVConflict.mapping { try await bucket.update(key, message: value, expectedRevision: expectedRevision) })
+        return recorded(key, try await store.update(key, value, expectedRevision: expectedRevision))
     }
 
     @discardableResult
     public func create<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
         try checkWrite()
         if shadow { return 0 }
-        return recorded(key, try await KVConflict.mapping { try await bucket.create(key, message: value) })
+        return recorded(key, try await store.create(key, value))
     }
 
     /// Creates the key (`revision` nil) or replaces it at `revision`; a lost race throws `KVConflict`.
@@ -224,17 +220,17 @@ public struct PluginKV: Sendable, KeyValueReading {
     public func delete(_ key: String) async throws {
         try checkWrite()
         if shadow { return }
-        try await bucket.delete(key)
+        try await store.delete(key)
     }
 
     /// Declared, and still under the lease the work runs under.
     private func checkWrite() throws {
-        guard canWrite else { throw PluginError.contract("\(plugin) did not declare KV writes to \(bucket.name)") }
+        guard canWrite else { throw PluginError.contract("\(plugin) did not declare KV writes to \(store.name)") }
         try fence?.check()
     }
 
     private func recorded(_ key: String, _ revision: UInt64) -> UInt64 {
-        journal?.kvWrite(instance: instance, bucket: bucket.name, key: key, revision: revision, partition: fence?.partition)
+        journal?.kvWrite(instance: instance, bucket: store.name, key: key, revision: revision, partition: fence?.partition)
         return revision
     }
 }

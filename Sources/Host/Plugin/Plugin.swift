@@ -63,6 +63,14 @@ public struct Input: Sendable {
     public let streamSequence: UInt64
     public let deliveryCount: UInt64
 
+    package init(name: String, subject: String, message: any BusMessage, streamSequence: UInt64, deliveryCount: UInt64) {
+        self.name = name
+        self.subject = subject
+        self.message = message
+        self.streamSequence = streamSequence
+        self.deliveryCount = deliveryCount
+    }
+
     /// The message as its declared type (`nil` only if asked for another type).
     public func message<M: BusMessage>(as type: M.Type) -> M? {
         message as? M
@@ -88,11 +96,14 @@ public struct PluginSetup: Sendable {
     public let settings: PluginSettings
     /// The node config's `exchange:` section, if it has one.
     public let exchange: ExchangeSettings?
+    /// Wall-clock time; plugins read no other clock.
+    public let clock: any PluginClock
 
-    public init(hostID: String, settings: PluginSettings, exchange: ExchangeSettings? = nil) {
+    public init(hostID: String, settings: PluginSettings, exchange: ExchangeSettings? = nil, clock: any PluginClock = SystemClock()) {
         self.hostID = hostID
         self.settings = settings
         self.exchange = exchange
+        self.clock = clock
     }
 }
 

@@ -22,8 +22,11 @@ public struct FleetObservation: Sendable {
 }
 
 extension HandlerContext {
-    public func observeFleet() async throws -> FleetObservation {
-        let bus = binding.bus
+    public func observeFleet() async throws -> FleetObservation { try await scope.backend.observeFleet() }
+}
+
+extension FleetObservation {
+    static func read(_ bus: BusConnection) async throws -> FleetObservation {
         var deadLetters: UInt64 = 0
         var consumers: [FleetObservation.Consumer] = []
         for stream in Topology.streams {

@@ -201,7 +201,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
             binding.metrics.messagesIn.add(-1)
             return nil
         }
-        let context = HandlerContext(binding: binding, eventTimeMs: delivery.message.meta.eventTimeMs,
+        let context = HandlerContext(scope: binding.scope, eventTimeMs: delivery.message.meta.eventTimeMs,
                                      cause: delivery.cause, causeStream: delivery.raw.stream,
                                      causeSequence: delivery.streamSequence, fence: fence)
         let input = Input(name: spec.name, subject: delivery.subject, message: delivery.message,

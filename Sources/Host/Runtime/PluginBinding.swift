@@ -2,20 +2,19 @@ package import Bus
 import Foundation
 import Messages
 
-/// One plugin as the host runs it: the instance, its manifest and settings, and the KV handles
-/// it was allowed.
+/// One plugin as the host runs it: the instance, its manifest and settings, the connection its
+/// inputs and timers use, and the scope its handlers' contexts see.
 final class PluginBinding: @unchecked Sendable {
-    let manifest: PluginManifest
-    let settings: PluginSettings
     let plugin: any Plugin
-    let hostID: String
     let bus: BusConnection
-    let metrics: PluginMetrics
-    /// `plugin@host`, the Qt-Producer of everything this plugin emits.
-    let producer: String
-    /// The name of its durables and leases: the plugin, or `<plugin>-shadow` for a shadow instance.
-    let instance: String
-    let journal: HandlingJournal?
+    let scope: PluginScope
+    var manifest: PluginManifest { scope.manifest }
+    var settings: PluginSettings { scope.settings }
+    var hostID: String { scope.hostID }
+    var metrics: PluginMetrics { scope.metrics }
+    var producer: String { scope.producer }
+    var instance: String { scope.instance }
+    var journal: HandlingJournal? { scope.journal }
     /// Which symbols this host's instance owns now; nil for a plugin without keyed inputs (all).
     var ownership: (@Sendable (String) -> Bool)? {
         get { lock.withLock { ownershipCheck } }
@@ -23,26 +22,19 @@ final class PluginBinding: @unchecked Sendable {
     }
     private var ownershipCheck: (@Sendable (String) -> Bool)?
     private let lock = NSLock()
-    private var buckets: [String: KeyValueBucket] = [:]
 
     init(manifest: PluginManifest, settings: PluginSettings, plugin: any Plugin, hostID: String, bus: BusConnection,
-         metrics: PluginMetrics, journal: HandlingJournal? = nil) {
-        self.instance = DurablePlan.instanceName(plugin: manifest.name, shadow: settings.shadow)
-        self.journal = journal
-        self.manifest = manifest
-        self.settings = settings
+         metrics: PluginMetrics, journal: HandlingJournal? = nil, clock: any PluginClock = SystemClock()) {
         self.plugin = plugin
-        self.hostID = hostID
         self.bus = bus
-        self.metrics = metrics
-        self.producer = "\(manifest.name)@\(hostID)"
+        let ownership = OwnershipBox()
+        self.scope = PluginScope(manifest: manifest, settings: settings, hostID: hostID, metrics: metrics, journal: journal,
+                                 backend: NatsPluginBackend(bus: bus), clock: clock, ownership: { ownership.binding?.ownership })
+        ownership.binding = self
     }
+}
 
-
-    func bucket(_ name: String) async throws -> KeyValueBucket {
-        if let cached = lock.withLock({ buckets[name] }) { return cached }
-        let opened = try await bus.keyValue(name)
-        lock.withLock { buckets[name] = opened }
-        return opened
-    }
+/// Lets the scope ask its binding for ownership without holding it (the binding holds the scope).
+private final class OwnershipBox: @unchecked Sendable {
+    weak var binding: PluginBinding?
 }

@@ -303,7 +303,7 @@ public final class PluginHost: @unchecked Sendable {
     static let takeoverFetchLimit = 4_096
 
     private func tick(_ timer: TimerSpec, binding: PluginBinding, dueMs: Int64, fence: LeaseFence?) async {
-        let context = HandlerContext(binding: binding, eventTimeMs: dueMs, cause: nil, causeStream: "", causeSequence: 0, fence: fence)
+        let context = HandlerContext(scope: binding.scope, eventTimeMs: dueMs, cause: nil, causeStream: "", causeSequence: 0, fence: fence)
         binding.metrics.timerTicks.increment()
         do {
             try await binding.plugin.tick(timer.name, context: context)

@@ -20,19 +20,21 @@ public final class ApplyLayerPlugin: Plugin {
     /// How long (event time) a made plan id is remembered.
     public static let memoryMs: Int64 = 10 * 60_000
 
-    public static let registration = PluginRegistration(
-        manifest: PluginManifest(
-            name: name, version: "1.0.0",
-            inputs: [InputSpec("calibrated", subject: "qt.harvest.calibrated.*", type: CalibratedProposal.self)],
-            outputs: [OutputSpec("plans", subject: "qt.plan.sized.*", type: Plan.self),
-                      OutputSpec("decisions", subject: "qt.decision.apply-layer.*", type: Decision.self)],
-            kvReads: ["qt_control", "qt_state"],
-            kvWrites: ["qt_state"],
-            config: [ConfigKey("plan_ttl_s", .int, default: .int(60), help: "wall-clock seconds an exit plan stays valid")]),
-        make: { setup in
-            ApplyLayerPlugin(filters: FilterCache(exchange: try ExchangeAccess.client(setup, plugin: name)),
-                             planTTLMs: Int64(setup.settings.int("plan_ttl_s")) * 1000)
-        })
+    public static func registration(exchanges: ExchangeClients) -> PluginRegistration {
+        PluginRegistration(
+            manifest: PluginManifest(
+                name: name, version: "1.0.0",
+                inputs: [InputSpec("calibrated", subject: "qt.harvest.calibrated.*", type: CalibratedProposal.self)],
+                outputs: [OutputSpec("plans", subject: "qt.plan.sized.*", type: Plan.self),
+                          OutputSpec("decisions", subject: "qt.decision.apply-layer.*", type: Decision.self)],
+                kvReads: ["qt_control", "qt_state"],
+                kvWrites: ["qt_state"],
+                config: [ConfigKey("plan_ttl_s", .int, default: .int(60), help: "wall-clock seconds an exit plan stays valid")]),
+            make: { setup in
+                ApplyLayerPlugin(filters: FilterCache(exchange: try exchanges.client(setup, plugin: name)),
+                                 planTTLMs: Int64(setup.settings.int("plan_ttl_s")) * 1000)
+            })
+    }
 
     private let filters: FilterCache
     private let planTTLMs: Int64
@@ -83,7 +85,7 @@ public final class ApplyLayerPlugin: Plugin {
         plan.ledgerRevision = proposal.ledgerRevision
         plan.killScore = proposal.killScore
         plan.permitKind = .p26
-        plan.expiresAtMs = Int64(Date().timeIntervalSince1970 * 1000) + planTTLMs
+        plan.expiresAtMs = context.clock.nowMs() + planTTLMs
         plan.meta.eventTimeMs = eventTimeMs
 
         try context.emit("plans", plan, subject: Subjects.planSized(symbol), id: planID)

@@ -20,30 +20,32 @@ import Messages
 public final class ExecutorPlugin: Plugin {
     public static let name = "executor"
 
-    public static let registration = PluginRegistration(
-        manifest: PluginManifest(
-            name: name, version: "1.0.0",
-            inputs: [InputSpec("approved", subject: "qt.plan.approved.*", type: Plan.self, concurrency: 8),
-                     InputSpec("fills", subject: "qt.exec.fill.*", type: Fill.self)],
-            outputs: [OutputSpec("results", subject: "qt.exec.result.*", type: OrderResult.self),
-                      OutputSpec("decisions", subject: "qt.decision.executor.*", type: Decision.self)],
-            kvReads: ["qt_ledger", "qt_orders", "qt_permits", "qt_control"],
-            kvWrites: ["qt_ledger", "qt_orders", "qt_permits"],
-            // Every host runs it on the symbols whose partitions it owns, and again on each partition it takes.
-            timers: [TimerSpec("resume", intervalMs: 30_000, singleton: false, intervalSecondsSetting: "resume_s", firesAtStart: true,
-                               firesOnPartitionAcquired: true)],
-            config: [ConfigKey("resume_s", .double, default: .double(30),
-                               help: "seconds between passes that finish records left unfinished and release orphan claims"),
-                     ConfigKey("query_interval_ms", .int, default: .int(250), help: "pause between queries of an order whose outcome is unknown"),
-                     ConfigKey("patience_ms", .int, default: .int(15_000),
-                               help: "how long one delivery waits for an unknown outcome before leaving it to redelivery")]),
-        make: { setup in
-            let exchange = try ExchangeAccess.client(setup, plugin: name)
-            let desk = OrderDesk(exchange: exchange, finalAfterMs: exchange.config.recvWindowMs + 5_000,
-                                 queryIntervalMs: Int64(setup.settings.int("query_interval_ms")),
-                                 patienceMs: Int64(setup.settings.int("patience_ms")))
-            return ExecutorPlugin(desk: desk, stops: ProtectiveStops(exchange: exchange), filters: FilterCache(exchange: exchange))
-        })
+    public static func registration(exchanges: ExchangeClients) -> PluginRegistration {
+        PluginRegistration(
+            manifest: PluginManifest(
+                name: name, version: "1.0.0",
+                inputs: [InputSpec("approved", subject: "qt.plan.approved.*", type: Plan.self, concurrency: 8),
+                         InputSpec("fills", subject: "qt.exec.fill.*", type: Fill.self)],
+                outputs: [OutputSpec("results", subject: "qt.exec.result.*", type: OrderResult.self),
+                          OutputSpec("decisions", subject: "qt.decision.executor.*", type: Decision.self)],
+                kvReads: ["qt_ledger", "qt_orders", "qt_permits", "qt_control"],
+                kvWrites: ["qt_ledger", "qt_orders", "qt_permits"],
+                // Every host runs it on the symbols whose partitions it owns, and again on each partition it takes.
+                timers: [TimerSpec("resume", intervalMs: 30_000, singleton: false, intervalSecondsSetting: "resume_s", firesAtStart: true,
+                                   firesOnPartitionAcquired: true)],
+                config: [ConfigKey("resume_s", .double, default: .double(30),
+                                   help: "seconds between passes that finish records left unfinished and release orphan claims"),
+                         ConfigKey("query_interval_ms", .int, default: .int(250), help: "pause between queries of an order whose outcome is unknown"),
+                         ConfigKey("patience_ms", .int, default: .int(15_000),
+                                   help: "how long one delivery waits for an unknown outcome before leaving it to redelivery")]),
+            make: { setup in
+                let exchange = try exchanges.client(setup, plugin: name)
+                let desk = OrderDesk(exchange: exchange, clock: setup.clock, finalAfterMs: exchange.config.recvWindowMs + 5_000,
+                                     queryIntervalMs: Int64(setup.settings.int("query_interval_ms")),
+                                     patienceMs: Int64(setup.settings.int("patience_ms")))
+                return ExecutorPlugin(desk: desk, stops: ProtectiveStops(exchange: exchange), filters: FilterCache(exchange: exchange))
+            })
+    }
 
     private let desk: OrderDesk
     private let stops: ProtectiveStops
@@ -81,7 +83,7 @@ public final class ExecutorPlugin: Plugin {
         }
         let ledger = try await context.kv("qt_ledger")
         let claims = LedgerClaims(ledger: ledger, symbol: plan.symbol, clientOrderID: clientOrderID)
-        let nowMs = OrderDesk.nowMs()
+        let nowMs = desk.clock.nowMs()
         var refusal: (ReasonCode, String)?
         let control = try await TradingControl.read(context)
         if try await context.kv("qt_permits").get(Permit.self, plan.planID) == nil {
@@ -132,7 +134,7 @@ public final class ExecutorPlugin: Plugin {
         let orders = try await context.kv("qt_orders")
         func save(_ next: OrderRecord) async throws {
             var stamped = next
-            stamped.updatedAtMs = OrderDesk.nowMs()
+            stamped.updatedAtMs = desk.clock.nowMs()
             revision = try await orders.update(stamped.clientOrderID, stamped, expectedRevision: revision)
             record = stamped
         }
@@ -177,7 +179,7 @@ public final class ExecutorPlugin: Plugin {
                 return next
             }
             next.status = .sent
-            next.sentAtMs = OrderDesk.nowMs()
+            next.sentAtMs = desk.clock.nowMs()
             try await save(next)
         }
         let order = NewOrder(symbol: record.symbol, side: try Self.exchangeSide(record.side),
@@ -191,7 +193,7 @@ public final class ExecutorPlugin: Plugin {
             if case .absent = outcome {
                 // The first request can no longer arrive: the same client order id is sent again,
                 // by whoever wins the record's compare-and-set.
-                next.sentAtMs = OrderDesk.nowMs()
+                next.sentAtMs = desk.clock.nowMs()
                 try await save(next)
                 try context.checkLease(symbol: record.symbol)
                 outcome = try await desk.send(order, sentAtMs: next.sentAtMs)

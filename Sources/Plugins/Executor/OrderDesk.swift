@@ -14,7 +14,8 @@ struct OrderDesk: Sendable {
         case absent
     }
 
-    let exchange: BinanceFutures
+    let exchange: any FuturesExchange
+    let clock: any PluginClock
     /// The request's recvWindow plus the client's own timeouts: after this, a request sent
     /// before it can no longer be executed.
     let finalAfterMs: Int64
@@ -45,7 +46,7 @@ struct OrderDesk: Sendable {
     /// What became of an order whose answer is unknown: query until the exchange knows it, or
     /// until `-2013` (no such order) is final because `sentAtMs` + recvWindow has passed.
     func resolve(symbol: String, clientOrderID: String, sentAtMs: Int64) async throws -> Outcome {
-        let giveUp = Self.nowMs() + patienceMs
+        let giveUp = clock.nowMs() + patienceMs
         while true {
             do {
                 let order = try await exchange.queryOrder(symbol: symbol, clientOrderId: clientOrderID)
@@ -57,11 +58,11 @@ struct OrderDesk: Sendable {
                 case .new, .partiallyFilled: break
                 }
             } catch let error as ExchangeError where error.binanceCode == .noSuchOrder {
-                if Self.nowMs() > sentAtMs + finalAfterMs { return .absent }
+                if clock.nowMs() > sentAtMs + finalAfterMs { return .absent }
             } catch let error as ExchangeError {
                 if case .api = error { throw PluginError.permanent("query of order \(clientOrderID): \(error)") }
             }
-            guard Self.nowMs() < giveUp else {
+            guard clock.nowMs() < giveUp else {
                 throw PluginError.transient("order \(clientOrderID): outcome still unknown after \(patienceMs) ms; the record stays SENT")
             }
             try await Task.sleep(nanoseconds: UInt64(queryIntervalMs) * 1_000_000)
@@ -71,17 +72,16 @@ struct OrderDesk: Sendable {
     /// The trades of one filled order: their ids, fees and realized PnL. Trades are written with
     /// the fill, but a read may still miss them for a moment; an order without trades is retried.
     func trades(of order: OrderResponse) async throws -> [UserTrade] {
-        let giveUp = Self.nowMs() + patienceMs
+        let giveUp = clock.nowMs() + patienceMs
         while true {
             // The most recent trades (no start time: the exchange's clock may not be ours).
             let trades = try await exchange.userTrades(symbol: order.symbol).filter { $0.orderId == order.orderId }
             if trades.reduce(Decimal(0), { $0 + $1.qty }) >= order.executedQty, !trades.isEmpty { return trades }
-            guard Self.nowMs() < giveUp else {
+            guard clock.nowMs() < giveUp else {
                 throw PluginError.transient("order \(order.clientOrderId) filled \(order.executedQty.plainString) but its trades are not listed yet")
             }
             try await Task.sleep(nanoseconds: UInt64(queryIntervalMs) * 1_000_000)
         }
     }
 
-    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }

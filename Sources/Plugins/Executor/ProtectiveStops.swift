@@ -6,7 +6,7 @@ import Host
 /// `closePosition=true`, mark price. Ids are derived from the plan, so placing again after a
 /// crash finds the stop placed before instead of adding a second one.
 struct ProtectiveStops: Sendable {
-    let exchange: BinanceFutures
+    let exchange: any FuturesExchange
 
     static func clientAlgoID(planID: String) -> String { "qs-" + planID.prefix(32) }
 

@@ -19,7 +19,7 @@ final class Recovery: @unchecked Sendable {
 
     func pass(context: HandlerContext, resume: (OrderRecord, UInt64) async throws -> Void) async throws {
         let orders = try await context.kv("qt_orders")
-        let nowMs = OrderDesk.nowMs()
+        let nowMs = context.clock.nowMs()
         var recorded: Set<String> = []
         for key in try await orders.keys() {
             guard let (record, revision) = try await orders.get(OrderRecord.self, key) else { continue }

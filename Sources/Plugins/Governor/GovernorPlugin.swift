@@ -19,36 +19,38 @@ import Messages
 public final class GovernorPlugin: Plugin {
     public static let name = "governor"
 
-    public static let registration = PluginRegistration(
-        manifest: PluginManifest(
-            name: name, version: "1.0.0",
-            inputs: [InputSpec("proposed", subject: "qt.plan.proposed.*", type: Plan.self)],
-            outputs: [OutputSpec("sized", subject: "qt.plan.sized.*", type: Plan.self),
-                      OutputSpec("decisions", subject: "qt.decision.governor.*", type: Decision.self)],
-            kvReads: ["qt_control", "qt_ledger", "qt_marketstate", "qt_state"],
-            kvWrites: ["qt_state"],
-            config: [
-                ConfigKey("max_notional_per_trade", .double, default: .double(200), help: "USDT notional of one entry before scaling"),
-                ConfigKey("max_total_notional", .double, default: .double(2000), help: "USDT notional of all open positions together"),
-                ConfigKey("max_leverage", .int, default: .int(10), help: "leverage above this is capped"),
-                ConfigKey("stop_dist_pct", .double, default: .double(0.02), help: "protective stop distance of an entry, fraction of price"),
-                ConfigKey("rate_per_5m", .int, default: .int(2), help: "entries per symbol in any 5 minutes of event time"),
-                ConfigKey("rate_per_hour", .int, default: .int(3), help: "entries per symbol in any hour of event time"),
-                ConfigKey("market_state_max_age_s", .int, default: .int(180), help: "event-time age (3 bars) beyond which market state is stale"),
-                ConfigKey("reservation_s", .double, default: .double(90),
-                          help: "wall-clock seconds an entry's notional stays reserved before the ledger shows it (gate, permit, order)"),
-            ]),
-        make: { setup in
-            let settings = setup.settings
-            return GovernorPlugin(
-                exchange: try ExchangeAccess.client(setup, plugin: name),
-                limits: Limits(maxNotionalPerTrade: Decimal(settings.double("max_notional_per_trade")),
-                               maxTotalNotional: Decimal(settings.double("max_total_notional")),
-                               maxLeverage: Int32(settings.int("max_leverage")), stopDistPct: settings.double("stop_dist_pct"),
-                               ratePerFiveMinutes: settings.int("rate_per_5m"), ratePerHour: settings.int("rate_per_hour"),
-                               marketStateMaxAgeMs: Int64(settings.int("market_state_max_age_s")) * 1000,
-                               reservationMs: Int64(settings.double("reservation_s") * 1000)))
-        })
+    public static func registration(exchanges: ExchangeClients) -> PluginRegistration {
+        PluginRegistration(
+            manifest: PluginManifest(
+                name: name, version: "1.0.0",
+                inputs: [InputSpec("proposed", subject: "qt.plan.proposed.*", type: Plan.self)],
+                outputs: [OutputSpec("sized", subject: "qt.plan.sized.*", type: Plan.self),
+                          OutputSpec("decisions", subject: "qt.decision.governor.*", type: Decision.self)],
+                kvReads: ["qt_control", "qt_ledger", "qt_marketstate", "qt_state"],
+                kvWrites: ["qt_state"],
+                config: [
+                    ConfigKey("max_notional_per_trade", .double, default: .double(200), help: "USDT notional of one entry before scaling"),
+                    ConfigKey("max_total_notional", .double, default: .double(2000), help: "USDT notional of all open positions together"),
+                    ConfigKey("max_leverage", .int, default: .int(10), help: "leverage above this is capped"),
+                    ConfigKey("stop_dist_pct", .double, default: .double(0.02), help: "protective stop distance of an entry, fraction of price"),
+                    ConfigKey("rate_per_5m", .int, default: .int(2), help: "entries per symbol in any 5 minutes of event time"),
+                    ConfigKey("rate_per_hour", .int, default: .int(3), help: "entries per symbol in any hour of event time"),
+                    ConfigKey("market_state_max_age_s", .int, default: .int(180), help: "event-time age (3 bars) beyond which market state is stale"),
+                    ConfigKey("reservation_s", .double, default: .double(90),
+                              help: "wall-clock seconds an entry's notional stays reserved before the ledger shows it (gate, permit, order)"),
+                ]),
+            make: { setup in
+                let settings = setup.settings
+                return GovernorPlugin(
+                    exchange: try exchanges.client(setup, plugin: name),
+                    limits: Limits(maxNotionalPerTrade: Decimal(settings.double("max_notional_per_trade")),
+                                   maxTotalNotional: Decimal(settings.double("max_total_notional")),
+                                   maxLeverage: Int32(settings.int("max_leverage")), stopDistPct: settings.double("stop_dist_pct"),
+                                   ratePerFiveMinutes: settings.int("rate_per_5m"), ratePerHour: settings.int("rate_per_hour"),
+                                   marketStateMaxAgeMs: Int64(settings.int("market_state_max_age_s")) * 1000,
+                                   reservationMs: Int64(settings.double("reservation_s") * 1000)))
+            })
+    }
 
     struct Limits {
         var maxNotionalPerTrade: Decimal
@@ -61,12 +63,12 @@ public final class GovernorPlugin: Plugin {
         var reservationMs: Int64
     }
 
-    private let exchange: BinanceFutures
+    private let exchange: any FuturesExchange
     private let filters: FilterCache
     private let limits: Limits
     private let ledgerView = LedgerView()
 
-    init(exchange: BinanceFutures, limits: Limits) {
+    init(exchange: any FuturesExchange, limits: Limits) {
         self.exchange = exchange
         self.filters = FilterCache(exchange: exchange)
         self.limits = limits
@@ -149,7 +151,7 @@ public final class GovernorPlugin: Plugin {
         let entries = try await ledgerView.current(ledger)
         let open = try entries.map { try LedgerPosition(symbol: $0.symbol, entry: $0.entry, revision: $0.revision) }.filter(\.isOpen)
         let claimed = Set(entries.filter { !$0.entry.pendingClientOrderID.isEmpty }.map(\.symbol))
-        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let nowMs = context.clock.nowMs()
         var quantity = Decimal(0)
         let reservations = NotionalReservations(context: context, maxTotal: limits.maxTotalNotional)
         let notional = try await reservations.reserve(plan, open: open, claimed: claimed, untilMs: nowMs + limits.reservationMs,

@@ -59,7 +59,7 @@ public final class HarvestProposerPlugin: Plugin {
             }
             return
         }
-        let wallMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let wallMs = context.clock.nowMs()
         if wallMs - snapshot.asOfMs > snapshotStaleMs {
             try alert(context, symbol: symbol, eventTimeMs: eventTimeMs,
                       "\(symbol): snapshot is \((wallMs - snapshot.asOfMs) / 1000) s old; proposing with the last known mark")

@@ -76,7 +76,7 @@ public final class HeatGatePlugin: Plugin {
     public enum Reading: Sendable { case known(Double), unknown(String) }
 
     private func heat(_ context: HandlerContext) async throws -> Reading {
-        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let nowMs = context.clock.nowMs()
         if let cached = cache.value(at: nowMs, maxAgeMs: refreshMs) { return cached }
         let reading = try await Self.read(context)
         cache.store(reading, at: nowMs)

@@ -21,29 +21,31 @@ public final class MarketFeedPlugin: Plugin {
     /// Under 100 bars a klines request weighs 1 on Binance.
     static let pageLimit = 99
 
-    public static let registration = PluginRegistration(
-        manifest: PluginManifest(
-            name: name, version: "1.0.0",
-            outputs: [OutputSpec("klines", subject: "qt.market.kline.*", type: Kline.self)],
-            kvReads: ["qt_universe", "qt_ledger"],
-            kvWrites: ["qt_state"],
-            timers: [TimerSpec("poll", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "interval_s")],
-            config: [
-                ConfigKey("interval_s", .double, default: .double(5), help: "how often to poll the exchange for closed bars"),
-                ConfigKey("backfill_bars", .int, default: .int(301), help: "closed bars fetched for a symbol seen for the first time"),
-                ConfigKey("max_pages_per_poll", .int, default: .int(10), help: "pages of 99 bars one symbol may fetch per poll"),
-            ]),
-        make: { setup in
-            MarketFeedPlugin(exchange: try ExchangeAccess.client(setup, plugin: name),
-                             backfillBars: max(1, min(setup.settings.int("backfill_bars"), 1_499)),
-                             maxPages: max(1, setup.settings.int("max_pages_per_poll")))
-        })
+    public static func registration(exchanges: ExchangeClients) -> PluginRegistration {
+        PluginRegistration(
+            manifest: PluginManifest(
+                name: name, version: "1.0.0",
+                outputs: [OutputSpec("klines", subject: "qt.market.kline.*", type: Kline.self)],
+                kvReads: ["qt_universe", "qt_ledger"],
+                kvWrites: ["qt_state"],
+                timers: [TimerSpec("poll", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "interval_s")],
+                config: [
+                    ConfigKey("interval_s", .double, default: .double(5), help: "how often to poll the exchange for closed bars"),
+                    ConfigKey("backfill_bars", .int, default: .int(301), help: "closed bars fetched for a symbol seen for the first time"),
+                    ConfigKey("max_pages_per_poll", .int, default: .int(10), help: "pages of 99 bars one symbol may fetch per poll"),
+                ]),
+            make: { setup in
+                MarketFeedPlugin(exchange: try exchanges.client(setup, plugin: name),
+                                 backfillBars: max(1, min(setup.settings.int("backfill_bars"), 1_499)),
+                                 maxPages: max(1, setup.settings.int("max_pages_per_poll")))
+            })
+    }
 
-    private let exchange: BinanceFutures
+    private let exchange: any FuturesExchange
     private let backfillBars: Int
     private let maxPages: Int
 
-    init(exchange: BinanceFutures, backfillBars: Int, maxPages: Int) {
+    init(exchange: any FuturesExchange, backfillBars: Int, maxPages: Int) {
         self.exchange = exchange
         self.backfillBars = backfillBars
         self.maxPages = maxPages

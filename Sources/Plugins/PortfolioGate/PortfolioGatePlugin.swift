@@ -53,7 +53,7 @@ public final class PortfolioGatePlugin: Plugin {
         guard var plan = input.message(as: Plan.self) else { throw PluginError.permanent("expected a Plan") }
         try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planSized(plan.symbol))
         let before = ["kind": "\(plan.kind)", "side": "\(plan.side)", "quantity": plan.quantity, "permit_kind": "\(plan.permitKind)"]
-        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let nowMs = context.clock.nowMs()
         var reason = ReasonCode.passed
         do {
             switch plan.permitKind {

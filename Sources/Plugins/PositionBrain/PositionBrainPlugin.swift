@@ -15,30 +15,32 @@ public final class PositionBrainPlugin: Plugin {
     public static let name = "position-brain"
     public static let holdState = "reconcile"
 
-    public static let registration = PluginRegistration(
-        manifest: PluginManifest(
-            name: name, version: "1.0.0",
-            outputs: [OutputSpec("alerts", subject: "qt.alert.*", type: Alert.self),
-                      OutputSpec("fills", subject: "qt.exec.fill.*", type: Fill.self)],
-            kvReads: ["qt_ledger", "qt_snapshot", "qt_orders"],
-            kvWrites: ["qt_snapshot", "qt_state"],
-            timers: [TimerSpec("poll", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "interval_s")],
-            config: [
-                ConfigKey("interval_s", .double, default: .double(5), help: "seconds between polls of positions and account"),
-                ConfigKey("tolerance", .double, default: .double(0),
-                          help: "largest |exchange − ledger| position difference that is not a divergence"),
-            ]),
-        make: { setup in
-            PositionBrainPlugin(exchange: try ExchangeAccess.client(setup, plugin: name),
-                                tolerance: Decimal(setup.settings.double("tolerance")))
-        })
+    public static func registration(exchanges: ExchangeClients) -> PluginRegistration {
+        PluginRegistration(
+            manifest: PluginManifest(
+                name: name, version: "1.0.0",
+                outputs: [OutputSpec("alerts", subject: "qt.alert.*", type: Alert.self),
+                          OutputSpec("fills", subject: "qt.exec.fill.*", type: Fill.self)],
+                kvReads: ["qt_ledger", "qt_snapshot", "qt_orders"],
+                kvWrites: ["qt_snapshot", "qt_state"],
+                timers: [TimerSpec("poll", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "interval_s")],
+                config: [
+                    ConfigKey("interval_s", .double, default: .double(5), help: "seconds between polls of positions and account"),
+                    ConfigKey("tolerance", .double, default: .double(0),
+                              help: "largest |exchange − ledger| position difference that is not a divergence"),
+                ]),
+            make: { setup in
+                PositionBrainPlugin(exchange: try exchanges.client(setup, plugin: name),
+                                    tolerance: Decimal(setup.settings.double("tolerance")))
+            })
+    }
 
-    private let exchange: BinanceFutures
+    private let exchange: any FuturesExchange
     private let tolerance: Decimal
     /// Symbols whose last snapshot had a position: they get one more (flat) snapshot when it closes.
     private let snapshotted = LockedSet()
 
-    init(exchange: BinanceFutures, tolerance: Decimal) {
+    init(exchange: any FuturesExchange, tolerance: Decimal) {
         self.exchange = exchange
         self.tolerance = tolerance
     }

@@ -14,7 +14,7 @@ import Messages
 struct TradePoll {
     static let cursorState = "trades"
 
-    let exchange: BinanceFutures
+    let exchange: any FuturesExchange
     let context: HandlerContext
 
     /// Publishes the unexplained trades of `symbols`; returns the symbols that got a fill.

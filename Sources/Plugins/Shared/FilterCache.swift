@@ -5,11 +5,11 @@ import Host
 /// Symbol filters from `exchangeInfo`, loaded once and reloaded when a symbol is missing (a new
 /// listing). A failed load is transient: the input comes back later.
 final class FilterCache: @unchecked Sendable {
-    private let exchange: BinanceFutures
+    private let exchange: any FuturesExchange
     private let lock = NSLock()
     private var filters: [String: SymbolFilters] = [:]
 
-    init(exchange: BinanceFutures) {
+    init(exchange: any FuturesExchange) {
         self.exchange = exchange
     }
 

@@ -16,43 +16,45 @@ public final class UniversePlugin: Plugin {
     public static let name = "universe"
     static let rolloutState = "rollout"
 
-    public static let registration = PluginRegistration(
-        manifest: PluginManifest(
-            name: name, version: "1.0.0",
-            inputs: [InputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
-            kvReads: ["qt_marketstate", "qt_universe", "qt_state"],
-            kvWrites: ["qt_universe", "qt_state"],
-            timers: [TimerSpec("refresh", intervalMs: 30_000, singleton: true, intervalSecondsSetting: "check_s", firesAtStart: true)],
-            config: [
-                ConfigKey("check_s", .double, default: .double(30), help: "seconds between checks whether a refresh is due"),
-                ConfigKey("refresh_s", .int, default: .int(3600), help: "seconds a universe stays current"),
-                ConfigKey("candidates", .int, default: .int(20), help: "symbols by quote volume that are considered"),
-                ConfigKey("min_sigma", .double, default: .double(0), help: "candidates with a lower 1-minute sigma are not active"),
-                ConfigKey("min_ts", .double, default: .double(0.4), help: "candidates with a lower trend strength are not active"),
-                ConfigKey("rollout", .string, default: .string("10"), help: "max_active steps, comma-separated, e.g. 10,20,30"),
-                ConfigKey("rollout_step_s", .int, default: .int(86_400), help: "seconds at one step before the next"),
-            ]),
-        make: { setup in
-            let settings = setup.settings
-            let text = settings.string("rollout")
-            let schedule = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !schedule.isEmpty, schedule.count == text.split(separator: ",").count, schedule.allSatisfy({ $0 > 0 }),
-                  schedule == schedule.sorted() else {
-                throw PluginError.contract("universe.rollout is \"\(text)\"; expected rising positive integers separated by commas, e.g. 10,20,30")
-            }
-            return UniversePlugin(exchange: try ExchangeAccess.client(setup, plugin: name), schedule: schedule,
-                                  refreshMs: Int64(settings.int("refresh_s")) * 1000, stepMs: Int64(settings.int("rollout_step_s")) * 1000,
-                                  filter: UniverseRanking.Filter(candidates: settings.int("candidates"), minSigma: settings.double("min_sigma"),
-                                                                 minTs: settings.double("min_ts"), maxActive: schedule[0]))
-        })
+    public static func registration(exchanges: ExchangeClients) -> PluginRegistration {
+        PluginRegistration(
+            manifest: PluginManifest(
+                name: name, version: "1.0.0",
+                inputs: [InputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
+                kvReads: ["qt_marketstate", "qt_universe", "qt_state"],
+                kvWrites: ["qt_universe", "qt_state"],
+                timers: [TimerSpec("refresh", intervalMs: 30_000, singleton: true, intervalSecondsSetting: "check_s", firesAtStart: true)],
+                config: [
+                    ConfigKey("check_s", .double, default: .double(30), help: "seconds between checks whether a refresh is due"),
+                    ConfigKey("refresh_s", .int, default: .int(3600), help: "seconds a universe stays current"),
+                    ConfigKey("candidates", .int, default: .int(20), help: "symbols by quote volume that are considered"),
+                    ConfigKey("min_sigma", .double, default: .double(0), help: "candidates with a lower 1-minute sigma are not active"),
+                    ConfigKey("min_ts", .double, default: .double(0.4), help: "candidates with a lower trend strength are not active"),
+                    ConfigKey("rollout", .string, default: .string("10"), help: "max_active steps, comma-separated, e.g. 10,20,30"),
+                    ConfigKey("rollout_step_s", .int, default: .int(86_400), help: "seconds at one step before the next"),
+                ]),
+            make: { setup in
+                let settings = setup.settings
+                let text = settings.string("rollout")
+                let schedule = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !schedule.isEmpty, schedule.count == text.split(separator: ",").count, schedule.allSatisfy({ $0 > 0 }),
+                      schedule == schedule.sorted() else {
+                    throw PluginError.contract("universe.rollout is \"\(text)\"; expected rising positive integers separated by commas, e.g. 10,20,30")
+                }
+                return UniversePlugin(exchange: try exchanges.client(setup, plugin: name), schedule: schedule,
+                                      refreshMs: Int64(settings.int("refresh_s")) * 1000, stepMs: Int64(settings.int("rollout_step_s")) * 1000,
+                                      filter: UniverseRanking.Filter(candidates: settings.int("candidates"), minSigma: settings.double("min_sigma"),
+                                                                     minTs: settings.double("min_ts"), maxActive: schedule[0]))
+            })
+    }
 
-    private let exchange: BinanceFutures
+    private let exchange: any FuturesExchange
     private let schedule: [Int]
     private let refreshMs: Int64
     private let stepMs: Int64
     private let filter: UniverseRanking.Filter
 
-    init(exchange: BinanceFutures, schedule: [Int], refreshMs: Int64, stepMs: Int64, filter: UniverseRanking.Filter) {
+    init(exchange: any FuturesExchange, schedule: [Int], refreshMs: Int64, stepMs: Int64, filter: UniverseRanking.Filter) {
         self.exchange = exchange
         self.schedule = schedule
         self.refreshMs = refreshMs
@@ -63,7 +65,7 @@ public final class UniversePlugin: Plugin {
     /// Any alert after the last step holds the rollout at that step. The alert's time is its
     /// event time (wall clock for host and watchdog alerts), or the receipt time when it has none.
     public func handle(_ input: Input, context: HandlerContext) async throws {
-        let alertMs = input.eventTimeMs > 0 ? input.eventTimeMs : Int64(Date().timeIntervalSince1970 * 1000)
+        let alertMs = input.eventTimeMs > 0 ? input.eventTimeMs : context.clock.nowMs()
         let stored = try await context.loadState(Self.rolloutState)
         var state = stored?.state ?? PluginState()
         guard alertMs > Int64(state.values["last_alert_ms"] ?? "") ?? 0 else { return }

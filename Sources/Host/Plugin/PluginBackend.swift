@@ -1,0 +1,92 @@
+package import Bus
+import Foundation
+import Messages
+
+/// What a plugin's context reaches beyond the plugin: its buckets, publishing a timer's outputs
+/// at once, and the fleet's state for a watchdog. A host serves it from NATS; the in-memory host
+/// from memory.
+package protocol PluginBackend: Sendable {
+    func store(_ bucket: String) async throws -> any KeyValueStore
+    func publishNow(_ emissions: [Emission]) async throws
+    func observeFleet() async throws -> FleetObservation
+}
+
+/// A message a plugin emitted: checked against its output and the topology, `Meta` filled and
+/// serialized, waiting for the host to publish it.
+public struct Emission: Sendable {
+    package let outgoing: OutgoingMessage
+
+    public var subject: String { outgoing.subject }
+    public var id: String { outgoing.id }
+    public var typeName: String { outgoing.typeName }
+
+    /// The message as it will be published, decoded from its bytes.
+    public func message() throws -> any BusMessage {
+        guard let route = Topology.route(for: subject) else { throw PluginError.contract("no route for \(subject)") }
+        return try route.messageType.init(serializedBytes: outgoing.payload)
+    }
+}
+
+/// Everything a handler's context needs of the plugin it runs for, whichever host runs it.
+package final class PluginScope: Sendable {
+    package let manifest: PluginManifest
+    package let settings: PluginSettings
+    package let hostID: String
+    /// `plugin@host`, the Qt-Producer of everything this plugin emits.
+    package let producer: String
+    /// The name of its durables and leases: the plugin, or `<plugin>-shadow` for a shadow instance.
+    package let instance: String
+    package let metrics: PluginMetrics
+    let journal: HandlingJournal?
+    package let backend: any PluginBackend
+    package let clock: any PluginClock
+    /// Which symbols this host owns now; nil for a plugin without keyed inputs (all).
+    package let ownership: @Sendable () -> (@Sendable (String) -> Bool)?
+
+    package convenience init(manifest: PluginManifest, settings: PluginSettings, hostID: String, metrics: PluginMetrics,
+                             backend: any PluginBackend, clock: any PluginClock,
+                             ownership: @escaping @Sendable () -> (@Sendable (String) -> Bool)? = { nil }) {
+        self.init(manifest: manifest, settings: settings, hostID: hostID, metrics: metrics, journal: nil, backend: backend,
+                  clock: clock, ownership: ownership)
+    }
+
+    init(manifest: PluginManifest, settings: PluginSettings, hostID: String, metrics: PluginMetrics,
+         journal: HandlingJournal?, backend: any PluginBackend, clock: any PluginClock, ownership: @escaping @Sendable () -> (@Sendable (String) -> Bool)?) {
+        self.manifest = manifest
+        self.settings = settings
+        self.hostID = hostID
+        self.producer = "\(manifest.name)@\(hostID)"
+        self.instance = DurablePlan.instanceName(plugin: manifest.name, shadow: settings.shadow)
+        self.metrics = metrics
+        self.journal = journal
+        self.backend = backend
+        self.clock = clock
+        self.ownership = ownership
+    }
+}
+
+/// The plugin backend on a live NATS connection; buckets are opened once and kept.
+final class NatsPluginBackend: PluginBackend, @unchecked Sendable {
+    let bus: BusConnection
+    private let lock = NSLock()
+    private var stores: [String: NatsKeyValueStore] = [:]
+
+    init(bus: BusConnection) {
+        self.bus = bus
+    }
+
+    func store(_ bucket: String) async throws -> any KeyValueStore { try await natsStore(bucket) }
+
+    func natsStore(_ bucket: String) async throws -> NatsKeyValueStore {
+        if let cached = lock.withLock({ stores[bucket] }) { return cached }
+        let opened = NatsKeyValueStore(bucket: try await bus.keyValue(bucket))
+        lock.withLock { stores[bucket] = opened }
+        return opened
+    }
+
+    func publishNow(_ emissions: [Emission]) async throws {
+        _ = try await bus.publishBatch(emissions.map(\.outgoing))
+    }
+
+    func observeFleet() async throws -> FleetObservation { try await FleetObservation.read(bus) }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Host
+import Messages
+import Synchronization
+
+/// A KV bucket in memory with a bucket's promises: one revision counter per bucket, `create`
+/// only on a missing key, `update` only at the current revision (else `KVConflict`), the value
+/// type the topology registers for the key, the bucket's TTL on the manual clock, and `changes`
+/// with the current values first.
+public final class MemoryKeyValueStore: KeyValueStore {
+    public let name: String
+    private let spec: BucketSpec?
+    private let clock: any PluginClock
+    private let state = Mutex(State())
+
+    private struct Entry {
+        var bytes: [UInt8]
+        var revision: UInt64
+        var writtenMs: Int64
+    }
+
+    private struct State {
+        var revision: UInt64 = 0
+        var entries: [String: Entry] = [:]
+        var watchers: [Int: @Sendable (String, [UInt8]?, UInt64) -> Void] = [:]
+        var nextWatcher = 0
+    }
+
+    init(name: String, clock: any PluginClock) {
+        self.name = name
+        self.spec = Topology.bucket(named: name)
+        self.clock = clock
+    }
+
+    public func get<M: BusMessage>(_ type: M.Type, _ key: String) async throws -> (value: M, revision: UInt64)? {
+        try checkType(type, key: key)
+        guard let entry = live(key) else { return nil }
+        return (try M(serializedBytes: entry.bytes), entry.revision)
+    }
+
+    public func keys() async throws -> [String] {
+        state.withLock { state in state.entries.keys.filter { isLive(state.entries[$0]!) }.sorted() }
+    }
+
+    public func put<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
+        try write(key, value) { _ in true }
+    }
+
+    public func create<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
+        try write(key, value) { current in current == nil }
+    }
+
+    public func update<M: BusMessage>(_ key: String, _ value: M, expectedRevision: UInt64) async throws -> UInt64 {
+        try write(key, value) { current in current?.revision == expectedRevision }
+    }
+
+    public func delete(_ key: String) async throws {
+        state.withLock { state in
+            guard state.entries.removeValue(forKey: key) != nil else { return }
+            state.revision += 1
+            for watcher in state.watchers.values { watcher(key, nil, state.revision) }
+        }
+    }
+
+    public func changes<M: BusMessage>(_ type: M.Type) async throws -> KeyChanges<M> {
+        let (stream, continuation) = AsyncStream.makeStream(of: KeyChange<M>.self)
+        let id = state.withLock { state in
+            for (key, entry) in state.entries.sorted(by: { $0.value.revision < $1.value.revision }) where isLive(entry) {
+                continuation.yield(KeyChange(key: key, value: try? M(serializedBytes: entry.bytes), revision: entry.revision))
+            }
+            let id = state.nextWatcher
+            state.nextWatcher += 1
+            state.watchers[id] = { key, bytes, revision in
+                continuation.yield(KeyChange(key: key, value: bytes.flatMap { try? M(serializedBytes: $0) }, revision: revision))
+            }
+            return id
+        }
+        return KeyChanges(stream) { [weak self] in
+            self?.state.withLock { _ = $0.watchers.removeValue(forKey: id) }
+            continuation.finish()
+        }
+    }
+
+    /// The current value of `key` as the bucket would return it (nil when missing or expired).
+    private func live(_ key: String) -> Entry? {
+        state.withLock { state in state.entries[key].flatMap { isLive($0) ? $0 : nil } }
+    }
+
+    private func isLive(_ entry: Entry) -> Bool {
+        guard let ttl = spec?.ttlSeconds, ttl > 0 else { return true }
+        return clock.nowMs() - entry.writtenMs < ttl * 1000
+    }
+
+    private func write<M: BusMessage>(_ key: String, _ value: M, when allowed: (Entry?) -> Bool) throws -> UInt64 {
+        try checkType(M.self, key: key)
+        let bytes = try value.serializedBytes() as [UInt8]
+        let now = clock.nowMs()
+        return try state.withLock { state in
+            let current = state.entries[key].flatMap { isLive($0) ? $0 : nil }
+            guard allowed(current) else { throw KVConflict(bucket: name, key: key) }
+            state.revision += 1
+            state.entries[key] = Entry(bytes: bytes, revision: state.revision, writtenMs: now)
+            for watcher in state.watchers.values { watcher(key, bytes, state.revision) }
+            return state.revision
+        }
+    }
+
+    private func checkType<M: BusMessage>(_ type: M.Type, key: String) throws {
+        guard let spec else { return }
+        let expected = spec.valueType(forKey: key)
+        guard expected == M.self else {
+            throw PluginError.contract("\(name)/\(key) holds \(expected.protoMessageName), not \(M.protoMessageName)")
+        }
+    }
+}
