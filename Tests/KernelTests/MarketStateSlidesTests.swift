@@ -40,11 +40,15 @@ final class MarketStateSlidesTests: XCTestCase {
             window.lastOpenTimeMs = openMs
             if step == 330 { slide = nil }  // a failed write: the slide was not put back
             slide = MarketStateSlides.advance(slide, previous: previous, to: window)
+            // The full kernel is the slow side: every step around warm-up and the three events
+            // (lost slide, another host's bars, the gap), every third elsewhere.
+            let nearEvent = [256, 330, 350, 400, 656].contains { (($0 - 2)...($0 + 12)).contains(step) }
+            guard nearEvent || step % 3 == 0 else { continue }
             XCTAssertEqual(slide?.values, MarketStateKernel.compute(closes: window.closes), "step \(step)")
             // The same bar again changes nothing.
             XCTAssertEqual(MarketStateSlides.advance(slide, previous: previous, to: window).values, slide?.values, "step \(step), again")
             if slide?.values != nil { checked += 1 }
         }
-        XCTAssertGreaterThan(checked, 180)  // states from close 257 to the gap, and from 256 closes after it
+        XCTAssertGreaterThan(checked, 100)  // of the states from close 257 to the gap, and from 256 closes after it
     }
 }

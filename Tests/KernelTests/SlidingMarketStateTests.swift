@@ -25,16 +25,17 @@ final class SlidingMarketStateTests: XCTestCase {
             var compared = 0
             for (index, close) in closes.enumerated() {
                 let incremental = sliding.append(close)
-                // The full recompute is the slow side of the comparison: every step through
-                // warm-up and the first slides, then every third.
-                guard index < 320 || index % 3 == 0 else { continue }
+                // The full recompute is the slow side of the comparison (the unit tests stay
+                // under 10 s in a debug build): every step through warm-up and the first
+                // slides, then every tenth.
+                guard index < 320 || index % 10 == 0 else { continue }
                 let window = Array(closes[max(0, index - 300)...index])
                 let full = MarketStateKernel.compute(closes: window)
                 XCTAssertEqual(incremental, full, "seed \(seed), close \(index)")
                 if incremental != full { return }
                 if full != nil { compared += 1 }
             }
-            XCTAssertGreaterThan(compared, 250)
+            XCTAssertGreaterThan(compared, 120)
             XCTAssertGreaterThan(sliding.recenters, 10, "the trends must push the median out of its band")
             print("sliding market state, seed \(seed): \(compared) steps equal to the full recompute, "
                   + "\(sliding.recenters) band moves, \(sliding.rebuilds) rebuilds by selection")
