@@ -39,7 +39,7 @@ final class NodeConfigTests: XCTestCase {
         XCTAssertEqual(config.replicas, 3)
         XCTAssertEqual(config.httpPort, 9464)
         XCTAssertEqual(config.plugins.map(\.name), ["relay-a", "relay-b"])
-        XCTAssertEqual(config.plugins[0].settings.int("delay_ms"), 5)
+        XCTAssertEqual(try config.plugins[0].settings.int("delay_ms"), 5)
         XCTAssertFalse(config.plugins[0].settings.shadow)
         XCTAssertTrue(config.plugins[1].settings.shadow)
     }

@@ -239,6 +239,7 @@ private struct ConfigReader {
             return .int(value)
         case .double:
             guard let value = node.float else { throw error(node, key, "expected \(spec.kind.description), got \(scalar.string)") }
+            guard value.isFinite else { throw error(node, key, "expected a finite number, got \(scalar.string)") }
             return .double(value)
         case .bool:
             guard let value = node.bool else { throw error(node, key, "expected \(spec.kind.description), got \(scalar.string)") }

@@ -60,26 +60,32 @@ public struct PluginSettings: Sendable {
         self.ackWaitMs = ackWaitMs
     }
 
-    public func int(_ key: String) -> Int {
+    public func int(_ key: String) throws -> Int {
         if case .int(let value)? = values[key] { return value }
-        preconditionFailure("setting \(key) is not a declared integer")
+        throw undeclared(key, "an integer")
     }
 
-    public func double(_ key: String) -> Double {
+    public func double(_ key: String) throws -> Double {
         switch values[key] {
         case .double(let value)?: return value
         case .int(let value)?: return Double(value)
-        default: preconditionFailure("setting \(key) is not a declared number")
+        default: throw undeclared(key, "a number")
         }
     }
 
-    public func bool(_ key: String) -> Bool {
+    public func bool(_ key: String) throws -> Bool {
         if case .bool(let value)? = values[key] { return value }
-        preconditionFailure("setting \(key) is not a declared boolean")
+        throw undeclared(key, "a boolean")
     }
 
-    public func string(_ key: String) -> String {
+    public func string(_ key: String) throws -> String {
         if case .string(let value)? = values[key] { return value }
-        preconditionFailure("setting \(key) is not a declared string")
+        throw undeclared(key, "a string")
+    }
+
+    /// A plugin read a setting its manifest does not declare (or as another type): the host
+    /// refuses to start it, naming the key and what is declared, instead of trapping.
+    private func undeclared(_ key: String, _ kind: String) -> PluginError {
+        .contract("setting \(key) is not declared as \(kind); declared: \(values.keys.sorted().joined(separator: ", "))")
     }
 }

@@ -21,7 +21,7 @@ public final class AIAgentPlugin: Plugin {
             kvReads: ["qt_universe", "qt_ledger", "qt_state"],
             kvWrites: ["qt_state"],
             config: [ConfigKey("leverage", .int, default: .int(3), help: "leverage asked for in OPEN intents (the governor caps it)")]),
-        make: { setup in AIAgentPlugin(model: TechnicalEnsemble(), leverage: Int32(setup.settings.int("leverage"))) })
+        make: { setup in AIAgentPlugin(model: TechnicalEnsemble(), leverage: Int32(try setup.settings.int("leverage"))) })
 
     private let model: any SignalModel
     private let leverage: Int32

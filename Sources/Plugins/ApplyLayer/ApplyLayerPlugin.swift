@@ -32,7 +32,7 @@ public final class ApplyLayerPlugin: Plugin {
                 config: [ConfigKey("plan_ttl_s", .int, default: .int(60), help: "wall-clock seconds an exit plan stays valid")]),
             make: { setup in
                 ApplyLayerPlugin(filters: FilterCache(exchange: try exchanges.client(setup, plugin: name)),
-                                 planTTLMs: Int64(setup.settings.int("plan_ttl_s")) * 1000)
+                                 planTTLMs: Int64(try setup.settings.int("plan_ttl_s")) * 1000)
             })
     }
 

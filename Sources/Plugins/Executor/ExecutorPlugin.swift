@@ -41,8 +41,8 @@ public final class ExecutorPlugin: Plugin {
             make: { setup in
                 let exchange = try exchanges.client(setup, plugin: name)
                 let desk = OrderDesk(exchange: exchange, clock: setup.clock, finalAfterMs: exchange.config.recvWindowMs + 5_000,
-                                     queryIntervalMs: Int64(setup.settings.int("query_interval_ms")),
-                                     patienceMs: Int64(setup.settings.int("patience_ms")))
+                                     queryIntervalMs: Int64(try setup.settings.int("query_interval_ms")),
+                                     patienceMs: Int64(try setup.settings.int("patience_ms")))
                 return ExecutorPlugin(desk: desk, stops: ProtectiveStops(exchange: exchange), filters: FilterCache(exchange: exchange))
             })
     }

@@ -43,12 +43,12 @@ public final class GovernorPlugin: Plugin {
                 let settings = setup.settings
                 return GovernorPlugin(
                     exchange: try exchanges.client(setup, plugin: name),
-                    limits: Limits(maxNotionalPerTrade: Decimal(settings.double("max_notional_per_trade")),
-                                   maxTotalNotional: Decimal(settings.double("max_total_notional")),
-                                   maxLeverage: Int32(settings.int("max_leverage")), stopDistPct: settings.double("stop_dist_pct"),
-                                   ratePerFiveMinutes: settings.int("rate_per_5m"), ratePerHour: settings.int("rate_per_hour"),
-                                   marketStateMaxAgeMs: Int64(settings.int("market_state_max_age_s")) * 1000,
-                                   reservationMs: Int64(settings.double("reservation_s") * 1000)))
+                    limits: Limits(maxNotionalPerTrade: Decimal(try settings.double("max_notional_per_trade")),
+                                   maxTotalNotional: Decimal(try settings.double("max_total_notional")),
+                                   maxLeverage: Int32(try settings.int("max_leverage")), stopDistPct: try settings.double("stop_dist_pct"),
+                                   ratePerFiveMinutes: try settings.int("rate_per_5m"), ratePerHour: try settings.int("rate_per_hour"),
+                                   marketStateMaxAgeMs: Int64(try settings.int("market_state_max_age_s")) * 1000,
+                                   reservationMs: Int64(try settings.double("reservation_s") * 1000)))
             })
     }
 

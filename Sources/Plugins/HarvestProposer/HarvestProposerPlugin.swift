@@ -28,8 +28,8 @@ public final class HarvestProposerPlugin: Plugin {
                      ConfigKey("snapshot_grace_s", .int, default: .int(180),
                                help: "event-time seconds a new position may wait for its first snapshot before an alert")]),
         make: { setup in
-            HarvestProposerPlugin(snapshotStaleMs: Int64(setup.settings.double("snapshot_stale_s") * 1000),
-                                  snapshotGraceMs: Int64(setup.settings.int("snapshot_grace_s")) * 1000)
+            HarvestProposerPlugin(snapshotStaleMs: Int64(try setup.settings.double("snapshot_stale_s") * 1000),
+                                  snapshotGraceMs: Int64(try setup.settings.int("snapshot_grace_s")) * 1000)
         })
 
     private let snapshotStaleMs: Int64

@@ -26,8 +26,8 @@ public final class HeatGatePlugin: Plugin {
                                help: "enforce: downstream acts on calibrated_action; shadow: it is recorded, the proposed action flows on"),
                      ConfigKey("refresh_ms", .int, default: .int(1_000), help: "how long a computed heat is reused")]),
         make: { setup in
-            HeatGatePlugin(mode: setup.settings.string("calibration") == "shadow" ? .shadow : .enforce,
-                           refreshMs: Int64(setup.settings.int("refresh_ms")))
+            HeatGatePlugin(mode: try setup.settings.string("calibration") == "shadow" ? .shadow : .enforce,
+                           refreshMs: Int64(try setup.settings.int("refresh_ms")))
         })
 
     private let mode: CalibrationMode

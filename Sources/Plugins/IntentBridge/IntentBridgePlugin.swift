@@ -26,7 +26,7 @@ public final class IntentBridgePlugin: Plugin {
             kvReads: ["qt_universe", "qt_ledger", "qt_state"],
             kvWrites: ["qt_state"],
             config: [ConfigKey("min_confidence", .double, default: .double(0.55), help: "OPEN intents below this confidence are skipped")]),
-        make: { setup in IntentBridgePlugin(minConfidence: setup.settings.double("min_confidence")) })
+        make: { setup in IntentBridgePlugin(minConfidence: try setup.settings.double("min_confidence")) })
 
     private let minConfidence: Double
 

@@ -36,8 +36,8 @@ public final class MarketFeedPlugin: Plugin {
                 ]),
             make: { setup in
                 MarketFeedPlugin(exchange: try exchanges.client(setup, plugin: name),
-                                 backfillBars: max(1, min(setup.settings.int("backfill_bars"), 1_499)),
-                                 maxPages: max(1, setup.settings.int("max_pages_per_poll")))
+                                 backfillBars: max(1, min(try setup.settings.int("backfill_bars"), 1_499)),
+                                 maxPages: max(1, try setup.settings.int("max_pages_per_poll")))
             })
     }
 

@@ -30,10 +30,10 @@ public final class PortfolioGatePlugin: Plugin {
                                help: "an account snapshot older than this blocks entries (STALE_INPUT): 3 position-brain polls"),
                      ConfigKey("permit_ttl_s", .int, default: .int(60), help: "wall-clock seconds a permit and an approved plan stay valid")]),
         make: { setup in
-            PortfolioGatePlugin(maxPositions: setup.settings.int("max_positions"),
-                                maxMarginRatio: setup.settings.double("max_margin_ratio"),
-                                snapshotMaxAgeMs: Int64(setup.settings.int("snapshot_max_age_s")) * 1000,
-                                permitTTLMs: Int64(setup.settings.int("permit_ttl_s")) * 1000)
+            PortfolioGatePlugin(maxPositions: try setup.settings.int("max_positions"),
+                                maxMarginRatio: try setup.settings.double("max_margin_ratio"),
+                                snapshotMaxAgeMs: Int64(try setup.settings.int("snapshot_max_age_s")) * 1000,
+                                permitTTLMs: Int64(try setup.settings.int("permit_ttl_s")) * 1000)
         })
 
     private let maxPositions: Int

@@ -31,7 +31,7 @@ public final class PositionBrainPlugin: Plugin {
                 ]),
             make: { setup in
                 PositionBrainPlugin(exchange: try exchanges.client(setup, plugin: name),
-                                    tolerance: Decimal(setup.settings.double("tolerance")))
+                                    tolerance: Decimal(try setup.settings.double("tolerance")))
             })
     }
 

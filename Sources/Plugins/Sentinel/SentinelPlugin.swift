@@ -35,11 +35,11 @@ public final class SentinelPlugin: Plugin {
             ]),
         make: { setup in
             let settings = setup.settings
-            return SentinelPlugin(limits: Limits(maxPositions: settings.int("max_positions"),
-                                                 reduceMarginRatio: settings.double("reduce_margin_ratio"),
-                                                 reduceOnMargin: settings.bool("reduce_on_margin"), reduceOnHeat: settings.bool("reduce_on_heat"),
-                                                 consumerLag: UInt64(max(0, settings.int("consumer_lag"))),
-                                                 unownedPartitionMs: Int64(settings.double("unowned_partition_s") * 1000)))
+            return SentinelPlugin(limits: Limits(maxPositions: try settings.int("max_positions"),
+                                                 reduceMarginRatio: try settings.double("reduce_margin_ratio"),
+                                                 reduceOnMargin: try settings.bool("reduce_on_margin"), reduceOnHeat: try settings.bool("reduce_on_heat"),
+                                                 consumerLag: UInt64(max(0, try settings.int("consumer_lag"))),
+                                                 unownedPartitionMs: Int64(try settings.double("unowned_partition_s") * 1000)))
         })
 
     struct Limits {

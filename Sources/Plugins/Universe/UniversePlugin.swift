@@ -35,16 +35,16 @@ public final class UniversePlugin: Plugin {
                 ]),
             make: { setup in
                 let settings = setup.settings
-                let text = settings.string("rollout")
+                let text = try settings.string("rollout")
                 let schedule = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
                 guard !schedule.isEmpty, schedule.count == text.split(separator: ",").count, schedule.allSatisfy({ $0 > 0 }),
                       schedule == schedule.sorted() else {
                     throw PluginError.contract("universe.rollout is \"\(text)\"; expected rising positive integers separated by commas, e.g. 10,20,30")
                 }
                 return UniversePlugin(exchange: try exchanges.client(setup, plugin: name), schedule: schedule,
-                                      refreshMs: Int64(settings.int("refresh_s")) * 1000, stepMs: Int64(settings.int("rollout_step_s")) * 1000,
-                                      filter: UniverseRanking.Filter(candidates: settings.int("candidates"), minSigma: settings.double("min_sigma"),
-                                                                     minTs: settings.double("min_ts"), maxActive: schedule[0]))
+                                      refreshMs: Int64(try settings.int("refresh_s")) * 1000, stepMs: Int64(try settings.int("rollout_step_s")) * 1000,
+                                      filter: UniverseRanking.Filter(candidates: try settings.int("candidates"), minSigma: try settings.double("min_sigma"),
+                                                                     minTs: try settings.double("min_ts"), maxActive: schedule[0]))
             })
     }
 

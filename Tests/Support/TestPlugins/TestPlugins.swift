@@ -42,7 +42,7 @@ public final class RelayA: Plugin {
             inputs: [InputSpec("klines", subject: "qt.market.kline.*", type: Kline.self, ackWaitMs: 2_000)],
             outputs: [OutputSpec("states", subject: "qt.market.state.*", type: MarketState.self)],
             config: [ConfigKey("delay_ms", .int, default: .int(0), help: "simulated work per message")]),
-        make: { RelayA(delayMs: $0.settings.int("delay_ms")) })
+        make: { RelayA(delayMs: try $0.settings.int("delay_ms")) })
 
     let delayMs: Int
     init(delayMs: Int) { self.delayMs = delayMs }
@@ -156,7 +156,7 @@ public final class Sequencer: Plugin {
             config: [ConfigKey("delay_ms", .int, default: .int(0), help: "simulated work per message"),
                      ConfigKey("fail_every", .int, default: .int(0),
                                help: "bar n with n % fail_every == fail_every - 1 fails (transient) on its first delivery; 0: never")]),
-        make: { Sequencer(delayMs: $0.settings.int("delay_ms"), failEvery: $0.settings.int("fail_every")) })
+        make: { Sequencer(delayMs: try $0.settings.int("delay_ms"), failEvery: try $0.settings.int("fail_every")) })
 
     let delayMs: Int
     let failEvery: Int
