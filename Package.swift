@@ -68,7 +68,7 @@ let package = Package(
         ),
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity"]),
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
-        .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit", "Exchange"]),
+        .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit", "Exchange", "Host", "Plugins"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange"]),
         .testTarget(name: "KernelTests", dependencies: ["Plugins", "Messages", "Exchange"]),
         // Each gate rule on the in-memory host (with the simulator where a rule reads the exchange).

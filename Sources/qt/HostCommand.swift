@@ -3,9 +3,10 @@ import Host
 import Plugins
 
 /// The plugins this build of `qt` can run, by name; `qt host` rejects any other name with the
-/// list of valid ones.
+/// list of valid ones. The composition root: each registry (one per host) gets its own Binance
+/// clients, built from the node config's `exchange:` section when a plugin first needs one.
 enum BuiltInPlugins {
-    static var registry: PluginRegistry { PluginCatalog.registry }
+    static var registry: PluginRegistry { PluginCatalog.registry(exchanges: ExchangeClients(connect: ExchangeClients.binance)) }
 }
 
 struct HostCommand: AsyncParsableCommand {
