@@ -55,7 +55,7 @@ let package = Package(
         // The in-memory host: a plugin's rules tested without NATS, on a manual clock.
         .target(name: "InMemoryHost", dependencies: ["Host", "Messages"], path: "Tests/Support/InMemoryHost"),
         // A host with the test plugins registered, run as a child process by the host tests.
-        .executableTarget(name: "qt-test-host", dependencies: ["Host", "TestPlugins"], path: "Tests/Support/TestHost"),
+        .executableTarget(name: "qt-test-host", dependencies: ["Host", "TestPlugins", "Plugins"], path: "Tests/Support/TestHost"),
         // Starts and stops a real nats-server: tests, benchmarks and (later) `qt up`.
         .target(name: "NatsServerKit", dependencies: []),
         .executableTarget(

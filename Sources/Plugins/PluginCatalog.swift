@@ -3,7 +3,7 @@ import Host
 /// Every built-in plugin of this module; `qt` (the composition root) registers them, giving the
 /// plugins that reach the exchange the host's clients.
 public enum PluginCatalog {
-    public static func registrations(exchanges: ExchangeClients) -> [PluginRegistration] {
+    public static func registrations(exchanges: ExchangeClients, crashHook: @escaping CrashHook = { _ in }) -> [PluginRegistration] {
         [
             MarketFeedPlugin.registration(exchanges: exchanges),
             MarketStatePlugin.registration,
@@ -16,12 +16,14 @@ public enum PluginCatalog {
             HeatGatePlugin.registration,
             ApplyLayerPlugin.registration(exchanges: exchanges),
             PortfolioGatePlugin.registration,
-            ExecutorPlugin.registration(exchanges: exchanges),
+            ExecutorPlugin.registration(exchanges: exchanges, crashHook: crashHook),
             SentinelPlugin.registration,
         ]
     }
 
-    public static func registry(exchanges: ExchangeClients) -> PluginRegistry { PluginRegistry(registrations(exchanges: exchanges)) }
+    public static func registry(exchanges: ExchangeClients, crashHook: @escaping CrashHook = { _ in }) -> PluginRegistry {
+        PluginRegistry(registrations(exchanges: exchanges, crashHook: crashHook))
+    }
 
     /// The catalog with clients built from each node config's `exchange:` section (fresh ones per
     /// call: one registry per host process).

@@ -7,12 +7,13 @@ import Messages
 import Plugins
 import XCTest
 
-/// Issue 6: the executor killed (SIGKILL, `QT_CRASH_AT`) at each of its steps, in a `qt host`
-/// child process; a second host finishes the plan once the dead host's partition leases expired. For every point: exactly one exchange order,
+/// Issue 6: the executor killed (SIGKILL, `QT_CRASH_AT`) at each of its steps, in a host child
+/// process (`qt-test-host --catalog`: the built-in plugins with the crash hook installed); a second host finishes the plan once the dead host's partition leases expired. For every point: exactly one exchange order,
 /// the ledger equal to the simulator's position, the permit gone and the plan not executable
 /// again. And two hosts running the executor never place two orders for one symbol's revision.
 final class ExecutorCrashTests: ExecutionTestCase {
     /// A short AckWait so the surviving host gets the dead host's message within seconds.
+    let crashVariable = "QT_CRASH_AT"
     let plugins = ["portfolio-gate": ["max_positions": "50", "ack_wait_s": "2"], "executor": ["ack_wait_s": "2"]]
 
     func waitForExit(_ process: Process, seconds: Double) async throws {
@@ -30,13 +31,13 @@ final class ExecutorCrashTests: ExecutionTestCase {
             let ordersBefore = simulator.exchange.acceptedOrders
             let journal = scratch.appendingPathComponent("\(point.rawValue).journal").path
             let crashing = try await spawnQTHost("crash-\(point.rawValue)", plugins: plugins, exchange: exchange,
-                                           environment: [CrashPoint.environmentVariable: point.rawValue, "QT_JOURNAL": journal])
+                                           environment: [crashVariable: point.rawValue, "QT_JOURNAL": journal])
             let plan = try await entryPlan(symbol, long: point.rawValue.count % 2 == 0)
             try await submit(plan)
             try await waitForExit(crashing, seconds: 30)
             XCTAssertEqual(crashing.terminationReason, .uncaughtSignal, "\(point): \(log(of: "crash-\(point.rawValue)"))")
             XCTAssertEqual(crashing.terminationStatus, SIGKILL, "\(point)")
-            XCTAssertTrue(log(of: "crash-\(point.rawValue)").contains("\(CrashPoint.environmentVariable)=\(point.rawValue)"), "\(point)")
+            XCTAssertTrue(log(of: "crash-\(point.rawValue)").contains("\(crashVariable)=\(point.rawValue)"), "\(point)")
 
             let survivor = try await spawnQTHost("survivor-\(point.rawValue)", plugins: plugins, exchange: exchange,
                                                  environment: ["QT_JOURNAL": journal])

@@ -78,12 +78,13 @@ class HostTestCase: XCTestCase {
         return try spawn(host, yaml: yaml, executable: "qt-test-host", environment: environment) { [$0] }
     }
 
-    /// Starts `qt host --config` (the built-in plugins) with extra environment variables.
+    /// Starts a host of the built-in plugins in a child process, with extra environment variables.
     func spawnQTHost(_ host: String, plugins: [String: [String: String]], exchange: String, environment: [String: String] = [:]) async throws -> Process {
         let yaml = configYAML(host: host, plugins: plugins, exchange: exchange)
         try await provision(for: try NodeConfig.parse(yaml, file: "\(host).yaml", registry: PluginCatalog.registry),
                             registry: PluginCatalog.registry)
-        return try spawn(host, yaml: yaml, executable: "qt", environment: environment) { ["host", "--config", $0] }
+        // The built-in plugins as `qt host` runs them, plus the executor's crash hook (QT_CRASH_AT).
+        return try spawn(host, yaml: yaml, executable: "qt-test-host", environment: environment) { ["--catalog", $0] }
     }
 
     func spawn(_ host: String, yaml: String, executable: String, environment: [String: String] = [:],

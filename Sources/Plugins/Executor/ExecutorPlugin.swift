@@ -20,7 +20,7 @@ import Messages
 public final class ExecutorPlugin: Plugin {
     public static let name = "executor"
 
-    public static func registration(exchanges: ExchangeClients) -> PluginRegistration {
+    public static func registration(exchanges: ExchangeClients, crashHook: @escaping CrashHook = { _ in }) -> PluginRegistration {
         PluginRegistration(
             manifest: PluginManifest(
                 name: name, version: "1.0.0",
@@ -43,7 +43,8 @@ public final class ExecutorPlugin: Plugin {
                 let desk = OrderDesk(exchange: exchange, clock: setup.clock, finalAfterMs: exchange.config.recvWindowMs + 5_000,
                                      queryIntervalMs: Int64(try setup.settings.int("query_interval_ms")),
                                      patienceMs: Int64(try setup.settings.int("patience_ms")))
-                return ExecutorPlugin(desk: desk, stops: ProtectiveStops(exchange: exchange), filters: FilterCache(exchange: exchange))
+                return ExecutorPlugin(desk: desk, stops: ProtectiveStops(exchange: exchange), filters: FilterCache(exchange: exchange),
+                                      crashHook: crashHook)
             })
     }
 
@@ -51,8 +52,10 @@ public final class ExecutorPlugin: Plugin {
     private let stops: ProtectiveStops
     private let filters: FilterCache
     private let recovery = Recovery()
+    private let crashHook: CrashHook
 
-    init(desk: OrderDesk, stops: ProtectiveStops, filters: FilterCache) {
+    init(desk: OrderDesk, stops: ProtectiveStops, filters: FilterCache, crashHook: @escaping CrashHook) {
+        self.crashHook = crashHook
         self.desk = desk
         self.stops = stops
         self.filters = filters
@@ -101,7 +104,7 @@ public final class ExecutorPlugin: Plugin {
             try context.decide(.block, reason: reason, about: plan.planID, kind: .plan, symbol: plan.symbol, detail: detail)
             return
         }
-        CrashPoint.reached(.afterClaim)
+        crashHook(.afterClaim)
 
         var record = OrderRecord()
         record.planID = plan.planID
@@ -122,7 +125,7 @@ public final class ExecutorPlugin: Plugin {
             guard let found = try await orders.get(OrderRecord.self, clientOrderID) else { throw PluginError.transient("qt_orders/\(clientOrderID) vanished") }
             return try await run(found.value, revision: found.revision, context: context)
         }
-        CrashPoint.reached(.afterRecord)
+        crashHook(.afterRecord)
         try await context.kv("qt_permits").delete(plan.planID)
         try await run(record, revision: revision, context: context)
     }
@@ -144,12 +147,12 @@ public final class ExecutorPlugin: Plugin {
                 record = try await execute(record, save: save, context: context)
             case .filled:
                 try await settle(record, context: context)
-                CrashPoint.reached(.afterLedger)
+                crashHook(.afterLedger)
                 var applied = record
                 applied.status = .applied
                 try await save(applied)
             case .applied, .rejected:
-                CrashPoint.reached(.beforeAck)
+                crashHook(.beforeAck)
                 try publish(record, context: context)
                 return
             case .unspecified, .UNRECOGNIZED:
@@ -199,7 +202,7 @@ public final class ExecutorPlugin: Plugin {
                 outcome = try await desk.send(order, sentAtMs: next.sentAtMs)
             }
         }
-        CrashPoint.reached(.afterSend)
+        crashHook(.afterSend)
         switch outcome {
         case .filled(let response):
             let trades = try await desk.trades(of: response)
@@ -211,7 +214,7 @@ public final class ExecutorPlugin: Plugin {
             next.fillIds = trades.map { String($0.id) }
             next.status = .filled
             try await save(next)
-            CrashPoint.reached(.afterFill)
+            crashHook(.afterFill)
         case .refused(let code, let message):
             next.status = .rejected
             next.errorCode = Int32(clamping: code)
