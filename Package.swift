@@ -46,7 +46,11 @@ let package = Package(
             ]
         ),
         // The plugin host: plugin API, node config, binding, leases, fleet registry, metrics.
-        .target(name: "Host", dependencies: ["Bus", "Messages", "Identity", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Host", dependencies: ["Bus", "Messages", "Identity", .product(name: "Yams", package: "Yams"),
+                                             .product(name: "Hummingbird", package: "hummingbird"),
+                                             .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                                             .product(name: "HTTPTypes", package: "swift-http-types"),
+                                             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         // The trading plugins, one folder each: the plugin (I/O) and its pure kernel.
         .target(name: "Plugins", dependencies: ["Host", "Messages", "Identity", "Exchange",
                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

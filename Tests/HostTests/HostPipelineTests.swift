@@ -154,11 +154,6 @@ final class HostPipelineTests: HostTestCase {
         print("state CAS test: \(Int(conflicts)) conflicts retried")
     }
 
-    private func httpGet(port: Int, path: String) async throws -> (status: Int, body: String) {
-        let url = try XCTUnwrap(URL(string: "http://127.0.0.1:\(port)\(path)"))
-        let (data, response) = try await URLSession.shared.data(from: url)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
-    }
 }
 
 func XCTUnwrapAsync<T>(_ value: T?, file: StaticString = #filePath, line: UInt = #line) async throws -> T {

@@ -1,5 +1,8 @@
 import Bus
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Host
 import Messages
 import NatsServerKit
@@ -104,6 +107,13 @@ class HostTestCase: XCTestCase {
         try process.run()
         children.append(process)
         return process
+    }
+
+    /// One GET on a host's status server.
+    func httpGet(port: Int, path: String) async throws -> (status: Int, body: String) {
+        let url = try XCTUnwrap(URL(string: "http://127.0.0.1:\(port)\(path)"))
+        let (data, response) = try await URLSession.shared.data(from: url)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
     func log(of host: String) -> String {

@@ -106,7 +106,7 @@ final class NodeConfigTests: XCTestCase {
         nats: { servers: [nats://127.0.0.1:4222] }
         replica: 3
         plugins: { relay-a: {} }
-        """)?.description, "node.yaml:3: replica: unknown key; valid choices: host_id, nats, replicas, http_port, exchange, plugins")
+        """)?.description, "node.yaml:3: replica: unknown key; valid choices: host_id, nats, replicas, http_port, http_address, exchange, plugins")
         XCTAssertEqual(error("""
         host_id: node.a
         nats: { servers: [nats://127.0.0.1:4222] }

@@ -17,6 +17,9 @@ public struct NodeConfig: Sendable {
     package let nats: ConnectionOptions
     public let replicas: Int
     public let httpPort: Int
+    /// The status server's address: 127.0.0.1 unless the node config's `http_address` opens it
+    /// (0.0.0.0 for a Prometheus on another machine).
+    public let httpAddress: String
     /// The `exchange:` section; `nil` when the node runs no plugin that trades or reads markets.
     public let exchange: ExchangeSettings?
     public let plugins: [PluginEntry]
@@ -49,7 +52,7 @@ public struct NodeConfig: Sendable {
         }
         let reader = ConfigReader(file: file)
         guard let root else { throw ConfigError(file: file, key: "", line: nil, message: "the file is empty") }
-        let top = try reader.mapping(root, key: "", allowed: ["host_id", "nats", "replicas", "http_port", "exchange", "plugins"])
+        let top = try reader.mapping(root, key: "", allowed: ["host_id", "nats", "replicas", "http_port", "http_address", "exchange", "plugins"])
 
         guard let hostNode = top["host_id"] else { throw reader.missing("host_id", in: root) }
         let hostID = try reader.string(hostNode, key: "host_id")
@@ -77,6 +80,7 @@ public struct NodeConfig: Sendable {
 
         let replicas = try top["replicas"].map { try reader.int($0, key: "replicas", range: 1...5) } ?? 1
         let httpPort = try top["http_port"].map { try reader.int($0, key: "http_port", range: 0...65_535) } ?? 9464
+        let httpAddress = try top["http_address"].map { try reader.string($0, key: "http_address") } ?? "127.0.0.1"
         var exchange: ExchangeSettings?
         if let exchangeNode = top["exchange"] {
             let section = try reader.mapping(exchangeNode, key: "exchange",
@@ -110,7 +114,7 @@ public struct NodeConfig: Sendable {
             throw ConfigError(file: file, key: "plugins", line: top["plugins"]?.mark?.line ?? root.mark?.line,
                               message: "names no plugin to run\(none)", choices: registry.names)
         }
-        return NodeConfig(file: file, hostID: hostID, nats: options, replicas: replicas, httpPort: httpPort, exchange: exchange,
+        return NodeConfig(file: file, hostID: hostID, nats: options, replicas: replicas, httpPort: httpPort, httpAddress: httpAddress, exchange: exchange,
                           plugins: plugins)
     }
 }

@@ -61,7 +61,7 @@ public final class PluginHost: @unchecked Sendable {
             try DurablePlan.consumers(configs: [config], registry: registry, partitioning: partitioning)
         }
         try await bus.loadPartitioning()
-        let server = try StatusServer(port: config.httpPort) { [weak self] path in
+        let server = try await StatusServer.start(address: config.httpAddress, port: config.httpPort) { [weak self] path in
             self?.respond(path) ?? (503, "text/plain", "stopping\n")
         }
         lock.withLock { statusServer = server }
@@ -390,7 +390,7 @@ public final class PluginHost: @unchecked Sendable {
         for lease in held { await lease.release() }
         let (bus, server) = lock.withLock { (self.bus, statusServer) }
         if let bus { try? await bus.keyValue("qt_hosts").delete(hostID) }
-        server?.stop()
+        await server?.stop()
         bus?.close()
     }
 
