@@ -112,7 +112,7 @@ public final class HandlerContext: @unchecked Sendable {
     /// (recovery passes, periodic proposals) act only on owned symbols; a plugin without keyed
     /// inputs owns every symbol.
     public func owns(symbol: String) -> Bool {
-        scope.ownership()?(symbol) ?? true
+        scope.ownership.current?(symbol) ?? true
     }
 
     /// Counts an event the plugin does not publish (`qt_plugin_events_total{event=...}`).

@@ -1,6 +1,8 @@
 package import Bus
 import Foundation
 import Messages
+import Synchronization
+import Synchronization
 
 /// What a plugin's context reaches beyond the plugin: its buckets, publishing a timer's outputs
 /// at once, and the fleet's state for a watchdog. A host serves it from NATS; the in-memory host
@@ -40,18 +42,17 @@ package final class PluginScope: Sendable {
     let journal: HandlingJournal?
     package let backend: any PluginBackend
     package let clock: any PluginClock
-    /// Which symbols this host owns now; nil for a plugin without keyed inputs (all).
-    package let ownership: @Sendable () -> (@Sendable (String) -> Bool)?
+    /// Which symbols this host owns now.
+    package let ownership: Ownership
 
     package convenience init(manifest: PluginManifest, settings: PluginSettings, hostID: String, metrics: PluginMetrics,
-                             backend: any PluginBackend, clock: any PluginClock,
-                             ownership: @escaping @Sendable () -> (@Sendable (String) -> Bool)? = { nil }) {
+                             backend: any PluginBackend, clock: any PluginClock, ownership: Ownership = Ownership()) {
         self.init(manifest: manifest, settings: settings, hostID: hostID, metrics: metrics, journal: nil, backend: backend,
                   clock: clock, ownership: ownership)
     }
 
     init(manifest: PluginManifest, settings: PluginSettings, hostID: String, metrics: PluginMetrics,
-         journal: HandlingJournal?, backend: any PluginBackend, clock: any PluginClock, ownership: @escaping @Sendable () -> (@Sendable (String) -> Bool)?) {
+         journal: HandlingJournal?, backend: any PluginBackend, clock: any PluginClock, ownership: Ownership) {
         self.manifest = manifest
         self.settings = settings
         self.hostID = hostID
@@ -65,11 +66,23 @@ package final class PluginScope: Sendable {
     }
 }
 
+/// Which symbols a host owns now for one plugin: set once a keyed plugin's partitions are
+/// registered; nil (every symbol) for a plugin without keyed inputs.
+package final class Ownership: Sendable {
+    private let check = Mutex<(@Sendable (String) -> Bool)?>(nil)
+
+    package init() {}
+
+    package var current: (@Sendable (String) -> Bool)? {
+        get { check.withLock { $0 } }
+        set { check.withLock { $0 = newValue } }
+    }
+}
+
 /// The plugin backend on a live NATS connection; buckets are opened once and kept.
-final class NatsPluginBackend: PluginBackend, @unchecked Sendable {
+final class NatsPluginBackend: PluginBackend {
     let bus: BusConnection
-    private let lock = NSLock()
-    private var stores: [String: NatsKeyValueStore] = [:]
+    private let stores = Mutex<[String: NatsKeyValueStore]>([:])
 
     init(bus: BusConnection) {
         self.bus = bus
@@ -78,9 +91,9 @@ final class NatsPluginBackend: PluginBackend, @unchecked Sendable {
     func store(_ bucket: String) async throws -> any KeyValueStore { try await natsStore(bucket) }
 
     func natsStore(_ bucket: String) async throws -> NatsKeyValueStore {
-        if let cached = lock.withLock({ stores[bucket] }) { return cached }
+        if let cached = stores.withLock({ $0[bucket] }) { return cached }
         let opened = NatsKeyValueStore(bucket: try await bus.keyValue(bucket))
-        lock.withLock { stores[bucket] = opened }
+        stores.withLock { $0[bucket] = opened }
         return opened
     }
 

@@ -4,7 +4,7 @@ import Messages
 
 /// One plugin as the host runs it: the instance, its manifest and settings, the connection its
 /// inputs and timers use, and the scope its handlers' contexts see.
-final class PluginBinding: @unchecked Sendable {
+final class PluginBinding: Sendable {
     let plugin: any Plugin
     let bus: BusConnection
     let scope: PluginScope
@@ -17,24 +17,15 @@ final class PluginBinding: @unchecked Sendable {
     var journal: HandlingJournal? { scope.journal }
     /// Which symbols this host's instance owns now; nil for a plugin without keyed inputs (all).
     var ownership: (@Sendable (String) -> Bool)? {
-        get { lock.withLock { ownershipCheck } }
-        set { lock.withLock { ownershipCheck = newValue } }
+        get { scope.ownership.current }
+        set { scope.ownership.current = newValue }
     }
-    private var ownershipCheck: (@Sendable (String) -> Bool)?
-    private let lock = NSLock()
 
     init(manifest: PluginManifest, settings: PluginSettings, plugin: any Plugin, hostID: String, bus: BusConnection,
          metrics: PluginMetrics, journal: HandlingJournal? = nil, clock: any PluginClock = SystemClock()) {
         self.plugin = plugin
         self.bus = bus
-        let ownership = OwnershipBox()
         self.scope = PluginScope(manifest: manifest, settings: settings, hostID: hostID, metrics: metrics, journal: journal,
-                                 backend: NatsPluginBackend(bus: bus), clock: clock, ownership: { ownership.binding?.ownership })
-        ownership.binding = self
+                                 backend: NatsPluginBackend(bus: bus), clock: clock, ownership: Ownership())
     }
-}
-
-/// Lets the scope ask its binding for ownership without holding it (the binding holds the scope).
-private final class OwnershipBox: @unchecked Sendable {
-    weak var binding: PluginBinding?
 }

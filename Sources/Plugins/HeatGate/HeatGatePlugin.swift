@@ -1,7 +1,9 @@
 import Exchange
 import Foundation
 import Host
+import Kernels
 import Messages
+import Synchronization
 
 /// §6.3 on each harvest proposal: portfolio heat from the snapshots (notional of every open
 /// position), each position's market-state sigma and the account's equity, then the calibrated
@@ -108,18 +110,17 @@ public final class HeatGatePlugin: Plugin {
     }
 }
 
-final class HeatCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var reading: (HeatGatePlugin.Reading, Int64)?
+final class HeatCache: Sendable {
+    private let reading = Mutex<(HeatGatePlugin.Reading, Int64)?>(nil)
 
     func value(at nowMs: Int64, maxAgeMs: Int64) -> HeatGatePlugin.Reading? {
-        lock.withLock {
+        reading.withLock { reading in
             guard let (value, at) = reading, nowMs - at < maxAgeMs else { return nil }
             return value
         }
     }
 
     func store(_ value: HeatGatePlugin.Reading, at nowMs: Int64) {
-        lock.withLock { reading = (value, nowMs) }
+        reading.withLock { $0 = (value, nowMs) }
     }
 }

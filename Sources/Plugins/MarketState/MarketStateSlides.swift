@@ -1,5 +1,7 @@
 import Foundation
+import Kernels
 import Messages
+import Synchronization
 
 /// Each symbol's §6.1 state kept sliding (`SlidingMarketState`, equal bit for bit to the full
 /// recompute) beside the window it was built from. A bar that extends that window by one close
@@ -7,7 +9,7 @@ import Messages
 /// drops the slide) rebuilds it from the window's closes. A full recompute on every bar was the
 /// plugin's bottleneck: the market state fell behind ai-agent's intents and the governor
 /// refused them as stale.
-final class MarketStateSlides: @unchecked Sendable {
+final class MarketStateSlides: Sendable {
     struct Slide {
         var state: SlidingMarketState
         /// The window the slide equals: its last bar and its length.
@@ -16,17 +18,16 @@ final class MarketStateSlides: @unchecked Sendable {
         var values: MarketStateKernel.Values?
     }
 
-    private let lock = NSLock()
-    private var slides: [String: Slide] = [:]
+    private let slides = Mutex<[String: Slide]>([:])
 
     /// Takes the symbol's slide out while its bar is handled (a slide that is not put back, because
     /// a write failed, is rebuilt next time).
-    func take(_ symbol: String) -> Slide? { lock.withLock { slides.removeValue(forKey: symbol) } }
+    func take(_ symbol: String) -> Slide? { slides.withLock { $0.removeValue(forKey: symbol) } }
 
-    func keep(_ symbol: String, _ slide: Slide) { lock.withLock { slides[symbol] = slide } }
+    func keep(_ symbol: String, _ slide: Slide) { slides.withLock { $0[symbol] = slide } }
 
     func forget(symbolsWhere isGone: (String) -> Bool) {
-        lock.withLock { slides = slides.filter { !isGone($0.key) } }
+        slides.withLock { $0 = $0.filter { !isGone($0.key) } }
     }
 
     /// The slide for `window`, which is `previous` with at most one close appended.

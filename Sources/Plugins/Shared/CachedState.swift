@@ -2,17 +2,17 @@ import Foundation
 import Host
 import Messages
 import SwiftProtobuf
+import Synchronization
 
 /// Per-symbol protobuf state in `qt_state/<plugin>.<name>` (its `payload`), with the revision this
 /// host wrote last: a compare-and-set against the cached revision replaces a read per message; a
 /// conflict (another host wrote) drops the cache so the retry reloads.
-final class CachedState<Value: SwiftProtobuf.Message>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [String: (value: Value, revision: UInt64, symbol: String)] = [:]
+final class CachedState<Value: SwiftProtobuf.Message>: Sendable {
+    private let entries = Mutex<[String: (value: Value, revision: UInt64, symbol: String)]>([:])
 
     /// The stored value and its revision; an empty value at revision 0 when there is none.
     func load(_ name: String, context: HandlerContext) async throws -> (value: Value, revision: UInt64) {
-        if let cached = lock.withLock({ entries[name] }) { return (cached.value, cached.revision) }
+        if let cached = entries.withLock({ $0[name] }) { return (cached.value, cached.revision) }
         guard let loaded = try await context.loadState(name) else { return (Value(), 0) }
         guard loaded.state.payloadType == Value.protoMessageName else {
             throw PluginError.permanent("qt_state/\(context.plugin).\(name) holds \"\(loaded.state.payloadType)\", expected \(Value.protoMessageName)")
@@ -27,15 +27,15 @@ final class CachedState<Value: SwiftProtobuf.Message>: @unchecked Sendable {
         state.symbols = [symbol]
         do {
             let written = try await context.saveState(name, state, expectedRevision: revision)
-            lock.withLock { entries[name] = (value, written, symbol) }
+            entries.withLock { $0[name] = (value, written, symbol) }
         } catch {
-            lock.withLock { entries[name] = nil }
+            entries.withLock { $0[name] = nil }
             throw error
         }
     }
 
     /// The partition of these symbols moved to another host: its state there is newer than ours.
     func forget(symbolsWhere isGone: (String) -> Bool) {
-        lock.withLock { entries = entries.filter { !isGone($0.value.symbol) } }
+        entries.withLock { $0 = $0.filter { !isGone($0.value.symbol) } }
     }
 }
