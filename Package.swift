@@ -39,7 +39,7 @@ let package = Package(
         .target(
             name: "Exchange",
             dependencies: [
-                "CCurl", "COpenSSL", "BlockingIO", .product(name: "Hummingbird", package: "hummingbird"),
+                "CCurl", "COpenSSL", "BlockingIO", "Kernels", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -51,8 +51,11 @@ let package = Package(
                                              .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                                              .product(name: "HTTPTypes", package: "swift-http-types"),
                                              .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
-        // The trading plugins, one folder each: the plugin (I/O) and its pure kernel.
-        .target(name: "Plugins", dependencies: ["Host", "Messages", "Identity", "Exchange",
+        // The pure kernels of DESIGN.md §6 (market state, harvest, heat, governor gate, signals,
+        // universe ranking): no I/O, no clock, no Host or Exchange, so their tests build alone.
+        .target(name: "Kernels", dependencies: ["Messages"]),
+        // The trading plugins, one folder each: the I/O around the kernels.
+        .target(name: "Plugins", dependencies: ["Host", "Messages", "Identity", "Exchange", "Kernels",
                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // Plugins used by the host's integration tests (a relay pipeline, a singleton ticker).
         .target(name: "TestPlugins", dependencies: ["Host", "Messages", "Identity"], path: "Tests/Support/TestPlugins"),
@@ -65,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "qt",
             dependencies: [
-                "Bus", "Messages", "Identity", "NatsServerKit", "Host", "Exchange", "Plugins",
+                "Bus", "Messages", "Identity", "NatsServerKit", "Host", "Exchange", "Plugins", "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
@@ -74,9 +77,9 @@ let package = Package(
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
         .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit", "Exchange", "Host", "Plugins"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange"]),
-        .testTarget(name: "KernelTests", dependencies: ["Plugins", "Messages", "Exchange"]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernels", "Messages"]),
         // Each gate rule on the in-memory host (with the simulator where a rule reads the exchange).
-        .testTarget(name: "PluginRuleTests", dependencies: ["InMemoryHost", "Plugins", "Host", "Messages", "Identity", "Exchange"]),
-        .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "Plugins", "Exchange"]),
+        .testTarget(name: "PluginRuleTests", dependencies: ["InMemoryHost", "Plugins", "Kernels", "Host", "Messages", "Identity", "Exchange"]),
+        .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "Plugins", "Kernels", "Exchange"]),
     ]
 )

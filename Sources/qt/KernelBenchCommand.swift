@@ -1,6 +1,7 @@
 import ArgumentParser
 import Exchange
 import Foundation
+import Kernels
 import Plugins
 
 /// The kernels of DESIGN.md §6 against the Python/numpy reference, run beside in the same command.

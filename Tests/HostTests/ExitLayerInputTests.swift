@@ -3,6 +3,7 @@ import Exchange
 import Foundation
 import Host
 import Identity
+import Kernels
 import Messages
 import Plugins
 import XCTest

@@ -1,6 +1,6 @@
 import Foundation
 import Messages
-import Plugins
+import Kernels
 import XCTest
 
 /// Every golden vector of DESIGN.md §6.1–6.4 within its stated tolerance.

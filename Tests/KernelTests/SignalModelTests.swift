@@ -1,6 +1,6 @@
 import Foundation
 import Messages
-@testable import Plugins
+@testable import Kernels
 import XCTest
 
 /// The ai-agent's features (§6.5) against values worked out by hand, and the ensemble's

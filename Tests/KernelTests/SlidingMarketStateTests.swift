@@ -1,6 +1,5 @@
-import Exchange
 import Foundation
-@testable import Plugins
+@testable import Kernels
 import XCTest
 
 /// The sliding market state must equal the full recompute of the last 301 closes, bit for bit,

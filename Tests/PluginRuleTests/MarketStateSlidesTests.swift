@@ -1,5 +1,6 @@
 import Exchange
 import Foundation
+import Kernels
 import Messages
 @testable import Plugins
 import XCTest

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// The simulated exchange behind the HTTP server: Binance's endpoints, checks and errors over a
 /// seeded market and one account. Thread-safe (one lock); the server calls `handle` per request.

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// One simulated perpetual: its name, filters and the scale of its price and volume, chosen
 /// from the seed so that a run with N symbols always lists the same N.

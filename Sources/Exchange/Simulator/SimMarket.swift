@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// A closed or forming 1m bar, in simulated time.
 struct SimBar: Sendable {

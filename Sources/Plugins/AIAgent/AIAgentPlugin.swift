@@ -1,6 +1,7 @@
 import Foundation
 import Host
 import Identity
+import Kernels
 import Messages
 
 /// On each closed bar: appends it to the symbol's window (the last `windowBars` bars in

@@ -2,6 +2,7 @@ import Exchange
 import Foundation
 import Host
 import Identity
+import Kernels
 import Messages
 
 /// Sizes proposed plans onto `qt.plan.sized.<SYM>` (DESIGN.md §5, §6.4). Every plan gets a `Decision`.

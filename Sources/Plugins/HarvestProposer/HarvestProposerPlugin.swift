@@ -2,6 +2,7 @@ import Exchange
 import Foundation
 import Host
 import Identity
+import Kernels
 import Messages
 
 /// On each market state of a symbol with an open position in `qt_ledger` (the ledger is the

@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import Kernels
 import Messages
 
 /// On each closed bar: appends the close to the symbol's window (the last 301 closes, kept in

@@ -1,6 +1,7 @@
 import Foundation
 import Host
 import Identity
+import Kernels
 import Messages
 
 /// The watchdog (DESIGN.md §5; the seed's "monitoring, alert if positions > 10"). Every

@@ -2,6 +2,7 @@ import Exchange
 import Foundation
 import Host
 import Identity
+import Kernels
 import Messages
 
 /// Writes `qt_universe/active`, the one tradable set (R4; DESIGN.md §5). Every `check_s` (wall

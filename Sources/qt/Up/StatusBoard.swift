@@ -1,6 +1,7 @@
 import Bus
 import Exchange
 import Foundation
+import Kernels
 import Messages
 import Plugins
 
