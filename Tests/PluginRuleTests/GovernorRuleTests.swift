@@ -139,32 +139,28 @@ final class GovernorRuleTests: RuleTestCase {
         XCTAssertEqual(plan?.reduceOnly, true)
     }
 
-    func testHaltedBlocksEntriesAndExits() async throws {
+    /// An entry on the first symbol and the close of a position on the second, in `state`:
+    /// the governor's reasons for each.
+    func entryAndExit(in state: TradingState) async throws -> (entry: [ReasonCode], exit: [ReasonCode]) {
         try await startGovernor()
         try await position(symbols[1], amount: "2")
-        try await tradingState(.halted)
+        try await tradingState(state)
         try await propose(proposed())
         var close = proposed(symbols[1], side: .sell)
         close.kind = .close
         close.permitKind = .p26
         try await propose(close)
-        let entry = await reasons("governor", symbol)
-        let exit = await reasons("governor", symbols[1])
+        return (await reasons("governor", symbol), await reasons("governor", symbols[1]))
+    }
+
+    func testHaltedBlocksEntriesAndExits() async throws {
+        let (entry, exit) = try await entryAndExit(in: .halted)
         XCTAssertEqual(entry, [.tradingHalted])
         XCTAssertEqual(exit, [.tradingHalted])
     }
 
     func testReducingBlocksEntriesButNotExits() async throws {
-        try await startGovernor()
-        try await position(symbols[1], amount: "2")
-        try await tradingState(.reducing)
-        try await propose(proposed())
-        var close = proposed(symbols[1], side: .sell)
-        close.kind = .close
-        close.permitKind = .p26
-        try await propose(close)
-        let entry = await reasons("governor", symbol)
-        let exit = await reasons("governor", symbols[1])
+        let (entry, exit) = try await entryAndExit(in: .reducing)
         XCTAssertEqual(entry, [.tradingReducing])
         XCTAssertEqual(exit, [.passed], "R6: nothing but HALTED stops an exit")
     }
