@@ -22,7 +22,7 @@ final class PluginBinding: Sendable {
     }
 
     init(manifest: PluginManifest, settings: PluginSettings, plugin: any Plugin, hostID: String, bus: BusConnection,
-         metrics: PluginMetrics, journal: HandlingJournal? = nil, clock: any PluginClock = SystemClock()) {
+         metrics: PluginMetrics, journal: HandlingJournal?, clock: any PluginClock) {
         self.plugin = plugin
         self.bus = bus
         self.scope = PluginScope(manifest: manifest, settings: settings, hostID: hostID, metrics: metrics, journal: journal,

@@ -74,14 +74,17 @@ public final class PluginHost: @unchecked Sendable {
                 throw HostError.startup("plugin \(entry.name) is not registered")
             }
             try Self.checkOutputs(registration.manifest)
-            let plugin = try registration.make(PluginSetup(hostID: hostID, settings: entry.settings, exchange: config.exchange))
+            let clock = SystemClock()
+            let plugin = try registration.make(PluginSetup(hostID: hostID, settings: entry.settings, exchange: config.exchange,
+                                                           clock: clock))
             do {
                 try await plugin.prepare()
             } catch {
                 throw HostError.startup("plugin \(entry.name) refused to start: \(error)")
             }
             let binding = PluginBinding(manifest: registration.manifest, settings: entry.settings, plugin: plugin,
-                                        hostID: hostID, bus: bus, metrics: metrics.plugin(entry.name), journal: journal)
+                                        hostID: hostID, bus: bus, metrics: metrics.plugin(entry.name), journal: journal,
+                                        clock: clock)
             lock.withLock { bindings.append(binding) }
             for input in registration.manifest.inputs where !DurablePlan.isKeyed(input) {
                 let spec = try DurablePlan.consumer(input, instance: binding.instance, settings: binding.settings, partition: nil)

@@ -39,7 +39,7 @@ public final class MemoryKeyValueStore: KeyValueStore {
     }
 
     public func keys() async throws -> [String] {
-        state.withLock { state in state.entries.keys.filter { isLive(state.entries[$0]!) }.sorted() }
+        state.withLock { state in state.entries.filter { isLive($0.value) }.keys.sorted() }
     }
 
     public func put<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
