@@ -2,7 +2,7 @@ import Foundation
 
 /// A new order for `/fapi/v1/order`. The system sends MARKET orders only; other types are
 /// here so that what Binance refuses (STOP_MARKET since 2025-12-09: -4120) can be shown refused.
-public struct NewOrder: Sendable {
+public struct NewOrder: Sendable, Equatable {
     public var symbol: String
     public var side: OrderSide
     public var type: String = "MARKET"
@@ -23,7 +23,7 @@ public struct NewOrder: Sendable {
 
 /// A protective stop through the Algo Order API: STOP_MARKET that closes the whole position
 /// when the mark price crosses `triggerPrice`.
-public struct NewStopOrder: Sendable {
+public struct NewStopOrder: Sendable, Equatable {
     public var symbol: String
     public var side: OrderSide
     public var triggerPrice: Decimal

@@ -36,7 +36,7 @@ public enum WorkingType: String, Codable, Sendable {
 }
 
 /// `POST/GET/DELETE /fapi/v1/order` answers.
-public struct OrderResponse: Codable, Sendable {
+public struct OrderResponse: Codable, Sendable, Equatable {
     public var orderId: Int64
     public var symbol: String
     public var status: OrderStatus

@@ -87,15 +87,9 @@ public final class ExecutorPlugin: Plugin {
         let ledger = try await context.kv("qt_ledger")
         let claims = LedgerClaims(ledger: ledger, symbol: plan.symbol, clientOrderID: clientOrderID)
         let nowMs = desk.clock.nowMs()
-        var refusal: (ReasonCode, String)?
-        let control = try await TradingControl.read(context)
-        if try await context.kv("qt_permits").get(Permit.self, plan.planID) == nil {
-            refusal = (.permitMissing, "no permit qt_permits/\(plan.planID): never granted, expired (60 s) or used")
-        } else if plan.expiresAtMs <= nowMs {
-            refusal = (.expired, "plan expired at \(plan.expiresAtMs), now \(nowMs)")
-        } else if let halted = control.refusal(entry: plan.kind == .open) {
-            refusal = halted
-        } else if case .stale(let why) = try await claims.claim(plan) {
+        let permitFound = try await context.kv("qt_permits").get(Permit.self, plan.planID) != nil
+        var refusal = OrderLifecycle.admissionRefusal(plan, permitFound: permitFound, control: try await TradingControl.read(context), nowMs: nowMs)
+        if refusal == nil, case .stale(let why) = try await claims.claim(plan) {
             refusal = (.stale, why)
         }
         if let (reason, detail) = refusal {
@@ -106,17 +100,7 @@ public final class ExecutorPlugin: Plugin {
         }
         crashHook(.afterClaim)
 
-        var record = OrderRecord()
-        record.planID = plan.planID
-        record.clientOrderID = clientOrderID
-        record.symbol = plan.symbol
-        record.side = plan.side
-        record.quantity = plan.quantity
-        record.reduceOnly = plan.reduceOnly
-        record.planKind = plan.kind
-        record.plan = plan
-        record.status = .claimed
-        record.updatedAtMs = nowMs
+        let record = OrderLifecycle.claimed(plan, nowMs: nowMs)
         let revision: UInt64
         do {
             revision = try await orders.create(clientOrderID, record)
@@ -130,145 +114,63 @@ public final class ExecutorPlugin: Plugin {
         try await run(record, revision: revision, context: context)
     }
 
-    /// Steps 5–8 from whatever state the record is in.
+    /// Steps 5–8 from whatever state the record is in: performs what `OrderLifecycle` says and
+    /// answers its asks. Every exchange call is made only while this host holds the symbol's lease.
     private func run(_ start: OrderRecord, revision startRevision: UInt64, context: HandlerContext) async throws {
         var record = start
         var revision = startRevision
         let orders = try await context.kv("qt_orders")
-        func save(_ next: OrderRecord) async throws {
-            var stamped = next
-            stamped.updatedAtMs = desk.clock.nowMs()
-            revision = try await orders.update(stamped.clientOrderID, stamped, expectedRevision: revision)
-            record = stamped
-        }
+        let claims = LedgerClaims(ledger: try await context.kv("qt_ledger"), symbol: record.symbol, clientOrderID: record.clientOrderID)
+        var event = OrderLifecycle.Event.resumed
         while true {
-            switch record.status {
-            case .claimed, .sent:
-                record = try await execute(record, save: save, context: context)
-            case .filled:
-                try await settle(record, context: context)
-                crashHook(.afterLedger)
-                var applied = record
-                applied.status = .applied
-                try await save(applied)
-            case .applied, .rejected:
-                crashHook(.beforeAck)
-                try publish(record, context: context)
-                return
-            case .unspecified, .UNRECOGNIZED:
-                throw PluginError.permanent("qt_orders/\(record.clientOrderID): status \(record.status) is not a step of the executor")
-            }
-        }
-    }
-
-    /// Step 5: send (or find out what became of) the order; the record ends FILLED or REJECTED.
-    private func execute(_ record: OrderRecord, save: (OrderRecord) async throws -> Void, context: HandlerContext) async throws -> OrderRecord {
-        let plan = record.plan
-        let ledger = try await context.kv("qt_ledger")
-        let claims = LedgerClaims(ledger: ledger, symbol: record.symbol, clientOrderID: record.clientOrderID)
-        var next = record
-        if record.status == .claimed {
-            next.stopClientAlgoID = try await claims.currentStop()
-            if plan.kind == .updateStop {
-                // No order: the new stop is placed, then the ledger takes it with the claim cleared.
-                guard let trigger = Decimal.parse(plan.stopPrice), trigger > 0 else {
-                    throw PluginError.permanent("plan \(plan.planID): UPDATE_STOP without a stop_price")
+            let step = try OrderLifecycle.step(record, event, nowMs: desk.clock.nowMs())
+            record = step.record
+            var answer: OrderLifecycle.Event?
+            for effect in step.effects {
+                switch effect {
+                case .crashPoint(let point):
+                    crashHook(point)
+                case .save:
+                    revision = try await orders.update(record.clientOrderID, record, expectedRevision: revision)
+                case .releaseClaim:
+                    try await claims.release()
+                case .readCurrentStop:
+                    answer = .currentStop(clientAlgoID: try await claims.currentStop())
+                case .placeStop(let stop):
+                    try context.checkLease(symbol: record.symbol)
+                    try await stops.place(stop)
+                    answer = .stopPlaced
+                case .send(let order):
+                    try context.checkLease(symbol: record.symbol)
+                    answer = .sent(try await desk.send(order, sentAtMs: record.sentAtMs))
+                case .query:
+                    try context.checkLease(symbol: record.symbol)
+                    answer = .queried(try await desk.resolve(symbol: record.symbol, clientOrderID: record.clientOrderID, sentAtMs: record.sentAtMs))
+                case .listTrades(let response):
+                    answer = .tradesListed(response, try await desk.trades(of: response))
+                case .settleLedger(let change):
+                    let eventTimeMs = context.eventTimeMs
+                    let settled = try await claims.settle(eventTimeMs: eventTimeMs) { try change.apply(to: &$0, eventTimeMs: eventTimeMs) }
+                    answer = .ledgerSettled(settled.value)
+                case .placeInitialStop(let initial):
+                    try context.checkLease(symbol: record.symbol)
+                    let stop = initial.order(roundedBy: try await filters.filters(for: record.symbol))
+                    try await stops.place(stop)
+                    try await claims.recordStop(clientAlgoID: stop.clientAlgoId, price: stop.triggerPrice.plainString)
+                    answer = .stopsSettled
+                case .cancelStop(let stopID):
+                    try context.checkLease(symbol: record.symbol)
+                    try await stops.cancel(clientAlgoID: stopID)
+                    answer = .stopsSettled
+                case .publishResult:
+                    try publish(record, context: context)
+                    return
                 }
-                try context.checkLease(symbol: record.symbol)
-                try await stops.place(symbol: record.symbol, closingSide: try Self.exchangeSide(plan.side), trigger: trigger,
-                                      clientAlgoID: ProtectiveStops.clientAlgoID(planID: plan.planID))
-                next.status = .filled
-                try await save(next)
-                return next
             }
-            next.status = .sent
-            next.sentAtMs = desk.clock.nowMs()
-            try await save(next)
-        }
-        let order = NewOrder(symbol: record.symbol, side: try Self.exchangeSide(record.side),
-                             quantity: try Self.quantity(record), reduceOnly: record.reduceOnly, clientOrderId: record.clientOrderID)
-        var outcome: OrderDesk.Outcome
-        try context.checkLease(symbol: record.symbol)
-        if record.status == .claimed {
-            outcome = try await desk.send(order, sentAtMs: next.sentAtMs)
-        } else {
-            outcome = try await desk.resolve(symbol: record.symbol, clientOrderID: record.clientOrderID, sentAtMs: record.sentAtMs)
-            if case .absent = outcome {
-                // The first request can no longer arrive: the same client order id is sent again,
-                // by whoever wins the record's compare-and-set.
-                next.sentAtMs = desk.clock.nowMs()
-                try await save(next)
-                try context.checkLease(symbol: record.symbol)
-                outcome = try await desk.send(order, sentAtMs: next.sentAtMs)
+            guard let answer else {
+                throw PluginError.permanent("qt_orders/\(record.clientOrderID): the lifecycle left status \(record.status) with nothing to ask")
             }
-        }
-        crashHook(.afterSend)
-        switch outcome {
-        case .filled(let response):
-            let trades = try await desk.trades(of: response)
-            next.exchangeOrderID = response.orderId
-            next.executedQty = response.executedQty.plainString
-            next.avgPrice = response.avgPrice.plainString
-            next.fee = trades.reduce(Decimal(0)) { $0 + $1.commission }.plainString
-            next.realizedPnl = trades.reduce(Decimal(0)) { $0 + $1.realizedPnl }.plainString
-            next.fillIds = trades.map { String($0.id) }
-            next.status = .filled
-            try await save(next)
-            crashHook(.afterFill)
-        case .refused(let code, let message):
-            next.status = .rejected
-            next.errorCode = Int32(clamping: code)
-            next.errorMessage = message
-            try await save(next)
-            try await claims.release()
-        case .absent:
-            throw PluginError.transient("order \(record.clientOrderID): sent again and still not known")
-        }
-        return next
-    }
-
-    /// Steps 6 and 7: the fill into the ledger with the claim cleared, then the protective stop.
-    private func settle(_ record: OrderRecord, context: HandlerContext) async throws {
-        let plan = record.plan
-        let ledger = try await context.kv("qt_ledger")
-        let claims = LedgerClaims(ledger: ledger, symbol: record.symbol, clientOrderID: record.clientOrderID)
-        let newStop = ProtectiveStops.clientAlgoID(planID: plan.planID)
-        let execution: LedgerBook.Execution? = plan.kind == .updateStop ? nil : LedgerBook.Execution(
-            side: record.side, quantity: try Self.decimal(record.executedQty, "executed_qty", record),
-            price: try Self.decimal(record.avgPrice, "avg_price", record),
-            realizedPnl: try Self.decimal(record.realizedPnl, "realized_pnl", record), tradeIDs: record.fillIds)
-        let entry = try await claims.settle(eventTimeMs: context.eventTimeMs) { entry in
-            if let execution { _ = try LedgerBook.apply(execution, to: &entry, eventTimeMs: context.eventTimeMs) }
-            entry.lastPlanID = plan.planID
-            switch plan.kind {
-            case .open: entry.stopDistPct = plan.stopDistPct
-            case .reduce where !entry.positionAmt.isEmpty && Decimal.parse(entry.positionAmt) != 0:
-                entry.tranchesTaken = min(3, entry.tranchesTaken + 1)
-            case .updateStop:
-                entry.stopPrice = plan.stopPrice
-                entry.stopAlgoID = newStop
-            default: break
-            }
-        }
-        try context.checkLease(symbol: record.symbol)
-        switch plan.kind {
-        case .open:
-            let position = try LedgerPosition(symbol: record.symbol, entry: entry.value, revision: entry.revision)
-            guard position.isOpen, entry.value.stopAlgoID != newStop else { return }
-            let rules = try await filters.filters(for: record.symbol)
-            let distance = Decimal(plan.stopDistPct > 0 ? plan.stopDistPct : 0.02)
-            let trigger = Decimal.parse(plan.stopPrice).flatMap { $0 > 0 ? $0 : nil }
-                ?? (position.amount > 0 ? rules.roundPrice(position.entryPrice * (1 - distance), .down)
-                                        : rules.roundPrice(position.entryPrice * (1 + distance), .up))
-            try await stops.place(symbol: record.symbol, closingSide: try Self.exchangeSide(position.closingSide), trigger: trigger,
-                                  clientAlgoID: newStop)
-            try await claims.recordStop(clientAlgoID: newStop, price: trigger.plainString)
-        case .close, .reduce, .updateStop:
-            let flat = try !LedgerPosition(symbol: record.symbol, entry: entry.value, revision: entry.revision).isOpen
-            if plan.kind == .updateStop || flat {
-                try await stops.cancel(clientAlgoID: record.stopClientAlgoID)
-            }
-        case .unspecified, .UNRECOGNIZED: break
+            event = answer
         }
     }
 
@@ -298,26 +200,5 @@ public final class ExecutorPlugin: Plugin {
             try context.decide(.pass, reason: .passed, about: record.planID, kind: .plan, symbol: record.symbol,
                                after: ["executed_qty": record.executedQty, "avg_price": record.avgPrice], id: decisionID)
         }
-    }
-
-    static func exchangeSide(_ side: Messages.OrderSide) throws -> Exchange.OrderSide {
-        switch side {
-        case .buy: return .buy
-        case .sell: return .sell
-        default: throw PluginError.permanent("order side \(side) is neither BUY nor SELL")
-        }
-    }
-
-    static func quantity(_ record: OrderRecord) throws -> Decimal {
-        let quantity = try decimal(record.quantity, "quantity", record)
-        guard quantity > 0 else { throw PluginError.permanent("qt_orders/\(record.clientOrderID): quantity \(record.quantity) is not positive") }
-        return quantity
-    }
-
-    static func decimal(_ text: String, _ field: String, _ record: OrderRecord) throws -> Decimal {
-        guard let value = Decimal.parse(text) else {
-            throw PluginError.permanent("qt_orders/\(record.clientOrderID): \(field) is \"\(text)\", expected a decimal string")
-        }
-        return value
     }
 }

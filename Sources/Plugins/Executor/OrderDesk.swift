@@ -6,14 +6,6 @@ import Host
 /// when the answer was lost, and its trades. Never sends a second client order id for a plan;
 /// sends the same one again only once the exchange cannot still accept the first request.
 struct OrderDesk: Sendable {
-    enum Outcome: Sendable {
-        case filled(OrderResponse)
-        /// Refused or ended without a fill (Binance code, message).
-        case refused(code: Int, message: String)
-        /// The exchange has no such order and the first request can no longer arrive.
-        case absent
-    }
-
     let exchange: any FuturesExchange
     let clock: any PluginClock
     /// The request's recvWindow plus the client's own timeouts: after this, a request sent
@@ -25,42 +17,35 @@ struct OrderDesk: Sendable {
     let patienceMs: Int64
 
     /// Sends the order; an answer that got lost becomes a query by client order id.
-    func send(_ order: NewOrder, sentAtMs: Int64) async throws -> Outcome {
+    func send(_ order: NewOrder, sentAtMs: Int64) async throws -> OrderOutcome {
+        let reading: OrderReading
         do {
-            let response = try await exchange.newOrder(order)
-            if response.status == .filled { return .filled(response) }
-            return try await resolve(symbol: order.symbol, clientOrderID: order.clientOrderId, sentAtMs: sentAtMs)
+            reading = .ofSent(try await exchange.newOrder(order))
         } catch let error as ExchangeError {
-            switch error {
-            case .api(let refusal) where refusal.known == .duplicateClientOrderID:
-                return try await resolve(symbol: order.symbol, clientOrderID: order.clientOrderId, sentAtMs: sentAtMs)
-            case .api(let refusal): return .refused(code: refusal.code, message: refusal.message)
-            case .unknownOutcome, .unavailable, .rateLimited:
-                return try await resolve(symbol: order.symbol, clientOrderID: order.clientOrderId, sentAtMs: sentAtMs)
-            case .decoding, .invalidRequest, .filter:
-                throw PluginError.permanent("order \(order.clientOrderId): \(error)")
-            }
+            reading = .ofSendError(error, clientOrderID: order.clientOrderId)
+        }
+        switch reading {
+        case .known(let outcome): return outcome
+        case .unknown: return try await resolve(symbol: order.symbol, clientOrderID: order.clientOrderId, sentAtMs: sentAtMs)
+        case .invalid(let why): throw PluginError.permanent(why)
         }
     }
 
     /// What became of an order whose answer is unknown: query until the exchange knows it, or
     /// until `-2013` (no such order) is final because `sentAtMs` + recvWindow has passed.
-    func resolve(symbol: String, clientOrderID: String, sentAtMs: Int64) async throws -> Outcome {
+    func resolve(symbol: String, clientOrderID: String, sentAtMs: Int64) async throws -> OrderOutcome {
         let giveUp = clock.nowMs() + patienceMs
         while true {
+            let reading: OrderReading
             do {
-                let order = try await exchange.queryOrder(symbol: symbol, clientOrderId: clientOrderID)
-                switch order.status {
-                case .filled: return .filled(order)
-                case .canceled, .expired, .rejected:
-                    guard order.executedQty == 0 else { return .filled(order) }
-                    return .refused(code: 0, message: "order \(clientOrderID) ended \(order.status.rawValue) without a fill")
-                case .new, .partiallyFilled: break
-                }
-            } catch let error as ExchangeError where error.binanceCode == .noSuchOrder {
-                if clock.nowMs() > sentAtMs + finalAfterMs { return .absent }
+                reading = .ofQueried(try await exchange.queryOrder(symbol: symbol, clientOrderId: clientOrderID))
             } catch let error as ExchangeError {
-                if case .api = error { throw PluginError.permanent("query of order \(clientOrderID): \(error)") }
+                reading = .ofQueryError(error, clientOrderID: clientOrderID, sentAtMs: sentAtMs, nowMs: clock.nowMs(), finalAfterMs: finalAfterMs)
+            }
+            switch reading {
+            case .known(let outcome): return outcome
+            case .invalid(let why): throw PluginError.permanent(why)
+            case .unknown: break
             }
             guard clock.nowMs() < giveUp else {
                 throw PluginError.transient("order \(clientOrderID): outcome still unknown after \(patienceMs) ms; the record stays SENT")

@@ -10,18 +10,18 @@ struct ProtectiveStops: Sendable {
 
     static func clientAlgoID(planID: String) -> String { "qs-" + planID.prefix(32) }
 
-    func place(symbol: String, closingSide: Exchange.OrderSide, trigger: Decimal, clientAlgoID: String) async throws {
+    func place(_ stop: NewStopOrder) async throws {
         do {
-            _ = try await exchange.newStopOrder(NewStopOrder(symbol: symbol, side: closingSide, triggerPrice: trigger, clientAlgoId: clientAlgoID))
+            _ = try await exchange.newStopOrder(stop)
         } catch let error as ExchangeError {
             // A lost answer or a repeat: the stop is there if the exchange knows the id.
             if case .api(let refusal) = error, refusal.known != .duplicateClientOrderID {
-                throw PluginError.permanent("protective stop \(clientAlgoID) for \(symbol) at \(trigger.plainString): \(refusal)")
+                throw PluginError.permanent("protective stop \(stop.clientAlgoId) for \(stop.symbol) at \(stop.triggerPrice.plainString): \(refusal)")
             }
             do {
-                _ = try await exchange.queryAlgoOrder(clientAlgoId: clientAlgoID)
+                _ = try await exchange.queryAlgoOrder(clientAlgoId: stop.clientAlgoId)
             } catch {
-                throw PluginError.transient("protective stop \(clientAlgoID) for \(symbol): \(error)")
+                throw PluginError.transient("protective stop \(stop.clientAlgoId) for \(stop.symbol): \(error)")
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Host
 import Messages
 
@@ -10,12 +11,12 @@ import Messages
 /// - a ledger claim with no record and no permit can never be finished by its plan (a
 ///   redelivery would be blocked for the missing permit): it is released once seen on two passes
 ///   in a row, so a handler between its claim and its record is never overtaken.
-final class Recovery: @unchecked Sendable {
+final class Recovery: Sendable {
     /// Longer than AckWait (30 s): a record a live handler works on is touched more often.
     static let idleMs: Int64 = 45_000
 
-    private let lock = NSLock()
-    private var orphanClaims: Set<String> = []
+    /// Claims seen without a record or permit on the last pass.
+    private let orphanClaims = Mutex<Set<String>>([])
 
     func pass(context: HandlerContext, resume: (OrderRecord, UInt64) async throws -> Void) async throws {
         let orders = try await context.kv("qt_orders")
@@ -43,11 +44,11 @@ final class Recovery: @unchecked Sendable {
                   try await permits.get(Permit.self, entry.pendingPlanID) == nil else { continue }
             let claim = "\(symbol)|\(entry.pendingClientOrderID)"
             orphans.insert(claim)
-            guard lock.withLock({ orphanClaims.contains(claim) }),
+            guard orphanClaims.withLock({ $0.contains(claim) }),
                   try await orders.get(OrderRecord.self, entry.pendingClientOrderID) == nil else { continue }
             try await LedgerClaims(ledger: ledger, symbol: symbol, clientOrderID: entry.pendingClientOrderID).release()
             orphans.remove(claim)
         }
-        lock.withLock { orphanClaims = orphans }
+        orphanClaims.withLock { $0 = orphans }
     }
 }

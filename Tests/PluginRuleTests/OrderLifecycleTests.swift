@@ -1,0 +1,432 @@
+@testable import Exchange
+import Foundation
+import Host
+import Messages
+@testable import Plugins
+import XCTest
+
+/// The executor's order lifecycle, one test per transition: what each status does with each
+/// answer, which record it saves and where the crash points sit. Pure: no host, no exchange.
+final class OrderLifecycleTests: XCTestCase {
+    let now: Int64 = 1_000_000
+
+    func record(_ status: Messages.OrderStatus, kind: PlanKind = .open, side: Messages.OrderSide = .buy, quantity: String = "2") -> OrderRecord {
+        var plan = Plan()
+        plan.planID = "0123456789abcdef0123456789abcdef-plan"
+        plan.symbol = "ETHUSDT"
+        plan.kind = kind
+        plan.side = side
+        plan.quantity = quantity
+        plan.reduceOnly = kind != .open
+        plan.stopDistPct = 0.05
+        if kind == .updateStop { plan.stopPrice = "1900.5" }
+        var record = OrderRecord()
+        record.planID = plan.planID
+        record.clientOrderID = ExecutorPlugin.clientOrderID(planID: plan.planID)
+        record.symbol = plan.symbol
+        record.side = side
+        record.quantity = quantity
+        record.reduceOnly = plan.reduceOnly
+        record.planKind = kind
+        record.plan = plan
+        record.status = status
+        record.sentAtMs = 500
+        record.updatedAtMs = 500
+        return record
+    }
+
+    func response(_ status: Exchange.OrderStatus, executed: Decimal = 2, avgPrice: Decimal = 2000) -> OrderResponse {
+        OrderResponse(orderId: 77, symbol: "ETHUSDT", status: status, clientOrderId: "qt-0123456789abcdef0123456789abcdef",
+                      price: 0, avgPrice: avgPrice, origQty: 2, executedQty: executed, cumQuote: executed * avgPrice,
+                      timeInForce: "GTC", type: "MARKET", reduceOnly: false, closePosition: false, side: .buy,
+                      positionSide: "BOTH", stopPrice: 0, workingType: "CONTRACT_PRICE", priceProtect: false,
+                      origType: "MARKET", updateTime: 900)
+    }
+
+    func trade(_ id: Int64, qty: Decimal, fee: Decimal, pnl: Decimal) -> UserTrade {
+        UserTrade(symbol: "ETHUSDT", id: id, orderId: 77, side: .buy, price: 2000, qty: qty, quoteQty: qty * 2000,
+                  realizedPnl: pnl, commission: fee, commissionAsset: "USDT", positionSide: "BOTH", buyer: true, maker: false, time: 900)
+    }
+
+    func entry(position: String, entryPrice: String = "2000", stop: String = "") -> LedgerEntry {
+        var entry = LedgerEntry()
+        entry.symbol = "ETHUSDT"
+        entry.positionAmt = position
+        entry.entryPrice = entryPrice
+        entry.stopAlgoID = stop
+        return entry
+    }
+
+    func step(_ record: OrderRecord, _ event: OrderLifecycle.Event) throws -> OrderLifecycle.Step {
+        try OrderLifecycle.step(record, event, nowMs: now)
+    }
+
+    func assertPermanent(_ body: @autoclosure () throws -> Any, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { error in
+            guard case PluginError.permanent(let why) = error else { return XCTFail("\(error) is not permanent", file: file, line: line) }
+            XCTAssertTrue(why.contains(fragment), "\(why)", file: file, line: line)
+        }
+    }
+
+    // MARK: Admission and the claim
+
+    func testAdmissionRefusesAMissingPermitThenAnExpiredPlanThenTheTradingState() {
+        var plan = record(.claimed).plan
+        plan.expiresAtMs = now + 1
+        let active = TradingControl(state: .active, killSwitch: false)
+        XCTAssertNil(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: active, nowMs: now))
+        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permitFound: false, control: active, nowMs: now)?.0, .permitMissing)
+        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: active, nowMs: now + 1)?.0, .expired,
+                       "a plan expires at its expires_at_ms")
+        let reducing = TradingControl(state: .reducing, killSwitch: false)
+        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: reducing, nowMs: now)?.0, .tradingReducing)
+        plan.kind = .close
+        XCTAssertNil(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: reducing, nowMs: now), "REDUCING never stops an exit (R6)")
+        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: TradingControl(state: .active, killSwitch: true), nowMs: now)?.0,
+                       .tradingHalted)
+    }
+
+    func testAWonClaimStartsAClaimedRecordWithOneClientOrderIDPerPlan() {
+        let plan = record(.claimed, kind: .reduce, side: .sell, quantity: "0.5").plan
+        let claimed = OrderLifecycle.claimed(plan, nowMs: now)
+        XCTAssertEqual(claimed.status, .claimed)
+        XCTAssertEqual(claimed.clientOrderID, "qt-0123456789abcdef0123456789abcdef")
+        XCTAssertEqual(claimed.quantity, "0.5")
+        XCTAssertEqual(claimed.side, .sell)
+        XCTAssertTrue(claimed.reduceOnly)
+        XCTAssertEqual(claimed.planKind, .reduce)
+        XCTAssertEqual(claimed.plan, plan)
+        XCTAssertEqual(claimed.updatedAtMs, now)
+    }
+
+    // MARK: CLAIMED
+
+    func testAClaimedRecordFirstReadsTheStopTheLedgerHolds() throws {
+        let claimed = record(.claimed)
+        XCTAssertEqual(try step(claimed, .resumed), .init(record: claimed, effects: [.readCurrentStop]))
+    }
+
+    func testAClaimedOrderIsSavedSentBeforeTheOrderGoesOut() throws {
+        let result = try step(record(.claimed), .currentStop(clientAlgoID: "qs-old"))
+        XCTAssertEqual(result.record.status, .sent)
+        XCTAssertEqual(result.record.sentAtMs, now, "the resend window counts from here")
+        XCTAssertEqual(result.record.updatedAtMs, now)
+        XCTAssertEqual(result.record.stopClientAlgoID, "qs-old", "the stop a later CLOSE cancels")
+        let order = NewOrder(symbol: "ETHUSDT", side: .buy, quantity: 2, reduceOnly: false, clientOrderId: "qt-0123456789abcdef0123456789abcdef")
+        XCTAssertEqual(result.effects, [.save, .send(order)], "a crash after the save leaves a query, never a blind resend")
+    }
+
+    func testAClaimedUpdateStopPlacesTheReplacementStopWithoutAnOrder() throws {
+        let result = try step(record(.claimed, kind: .updateStop, side: .sell), .currentStop(clientAlgoID: "qs-old"))
+        XCTAssertEqual(result.record.status, .claimed, "nothing to save before the stop is placed: placing it again finds it")
+        XCTAssertEqual(result.record.stopClientAlgoID, "qs-old")
+        let stop = NewStopOrder(symbol: "ETHUSDT", side: .sell, triggerPrice: Decimal(string: "1900.5")!,
+                                clientAlgoId: "qs-0123456789abcdef0123456789abcdef")
+        XCTAssertEqual(result.effects, [.placeStop(stop)])
+    }
+
+    func testAnUpdateStopWithoutAStopPriceIsPermanent() {
+        var update = record(.claimed, kind: .updateStop)
+        update.plan.stopPrice = ""
+        assertPermanent(try step(update, .currentStop(clientAlgoID: "")), "UPDATE_STOP without a stop_price")
+    }
+
+    func testAPlacedReplacementStopMakesTheRecordFilledAndSettlesTheLedger() throws {
+        var update = record(.claimed, kind: .updateStop, side: .sell)
+        update.stopClientAlgoID = "qs-old"
+        let result = try step(update, .stopPlaced)
+        XCTAssertEqual(result.record.status, .filled)
+        XCTAssertEqual(result.record.updatedAtMs, now)
+        let change = try LedgerChange(result.record)
+        XCTAssertNil(change.execution, "an UPDATE_STOP trades nothing")
+        XCTAssertEqual(result.effects, [.save, .settleLedger(change)])
+    }
+
+    func testAMalformedQuantityIsPermanentBeforeAnythingIsSent() {
+        assertPermanent(try step(record(.claimed, quantity: "two"), .currentStop(clientAlgoID: "")), "quantity is \"two\"")
+        assertPermanent(try step(record(.claimed, quantity: "0"), .currentStop(clientAlgoID: "")), "is not positive")
+        var sideless = record(.claimed)
+        sideless.side = .unspecified
+        assertPermanent(try step(sideless, .currentStop(clientAlgoID: "")), "neither BUY nor SELL")
+    }
+
+    // MARK: SENT
+
+    func testASentRecordIsQueriedNeverSentAgain() throws {
+        let sent = record(.sent)
+        XCTAssertEqual(try step(sent, .resumed), .init(record: sent, effects: [.query]))
+    }
+
+    func testAFilledAnswerListsTheOrdersTradesAfterTheSendCrashPoint() throws {
+        let sent = record(.sent)
+        let filled = response(.filled)
+        for event in [OrderLifecycle.Event.sent(.filled(filled)), .queried(.filled(filled))] {
+            XCTAssertEqual(try step(sent, event), .init(record: sent, effects: [.crashPoint(.afterSend), .listTrades(filled)]), "\(event)")
+        }
+    }
+
+    func testTheTradesMakeTheRecordFilledWithFeesAndRealizedPnl() throws {
+        let trades = [trade(1, qty: 1.5, fee: 0.6, pnl: 0), trade(2, qty: 0.5, fee: 0.2, pnl: -1.25)]
+        let result = try step(record(.sent), .tradesListed(response(.filled, avgPrice: 2001.5), trades))
+        XCTAssertEqual(result.record.status, .filled)
+        XCTAssertEqual(result.record.exchangeOrderID, 77)
+        XCTAssertEqual(result.record.executedQty, "2")
+        XCTAssertEqual(result.record.avgPrice, "2001.5")
+        XCTAssertEqual(result.record.fee, "0.8")
+        XCTAssertEqual(result.record.realizedPnl, "-1.25")
+        XCTAssertEqual(result.record.fillIds, ["1", "2"])
+        XCTAssertEqual(result.record.updatedAtMs, now)
+        XCTAssertEqual(result.effects, [.save, .crashPoint(.afterFill), .settleLedger(try LedgerChange(result.record))])
+    }
+
+    func testARefusalRejectsTheRecordReleasesTheClaimAndPublishes() throws {
+        for event in [OrderLifecycle.Event.sent(.refused(code: -2019, message: "Margin is insufficient.")),
+                      .queried(.refused(code: -2019, message: "Margin is insufficient."))] {
+            let result = try step(record(.sent), event)
+            XCTAssertEqual(result.record.status, .rejected, "\(event)")
+            XCTAssertEqual(result.record.errorCode, -2019)
+            XCTAssertEqual(result.record.errorMessage, "Margin is insufficient.")
+            XCTAssertEqual(result.effects, [.crashPoint(.afterSend), .save, .releaseClaim, .crashPoint(.beforeAck), .publishResult])
+        }
+    }
+
+    func testAnOrderAbsentAfterTheRecvWindowIsSentAgainWithTheSameClientOrderID() throws {
+        let sent = record(.sent)
+        let result = try step(sent, .queried(.absent))
+        XCTAssertEqual(result.record.status, .sent)
+        XCTAssertEqual(result.record.sentAtMs, now, "a new window for the second request")
+        guard case .send(let order) = result.effects.last else { return XCTFail("\(result.effects)") }
+        XCTAssertEqual(result.effects.first, .save, "whoever wins the record's compare-and-set sends")
+        XCTAssertEqual(order.clientOrderId, sent.clientOrderID, "never a second client order id for a plan")
+    }
+
+    func testAnOrderStillAbsentAfterBeingSentAgainIsLeftToRedelivery() {
+        XCTAssertThrowsError(try step(record(.sent), .sent(.absent))) { error in
+            guard case PluginError.transient(let why) = error else { return XCTFail("\(error) is not transient") }
+            XCTAssertTrue(why.contains("sent again and still not known"), why)
+        }
+    }
+
+    // MARK: FILLED
+
+    func testAFilledRecordSettlesTheLedger() throws {
+        var filled = record(.filled)
+        filled.executedQty = "2"
+        filled.avgPrice = "2000"
+        filled.realizedPnl = "0"
+        filled.fillIds = ["1"]
+        let result = try step(filled, .resumed)
+        XCTAssertEqual(result, .init(record: filled, effects: [.settleLedger(try LedgerChange(filled))]))
+        XCTAssertEqual(try LedgerChange(filled).execution, LedgerBook.Execution(side: .buy, quantity: 2, price: 2000, realizedPnl: 0, tradeIDs: ["1"]))
+    }
+
+    func testAFilledRecordWithAMalformedFillIsPermanent() {
+        var filled = record(.filled)
+        filled.executedQty = "2"
+        filled.avgPrice = "NaN?"
+        filled.realizedPnl = "0"
+        assertPermanent(try step(filled, .resumed), "avg_price is \"NaN?\"")
+    }
+
+    func testAfterAnOpenTheProtectiveStopIsPlacedAgainstThePosition() throws {
+        let long = try step(record(.filled), .ledgerSettled(entry(position: "2")))
+        XCTAssertEqual(long.effects, [.placeInitialStop(InitialStop(
+            symbol: "ETHUSDT", closingSide: .sell, clientAlgoID: "qs-0123456789abcdef0123456789abcdef", entryPrice: 2000,
+            isLong: true, distance: Decimal(0.05), requestedTrigger: nil))])
+        XCTAssertEqual(long.record.status, .filled, "APPLIED only once the stop is placed")
+        let short = try step(record(.filled, side: .sell), .ledgerSettled(entry(position: "-2")))
+        guard case .placeInitialStop(let stop) = short.effects.first else { return XCTFail("\(short.effects)") }
+        XCTAssertEqual(stop.closingSide, .buy)
+        XCTAssertFalse(stop.isLong)
+    }
+
+    func testAnOpenWhoseStopIsAlreadyRecordedIsApplied() throws {
+        let result = try step(record(.filled), .ledgerSettled(entry(position: "2", stop: "qs-0123456789abcdef0123456789abcdef")))
+        XCTAssertEqual(result.record.status, .applied)
+        XCTAssertEqual(result.effects, [.crashPoint(.afterLedger), .save, .crashPoint(.beforeAck), .publishResult])
+    }
+
+    func testAnOpenThatLeftNoPositionPlacesNoStop() throws {
+        let result = try step(record(.filled), .ledgerSettled(entry(position: "0")))
+        XCTAssertEqual(result.record.status, .applied)
+        XCTAssertFalse(result.effects.contains { if case .placeInitialStop = $0 { return true } else { return false } })
+    }
+
+    func testACloseThatLeftTheSymbolFlatCancelsTheOldStop() throws {
+        var close = record(.filled, kind: .close, side: .sell)
+        close.stopClientAlgoID = "qs-old"
+        XCTAssertEqual(try step(close, .ledgerSettled(entry(position: "0"))).effects, [.cancelStop(clientAlgoID: "qs-old")])
+    }
+
+    func testAReduceThatLeavesAPositionKeepsTheStop() throws {
+        var reduce = record(.filled, kind: .reduce, side: .sell)
+        reduce.stopClientAlgoID = "qs-old"
+        let result = try step(reduce, .ledgerSettled(entry(position: "1", stop: "qs-old")))
+        XCTAssertEqual(result.record.status, .applied)
+        XCTAssertEqual(result.effects, [.crashPoint(.afterLedger), .save, .crashPoint(.beforeAck), .publishResult])
+    }
+
+    func testAnUpdateStopCancelsTheStopItReplaced() throws {
+        var update = record(.filled, kind: .updateStop, side: .sell)
+        update.stopClientAlgoID = "qs-old"
+        XCTAssertEqual(try step(update, .ledgerSettled(entry(position: "2"))).effects, [.cancelStop(clientAlgoID: "qs-old")])
+    }
+
+    func testACloseWithNoStopToCancelIsApplied() throws {
+        let result = try step(record(.filled, kind: .close, side: .sell), .ledgerSettled(entry(position: "0")))
+        XCTAssertEqual(result.record.status, .applied)
+        XCTAssertEqual(result.effects.last, .publishResult)
+    }
+
+    func testSettledStopsMakeTheRecordAppliedAfterTheLedgerCrashPoint() throws {
+        let result = try step(record(.filled), .stopsSettled)
+        XCTAssertEqual(result.record.status, .applied)
+        XCTAssertEqual(result.record.updatedAtMs, now)
+        XCTAssertEqual(result.effects, [.crashPoint(.afterLedger), .save, .crashPoint(.beforeAck), .publishResult])
+    }
+
+    // MARK: APPLIED, REJECTED and what does not follow
+
+    func testAnAppliedOrRejectedRecordOnlyPublishesAgain() throws {
+        for status in [Messages.OrderStatus.applied, .rejected] {
+            let done = record(status)
+            XCTAssertEqual(try step(done, .resumed), .init(record: done, effects: [.crashPoint(.beforeAck), .publishResult]), "\(status)")
+        }
+    }
+
+    func testAnUnspecifiedStatusIsPermanent() {
+        assertPermanent(try step(record(.unspecified), .resumed), "is not a step of the executor")
+        assertPermanent(try step(record(.UNRECOGNIZED(42)), .resumed), "is not a step of the executor")
+    }
+
+    func testAnEventThatDoesNotFollowTheStatusIsPermanent() {
+        assertPermanent(try step(record(.claimed), .stopPlaced), "does not follow status")  // an OPEN places no replacement stop
+        assertPermanent(try step(record(.applied), .sent(.absent)), "does not follow status")
+        assertPermanent(try step(record(.filled), .queried(.filled(response(.filled)))), "does not follow status")
+        assertPermanent(try step(record(.rejected), .stopsSettled), "does not follow status")
+    }
+
+    /// Every status from CLAIMED to APPLIED, answering each ask as the exchange and the ledger
+    /// would: the crash points come in DESIGN.md §5's order and every status change is saved.
+    func testAnOpenWalksFromClaimedToAppliedThroughEveryCrashPoint() throws {
+        var current = record(.claimed)
+        var event = OrderLifecycle.Event.resumed
+        var statuses: [Messages.OrderStatus] = []
+        var crashPoints: [CrashPoint] = []
+        walk: for _ in 0..<10 {
+            let result = try step(current, event)
+            current = result.record
+            for effect in result.effects {
+                switch effect {
+                case .crashPoint(let point): crashPoints.append(point)
+                case .save: statuses.append(current.status)
+                case .readCurrentStop: event = .currentStop(clientAlgoID: "")
+                case .send: event = .sent(.filled(response(.filled)))
+                case .listTrades(let filled): event = .tradesListed(filled, [trade(1, qty: 2, fee: 0.8, pnl: 0)])
+                case .settleLedger: event = .ledgerSettled(entry(position: "2"))
+                case .placeInitialStop: event = .stopsSettled
+                case .publishResult: break walk
+                default: return XCTFail("unexpected \(effect)")
+                }
+            }
+        }
+        XCTAssertEqual(statuses, [.sent, .filled, .applied])
+        XCTAssertEqual(crashPoints, [.afterSend, .afterFill, .afterLedger, .beforeAck])
+    }
+
+    // MARK: Ledger change and the initial stop
+
+    func testTheLedgerChangeRecordsThePlanAndWhatItsKindNeeds() throws {
+        var open = record(.filled)
+        open.executedQty = "2"
+        open.avgPrice = "2000"
+        open.realizedPnl = "0"
+        open.fillIds = ["1"]
+        var ledger = entry(position: "0", entryPrice: "0")
+        try LedgerChange(open).apply(to: &ledger, eventTimeMs: 42)
+        XCTAssertEqual(ledger.positionAmt, "2")
+        XCTAssertEqual(ledger.stopDistPct, 0.05)
+        XCTAssertEqual(ledger.lastPlanID, open.planID)
+
+        var reduce = record(.filled, kind: .reduce, side: .sell, quantity: "1")
+        reduce.executedQty = "1"
+        reduce.avgPrice = "2100"
+        reduce.realizedPnl = "100"
+        reduce.fillIds = ["2"]
+        ledger.tranchesTaken = 3
+        try LedgerChange(reduce).apply(to: &ledger, eventTimeMs: 43)
+        XCTAssertEqual(ledger.positionAmt, "1")
+        XCTAssertEqual(ledger.tranchesTaken, 3, "tranches stop counting at three")
+
+        let update = record(.filled, kind: .updateStop, side: .sell)
+        try LedgerChange(update).apply(to: &ledger, eventTimeMs: 44)
+        XCTAssertEqual(ledger.positionAmt, "1", "an UPDATE_STOP trades nothing")
+        XCTAssertEqual(ledger.stopPrice, "1900.5")
+        XCTAssertEqual(ledger.stopAlgoID, "qs-0123456789abcdef0123456789abcdef")
+    }
+
+    func testTheInitialStopIsRoundedAwayFromTheMarketUnlessThePlanNamesIt() {
+        let rules = SymbolFilters(symbol: "ETHUSDT", tickSize: 0.1, stepSize: 0.001, minQty: 0.001, maxQty: 1000, minNotional: 5)
+        func stop(long: Bool, requested: Decimal? = nil) -> InitialStop {
+            InitialStop(symbol: "ETHUSDT", closingSide: long ? .sell : .buy, clientAlgoID: "qs-1", entryPrice: Decimal(string: "2001.37")!,
+                        isLong: long, distance: Decimal(string: "0.05")!, requestedTrigger: requested)
+        }
+        XCTAssertEqual(stop(long: true).trigger(roundedBy: rules), Decimal(string: "1901.3"), "2001.37 × 0.95 = 1901.3015, down")
+        XCTAssertEqual(stop(long: false).trigger(roundedBy: rules), Decimal(string: "2101.5"), "2001.37 × 1.05 = 2101.4385, up")
+        XCTAssertEqual(stop(long: true, requested: 1950).trigger(roundedBy: rules), 1950)
+        XCTAssertEqual(stop(long: true).order(roundedBy: rules).side, .sell)
+    }
+}
+
+/// How exchange answers about an order read: which are final, which are queried again, and
+/// when `-2013` (no such order) becomes final.
+final class OrderReadingTests: XCTestCase {
+    func response(_ status: Exchange.OrderStatus, executed: Decimal) -> OrderResponse {
+        OrderResponse(orderId: 1, symbol: "ETHUSDT", status: status, clientOrderId: "qt-1", price: 0, avgPrice: 2000, origQty: 2,
+                      executedQty: executed, cumQuote: 0, timeInForce: "GTC", type: "MARKET", reduceOnly: false, closePosition: false,
+                      side: .buy, positionSide: "BOTH", stopPrice: 0, workingType: "CONTRACT_PRICE", priceProtect: false,
+                      origType: "MARKET", updateTime: 0)
+    }
+
+    func testOnlyAFilledSendAnswerIsFinal() {
+        XCTAssertEqual(OrderReading.ofSent(response(.filled, executed: 2)), .known(.filled(response(.filled, executed: 2))))
+        XCTAssertEqual(OrderReading.ofSent(response(.new, executed: 0)), .unknown)
+        XCTAssertEqual(OrderReading.ofSent(response(.expired, executed: 0)), .unknown, "the query tells what it ended as")
+    }
+
+    func testASendErrorIsQueriedUnlessTheExchangeProcessedARefusal() {
+        let refusal = BinanceError(.marginInsufficient, "Margin is insufficient.")
+        XCTAssertEqual(OrderReading.ofSendError(.api(refusal), clientOrderID: "qt-1"), .known(.refused(code: -2019, message: "Margin is insufficient.")))
+        XCTAssertEqual(OrderReading.ofSendError(.api(BinanceError(.duplicateClientOrderID, "dup")), clientOrderID: "qt-1"), .unknown,
+                       "a duplicate id means an earlier request arrived")
+        XCTAssertEqual(OrderReading.ofSendError(.unknownOutcome("timeout"), clientOrderID: "qt-1"), .unknown)
+        XCTAssertEqual(OrderReading.ofSendError(.unavailable("503"), clientOrderID: "qt-1"), .unknown)
+        XCTAssertEqual(OrderReading.ofSendError(.rateLimited(httpStatus: 429, retryAfterSeconds: 1), clientOrderID: "qt-1"), .unknown)
+        guard case .invalid(let why) = OrderReading.ofSendError(.decoding(endpoint: "/fapi/v1/order", detail: "x"), clientOrderID: "qt-1") else {
+            return XCTFail("an answer the client cannot read is not retried as a send")
+        }
+        XCTAssertTrue(why.contains("qt-1"), why)
+    }
+
+    func testAQueriedOrderThatEndedReadsAsWhatItExecuted() {
+        XCTAssertEqual(OrderReading.ofQueried(response(.filled, executed: 2)), .known(.filled(response(.filled, executed: 2))))
+        XCTAssertEqual(OrderReading.ofQueried(response(.expired, executed: 0)),
+                       .known(.refused(code: 0, message: "order qt-1 ended EXPIRED without a fill")))
+        XCTAssertEqual(OrderReading.ofQueried(response(.canceled, executed: 1)), .known(.filled(response(.canceled, executed: 1))),
+                       "a partial fill is a fill of what it executed")
+        XCTAssertEqual(OrderReading.ofQueried(response(.new, executed: 0)), .unknown)
+        XCTAssertEqual(OrderReading.ofQueried(response(.partiallyFilled, executed: 1)), .unknown)
+    }
+
+    func testNoSuchOrderIsFinalOnlyAfterTheRequestCanNoLongerArrive() {
+        let noSuchOrder = ExchangeError.api(BinanceError(.noSuchOrder, "Order does not exist."))
+        XCTAssertEqual(OrderReading.ofQueryError(noSuchOrder, clientOrderID: "qt-1", sentAtMs: 1_000, nowMs: 11_000, finalAfterMs: 10_000), .unknown,
+                       "at the window's edge the request may still arrive")
+        XCTAssertEqual(OrderReading.ofQueryError(noSuchOrder, clientOrderID: "qt-1", sentAtMs: 1_000, nowMs: 11_001, finalAfterMs: 10_000), .known(.absent))
+        XCTAssertEqual(OrderReading.ofQueryError(.unknownOutcome("timeout"), clientOrderID: "qt-1", sentAtMs: 0, nowMs: 99_999, finalAfterMs: 1), .unknown)
+        guard case .invalid = OrderReading.ofQueryError(.api(BinanceError(.rejectedAPIKey, "bad key")), clientOrderID: "qt-1", sentAtMs: 0,
+                                                        nowMs: 0, finalAfterMs: 0) else {
+            return XCTFail("any other refusal of the query is not retried")
+        }
+    }
+}
