@@ -1,11 +1,12 @@
 import Foundation
+import Synchronization
 
 /// A JetStream cluster of nats-server processes on loopback, each with its own config file and
 /// store: `server_name`, `cluster.name`, routes to every peer, JetStream limits, and a `unique_tag`
 /// so R3 places one replica per node. The lame-duck period is the shortest the server accepts
 /// (30 s; the default is 2 minutes), and `stopLameDuck` ends it early once clients and leaderships
 /// have moved, so a rolling restart takes seconds. For developers (`qt cluster up`) and the chaos tests.
-public final class NatsCluster: @unchecked Sendable {
+public final class NatsCluster: Sendable {
     public struct Node: Sendable {
         public let name: String
         public let clientPort: Int
@@ -18,8 +19,7 @@ public final class NatsCluster: @unchecked Sendable {
     public let name: String
     public let nodes: [Node]
     public let directory: URL
-    private let lock = NSLock()
-    private var processes: [String: Process] = [:]
+    private let processes = Mutex<[String: Process]>([:])
 
     public var urls: [String] { nodes.map(\.url) }
 
@@ -83,16 +83,16 @@ public final class NatsCluster: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        lock.withLock { processes[node.name] = process }
+        processes.withLock { $0[node.name] = process }
     }
 
     public func isRunning(_ nodeName: String) -> Bool {
-        lock.withLock { processes[nodeName] }?.isRunning ?? false
+        processes.withLock { $0[nodeName] }?.isRunning ?? false
     }
 
     /// SIGKILL: a crash, no clean shutdown of the store.
     public func kill(_ nodeName: String) {
-        guard let process = lock.withLock({ processes.removeValue(forKey: nodeName) }), process.isRunning else { return }
+        guard let process = processes.withLock({ $0.removeValue(forKey: nodeName) }), process.isRunning else { return }
         Foundation.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
@@ -100,7 +100,7 @@ public final class NatsCluster: @unchecked Sendable {
     /// Lame-duck mode (SIGUSR2: the server gives up its RAFT leaderships and tells clients to move),
     /// then, after `settleSeconds`, a clean shutdown (SIGTERM) instead of waiting out the whole period.
     public func stopLameDuck(_ nodeName: String, settleSeconds: Double = 3) {
-        guard let process = lock.withLock({ processes.removeValue(forKey: nodeName) }), process.isRunning else { return }
+        guard let process = processes.withLock({ $0.removeValue(forKey: nodeName) }), process.isRunning else { return }
         Foundation.kill(process.processIdentifier, SIGUSR2)
         Thread.sleep(forTimeInterval: settleSeconds)
         if process.isRunning { process.terminate() }
@@ -117,7 +117,7 @@ public final class NatsCluster: @unchecked Sendable {
     }
 
     public func stopAll() {
-        let all = lock.withLock { () -> [Process] in
+        let all = processes.withLock { processes -> [Process] in
             defer { processes.removeAll() }
             return Array(processes.values)
         }
@@ -137,7 +137,7 @@ public final class NatsCluster: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if FreePorts.accepts(port: node.clientPort) { return }
-            if let process = lock.withLock({ processes[node.name] }), !process.isRunning {
+            if let process = processes.withLock({ $0[node.name] }), !process.isRunning {
                 let log = (try? String(contentsOf: directory.appendingPathComponent("\(node.name).log"), encoding: .utf8)) ?? ""
                 throw NatsServer.Failure.didNotStart("\(node.name) exited: \(log.suffix(600))")
             }

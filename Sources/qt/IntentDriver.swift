@@ -1,5 +1,6 @@
 import Bus
 import Foundation
+import Synchronization
 import Identity
 import Messages
 
@@ -7,7 +8,7 @@ import Messages
 /// an `OrderResult` (the executor publishes it after the ledger commit) or a gate's BLOCK/SKIP.
 /// Symbols are used round-robin, opening on one pass over them and closing on the next, so one
 /// symbol has at most one chain in flight while the pipeline keeps up.
-final class IntentDriver: @unchecked Sendable {
+final class IntentDriver: Sendable {
     struct Run: CustomStringConvertible {
         var sent = 0
         var completed = 0
@@ -29,11 +30,15 @@ final class IntentDriver: @unchecked Sendable {
     private let symbols: [String]
     private let eventTimeMs: Int64
     private let runID = UUID().uuidString
-    private let lock = NSLock()
-    private var issued = 0
-    private var inFlight: [String: UInt64] = [:]
-    private var current = Run()
-    private var followers: [Task<Void, Never>] = []
+    private struct Progress {
+        var issued = 0
+        /// Symbol → when its intent was published (uptime ns).
+        var inFlight: [String: UInt64] = [:]
+        var current = Run()
+    }
+
+    private let progress = Mutex(Progress())
+    private let followers = Mutex<[Task<Void, Never>]>([])
 
     init(bus: BusConnection, symbols: [String], eventTimeMs: Int64) {
         self.bus = bus
@@ -43,17 +48,18 @@ final class IntentDriver: @unchecked Sendable {
 
     func start() async throws {
         for subject in ["qt.exec.result.*", "qt.decision.*.*"] {
-            followers.append(Task.detached { [self] in
+            let tail = Task.detached { [self] () -> Void in
                 try? await bus.tail(subject, last: 0, follow: true) { [self] message in
                     observe(message)
                     return !Task.isCancelled
                 }
-            })
+            }
+            followers.withLock { $0.append(tail) }
         }
         try await Task.sleep(nanoseconds: 300_000_000)  // the tails' consumers exist before the first intent
     }
 
-    func stop() { followers.forEach { $0.cancel() } }
+    func stop() { followers.withLock { $0 }.forEach { $0.cancel() } }
 
     private func observe(_ message: InboundMessage) {
         let now = DispatchTime.now().uptimeNanoseconds
@@ -66,21 +72,21 @@ final class IntentDriver: @unchecked Sendable {
     }
 
     private func finish(_ symbol: String, at now: UInt64, completed: Bool, why: String) {
-        lock.withLock {
-            guard let started = inFlight.removeValue(forKey: symbol) else { return }
+        progress.withLock { progress in
+            guard let started = progress.inFlight.removeValue(forKey: symbol) else { return }
             if completed {
-                current.completed += 1
-                current.latencies.add(Double(now - started) / 1e6)
+                progress.current.completed += 1
+                progress.current.latencies.add(Double(now - started) / 1e6)
             } else {
-                current.refused += 1
-                current.refusals[why, default: 0] += 1
+                progress.current.refused += 1
+                progress.current.refusals[why, default: 0] += 1
             }
         }
     }
 
     /// `rate` intents a second for `seconds`, then up to 5 s for the last chains to end.
     func run(rate: Double, seconds: Double) async throws -> Run {
-        lock.withLock { current = Run() }
+        progress.withLock { $0.current = Run() }
         let count = Int(rate * seconds)
         let start = DispatchTime.now().uptimeNanoseconds
         for index in 0..<count {
@@ -88,9 +94,9 @@ final class IntentDriver: @unchecked Sendable {
             let now = DispatchTime.now().uptimeNanoseconds
             if due > now { try await Task.sleep(nanoseconds: due - now) }
             let intent = nextIntent()
-            lock.withLock {
-                inFlight[intent.symbol] = DispatchTime.now().uptimeNanoseconds
-                current.sent += 1
+            progress.withLock { progress in
+                progress.inFlight[intent.symbol] = DispatchTime.now().uptimeNanoseconds
+                progress.current.sent += 1
             }
             _ = try await bus.publish(OutgoingMessage(intent, subject: Subjects.intent(intent.symbol), id: intent.intentID,
                                                       producer: "bench@ai-agent"))
@@ -98,20 +104,20 @@ final class IntentDriver: @unchecked Sendable {
         let scheduleEnd = DispatchTime.now().uptimeNanoseconds
         var drainedAt: UInt64?
         while DispatchTime.now().uptimeNanoseconds - scheduleEnd < 5_000_000_000 {
-            if lock.withLock({ inFlight.isEmpty }) { drainedAt = DispatchTime.now().uptimeNanoseconds; break }
+            if progress.withLock({ $0.inFlight.isEmpty }) { drainedAt = DispatchTime.now().uptimeNanoseconds; break }
             try await Task.sleep(nanoseconds: 10_000_000)
         }
-        return lock.withLock {
-            inFlight.removeAll()
-            current.keptUp = drainedAt.map { $0 - scheduleEnd < 1_000_000_000 } ?? false
-            return current
+        return progress.withLock { progress in
+            progress.inFlight.removeAll()
+            progress.current.keptUp = drainedAt.map { $0 - scheduleEnd < 1_000_000_000 } ?? false
+            return progress.current
         }
     }
 
     private func nextIntent() -> TradeIntent {
-        let index = lock.withLock { () -> Int in
-            defer { issued += 1 }
-            return issued
+        let index = progress.withLock { progress -> Int in
+            defer { progress.issued += 1 }
+            return progress.issued
         }
         var intent = TradeIntent()
         intent.symbol = symbols[index % symbols.count]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Bus
 import Foundation
+import Synchronization
 import Host
 import Messages
 
@@ -133,11 +134,10 @@ struct Streams: AsyncParsableCommand {
     }
 }
 
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    var value: Int { lock.withLock { count } }
-    func increment() { lock.withLock { count += 1 } }
+final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    func increment() { count.add(1, ordering: .relaxed) }
 }
 
 /// Left-aligned columns for table output.

@@ -1,5 +1,6 @@
 import Bus
 import Foundation
+import Synchronization
 import Messages
 import XCTest
 
@@ -62,13 +63,12 @@ final class ServerRestartTests: BusTestCase {
     }
 }
 
-private final class Progress: @unchecked Sendable {
-    private let lock = NSLock()
-    private var ackedCount = 0
-    private var didRestart = false
+private final class Progress: Sendable {
+    private let ackedCount = Atomic<Int>(0)
+    private let didRestart = Atomic<Bool>(false)
 
-    var acked: Int { lock.withLock { ackedCount } }
-    var restarted: Bool { lock.withLock { didRestart } }
-    func add(_ count: Int) { lock.withLock { ackedCount += count } }
-    func markRestarted() { lock.withLock { didRestart = true } }
+    var acked: Int { ackedCount.load(ordering: .relaxed) }
+    var restarted: Bool { didRestart.load(ordering: .relaxed) }
+    func add(_ count: Int) { ackedCount.add(count, ordering: .relaxed) }
+    func markRestarted() { didRestart.store(true, ordering: .relaxed) }
 }

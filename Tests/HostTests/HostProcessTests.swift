@@ -1,5 +1,6 @@
 import Bus
 import Foundation
+import Synchronization
 import Host
 import Messages
 import NatsServerKit
@@ -103,9 +104,8 @@ final class HostProcessTests: HostTestCase {
     }
 }
 
-private final class Box: @unchecked Sendable {
-    private let lock = NSLock()
-    private var decision: Decision?
-    var value: Decision? { lock.withLock { decision } }
-    func set(_ value: Decision?) { lock.withLock { decision = value } }
+private final class Box: Sendable {
+    private let decision = Mutex<Decision?>(nil)
+    var value: Decision? { decision.withLock { $0 } }
+    func set(_ value: Decision?) { decision.withLock { $0 = value } }
 }

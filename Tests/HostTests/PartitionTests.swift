@@ -1,5 +1,6 @@
 import Bus
 import Foundation
+import Synchronization
 import Host
 import Messages
 import NatsServerKit
@@ -238,22 +239,21 @@ final class PartitionTests: HostTestCase {
 }
 
 /// Publishes bar i of every symbol every 100 ms until stopped; returns how many bars each got.
-private final class Feeder: @unchecked Sendable {
+private final class Feeder: Sendable {
     let symbols: [String]
     let bus: BusConnection
-    private let lock = NSLock()
-    private var stopped = false
+    private let stopped = Atomic<Bool>(false)
 
     init(symbols: [String], bus: BusConnection) {
         self.symbols = symbols
         self.bus = bus
     }
 
-    func stop() { lock.withLock { stopped = true } }
+    func stop() { stopped.store(true, ordering: .relaxed) }
 
     func run() async throws -> Int {
         var index = 0
-        while !lock.withLock({ stopped }) {
+        while !stopped.load(ordering: .relaxed) {
             _ = try await bus.publishBatch(try symbols.map { try HostTestCase.indexedKline($0, index: index, id: "feed-\($0)-\(index)") })
             index += 1
             try await Task.sleep(nanoseconds: 100_000_000)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Host
 import NatsServerKit
 import XCTest
@@ -102,12 +103,11 @@ final class StatusServerTests: HostTestCase {
     }
 }
 
-private final class ResultBox<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var slots: [T?]
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-    func set(_ index: Int, _ value: T) { lock.withLock { slots[index] = value } }
-    var values: [T] { lock.withLock { slots.compactMap { $0 } } }
+private final class ResultBox<T: Sendable>: Sendable {
+    private let slots: Mutex<[T?]>
+    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
+    func set(_ index: Int, _ value: T) { slots.withLock { $0[index] = value } }
+    var values: [T] { slots.withLock { $0.compactMap { $0 } } }
 }
 
 /// HTTP/1.1 over a blocking socket, as a monitoring probe would speak it.

@@ -1,5 +1,6 @@
 import CNats
 import Foundation
+import Synchronization
 
 /// The raw libnats loops the Bus is measured against (DESIGN.md §11), in the same process and
 /// run: the same connection settings, subjects, headers and payload sizes, no Swift layer.
@@ -88,13 +89,14 @@ private struct CountingPublisher {
     func destroy() { jsCtx_Destroy(context) }
 }
 
-private final class AckCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var ok = 0
-    private var errors = 0
-    var acked: Int { lock.withLock { ok } }
-    var failed: Int { lock.withLock { errors } }
-    func record(success: Bool) { lock.withLock { if success { ok += 1 } else { errors += 1 } } }
+private final class AckCounter: Sendable {
+    private let ok = Atomic<Int>(0)
+    private let errors = Atomic<Int>(0)
+    var acked: Int { ok.load(ordering: .relaxed) }
+    var failed: Int { errors.load(ordering: .relaxed) }
+    func record(success: Bool) {
+        if success { ok.add(1, ordering: .relaxed) } else { errors.add(1, ordering: .relaxed) }
+    }
 }
 
 private let countingAckHandler: jsPubAckHandler = { _, msg, ack, _, closure in
@@ -114,7 +116,7 @@ extension RawNatsBaseline {
         return try await connection.pool.run {
             let raw = try CountingPublisher(connection)
             defer { raw.destroy() }
-            let (js, counter) = (raw.context, raw.counter)
+            let js = raw.context
             var complete = raw.completeOptions
             // The same wire subjects the Bus sends (partition tokens included), worked out before the clock starts.
             let wireOutput = try connection.wireSubject(outputSubject)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The Binance USDⓈ-M futures REST client: one instance per process, shared by every plugin
 /// that touches the exchange. Blocking libcurl calls run on the transport's own threads.
@@ -149,23 +150,22 @@ public final class BinanceFutures: Sendable {
 }
 
 /// The exchange's clock as an offset from the local one.
-final class ServerClock: @unchecked Sendable {
-    private let lock = NSLock()
-    private var offset: Int64 = 0
-    private var syncedAt: Int64?
+final class ServerClock: Sendable {
+    /// The offset and when it was measured (local ms); nil before the first sync.
+    private let sync = Mutex<(offset: Int64, syncedAt: Int64?)>((0, nil))
 
     static func localMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
-    var offsetMs: Int64 { lock.withLock { offset } }
+    var offsetMs: Int64 { sync.withLock { $0.offset } }
 
     func nowMs() -> Int64 { Self.localMs() + offsetMs }
 
     func needsSync(intervalMs: Int64) -> Bool {
-        lock.withLock { syncedAt.map { Self.localMs() - $0 > intervalMs } ?? true }
+        sync.withLock { $0.syncedAt.map { Self.localMs() - $0 > intervalMs } ?? true }
     }
 
     func set(offsetMs: Int64, atMs: Int64) {
-        lock.withLock { offset = offsetMs; syncedAt = atMs }
+        sync.withLock { $0 = (offsetMs, atMs) }
     }
 }
 

@@ -1,44 +1,47 @@
 import Foundation
+import Synchronization
 
 /// Counters, gauges and a latency histogram per plugin, rendered as Prometheus text. Small on
 /// purpose: the host needs a handful of series, not a metrics framework.
-public final class MetricCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count: Double = 0
+public final class MetricCounter: Sendable {
+    private let count = Atomic<Int>(0)
     public func increment() { add(1) }
-    public func add(_ amount: Int) { lock.withLock { count += Double(amount) } }
-    public var value: Double { lock.withLock { count } }
+    public func add(_ amount: Int) { count.add(amount, ordering: .relaxed) }
+    public var value: Double { Double(count.load(ordering: .relaxed)) }
 }
 
-public final class MetricGauge: @unchecked Sendable {
-    private let lock = NSLock()
-    private var current: Double = 0
-    public func set(_ value: Double) { lock.withLock { current = value } }
-    public var value: Double { lock.withLock { current } }
+public final class MetricGauge: Sendable {
+    private let current = Mutex<Double>(0)
+    public func set(_ value: Double) { current.withLock { $0 = value } }
+    public var value: Double { current.withLock { $0 } }
 }
 
-public final class MetricHistogram: @unchecked Sendable {
+public final class MetricHistogram: Sendable {
     /// Handler latency bounds in milliseconds.
     public static let bounds: [Double] = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 5_000]
-    private let lock = NSLock()
-    private var buckets = [Double](repeating: 0, count: MetricHistogram.bounds.count)
-    private var sum: Double = 0
-    private var count: Double = 0
+
+    struct Snapshot {
+        var buckets = [Double](repeating: 0, count: MetricHistogram.bounds.count)
+        var sum: Double = 0
+        var count: Double = 0
+    }
+
+    private let state = Mutex(Snapshot())
 
     public func observe(_ milliseconds: Double) {
-        lock.withLock {
-            for (index, bound) in Self.bounds.enumerated() where milliseconds <= bound { buckets[index] += 1 }
-            sum += milliseconds
-            count += 1
+        state.withLock { state in
+            for (index, bound) in Self.bounds.enumerated() where milliseconds <= bound { state.buckets[index] += 1 }
+            state.sum += milliseconds
+            state.count += 1
         }
     }
 
-    var snapshot: (buckets: [Double], sum: Double, count: Double) { lock.withLock { (buckets, sum, count) } }
+    var snapshot: Snapshot { state.withLock { $0 } }
 
-    public var meanMilliseconds: Double { lock.withLock { count > 0 ? sum / count : 0 } }
+    public var meanMilliseconds: Double { state.withLock { $0.count > 0 ? $0.sum / $0.count : 0 } }
 }
 
-public final class PluginMetrics: @unchecked Sendable {
+public final class PluginMetrics: Sendable {
     public let messagesIn = MetricCounter()
     public let messagesOut = MetricCounter()
     public let errors = MetricCounter()
@@ -46,12 +49,11 @@ public final class PluginMetrics: @unchecked Sendable {
     public let timerTicks = MetricCounter()
     public let pending = MetricGauge()
     public let latency = MetricHistogram()
-    private let lock = NSLock()
-    private var events: [String: MetricCounter] = [:]
+    private let events = Mutex<[String: MetricCounter]>([:])
 
     /// A plugin's own counter (e.g. ai-agent's HOLD signals), created on first use.
     public func event(_ name: String) -> MetricCounter {
-        lock.withLock {
+        events.withLock { events in
             if let existing = events[name] { return existing }
             let counter = MetricCounter()
             events[name] = counter
@@ -59,17 +61,16 @@ public final class PluginMetrics: @unchecked Sendable {
         }
     }
 
-    var eventCounts: [(String, Double)] { lock.withLock { events.map { ($0.key, $0.value.value) }.sorted { $0.0 < $1.0 } } }
+    var eventCounts: [(String, Double)] { events.withLock { $0.map { ($0.key, $0.value.value) } }.sorted { $0.0 < $1.0 } }
 }
 
-public final class HostMetrics: @unchecked Sendable {
-    private let lock = NSLock()
-    private var plugins: [(String, PluginMetrics)] = []
+public final class HostMetrics: Sendable {
+    private let plugins = Mutex<[(String, PluginMetrics)]>([])
 
     public init() {}
 
     public func plugin(_ name: String) -> PluginMetrics {
-        lock.withLock {
+        plugins.withLock { plugins in
             if let existing = plugins.first(where: { $0.0 == name }) { return existing.1 }
             let metrics = PluginMetrics()
             plugins.append((name, metrics))
@@ -79,7 +80,7 @@ public final class HostMetrics: @unchecked Sendable {
 
     /// Prometheus text exposition format 0.0.4.
     public func render(hostID: String) -> String {
-        let all = lock.withLock { plugins }
+        let all = plugins.withLock { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ value: (PluginMetrics) -> Double) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"

@@ -1,30 +1,34 @@
 import Foundation
+import Synchronization
 
 /// The fencing side of one held lease (DESIGN.md §3.3): the lease's KV revision is the token, and
 /// the holder may act only until a local monotonic deadline (renewal sent + TTL − margin). The
 /// host checks it before every publish, KV write and exchange call made for the lease's work.
-public final class LeaseFence: @unchecked Sendable {
+public final class LeaseFence: Sendable {
     public let name: String
     /// The partition the lease covers; nil for a singleton lease.
     public let partition: Int?
-    private let lock = NSLock()
-    private var deadlineMs: Int64
-    private var revision: UInt64
-    private var revoked = false
+
+    private struct Hold {
+        var deadlineMs: Int64
+        var revision: UInt64
+        var revoked = false
+    }
+
+    private let hold: Mutex<Hold>
 
     init(name: String, partition: Int?, revision: UInt64, deadlineMs: Int64) {
         self.name = name
         self.partition = partition
-        self.revision = revision
-        self.deadlineMs = deadlineMs
+        self.hold = Mutex(Hold(deadlineMs: deadlineMs, revision: revision))
     }
 
     /// The KV revision of the lease this host last wrote.
-    public var token: UInt64 { lock.withLock { revision } }
+    public var token: UInt64 { hold.withLock { $0.revision } }
 
     public var isValid: Bool {
         let now = MonotonicClock.nowMs()
-        return lock.withLock { !revoked && now < deadlineMs }
+        return hold.withLock { !$0.revoked && now < $0.deadlineMs }
     }
 
     /// Throws `LeaseLost` once the deadline passed or the lease was given up.
@@ -33,17 +37,17 @@ public final class LeaseFence: @unchecked Sendable {
     }
 
     func renewed(revision: UInt64, deadlineMs: Int64) {
-        lock.withLock {
-            self.revision = revision
-            self.deadlineMs = max(self.deadlineMs, deadlineMs)
+        hold.withLock { hold in
+            hold.revision = revision
+            hold.deadlineMs = max(hold.deadlineMs, deadlineMs)
         }
     }
 
     func revoke() {
-        lock.withLock { revoked = true }
+        hold.withLock { $0.revoked = true }
     }
 
-    var remainingMs: Int64 { lock.withLock { deadlineMs } - MonotonicClock.nowMs() }
+    var remainingMs: Int64 { hold.withLock { $0.deadlineMs } - MonotonicClock.nowMs() }
 }
 
 /// This host no longer holds the lease the work belongs to: stop, publish nothing, write nothing,

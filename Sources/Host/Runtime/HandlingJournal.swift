@@ -1,13 +1,14 @@
 import Foundation
+import Synchronization
 
 /// An append-only record of what this host did under which lease: each message handled
 /// (instance, input, partition, stream sequence, lease token, wall and monotonic time) and each KV
 /// write (bucket, key, revision). Off unless `QT_JOURNAL` names a file; the partition tests read
 /// it to prove that a paused host handled and wrote nothing for a partition it had lost.
-final class HandlingJournal: @unchecked Sendable {
-    private let handle: FileHandle
+final class HandlingJournal: Sendable {
+    /// One line per write, whole: records from concurrent handlers never interleave.
+    private let handle: Mutex<FileHandle>
     private let hostID: String
-    private let lock = NSLock()
 
     static func fromEnvironment(hostID: String) -> HandlingJournal? {
         guard let path = ProcessInfo.processInfo.environment["QT_JOURNAL"], !path.isEmpty else { return nil }
@@ -18,7 +19,7 @@ final class HandlingJournal: @unchecked Sendable {
     }
 
     private init(handle: FileHandle, hostID: String) {
-        self.handle = handle
+        self.handle = Mutex(handle)
         self.hostID = hostID
     }
 
@@ -46,6 +47,6 @@ final class HandlingJournal: @unchecked Sendable {
         record["wall_ms"] = Int64(Date().timeIntervalSince1970 * 1000)
         record["mono_ms"] = MonotonicClock.nowMs()
         guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
-        lock.withLock { handle.write(data + Data("\n".utf8)) }
+        handle.withLock { $0.write(data + Data("\n".utf8)) }
     }
 }

@@ -1,51 +1,56 @@
 import Foundation
+import Logging
+import ServiceLifecycle
 
 /// `qt host --config node.yaml`: load and check the config, start the host, run until
-/// SIGTERM/SIGINT, drain. Shared by `qt` and the test host binary.
+/// SIGTERM/SIGINT, drain. Shared by `qt` and the test host binary. Signals and shutdown order are
+/// swift-service-lifecycle's: the host is a `Service` in a `ServiceGroup`.
 public enum HostRunner {
     public static func run(configPath: String, registry: PluginRegistry) async throws {
         let config = try NodeConfig.load(path: configPath, registry: registry)
-        let host = PluginHost(config: config, registry: registry)
-        try await host.start()
-        FileHandle.standardError.write(Data("qt host \(config.hostID): running \(config.plugins.map(\.name).joined(separator: ", ")); http :\(host.httpPort ?? 0)\n".utf8))
-        await waitForTermination()
-        FileHandle.standardError.write(Data("qt host \(config.hostID): draining\n".utf8))
-        await host.shutdown()
-        FileHandle.standardError.write(Data("qt host \(config.hostID): stopped\n".utf8))
+        try await serve(HostService(host: PluginHost(config: config, registry: registry), config: config))
     }
 
     /// Suspends until SIGTERM or SIGINT, or until `seconds` passed when given.
     public static func waitForTermination(orAfter seconds: Double? = nil) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let signalled = SignalLatch(continuation)
-            for number in [SIGINT, SIGTERM] {
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler { signalled.fire() }
-                source.resume()
-                signalled.keep(source)
-            }
-            if let seconds {
-                DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { signalled.fire() }
-            }
-        }
+        try? await serve(TerminationWait(seconds: seconds))
+    }
+
+    private static func serve(_ service: some Service) async throws {
+        var logger = Logger(label: "qt.lifecycle")
+        logger.logLevel = .warning
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
 
-private final class SignalLatch: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<Void, Never>?
-    private var sources: [DispatchSourceSignal] = []
+/// One host from start to drained: a start failure ends the group with its error.
+private struct HostService: Service {
+    let host: PluginHost
+    let config: NodeConfig
 
-    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+    func run() async throws {
+        try await host.start()
+        report("running \(config.plugins.map(\.name).joined(separator: ", ")); http :\(host.httpPort ?? 0)")
+        // Cancelled instead of shut down gracefully (a second signal): drain all the same.
+        try? await gracefulShutdown()
+        report("draining")
+        await host.shutdown()
+        report("stopped")
+    }
 
-    func keep(_ source: DispatchSourceSignal) { lock.withLock { sources.append(source) } }
+    private func report(_ line: String) {
+        FileHandle.standardError.write(Data("qt host \(config.hostID): \(line)\n".utf8))
+    }
+}
 
-    func fire() {
-        let pending: CheckedContinuation<Void, Never>? = lock.withLock {
-            defer { continuation = nil }
-            return continuation
-        }
-        pending?.resume()
+/// Nothing but the wait: for commands that run hosts of their own (`qt up`, `qt sim`).
+private struct TerminationWait: Service {
+    let seconds: Double?
+
+    func run() async throws {
+        guard let seconds else { return try await gracefulShutdown() }
+        try await cancelWhenGracefulShutdown { try await Task.sleep(nanoseconds: UInt64(seconds * 1e9)) }
     }
 }

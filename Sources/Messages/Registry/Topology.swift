@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The bus as data (DESIGN.md §3.1–3.2): which stream owns which subjects, which message type
 /// each subject carries, and the KV buckets. The one place publishers, consumers, provisioning,
@@ -107,20 +108,19 @@ public enum Topology {
     private static let day: Int64 = 86_400
 }
 
-private final class RouteCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var routes: [String: ResolvedRoute] = [:]
+private final class RouteCache: Sendable {
+    private let routes = Mutex<[String: ResolvedRoute]>([:])
     private let limit = 50_000
 
     func lookup(_ subject: String) -> ResolvedRoute? {
-        lock.lock(); defer { lock.unlock() }
-        return routes[subject]
+        routes.withLock { $0[subject] }
     }
 
     func store(_ subject: String, _ route: ResolvedRoute) {
-        lock.lock(); defer { lock.unlock() }
-        if routes.count >= limit { routes.removeAll(keepingCapacity: true) }
-        routes[subject] = route
+        routes.withLock { routes in
+            if routes.count >= limit { routes.removeAll(keepingCapacity: true) }
+            routes[subject] = route
+        }
     }
 }
 

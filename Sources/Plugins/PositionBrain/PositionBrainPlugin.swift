@@ -1,5 +1,6 @@
 import Exchange
 import Foundation
+import Synchronization
 import Host
 import Identity
 import Messages
@@ -151,10 +152,9 @@ public final class PositionBrainPlugin: Plugin {
     }
 }
 
-final class LockedSet: @unchecked Sendable {
-    private let lock = NSLock()
-    private var members: Set<String> = []
-    func contains(_ member: String) -> Bool { lock.withLock { members.contains(member) } }
-    func insert(_ member: String) { lock.withLock { _ = members.insert(member) } }
-    func remove(_ member: String) { lock.withLock { _ = members.remove(member) } }
+final class LockedSet: Sendable {
+    private let members = Mutex<Set<String>>([])
+    func contains(_ member: String) -> Bool { members.withLock { $0.contains(member) } }
+    func insert(_ member: String) { members.withLock { _ = $0.insert(member) } }
+    func remove(_ member: String) { members.withLock { _ = $0.remove(member) } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Host
 import Messages
 
@@ -8,25 +9,30 @@ import Messages
 /// of an entry's latency. A view may trail the bucket by a watch delivery (milliseconds); both
 /// uses tolerate that: the notional cap is a cap on sizing, and an entry slot stays held by its
 /// permit until the ledger shows the position.
-public final class LedgerView: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [String: (entry: LedgerEntry?, revision: UInt64)] = [:]
-    private var watch: KeyChanges<LedgerEntry>?
-    private var follower: Task<Void, Never>?
-    private var loaded = false
+public final class LedgerView: Sendable {
+    private struct State {
+        var entries: [String: (entry: LedgerEntry?, revision: UInt64)] = [:]
+        var watch: KeyChanges<LedgerEntry>?
+        var follower: Task<Void, Never>?
+        var loaded = false
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
     deinit {
-        follower?.cancel()
-        watch?.stop()
+        state.withLock { state in
+            state.follower?.cancel()
+            state.watch?.stop()
+        }
     }
 
     /// Every key's latest entry with its revision (deleted keys left out).
     public func current(_ ledger: PluginKV) async throws -> [(symbol: String, entry: LedgerEntry, revision: UInt64)] {
-        if !lock.withLock({ loaded }) { try await load(ledger) }
-        return lock.withLock {
-            entries.compactMap { key, value in value.entry.map { (key, $0, value.revision) } }.sorted { $0.symbol < $1.symbol }
+        if !state.withLock({ $0.loaded }) { try await load(ledger) }
+        return state.withLock {
+            $0.entries.compactMap { key, value in value.entry.map { (key, $0, value.revision) } }.sorted { $0.symbol < $1.symbol }
         }
     }
 
@@ -47,18 +53,18 @@ public final class LedgerView: @unchecked Sendable {
         for key in try await ledger.keys() {
             if let found = try await ledger.get(LedgerEntry.self, key) { apply(key, found.value, revision: found.revision) }
         }
-        let replaced: (KeyChanges<LedgerEntry>?, Task<Void, Never>?) = lock.withLock {
-            defer { (self.watch, self.follower, loaded) = (watch, follower, true) }
-            return (self.watch, self.follower)
+        let replaced = state.withLock { state in
+            defer { (state.watch, state.follower, state.loaded) = (watch, follower, true) }
+            return (state.watch, state.follower)
         }
         replaced.1?.cancel()
         replaced.0?.stop()
     }
 
     private func apply(_ key: String, _ entry: LedgerEntry?, revision: UInt64) {
-        lock.withLock {
-            if let known = entries[key], known.revision >= revision { return }
-            entries[key] = (entry, revision)
+        state.withLock { state in
+            if let known = state.entries[key], known.revision >= revision { return }
+            state.entries[key] = (entry, revision)
         }
     }
 }

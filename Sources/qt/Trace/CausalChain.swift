@@ -1,6 +1,7 @@
 import Bus
 import Exchange
 import Foundation
+import Synchronization
 import Messages
 
 /// The records of one causal chain: everything sharing a `Qt-Trace` id with the message asked
@@ -115,13 +116,12 @@ struct CausalChain {
 }
 
 /// Collects a tail's messages (its callback is synchronous and `@Sendable`).
-private final class RecordCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var messages: [InboundMessage] = []
+private final class RecordCollector: Sendable {
+    private let messages = Mutex<[InboundMessage]>([])
 
-    func add(_ message: InboundMessage) { lock.withLock { messages.append(message) } }
+    func add(_ message: InboundMessage) { messages.withLock { $0.append(message) } }
 
     func records() throws -> [TraceRecord] {
-        try lock.withLock { messages }.compactMap { try TraceRecord($0) }
+        try messages.withLock { $0 }.compactMap { try TraceRecord($0) }
     }
 }

@@ -1,32 +1,36 @@
 import Bus
 import Foundation
+import Synchronization
 import Messages
 
 /// What the pipeline did while `qt up` watched: every gate decision, alert, order result and
 /// exchange-side fill, read from the streams (the same records `qt trace` follows), counted for
 /// the summary and the latest few kept for the status view.
-final class PipelineActivity: @unchecked Sendable {
+final class PipelineActivity: Sendable {
     struct Line: Sendable {
         let wallMs: Int64
         let text: String
     }
 
-    private let lock = NSLock()
-    private var verdicts: [String: Int] = [:]
-    private var recentDecisions: [Line] = []
-    private var recentAlerts: [Line] = []
-    private var alertCount = 0
-    private var filled: [PlanKind: Int] = [:]
-    private var rejected = 0
-    private var exchangeFills: [FillOrigin: Int] = [:]
-    private var undecodable = 0
-    private var followers: [Task<Void, Never>] = []
+    private struct Tally {
+        var verdicts: [String: Int] = [:]
+        var recentDecisions: [Line] = []
+        var recentAlerts: [Line] = []
+        var alertCount = 0
+        var filled: [PlanKind: Int] = [:]
+        var rejected = 0
+        var exchangeFills: [FillOrigin: Int] = [:]
+        var undecodable = 0
+    }
+
+    private let tally = Mutex(Tally())
+    private let followers = Mutex<[Task<Void, Never>]>([])
     private static let keep = 6
 
     /// Follows the audit and execution subjects from their first message until `stop()`.
     func start(_ bus: BusConnection) {
         let subjects = ["qt.decision.*.*", "qt.alert.*", "qt.exec.result.*", "qt.exec.fill.*"]
-        followers = subjects.map { subject in
+        let tails = subjects.map { subject in
             Task.detached { [self] in
                 while !Task.isCancelled {
                     do {
@@ -40,10 +44,11 @@ final class PipelineActivity: @unchecked Sendable {
                 }
             }
         }
+        followers.withLock { $0 = tails }
     }
 
     func stop() {
-        followers.forEach { $0.cancel() }
+        followers.withLock { $0 }.forEach { $0.cancel() }
     }
 
     private func record(_ message: InboundMessage) {
@@ -54,43 +59,43 @@ final class PipelineActivity: @unchecked Sendable {
             case is Alert.Type: record(try Alert(serializedBytes: message.payload), wallMs: wallMs)
             case is OrderResult.Type: record(try OrderResult(serializedBytes: message.payload))
             case is Fill.Type: record(try Fill(serializedBytes: message.payload))
-            default: lock.withLock { undecodable += 1 }
+            default: tally.withLock { $0.undecodable += 1 }
             }
         } catch {
-            lock.withLock { undecodable += 1 }
+            tally.withLock { $0.undecodable += 1 }
         }
     }
 
     private func record(_ decision: Decision, wallMs: Int64) {
         let text = "\(decision.plugin.padded(16)) \(decision.symbol.padded(12)) \(shortName(decision.verdict).padded(6)) "
             + shortName(decision.reason) + (decision.detail.isEmpty ? "" : "  \(decision.detail.prefix(60))")
-        lock.withLock {
-            verdicts[shortName(decision.verdict), default: 0] += 1
+        tally.withLock { tally in
+            tally.verdicts[shortName(decision.verdict), default: 0] += 1
             // An apply-layer HOLD comes with every bar of every position: counted, not shown.
-            if decision.reason != .hold { Self.append(Line(wallMs: wallMs, text: text), to: &recentDecisions) }
+            if decision.reason != .hold { Self.append(Line(wallMs: wallMs, text: text), to: &tally.recentDecisions) }
         }
     }
 
     private func record(_ alert: Alert, wallMs: Int64) {
         let text = "\(shortName(alert.severity).padded(8)) \(shortName(alert.kind).padded(14)) \(alert.message.prefix(90))"
-        lock.withLock {
-            alertCount += 1
-            Self.append(Line(wallMs: wallMs, text: text), to: &recentAlerts)
+        tally.withLock { tally in
+            tally.alertCount += 1
+            Self.append(Line(wallMs: wallMs, text: text), to: &tally.recentAlerts)
         }
     }
 
     private func record(_ result: OrderResult) {
-        lock.withLock {
+        tally.withLock { tally in
             switch result.status {
-            case .filled, .applied: filled[result.planKind, default: 0] += 1
-            case .rejected: rejected += 1
+            case .filled, .applied: tally.filled[result.planKind, default: 0] += 1
+            case .rejected: tally.rejected += 1
             default: break
             }
         }
     }
 
     private func record(_ fill: Fill) {
-        lock.withLock { exchangeFills[fill.origin, default: 0] += 1 }
+        tally.withLock { $0.exchangeFills[fill.origin, default: 0] += 1 }
     }
 
     private static func append(_ line: Line, to lines: inout [Line]) {
@@ -113,12 +118,12 @@ final class PipelineActivity: @unchecked Sendable {
     }
 
     var counts: Counts {
-        lock.withLock {
-            Counts(verdicts: verdicts, decisions: recentDecisions, alerts: recentAlerts, alertCount: alertCount,
-                   entriesFilled: filled[.open, default: 0], exitsFilled: filled[.close, default: 0] + filled[.reduce, default: 0],
-                   rejected: rejected, stopFills: exchangeFills[.stop, default: 0],
-                   otherExchangeFills: exchangeFills.filter { $0.key != .stop }.values.reduce(0, +), undecodable: undecodable)
-        }
+        let tally = tally.withLock { $0 }
+        return Counts(verdicts: tally.verdicts, decisions: tally.recentDecisions, alerts: tally.recentAlerts, alertCount: tally.alertCount,
+                      entriesFilled: tally.filled[.open, default: 0],
+                      exitsFilled: tally.filled[.close, default: 0] + tally.filled[.reduce, default: 0],
+                      rejected: tally.rejected, stopFills: tally.exchangeFills[.stop, default: 0],
+                      otherExchangeFills: tally.exchangeFills.filter { $0.key != .stop }.values.reduce(0, +), undecodable: tally.undecodable)
     }
 }
 
