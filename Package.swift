@@ -56,7 +56,8 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["Messages"]),
         // The trading plugins, one folder each: the I/O around the kernels.
         .target(name: "Plugins", dependencies: ["Host", "Messages", "Identity", "Exchange", "Kernels",
-                                                .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+                                                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                                                .product(name: "Logging", package: "swift-log")]),
         // Plugins used by the host's integration tests (a relay pipeline, a singleton ticker).
         .target(name: "TestPlugins", dependencies: ["Host", "Messages", "Identity"], path: "Tests/Support/TestPlugins"),
         // The in-memory host: a plugin's rules tested without NATS, on a manual clock.

@@ -42,6 +42,22 @@ final class HostProcessTests: HostTestCase {
         XCTAssertTrue(log(of: "node-a").contains("qt host node-a: stopped"))
     }
 
+    /// `QT_LOG_FORMAT=json`: every line the host writes is one JSON object a log shipper can
+    /// read, with the host and the message; SIGTERM still drains through the service group.
+    func testJSONLogLinesCarryHostAndMessageAndSIGTERMDrains() async throws {
+        let child = try await spawnHost("node-j", plugins: ["ticker": [:]], environment: ["QT_LOG_FORMAT": "json"])
+        try await waitUntil("the host is running", seconds: 30) { self.log(of: "node-j").contains("running") }
+        child.terminate()
+        child.waitUntilExit()
+        XCTAssertEqual(child.terminationStatus, 0, log(of: "node-j"))
+        let lines = log(of: "node-j").split(separator: "\n").filter { $0.hasPrefix("{") }
+        let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        XCTAssertEqual(records.count, lines.count, "every JSON line parses")
+        XCTAssertEqual(records.compactMap { $0["message"] }.filter { ["draining", "stopped"].contains($0) }, ["draining", "stopped"])
+        XCTAssertTrue(records.allSatisfy { $0["host"] == "node-j" && $0["level"] != nil && $0["ts"] != nil }, "\(records)")
+        XCTAssertFalse(log(of: "node-j").contains("qt host node-j: stopped"), "no text lines in JSON mode")
+    }
+
     func testSingletonTimerMovesToTheSurvivorAfterSIGKILL() async throws {
         let a = try await spawnHost("node-a", plugins: ["ticker": [:]])
         let b = try await spawnHost("node-b", plugins: ["ticker": [:]])

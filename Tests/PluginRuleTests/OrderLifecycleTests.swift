@@ -35,6 +35,17 @@ final class OrderLifecycleTests: XCTestCase {
         return record
     }
 
+    /// A FILLED record with what the exchange executed.
+    func filled(_ kind: PlanKind = .open, side: Messages.OrderSide = .buy, qty: String = "2", price: String = "2000", pnl: String = "0",
+                trades: [String] = ["1"]) -> OrderRecord {
+        var filled = record(.filled, kind: kind, side: side, quantity: qty)
+        filled.executedQty = qty
+        filled.avgPrice = price
+        filled.realizedPnl = pnl
+        filled.fillIds = trades
+        return filled
+    }
+
     func response(_ status: Exchange.OrderStatus, executed: Decimal = 2, avgPrice: Decimal = 2000) -> OrderResponse {
         OrderResponse(orderId: 77, symbol: "ETHUSDT", status: status, clientOrderId: "qt-0123456789abcdef0123456789abcdef",
                       price: 0, avgPrice: avgPrice, origQty: 2, executedQty: executed, cumQuote: executed * avgPrice,
@@ -210,22 +221,14 @@ final class OrderLifecycleTests: XCTestCase {
     // MARK: FILLED
 
     func testAFilledRecordSettlesTheLedger() throws {
-        var filled = record(.filled)
-        filled.executedQty = "2"
-        filled.avgPrice = "2000"
-        filled.realizedPnl = "0"
-        filled.fillIds = ["1"]
-        let result = try step(filled, .resumed)
-        XCTAssertEqual(result, .init(record: filled, effects: [.settleLedger(try LedgerChange(filled))]))
-        XCTAssertEqual(try LedgerChange(filled).execution, LedgerBook.Execution(side: .buy, quantity: 2, price: 2000, realizedPnl: 0, tradeIDs: ["1"]))
+        let settling = filled()
+        let result = try step(settling, .resumed)
+        XCTAssertEqual(result, .init(record: settling, effects: [.settleLedger(try LedgerChange(settling))]))
+        XCTAssertEqual(try LedgerChange(settling).execution, LedgerBook.Execution(side: .buy, quantity: 2, price: 2000, realizedPnl: 0, tradeIDs: ["1"]))
     }
 
     func testAFilledRecordWithAMalformedFillIsPermanent() {
-        var filled = record(.filled)
-        filled.executedQty = "2"
-        filled.avgPrice = "NaN?"
-        filled.realizedPnl = "0"
-        assertPermanent(try step(filled, .resumed), "avg_price is \"NaN?\"")
+        assertPermanent(try step(filled(price: "NaN?"), .resumed), "avg_price is \"NaN?\"")
     }
 
     func testAfterAnOpenTheProtectiveStopIsPlacedAgainstThePosition() throws {
@@ -337,22 +340,14 @@ final class OrderLifecycleTests: XCTestCase {
     // MARK: Ledger change and the initial stop
 
     func testTheLedgerChangeRecordsThePlanAndWhatItsKindNeeds() throws {
-        var open = record(.filled)
-        open.executedQty = "2"
-        open.avgPrice = "2000"
-        open.realizedPnl = "0"
-        open.fillIds = ["1"]
+        let open = filled()
         var ledger = entry(position: "0", entryPrice: "0")
         try LedgerChange(open).apply(to: &ledger, eventTimeMs: 42)
         XCTAssertEqual(ledger.positionAmt, "2")
         XCTAssertEqual(ledger.stopDistPct, 0.05)
         XCTAssertEqual(ledger.lastPlanID, open.planID)
 
-        var reduce = record(.filled, kind: .reduce, side: .sell, quantity: "1")
-        reduce.executedQty = "1"
-        reduce.avgPrice = "2100"
-        reduce.realizedPnl = "100"
-        reduce.fillIds = ["2"]
+        let reduce = filled(.reduce, side: .sell, qty: "1", price: "2100", pnl: "100", trades: ["2"])
         ledger.tranchesTaken = 3
         try LedgerChange(reduce).apply(to: &ledger, eventTimeMs: 43)
         XCTAssertEqual(ledger.positionAmt, "1")

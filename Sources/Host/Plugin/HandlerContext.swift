@@ -1,5 +1,6 @@
 package import Bus
 import Foundation
+public import Logging
 import Identity
 import Messages
 
@@ -41,6 +42,8 @@ public final class HandlerContext: @unchecked Sendable {
     /// Wall-clock time, for the rules that are about real time (expiry, cache age); trading
     /// logic runs on `eventTimeMs`.
     public var clock: any PluginClock { scope.clock }
+    /// The host's log, labelled with this plugin (`QT_LOG_FORMAT=json` for log shippers).
+    public var logger: Logger { scope.logger }
 
     /// What the handler emitted so far, in order.
     package var emissions: [Emission] { outputs.map(Emission.init(outgoing:)) }

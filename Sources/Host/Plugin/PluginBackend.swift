@@ -1,7 +1,7 @@
 package import Bus
 import Foundation
+import Logging
 import Messages
-import Synchronization
 import Synchronization
 
 /// What a plugin's context reaches beyond the plugin: its buckets, publishing a timer's outputs
@@ -44,6 +44,8 @@ package final class PluginScope: Sendable {
     package let clock: any PluginClock
     /// Which symbols this host owns now.
     package let ownership: Ownership
+    /// Labelled with the host, and with the plugin as metadata.
+    package let logger: Logger
 
     package convenience init(manifest: PluginManifest, settings: PluginSettings, hostID: String, metrics: PluginMetrics,
                              backend: any PluginBackend, clock: any PluginClock, ownership: Ownership = Ownership()) {
@@ -63,6 +65,7 @@ package final class PluginScope: Sendable {
         self.backend = backend
         self.clock = clock
         self.ownership = ownership
+        self.logger = HostLog.logger(host: hostID, plugin: manifest.name)
     }
 }
 

@@ -41,7 +41,7 @@ private struct HostService: Service {
     }
 
     private func report(_ line: String) {
-        FileHandle.standardError.write(Data("qt host \(config.hostID): \(line)\n".utf8))
+        HostLog.logger(host: config.hostID).info("\(line)")
     }
 }
 

@@ -292,9 +292,8 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
             holds[delivery.subject] = hold
         }
         if count == 1 || count == 5 {
-            let line = "qt host \(binding.hostID): \(binding.instance)__\(spec.name) \(delivery.subject) "
-                + "#\(delivery.streamSequence), delivery \(count): retry in \(delayMs) ms: \(error)\n"
-            FileHandle.standardError.write(Data(line.utf8))
+            binding.scope.logger.warning("\(binding.instance)__\(spec.name) \(delivery.subject) #\(delivery.streamSequence), delivery \(count): retry in \(delayMs) ms: \(error)",
+                                         metadata: ["subject": "\(delivery.subject)", "stream_seq": "\(delivery.streamSequence)"])
         }
         if count == 5 {
             var alert = Alert()

@@ -1,5 +1,6 @@
 package import Bus
 import Foundation
+import Logging
 import Identity
 import Messages
 
@@ -22,6 +23,7 @@ public final class PluginHost: @unchecked Sendable {
     /// The running loops of each (instance, partition) this host owns.
     private var partitionLoops: [String: [Int: [(loop: any StoppableLoop, task: Task<Void, Never>)]]] = [:]
     private let journal: HandlingJournal?
+    private let logger: Logger
     /// One consumer per durable for the host's life, restarted when its partition comes back.
     private var consumers: [String: Any] = [:]
     /// The last loop run on each durable: a new one starts only after it has ended.
@@ -46,6 +48,7 @@ public final class PluginHost: @unchecked Sendable {
         self.config = config
         self.registry = registry
         self.journal = HandlingJournal.fromEnvironment(hostID: config.hostID)
+        self.logger = HostLog.logger(host: config.hostID)
     }
 
     public var hostID: String { config.hostID }
@@ -164,7 +167,7 @@ public final class PluginHost: @unchecked Sendable {
                                 break
                             } catch {
                                 attempt += 1
-                                FileHandle.standardError.write(Data("qt host \(self.hostID): binding \(spec.stream)/\(spec.durable) failed (attempt \(attempt)): \(error)\n".utf8))
+                                self.logger.warning("binding \(spec.stream)/\(spec.durable) failed (attempt \(attempt)): \(error)", metadata: ["plugin": "\(binding.instance)"])
                                 try? await Task.sleep(nanoseconds: UInt64(min(2_000, 100 * attempt)) * 1_000_000)
                             }
                         }
@@ -313,7 +316,7 @@ public final class PluginHost: @unchecked Sendable {
             try await context.publishNow()
         } catch {
             binding.metrics.errors.increment()
-            FileHandle.standardError.write(Data("qt host \(hostID): \(binding.manifest.name) timer \(timer.name): \(error)\n".utf8))
+            binding.scope.logger.error("\(binding.manifest.name) timer \(timer.name): \(error)", metadata: ["timer": "\(timer.name)"])
         }
     }
 
@@ -343,7 +346,7 @@ public final class PluginHost: @unchecked Sendable {
     private func checkTopologyAtStart(_ bus: BusConnection) async {
         guard let fleet = try? await FleetReader.read(bus) else { return }
         for problem in TopologyCheck.problems(in: fleet) {
-            FileHandle.standardError.write(Data("qt host \(hostID): topology: \(problem)\n".utf8))
+            logger.warning("topology: \(problem)")
             var alert = Alert()
             alert.kind = .topology
             alert.severity = .warning

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Host
+import Logging
 import Messages
 
 /// The executor's pass over what a crash can leave behind (DESIGN.md §5: "a startup pass resumes
@@ -31,7 +32,7 @@ final class Recovery: Sendable {
                 try await resume(record, revision)
                 try await context.publishNow()
             } catch {
-                FileHandle.standardError.write(Data("executor recovery: \(key): \(error)\n".utf8))
+                context.logger.error("executor recovery: \(key): \(error)")
             }
         }
 
