@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries from Debian (see README: libnats-dev, libcurl4-openssl-dev, libssl-dev).
@@ -50,7 +52,9 @@ let package = Package(
                                              .product(name: "Hummingbird", package: "hummingbird"),
                                              .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                                              .product(name: "HTTPTypes", package: "swift-http-types"),
-                                             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+                                             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                             .product(name: "CoreMetrics", package: "swift-metrics"),
+                                             .product(name: "Prometheus", package: "swift-prometheus")]),
         // The pure kernels of DESIGN.md §6 (market state, harvest, heat, governor gate, signals,
         // universe ranking): no I/O, no clock, no Host or Exchange, so their tests build alone.
         .target(name: "Kernels", dependencies: ["Messages"]),

@@ -1,18 +1,42 @@
+import CoreMetrics
 import Foundation
+import Prometheus
 import Synchronization
 
-/// Counters, gauges and a latency histogram per plugin, rendered as Prometheus text. Small on
-/// purpose: the host needs a handful of series, not a metrics framework.
+/// A plugin's counters, gauge and latency histogram. Each is recorded through swift-metrics into
+/// its host's Prometheus registry (swift-prometheus renders `/metrics`), and keeps the value this
+/// process reads itself (benchmarks, tests) in an atomic, since swift-metrics has no read side.
 public final class MetricCounter: Sendable {
     private let count = Atomic<Int>(0)
+    private let exported: CoreMetrics.Counter
+
+    init(_ name: String, _ dimensions: [(String, String)], factory: any MetricsFactory) {
+        exported = CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory)
+    }
+
     public func increment() { add(1) }
-    public func add(_ amount: Int) { count.add(amount, ordering: .relaxed) }
+
+    public func add(_ amount: Int) {
+        count.add(amount, ordering: .relaxed)
+        exported.increment(by: amount)
+    }
+
     public var value: Double { Double(count.load(ordering: .relaxed)) }
 }
 
 public final class MetricGauge: Sendable {
     private let current = Mutex<Double>(0)
-    public func set(_ value: Double) { current.withLock { $0 = value } }
+    private let exported: CoreMetrics.Gauge
+
+    init(_ name: String, _ dimensions: [(String, String)], factory: any MetricsFactory) {
+        exported = CoreMetrics.Gauge(label: name, dimensions: dimensions, factory: factory)
+    }
+
+    public func set(_ value: Double) {
+        current.withLock { $0 = value }
+        exported.record(value)
+    }
+
     public var value: Double { current.withLock { $0 } }
 }
 
@@ -20,101 +44,94 @@ public final class MetricHistogram: Sendable {
     /// Handler latency bounds in milliseconds.
     public static let bounds: [Double] = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 5_000]
 
-    struct Snapshot {
-        var buckets = [Double](repeating: 0, count: MetricHistogram.bounds.count)
-        var sum: Double = 0
-        var count: Double = 0
-    }
+    private let total = Mutex<(sum: Double, count: Double)>((0, 0))
+    private let exported: CoreMetrics.Recorder
 
-    private let state = Mutex(Snapshot())
+    init(_ name: String, _ dimensions: [(String, String)], factory: any MetricsFactory) {
+        exported = CoreMetrics.Recorder(label: name, dimensions: dimensions, aggregate: true, factory: factory)
+    }
 
     public func observe(_ milliseconds: Double) {
-        state.withLock { state in
-            for (index, bound) in Self.bounds.enumerated() where milliseconds <= bound { state.buckets[index] += 1 }
-            state.sum += milliseconds
-            state.count += 1
-        }
+        total.withLock { $0 = ($0.sum + milliseconds, $0.count + 1) }
+        exported.record(milliseconds)
     }
 
-    var snapshot: Snapshot { state.withLock { $0 } }
-
-    public var meanMilliseconds: Double { state.withLock { $0.count > 0 ? $0.sum / $0.count : 0 } }
+    public var meanMilliseconds: Double { total.withLock { $0.count > 0 ? $0.sum / $0.count : 0 } }
 }
 
 public final class PluginMetrics: Sendable {
-    public let messagesIn = MetricCounter()
-    public let messagesOut = MetricCounter()
-    public let errors = MetricCounter()
-    public let deadLettered = MetricCounter()
-    public let timerTicks = MetricCounter()
-    public let pending = MetricGauge()
-    public let latency = MetricHistogram()
+    public let messagesIn: MetricCounter
+    public let messagesOut: MetricCounter
+    public let errors: MetricCounter
+    public let deadLettered: MetricCounter
+    public let timerTicks: MetricCounter
+    public let pending: MetricGauge
+    public let latency: MetricHistogram
+    private let dimensions: [(String, String)]
+    private let factory: any MetricsFactory
     private let events = Mutex<[String: MetricCounter]>([:])
+
+    init(dimensions: [(String, String)], factory: any MetricsFactory) {
+        self.dimensions = dimensions
+        self.factory = factory
+        messagesIn = MetricCounter(HostMetrics.Name.messagesIn, dimensions, factory: factory)
+        messagesOut = MetricCounter(HostMetrics.Name.messagesOut, dimensions, factory: factory)
+        errors = MetricCounter(HostMetrics.Name.errors, dimensions, factory: factory)
+        deadLettered = MetricCounter(HostMetrics.Name.deadLettered, dimensions, factory: factory)
+        timerTicks = MetricCounter(HostMetrics.Name.timerTicks, dimensions, factory: factory)
+        pending = MetricGauge(HostMetrics.Name.pending, dimensions, factory: factory)
+        latency = MetricHistogram(HostMetrics.Name.latency, dimensions, factory: factory)
+    }
 
     /// A plugin's own counter (e.g. ai-agent's HOLD signals), created on first use.
     public func event(_ name: String) -> MetricCounter {
         events.withLock { events in
             if let existing = events[name] { return existing }
-            let counter = MetricCounter()
+            let counter = MetricCounter(HostMetrics.Name.events, dimensions + [("event", name)], factory: factory)
             events[name] = counter
             return counter
         }
     }
-
-    var eventCounts: [(String, Double)] { events.withLock { $0.map { ($0.key, $0.value.value) } }.sorted { $0.0 < $1.0 } }
 }
 
+/// One host's metrics: a Prometheus registry of its own (several hosts share a process in
+/// `qt up` and the tests), every series labelled with the host and the plugin.
 public final class HostMetrics: Sendable {
-    private let plugins = Mutex<[(String, PluginMetrics)]>([])
+    /// The series names; what each means is in docs/operations.md ("Metrics").
+    enum Name {
+        static let messagesIn = "qt_messages_in_total"
+        static let messagesOut = "qt_messages_out_total"
+        static let errors = "qt_handler_errors_total"
+        static let deadLettered = "qt_dlq_total"
+        static let timerTicks = "qt_timer_ticks_total"
+        static let pending = "qt_consumer_pending"
+        static let events = "qt_plugin_events_total"
+        static let latency = "qt_handler_latency_ms"
+    }
 
-    public init() {}
+    public let hostID: String
+    private let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private let plugins = Mutex<[String: PluginMetrics]>([:])
+
+    public init(hostID: String) {
+        self.hostID = hostID
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.valueHistogramBuckets = [Name.latency: MetricHistogram.bounds]
+        self.factory = factory
+    }
 
     public func plugin(_ name: String) -> PluginMetrics {
         plugins.withLock { plugins in
-            if let existing = plugins.first(where: { $0.0 == name }) { return existing.1 }
-            let metrics = PluginMetrics()
-            plugins.append((name, metrics))
+            if let existing = plugins[name] { return existing }
+            let metrics = PluginMetrics(dimensions: [("host", hostID), ("plugin", name)], factory: factory)
+            plugins[name] = metrics
             return metrics
         }
     }
 
     /// Prometheus text exposition format 0.0.4.
-    public func render(hostID: String) -> String {
-        let all = plugins.withLock { $0 }
-        var out = ""
-        func family(_ name: String, _ type: String, _ help: String, _ value: (PluginMetrics) -> Double) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for (plugin, metrics) in all {
-                out += "\(name){host=\"\(hostID)\",plugin=\"\(plugin)\"} \(format(value(metrics)))\n"
-            }
-        }
-        family("qt_messages_in_total", "counter", "Input messages handed to the plugin.") { $0.messagesIn.value }
-        family("qt_messages_out_total", "counter", "Outputs published and acknowledged by JetStream.") { $0.messagesOut.value }
-        family("qt_handler_errors_total", "counter", "Transient handler or publish failures (NAKed).") { $0.errors.value }
-        family("qt_dlq_total", "counter", "Inputs dead-lettered by the plugin.") { $0.deadLettered.value }
-        family("qt_timer_ticks_total", "counter", "Timer ticks run.") { $0.timerTicks.value }
-        family("qt_consumer_pending", "gauge", "Messages pending on the plugin's consumer at the last fetch.") { $0.pending.value }
-        out += "# HELP qt_plugin_events_total Events a plugin counts but does not publish.\n# TYPE qt_plugin_events_total counter\n"
-        for (plugin, metrics) in all {
-            for (event, count) in metrics.eventCounts {
-                out += "qt_plugin_events_total{host=\"\(hostID)\",plugin=\"\(plugin)\",event=\"\(event)\"} \(format(count))\n"
-            }
-        }
-        out += "# HELP qt_handler_latency_ms Handler latency in milliseconds.\n# TYPE qt_handler_latency_ms histogram\n"
-        for (plugin, metrics) in all {
-            let labels = "host=\"\(hostID)\",plugin=\"\(plugin)\""
-            let snapshot = metrics.latency.snapshot
-            for (index, bound) in MetricHistogram.bounds.enumerated() {
-                out += "qt_handler_latency_ms_bucket{\(labels),le=\"\(format(bound))\"} \(format(snapshot.buckets[index]))\n"
-            }
-            out += "qt_handler_latency_ms_bucket{\(labels),le=\"+Inf\"} \(format(snapshot.count))\n"
-            out += "qt_handler_latency_ms_sum{\(labels)} \(format(snapshot.sum))\n"
-            out += "qt_handler_latency_ms_count{\(labels)} \(format(snapshot.count))\n"
-        }
-        return out
-    }
-
-    private func format(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    public func render() -> String {
+        registry.emitToString()
     }
 }

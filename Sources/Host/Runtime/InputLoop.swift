@@ -143,7 +143,6 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     /// to ack once they are in.
     private func handle(_ batch: [Delivery<M>], keeper: ProgressKeeper<M>) async -> ([OutgoingMessage], [Delivery<M>]) {
         if let last = batch.last { binding.metrics.pending.set(Double(last.raw.pending)) }
-        binding.metrics.messagesIn.add(batch.count)
         var results = [[OutgoingMessage]?](repeating: nil, count: batch.count)
         if spec.concurrency == 1 || batch.count == 1 {
             for index in batch.indices { results[index] = await handleOne(batch[index], keeper: keeper) }
@@ -192,15 +191,15 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     private func handleOne(_ delivery: Delivery<M>, keeper: ProgressKeeper<M>) async -> [OutgoingMessage]? {
         if isStopping || !mayAct {
             if mayAct { try? delivery.nak(delayMs: holdBack(delivery.subject, sequence: delivery.streamSequence) ?? 0) }
-            binding.metrics.messagesIn.add(-1)
             return nil
         }
         if let delayMs = holdBack(delivery.subject, sequence: delivery.streamSequence) {
             keeper.settled(delivery)
             try? delivery.nak(delayMs: delayMs)
-            binding.metrics.messagesIn.add(-1)
             return nil
         }
+        // Counted once handed to the plugin: a Prometheus counter never goes down.
+        binding.metrics.messagesIn.increment()
         let context = HandlerContext(scope: binding.scope, eventTimeMs: delivery.message.meta.eventTimeMs,
                                      cause: delivery.cause, causeStream: delivery.raw.stream,
                                      causeSequence: delivery.streamSequence, fence: fence)

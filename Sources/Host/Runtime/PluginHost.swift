@@ -9,7 +9,7 @@ import Messages
 /// `/healthz /readyz /metrics`, and drains cleanly on `shutdown()`.
 public final class PluginHost: @unchecked Sendable {
     public let config: NodeConfig
-    public let metrics = HostMetrics()
+    public let metrics: HostMetrics
     private let registry: PluginRegistry
     private let lock = NSLock()
     private var bus: BusConnection?
@@ -49,6 +49,7 @@ public final class PluginHost: @unchecked Sendable {
         self.registry = registry
         self.journal = HandlingJournal.fromEnvironment(hostID: config.hostID)
         self.logger = HostLog.logger(host: config.hostID)
+        self.metrics = HostMetrics(hostID: config.hostID)
     }
 
     public var hostID: String { config.hostID }
@@ -367,7 +368,7 @@ public final class PluginHost: @unchecked Sendable {
             let state = lock.withLock { (ready, draining) }
             return state.0 && !state.1 ? (200, "text/plain", "ready\n") : (503, "text/plain", state.1 ? "draining\n" : "starting\n")
         case "/metrics":
-            return (200, "text/plain; version=0.0.4", metrics.render(hostID: hostID))
+            return (200, "text/plain; version=0.0.4", metrics.render())
         default:
             return (404, "text/plain", "try /healthz, /readyz or /metrics\n")
         }

@@ -79,7 +79,7 @@ public actor InMemoryHost {
         let checked = try NodeConfig.settings(yaml.joined(separator: "\n"), for: manifest, file: "in-memory \(manifest.name)")
         let plugin = try registration.make(PluginSetup(hostID: hostID, settings: checked, exchange: exchange, clock: clock))
         try await plugin.prepare()
-        let scope = PluginScope(manifest: manifest, settings: checked, hostID: hostID, metrics: HostMetrics().plugin(manifest.name),
+        let scope = PluginScope(manifest: manifest, settings: checked, hostID: hostID, metrics: HostMetrics(hostID: hostID).plugin(manifest.name),
                                 backend: MemoryBackend(host: self), clock: clock)
         plugins.append(Running(name: manifest.name, plugin: plugin, scope: scope))
         return plugin
