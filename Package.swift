@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "qt", targets: ["qt"]),
+        .library(name: "ExchangeSimulator", targets: ["ExchangeSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
@@ -36,12 +37,14 @@ let package = Package(
         .target(name: "BlockingIO"),
         // The only module that imports libnats.
         .target(name: "Bus", dependencies: ["CNats", "Messages", "Identity", "BlockingIO"]),
-        // Binance USDⓈ-M futures: the REST client (libcurl + OpenSSL HMAC), symbol filters, and
-        // the Binance-compatible simulator (Hummingbird) that paper trading and tests run against.
+        // Binance USDⓈ-M futures: the REST client (libcurl + OpenSSL HMAC), its models and symbol filters.
+        .target(name: "Exchange", dependencies: ["CCurl", "COpenSSL", "BlockingIO"]),
+        // The Binance-compatible simulator (Hummingbird) that paper trading and tests run against:
+        // the client's dialect from the other side, with a seeded market.
         .target(
-            name: "Exchange",
+            name: "ExchangeSimulator",
             dependencies: [
-                "CCurl", "COpenSSL", "BlockingIO", "Kernels", .product(name: "Hummingbird", package: "hummingbird"),
+                "Exchange", "Kernels", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -73,18 +76,18 @@ let package = Package(
         .executableTarget(
             name: "qt",
             dependencies: [
-                "Bus", "Messages", "Identity", "NatsServerKit", "Host", "Exchange", "Plugins", "Kernels",
+                "Bus", "Messages", "Identity", "NatsServerKit", "Host", "Exchange", "ExchangeSimulator", "Plugins", "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity"]),
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
-        .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit", "Exchange", "Host", "Plugins"]),
-        .testTarget(name: "ExchangeTests", dependencies: ["Exchange"]),
+        .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit", "Exchange", "ExchangeSimulator", "Host", "Plugins"]),
+        .testTarget(name: "ExchangeTests", dependencies: ["Exchange", "ExchangeSimulator"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Messages"]),
         // Each gate rule on the in-memory host (with the simulator where a rule reads the exchange).
-        .testTarget(name: "PluginRuleTests", dependencies: ["InMemoryHost", "Plugins", "Kernels", "Host", "Messages", "Identity", "Exchange"]),
-        .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "Plugins", "Kernels", "Exchange"]),
+        .testTarget(name: "PluginRuleTests", dependencies: ["InMemoryHost", "Plugins", "Kernels", "Host", "Messages", "Identity", "Exchange", "ExchangeSimulator"]),
+        .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "Plugins", "Kernels", "Exchange", "ExchangeSimulator"]),
     ]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Exchange
+import ExchangeSimulator
 import Foundation
 
 /// Signed order round trips against the simulator on loopback: the client vs raw libcurl.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Exchange
+import ExchangeSimulator
 import Foundation
 import Host
 

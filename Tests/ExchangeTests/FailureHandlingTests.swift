@@ -1,4 +1,5 @@
 @testable import Exchange
+import ExchangeSimulator
 import XCTest
 
 /// Signatures, clocks, rate limits and lost answers: what the client does when the exchange

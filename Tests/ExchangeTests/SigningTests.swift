@@ -1,4 +1,5 @@
 @testable import Exchange
+@testable import ExchangeSimulator
 import XCTest
 
 final class SigningTests: XCTestCase {

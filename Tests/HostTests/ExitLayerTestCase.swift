@@ -1,5 +1,6 @@
 import Bus
 import Exchange
+import ExchangeSimulator
 import Foundation
 import Host
 import Messages

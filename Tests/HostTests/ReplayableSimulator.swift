@@ -1,4 +1,5 @@
 import Exchange
+import ExchangeSimulator
 
 extension SimulatorConfig {
     /// A market that serves the same bars at the same simulated times for the same seed and start

@@ -1,4 +1,5 @@
 import Exchange
+import ExchangeSimulator
 import Foundation
 import Host
 import Identity

@@ -170,16 +170,16 @@ final class ServerClock: Sendable {
 }
 
 /// `key=value&…` in the given order, values percent-encoded: the exact string that is signed.
-enum QueryString {
+package enum QueryString {
     private static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 
-    static func encode(_ parameters: [(String, String)]) -> String {
+    package static func encode(_ parameters: [(String, String)]) -> String {
         parameters.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: unreserved) ?? $0.1)" }
             .joined(separator: "&")
     }
 
     /// Splits a query string into its pairs (percent-decoded), in order.
-    static func decode(_ query: String) -> [(String, String)] {
+    package static func decode(_ query: String) -> [(String, String)] {
         query.split(separator: "&").map { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = String(parts[0]).removingPercentEncoding ?? String(parts[0])

@@ -4,7 +4,7 @@ import Foundation
 /// characters only, and the secret not at all.
 public struct Credentials: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     public let apiKey: String
-    let secret: String
+    package let secret: String
 
     public init(apiKey: String, secret: String) {
         self.apiKey = apiKey

@@ -120,7 +120,7 @@ public struct SymbolFilters: Sendable, Equatable {
         roundPrice(price, .down) == price
     }
 
-    static func floor(_ value: Decimal, to step: Decimal) -> Decimal {
+    package static func floor(_ value: Decimal, to step: Decimal) -> Decimal {
         guard step > 0 else { return value }
         var steps = value / step
         var whole = Decimal()

@@ -5,6 +5,11 @@ import Foundation
 
 public struct ServerTime: Codable, Sendable {
     public var serverTime: Int64
+
+    /// Every field, for the simulator (another target of this package) and tests.
+    package init(serverTime: Int64) {
+        self.serverTime = serverTime
+    }
 }
 
 public struct ExchangeInfo: Codable, Sendable {
@@ -12,6 +17,14 @@ public struct ExchangeInfo: Codable, Sendable {
     public var serverTime: Int64
     public var rateLimits: [RateLimit]
     public var symbols: [SymbolInfo]
+
+    /// Every field, for the simulator (another target of this package) and tests.
+    package init(timezone: String, serverTime: Int64, rateLimits: [RateLimit], symbols: [SymbolInfo]) {
+        self.timezone = timezone
+        self.serverTime = serverTime
+        self.rateLimits = rateLimits
+        self.symbols = symbols
+    }
 }
 
 public struct RateLimit: Codable, Sendable {
@@ -19,6 +32,14 @@ public struct RateLimit: Codable, Sendable {
     public var interval: String
     public var intervalNum: Int
     public var limit: Int
+
+    /// Every field, for the simulator (another target of this package) and tests.
+    package init(rateLimitType: String, interval: String, intervalNum: Int, limit: Int) {
+        self.rateLimitType = rateLimitType
+        self.interval = interval
+        self.intervalNum = intervalNum
+        self.limit = limit
+    }
 }
 
 public struct SymbolInfo: Codable, Sendable {
@@ -34,6 +55,24 @@ public struct SymbolInfo: Codable, Sendable {
     public var filters: [SymbolFilterJSON]
     public var orderTypes: [String]
     public var timeInForce: [String]
+
+    /// Every field, for the simulator (another target of this package) and tests.
+    package init(symbol: String, pair: String, contractType: String, status: String, baseAsset: String, quoteAsset: String,
+                 marginAsset: String, pricePrecision: Int, quantityPrecision: Int, filters: [SymbolFilterJSON],
+                 orderTypes: [String], timeInForce: [String]) {
+        self.symbol = symbol
+        self.pair = pair
+        self.contractType = contractType
+        self.status = status
+        self.baseAsset = baseAsset
+        self.quoteAsset = quoteAsset
+        self.marginAsset = marginAsset
+        self.pricePrecision = pricePrecision
+        self.quantityPrecision = quantityPrecision
+        self.filters = filters
+        self.orderTypes = orderTypes
+        self.timeInForce = timeInForce
+    }
 }
 
 /// One entry of `filters`; which keys are present depends on `filterType`.
@@ -79,6 +118,29 @@ public struct Ticker24h: Codable, Sendable {
     public var firstId: Int64
     public var lastId: Int64
     public var count: Int64
+
+    /// Every field, for the simulator (another target of this package) and tests.
+    package init(symbol: String, priceChange: Decimal, priceChangePercent: Decimal, weightedAvgPrice: Decimal,
+                 lastPrice: Decimal, lastQty: Decimal, openPrice: Decimal, highPrice: Decimal, lowPrice: Decimal,
+                 volume: Decimal, quoteVolume: Decimal, openTime: Int64, closeTime: Int64, firstId: Int64, lastId: Int64,
+                 count: Int64) {
+        self.symbol = symbol
+        self.priceChange = priceChange
+        self.priceChangePercent = priceChangePercent
+        self.weightedAvgPrice = weightedAvgPrice
+        self.lastPrice = lastPrice
+        self.lastQty = lastQty
+        self.openPrice = openPrice
+        self.highPrice = highPrice
+        self.lowPrice = lowPrice
+        self.volume = volume
+        self.quoteVolume = quoteVolume
+        self.openTime = openTime
+        self.closeTime = closeTime
+        self.firstId = firstId
+        self.lastId = lastId
+        self.count = count
+    }
 }
 
 /// One kline: Binance sends it as a 12-element array, not an object.
@@ -155,4 +217,17 @@ public struct PremiumIndex: Codable, Sendable {
     @DecimalString public var interestRate: Decimal
     public var nextFundingTime: Int64
     public var time: Int64
+
+    /// Every field, for the simulator (another target of this package) and tests.
+    package init(symbol: String, markPrice: Decimal, indexPrice: Decimal, estimatedSettlePrice: Decimal,
+                 lastFundingRate: Decimal, interestRate: Decimal, nextFundingTime: Int64, time: Int64) {
+        self.symbol = symbol
+        self.markPrice = markPrice
+        self.indexPrice = indexPrice
+        self.estimatedSettlePrice = estimatedSettlePrice
+        self.lastFundingRate = lastFundingRate
+        self.interestRate = interestRate
+        self.nextFundingTime = nextFundingTime
+        self.time = time
+    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Bus
 import Exchange
+import ExchangeSimulator
 import Foundation
 import Host
 import NatsServerKit

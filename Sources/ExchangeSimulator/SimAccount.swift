@@ -1,3 +1,4 @@
+import Exchange
 import Foundation
 
 /// One-way positions on a cross-margin USDT account: MARKET fills at the mark ± slippage with a

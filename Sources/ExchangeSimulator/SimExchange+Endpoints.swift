@@ -1,3 +1,4 @@
+import Exchange
 import Foundation
 
 /// The Binance USDⓈ-M endpoints the simulator serves, with Binance's weights.

@@ -1,3 +1,4 @@
+import Exchange
 import Foundation
 
 /// What the simulator lists and how it behaves; `qt sim` and the tests fill this in.
