@@ -156,12 +156,15 @@ extension SimExchange {
     func userTrades(_ request: Request) throws -> Reply {
         let (_, listing) = try listing(request)
         let limit = Int(try request.int("limit") ?? 500)
+        guard (1...1_000).contains(limit) else {
+            throw BinanceError(code: -1130, message: "Invalid data sent for a parameter: limit must be 1 to 1000.", httpStatus: 400)
+        }
         var trades = account.trades[listing.symbol] ?? []
         if let fromId = try request.int("fromId") { trades = trades.filter { $0.id >= fromId } }
         if let start = try request.int("startTime") { trades = trades.filter { $0.time >= start } }
         if let end = try request.int("endTime") { trades = trades.filter { $0.time <= end } }
         let fromStart = request.parameters["fromId"] != nil || request.parameters["startTime"] != nil
-        return try json(Array(fromStart ? trades.prefix(min(limit, 1_000)) : trades.suffix(min(limit, 1_000))))
+        return try json(Array(fromStart ? trades.prefix(limit) : trades.suffix(limit)))
     }
 
     // MARK: Account

@@ -151,7 +151,7 @@ public final class SimExchange: @unchecked Sendable {
 
         func int(_ name: String) throws -> Int64? {
             guard let text = parameters[name] else { return nil }
-            guard let value = Int64(text) else {
+            guard !text.isEmpty, text.utf8.count <= 20, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = Int64(text) else {
                 throw BinanceError(.illegalCharacters, "Illegal characters found in parameter '\(name)'; legal range is '^[0-9]{1,20}$'.")
             }
             return value

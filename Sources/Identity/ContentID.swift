@@ -30,6 +30,14 @@ public enum ContentID {
         hexDigest(text, characters: 64)
     }
 
+    /// SHA-256 of raw bytes as lower-case hex (a dead letter's whole payload).
+    public static func sha256Hex(bytes: [UInt8]) -> String {
+        var digest = [UInt8](repeating: 0, count: 32)
+        bytes.withUnsafeBufferPointer { input in _ = SHA256(input.baseAddress, input.count, &digest) }
+        let hex = Array("0123456789abcdef".utf8)
+        return String(decoding: digest.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 0x0f)]] }, as: UTF8.self)
+    }
+
     /// SHA-256 of the UTF-8 text as lower-case hex, cut to `characters`; no intermediate arrays
     /// (every output message id goes through here).
     static func hexDigest(_ text: String, characters: Int) -> String {

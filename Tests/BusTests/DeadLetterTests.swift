@@ -1,4 +1,5 @@
 import Bus
+import Identity
 import Messages
 import SwiftProtobuf
 import XCTest
@@ -58,6 +59,30 @@ final class DeadLetterTests: BusTestCase {
         }
         let alerts = try await bus.streamInfo("QT_AUDIT")
         XCTAssertEqual(alerts.messages, 2, "one alert per dead letter")
+    }
+
+    /// A payload near the server's 1 MB limit: the dead letter keeps 64 KiB of it, its size and
+    /// its SHA-256, so it fits and the message is terminated instead of retried forever.
+    func testAnOversizedPayloadIsDeadLetteredTruncatedWithItsSizeAndHash() async throws {
+        let spec = try ConsumerSpec(plugin: "market-state", input: "klines", filterSubject: "qt.market.kline.*")
+        try await bus.ensureConsumer(spec)
+        let huge = (0..<(900 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 0xff) }
+        _ = try await bus.publish(OutgoingMessage(unchecked: "qt.market.kline.BTCUSDT", typeName: "qt.v1.Kline", id: "huge-1", payload: huge))
+        _ = try await bus.publish(outgoing(kline("BTCUSDT", close: "101", at: 3), id: "good-1"))
+
+        let consumer = try bus.consume(Kline.self, spec: spec, producer: "market-state@node-a")
+        let delivered = try await take(1, from: consumer)
+        XCTAssertEqual(delivered.map(\.message.meta.id), ["good-1"])
+        consumer.stop()
+
+        let letters = try await deadLetters("market-state__klines", count: 1)
+        let letter = try XCTUnwrap(letters.first)
+        XCTAssertEqual(letter.payload.count, DeadLetterLimits.payloadBytes)
+        XCTAssertEqual(Array(letter.payload), Array(huge.prefix(DeadLetterLimits.payloadBytes)))
+        XCTAssertEqual(letter.payloadSize, UInt64(huge.count))
+        XCTAssertTrue(letter.payloadTruncated)
+        XCTAssertEqual(letter.payloadSha256, ContentID.sha256Hex(bytes: huge))
+        XCTAssertEqual(letter.payloadSha256.count, 64)
     }
 
     func testUnknownEnumValueIsDeadLetteredNeverDefaulted() async throws {

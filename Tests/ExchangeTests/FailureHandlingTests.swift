@@ -32,6 +32,28 @@ final class FailureHandlingTests: SimulatorTestCase {
         XCTAssertEqual(positions.count, 5, "with the latency gone the same client gets through")
     }
 
+    /// A negative or out-of-range limit trapped the simulator (and with it `qt up`); it is a
+    /// Binance-style error now, and the simulator keeps answering.
+    func testANegativeOrHugeLimitIsABinanceErrorNotATrap() async throws {
+        for limit in [-5, 0, 1_001, Int.max] {
+            let error = await exchangeError { try await self.client.userTrades(symbol: "BTCUSDT", fromId: nil, startTime: nil, endTime: nil, limit: limit) }
+            guard case .api(let refusal)? = error else { return XCTFail("limit \(limit): \(String(describing: error))") }
+            XCTAssertTrue([-1100, -1130].contains(refusal.code), "limit \(limit): \(refusal)")
+        }
+        let trades = try await client.userTrades(symbol: "BTCUSDT")
+        XCTAssertEqual(trades.count, 0, "the simulator still answers")
+    }
+
+    func testAnAbsurdRetryAfterIsClampedNotOverflowed() {
+        XCTAssertEqual(WeightTracker.retryAfterSeconds(header: "9223372036854775807", status: 429), 3 * 86_400)
+        XCTAssertEqual(WeightTracker.retryAfterSeconds(header: "-5", status: 429), 1)
+        XCTAssertEqual(WeightTracker.retryAfterSeconds(header: "1e9", status: 418), 120, "not a whole number: the status's default")
+        XCTAssertEqual(WeightTracker.retryAfterSeconds(header: nil, status: 429), 60)
+        let tracker = WeightTracker()
+        tracker.block(forSeconds: Int.max)
+        XCTAssertLessThanOrEqual(abs(tracker.waitMs() - 3 * 86_400 * 1000), 1_000, "a wait in ms that fits an Int")
+    }
+
     func testA429WithRetryAfterIsWaitedOutForReadsAndRefusesOrdersMeanwhile() async throws {
         exchange.rateLimitNext(1, retryAfterSeconds: 1)
         let started = Date()

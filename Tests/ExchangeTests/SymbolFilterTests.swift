@@ -56,6 +56,12 @@ final class SymbolFilterTests: XCTestCase {
         XCTAssertEqual(Decimal.parse("0.00100000"), Decimal(string: "0.001"))
         XCTAssertNil(Decimal.parse(""))
         XCTAssertNil(Decimal.parse("abc"))
+        XCTAssertEqual(Decimal.parse("-1.5e-3"), Decimal(string: "-0.0015"))
+        XCTAssertEqual(Decimal.parse(".5"), Decimal(string: "0.5"))
+        XCTAssertEqual(Decimal.parse("+7."), 7)
+        for whole in ["1.5-2", "1e", "1e300", "NaN", "inf", "-", ".", "1.2.3", "--1", "1e+", "٣", "½", "1 2", "0x10"] {
+            XCTAssertNil(Decimal.parse(whole), "\(whole) parses whole or not at all")
+        }
         XCTAssertEqual(Decimal(string: "0.00000001")!.plainString, "0.00000001")
         XCTAssertEqual(Decimal(string: "60000.1")!.plainString, "60000.1")
         XCTAssertEqual(Decimal(-2).plainString, "-2")

@@ -38,6 +38,19 @@ final class HostPipelineTests: HostTestCase {
         XCTAssertEqual(Set(hosts[0].plugins.map(\.name)), ["relay-a", "relay-b"])
     }
 
+    /// A timer that keeps failing is not only a log line and a counter: the third failure in a
+    /// row raises a CRITICAL alert (and every third after it).
+    func testATimerFailingThreeTimesInARowRaisesAnAlert() async throws {
+        let host = try await startHost("node-a", plugins: ["broken": [:]])
+        try await waitUntil("a timer alert", seconds: 15) { try await self.count("qt.alert.timer") >= 1 }
+        let alerts = try await readAll(Alert.self, subject: "qt.alert.timer", expected: 1)
+        XCTAssertEqual(alerts.first?.kind, .timer)
+        XCTAssertEqual(alerts.first?.severity, .critical)
+        XCTAssertEqual(alerts.first?.details["failures"], "3")
+        XCTAssertTrue(alerts.first?.message.contains("the exchange is unreachable") == true, alerts.first?.message ?? "")
+        XCTAssertGreaterThanOrEqual(host.metrics.plugin("broken").errors.value, 3)
+    }
+
     func testUnknownEnumValueIsDeadLetteredAndProducesNoOutput() async throws {
         _ = try await startHost("node-a", plugins: ["strict": [:]])
         var unknown = CalibratedProposal()

@@ -24,4 +24,9 @@ final class ContentIDTests: XCTestCase {
         let content = ContentID.content(plugin: "universe", kind: "universe", symbol: "", eventTimeMs: 1_700_000_000_000, revision: 3)
         XCTAssertEqual(content, ContentID.hash("universe", "universe", "", "1700000000000", "3"))
     }
+
+    func testSHA256OfBytesIsTheStandardDigest() {
+        XCTAssertEqual(ContentID.sha256Hex(bytes: Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(ContentID.sha256Hex(bytes: Array("qt".utf8)), ContentID.sha256Hex("qt"))
+    }
 }

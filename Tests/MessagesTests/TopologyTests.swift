@@ -57,7 +57,7 @@ final class TopologyTests: XCTestCase {
         let byName = Dictionary(uniqueKeysWithValues: Topology.buckets.map { ($0.name, $0) })
         XCTAssertEqual(byName["qt_ledger"]?.history, 64)
         XCTAssertEqual(byName["qt_permits"]?.ttlSeconds, 60)
-        XCTAssertEqual(byName["qt_orders"]?.ttlSeconds, 86_400)
+        XCTAssertEqual(byName["qt_orders"]?.ttlSeconds, 0, "DESIGN.md §3.2: no TTL; the executor sweeps finished records after 24 h")
         XCTAssertEqual(byName["qt_hosts"]?.ttlSeconds, 30)
         XCTAssertEqual(byName["qt_leases"]?.ttlSeconds, 15)
         XCTAssertEqual(byName["qt_state"]?.history, 8)

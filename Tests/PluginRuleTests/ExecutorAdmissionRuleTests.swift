@@ -84,6 +84,66 @@ final class ExecutorAdmissionRuleTests: RuleTestCase {
         XCTAssertEqual(simulator?.exchange.acceptedOrders, before)
     }
 
+    func testAnUnknownTradingStateIsHaltedForEntriesAndExits() async throws {
+        let revision = try await position(symbol, amount: "2")
+        let before = try XCTUnwrap(simulator?.exchange.acceptedOrders)
+        for state in [TradingState.UNRECOGNIZED(42), .unspecified] {
+            try await tradingState(state)
+            try await approve(plan(.close, side: .sell, quantity: "2", revision: revision))
+        }
+        let reasons = await reasons("executor", symbol)
+        XCTAssertEqual(reasons, [.tradingHalted, .tradingHalted], "a state the executor cannot read fails closed")
+        XCTAssertEqual(simulator?.exchange.acceptedOrders, before)
+    }
+
+    /// Issue 17's crash loop: a plan with an infinite stop distance filled, then trapped the
+    /// stop placement on every restart. It is refused at admission now, before any order.
+    func testAPlanWithNonFiniteOrUnparseableNumbersIsDeadLetteredBeforeAnyOrder() async throws {
+        let before = try XCTUnwrap(simulator?.exchange.acceptedOrders)
+        var infinite = plan(quantity: "1")
+        infinite.stopDistPct = .infinity
+        var notANumber = plan(quantity: "NaN")
+        notANumber.planID += "-nan"
+        var prefix = plan(quantity: "1.5-2")
+        prefix.planID += "-prefix"
+        var huge = plan(quantity: "1e300")
+        huge.planID += "-huge"
+        for bad in [infinite, notANumber, prefix, huge] { try await approve(bad) }
+        let letters = await host.deadLetters.filter { $0.plugin == "executor" }
+        XCTAssertEqual(letters.count, 4, letters.map(\.reason).joined(separator: "\n"))
+        XCTAssertTrue(letters[0].reason.contains("stop_dist_pct inf"), letters[0].reason)
+        XCTAssertTrue(letters[1].reason.contains("quantity \"NaN\""), letters[1].reason)
+        XCTAssertTrue(letters[2].reason.contains("quantity \"1.5-2\""), letters[2].reason)
+        try await assertNothingSent(before)
+    }
+
+    /// `qt_orders` has no TTL: a record left SENT by an outage longer than a day is still there
+    /// for recovery (it used to expire, and the claim was then released without the fill). A
+    /// finished record is removed by the recovery pass after a day.
+    func testAnUnfinishedRecordOutlivesADayAndAFinishedOneIsSweptAfterIt() async throws {
+        let orders = host.kv("qt_orders")
+        func record(_ id: String, _ status: Messages.OrderStatus, updatedAtMs: Int64) -> OrderRecord {
+            var record = OrderRecord()
+            record.clientOrderID = id
+            record.planID = id
+            record.symbol = symbol
+            record.status = status
+            record.updatedAtMs = updatedAtMs
+            return record
+        }
+        _ = try await orders.put("qt-unfinished", record("qt-unfinished", .sent, updatedAtMs: host.clock.nowMs()))
+        await host.advance(byMs: 25 * 3_600_000)
+        let survived = try await orders.get(OrderRecord.self, "qt-unfinished")
+        XCTAssertEqual(survived?.value.status, .sent, "an unfinished record never expires")
+        try await orders.delete("qt-unfinished")  // recovery would resume it against the simulator
+
+        _ = try await orders.put("qt-old", record("qt-old", .applied, updatedAtMs: host.clock.nowMs() - 25 * 3_600_000))
+        _ = try await orders.put("qt-recent", record("qt-recent", .rejected, updatedAtMs: host.clock.nowMs()))
+        try await host.tick("executor", "resume")
+        let left = try await orders.keys()
+        XCTAssertEqual(left, ["qt-recent"], "finished records are kept a day for qt trace, then removed")
+    }
+
     func testReducingBlocksAnEntry() async throws {
         let before = try XCTUnwrap(simulator?.exchange.acceptedOrders)
         try await tradingState(.reducing)

@@ -63,6 +63,30 @@ final class GovernorRuleTests: RuleTestCase {
         XCTAssertEqual(reasons, [.staleInput])
     }
 
+    func testAPlanFarOlderThanTheMarketStateIsStaleToo() async throws {
+        try await startGovernor()
+        let plan = proposed()
+        try await marketState(symbol, asOfMs: plan.meta.eventTimeMs + 86_400_000)
+        try await propose(plan, freshState: false)
+        let reasons = await reasons("governor", symbol)
+        XCTAssertEqual(reasons, [.staleInput], "a day-old plan against today's state: the age check works both ways")
+    }
+
+    /// Failure isolation: one unreadable ledger entry holds its own symbol, and only that one.
+    func testAnUnreadableLedgerEntryHoldsItsSymbolAndNoOther() async throws {
+        try await startGovernor()
+        var broken = LedgerEntry()
+        broken.symbol = symbols[1]
+        broken.positionAmt = "1.5-2"
+        _ = try await host.kv("qt_ledger").put(symbols[1], broken)
+        try await propose(proposed(symbols[1]))
+        try await propose(proposed())
+        let held = await reasons("governor", symbols[1])
+        XCTAssertEqual(held, [.unreadableState])
+        let other = await decisions("governor", symbol)
+        XCTAssertEqual(other.map(\.verdict), [.pass], summary(other))
+    }
+
     func testNoMarketStateBlocksAnEntry() async throws {
         try await startGovernor()
         try await propose(proposed(), freshState: false)

@@ -43,6 +43,32 @@ final class IntentBridgeRuleTests: RuleTestCase {
         XCTAssertEqual(plan.origin, open.intentID)
     }
 
+    /// Freshness by JetStream's stored time: an intent that waited past `max_intent_age_s` (a
+    /// backlog, a replaying durable) is skipped STALE, whatever its event time says.
+    func testAnIntentThatWaitedPastTheMaxAgeIsSkippedStale() async throws {
+        let open = intent(.openLong)
+        try await host.publish(open, subject: Subjects.intent(symbol), id: open.intentID)
+        await host.advance(byMs: 121_000)
+        let decided = await decisions("intent-bridge", symbol)
+        XCTAssertEqual(decided.map(\.reason), [.stale], summary(decided))
+        let proposed = await plans(Subjects.planProposed(symbol))
+        XCTAssertEqual(proposed.count, 0)
+    }
+
+    func testAnIntentWithoutAnEventTimeOrWithABadSymbolIsDeadLettered() async throws {
+        var timeless = intent(.openLong)
+        timeless.meta.eventTimeMs = 0
+        try await send(timeless)
+        var spaced = intent(.openLong, symbol: "AAA USDT")
+        spaced.intentID += "-spaced"
+        try await host.publish(spaced, subject: "qt.signal.intent.AAAUSDT", id: spaced.intentID)
+        await host.run()
+        let letters = await host.deadLetters.map(\.reason)
+        XCTAssertEqual(letters.count, 2, letters.joined(separator: "\n"))
+        XCTAssertTrue(letters[0].contains("event time 0"), letters[0])
+        XCTAssertTrue(letters[1].contains("[A-Z0-9]{2,32}"), letters[1])
+    }
+
     func testHoldMakesNoPlan() async throws {
         try await send(intent(.hold))
         let reasons = await reasons("intent-bridge", symbol)

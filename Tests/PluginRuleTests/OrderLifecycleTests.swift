@@ -243,6 +243,15 @@ final class OrderLifecycleTests: XCTestCase {
         XCTAssertFalse(stop.isLong)
     }
 
+    func testAFilledOpenWithANonFiniteStopDistanceStillGetsTheDefaultStop() throws {
+        var filled = record(.filled)
+        filled.plan.stopDistPct = .infinity
+        guard case .placeInitialStop(let stop) = try step(filled, .ledgerSettled(entry(position: "2"))).effects.first else {
+            return XCTFail("a filled position without a stop")
+        }
+        XCTAssertEqual(stop.distance, Decimal(InitialStop.defaultDistance), "a record from before plans were checked: no trap")
+    }
+
     func testAnOpenWhoseStopIsAlreadyRecordedIsApplied() throws {
         let result = try step(record(.filled), .ledgerSettled(entry(position: "2", stop: "qs-0123456789abcdef0123456789abcdef")))
         XCTAssertEqual(result.record.status, .applied)
@@ -409,6 +418,10 @@ final class OrderReadingTests: XCTestCase {
                        .known(.refused(code: 0, message: "order qt-1 ended EXPIRED without a fill")))
         XCTAssertEqual(OrderReading.ofQueried(response(.canceled, executed: 1)), .known(.filled(response(.canceled, executed: 1))),
                        "a partial fill is a fill of what it executed")
+        XCTAssertEqual(OrderReading.ofQueried(response(.expiredInMatch, executed: 0)),
+                       .known(.refused(code: 0, message: "order qt-1 ended EXPIRED_IN_MATCH without a fill")),
+                       "self-trade prevention ends the order: the claim is released, never held forever")
+        XCTAssertEqual(OrderReading.ofQueried(response(.expiredInMatch, executed: 1)), .known(.filled(response(.expiredInMatch, executed: 1))))
         XCTAssertEqual(OrderReading.ofQueried(response(.new, executed: 0)), .unknown)
         XCTAssertEqual(OrderReading.ofQueried(response(.partiallyFilled, executed: 1)), .unknown)
     }

@@ -38,7 +38,7 @@ final class PluginContractTests: XCTestCase {
         } catch let error as ConfigError {
             XCTAssertEqual(error.key, "plugins.intent-bridge.min_confidense")
             XCTAssertEqual(error.message, "unknown key")
-            XCTAssertEqual(error.choices, ["ack_wait_s", "min_confidence", "shadow"])
+            XCTAssertEqual(error.choices, ["ack_wait_s", "max_intent_age_s", "min_confidence", "shadow"])
             XCTAssertNotNil(error.line)
         }
     }
@@ -51,6 +51,53 @@ final class PluginContractTests: XCTestCase {
         } catch let error as ConfigError {
             XCTAssertEqual(error.key, "plugins.intent-bridge.min_confidence")
             XCTAssertTrue(error.message.contains("finite"), error.message)
+        }
+    }
+
+    /// Every numeric setting of every built-in plugin has a range, and its default lies in it.
+    func testEveryNumericSettingDeclaresARangeHoldingItsDefault() {
+        let registrations = PluginCatalog.registrations(exchanges: ExchangeClients(connect: { _ in throw PluginError.permanent("no exchange") }))
+        var checked = 0
+        for registration in registrations {
+            for key in registration.manifest.config where key.kind == .int || key.kind == .double {
+                guard let range = key.range else {
+                    XCTFail("\(registration.manifest.name).\(key.name) has no range")
+                    continue
+                }
+                switch key.defaultValue {
+                case .int(let value): XCTAssertTrue(range.contains(Double(value)), "\(registration.manifest.name).\(key.name)")
+                case .double(let value): XCTAssertTrue(range.contains(value), "\(registration.manifest.name).\(key.name)")
+                default: XCTFail("\(registration.manifest.name).\(key.name): a number with default \(key.defaultValue)")
+                }
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 30)
+    }
+
+    func testANumberOutsideItsRangeIsAConfigErrorNamingTheRange() async throws {
+        for (value, expected) in [("0.0001", "got 0.0001"), ("1e19", "got 1e19"), ("-5", "got -5")] {
+            let host = InMemoryHost()
+            do {
+                try await host.start(GovernorPlugin.registration(exchanges: ExchangeClients(connect: { _ in throw PluginError.permanent("none") })),
+                                     settings: ["stop_dist_pct": value], exchange: ExchangeSettings(baseURL: "http://127.0.0.1:9"))
+                XCTFail("started with stop_dist_pct \(value)")
+            } catch let error as ConfigError {
+                XCTAssertEqual(error.key, "plugins.governor.stop_dist_pct")
+                XCTAssertTrue(error.message.contains("between 0.001 and 0.5") && error.message.contains(expected), error.message)
+                XCTAssertNotNil(error.line)
+            }
+        }
+    }
+
+    func testADuplicateYAMLKeyIsAConfigErrorNotLastWins() throws {
+        let manifest = IntentBridgePlugin.registration.manifest
+        XCTAssertThrowsError(try NodeConfig.settings("min_confidence: 0.6\nmin_confidence: 0.9\n", for: manifest, file: "node-a.yaml")) { error in
+            guard let error = error as? ConfigError else { return XCTFail("\(error)") }
+            XCTAssertEqual(error.file, "node-a.yaml")
+            XCTAssertEqual(error.key, "plugins.intent-bridge.min_confidence")
+            XCTAssertTrue(error.message.contains("appears twice (first at line 1)"), error.message)
+            XCTAssertEqual(error.line, 2)
         }
     }
 }

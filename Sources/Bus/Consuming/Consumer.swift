@@ -324,7 +324,11 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         letter.originalSubject = raw.subject
         letter.originalType = raw.header(HeaderName.type) ?? ""
         letter.expectedType = M.protoMessageName
-        letter.payload = Data(raw.payload)
+        let payload = raw.payload
+        letter.payload = Data(payload.prefix(DeadLetterLimits.payloadBytes))
+        letter.payloadSize = UInt64(payload.count)
+        letter.payloadSha256 = ContentID.sha256Hex(bytes: Array(payload))
+        letter.payloadTruncated = payload.count > DeadLetterLimits.payloadBytes
         letter.error = error.text
         letter.deliveries = raw.deliveryCount
         letter.headers = raw.headers
@@ -351,6 +355,12 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
             try? raw.nak(delayMs: 1_000)
         }
     }
+}
+
+/// A dead letter keeps the first 64 KiB of the payload: with the headers and the error it stays
+/// well under the server's 1 MB message limit, whatever arrived.
+public enum DeadLetterLimits {
+    public static let payloadBytes = 64 * 1024
 }
 
 struct PermanentFailure: Error {

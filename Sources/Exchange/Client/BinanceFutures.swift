@@ -75,7 +75,7 @@ public final class BinanceFutures: Sendable {
             case 200..<300:
                 return response.body
             case 429, 418:
-                let seconds = response.headers["retry-after"].flatMap { Int($0) } ?? (response.status == 418 ? 120 : 60)
+                let seconds = WeightTracker.retryAfterSeconds(header: response.headers["retry-after"], status: response.status)
                 weights.block(forSeconds: seconds)
                 attempt += 1
                 guard retry == .readOrQuery, attempt <= config.readRetries, seconds * 1000 <= config.maxRateLimitWaitMs else {

@@ -18,6 +18,8 @@ public enum OrderStatus: String, Codable, Sendable {
     case canceled = "CANCELED"
     case rejected = "REJECTED"
     case expired = "EXPIRED"
+    /// Expired by self-trade prevention in the matching engine; like EXPIRED, it may have filled part.
+    case expiredInMatch = "EXPIRED_IN_MATCH"
 }
 
 public enum AlgoStatus: String, Codable, Sendable {

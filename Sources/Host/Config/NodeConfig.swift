@@ -174,8 +174,15 @@ private struct ConfigReader {
             if case .scalar(let scalar) = node, scalar.string.isEmpty || scalar.string == "~" || scalar.string == "null" { return [] }
             throw error(node, key, "expected a mapping of names to settings")
         }
+        var seen: [String: Node] = [:]
         return try mapping.map { pair in
             guard let name = pair.key.string else { throw error(pair.key, key, "keys must be strings") }
+            let path = key.isEmpty ? name : "\(key).\(name)"
+            if let first = seen[name] {
+                let firstLine = first.mark.map { "line \($0.line)" } ?? "earlier"
+                throw error(pair.key, path, "appears twice (first at \(firstLine)); YAML would keep only the last")
+            }
+            seen[name] = pair.key
             return (name, pair.value)
         }
     }
@@ -235,15 +242,22 @@ private struct ConfigReader {
         return PluginSettings(values: values, shadow: shadow, ackWaitMs: ackWaitMs)
     }
 
+    private func checkRange(_ value: Double, spec: ConfigKey, node: Node, key: String, text: String) throws {
+        guard let range = spec.range, let bounds = spec.rangeDescription, !range.contains(value) else { return }
+        throw error(node, key, "expected \(spec.kind.description) \(bounds), got \(text)" + (spec.help.isEmpty ? "" : " (\(spec.help))"))
+    }
+
     private func value(_ node: Node, spec: ConfigKey, key: String) throws -> ConfigValue {
         guard case .scalar(let scalar) = node else { throw error(node, key, "expected \(spec.kind.description)") }
         switch spec.kind {
         case .int:
             guard let value = node.int else { throw error(node, key, "expected \(spec.kind.description), got \(scalar.string)") }
+            try checkRange(Double(value), spec: spec, node: node, key: key, text: scalar.string)
             return .int(value)
         case .double:
             guard let value = node.float else { throw error(node, key, "expected \(spec.kind.description), got \(scalar.string)") }
             guard value.isFinite else { throw error(node, key, "expected a finite number, got \(scalar.string)") }
+            try checkRange(value, spec: spec, node: node, key: key, text: scalar.string)
             return .double(value)
         case .bool:
             guard let value = node.bool else { throw error(node, key, "expected \(spec.kind.description), got \(scalar.string)") }

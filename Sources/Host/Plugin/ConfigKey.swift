@@ -18,13 +18,26 @@ public struct ConfigKey: Sendable {
     public let name: String
     public let kind: Kind
     public let defaultValue: ConfigValue
+    /// The values a number may take (both ends included); a node config outside it is a config
+    /// error. Every numeric setting of a built-in plugin declares one (PluginContractTests).
+    public let range: ClosedRange<Double>?
     public let help: String
 
-    public init(_ name: String, _ kind: Kind, default defaultValue: ConfigValue, help: String = "") {
+    public init(_ name: String, _ kind: Kind, default defaultValue: ConfigValue, range: ClosedRange<Double>? = nil, help: String = "") {
         self.name = name
         self.kind = kind
         self.defaultValue = defaultValue
+        self.range = range
         self.help = help
+    }
+
+    /// "between 0.2 and 3600" (integers without a fraction).
+    public var rangeDescription: String? {
+        range.map { "between \(Self.number($0.lowerBound)) and \(Self.number($0.upperBound))" }
+    }
+
+    private static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 }
 

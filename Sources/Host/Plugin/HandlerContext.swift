@@ -59,6 +59,9 @@ public final class HandlerContext: @unchecked Sendable {
         guard spec.type == M.self else {
             throw PluginError.contract("\(plugin) output \(output) carries \(spec.type.protoMessageName), not \(M.protoMessageName)")
         }
+        guard Subjects.isPublishable(subject) else {
+            throw PluginError.contract("\(plugin) output \(output): \(subject.debugDescription) is not a subject of printable tokens")
+        }
         guard spec.pattern.matches(subject) else {
             throw PluginError.contract("\(plugin) output \(output) is \(spec.subject); \(subject) does not match")
         }

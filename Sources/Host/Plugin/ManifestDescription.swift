@@ -26,10 +26,11 @@ extension PluginManifest {
         lines.append("  settings:")
         let host = [
             ConfigKey("shadow", .bool, default: .bool(false), help: "outputs go to qt.shadow.*, KV writes are skipped"),
-            ConfigKey("ack_wait_s", .double, default: .string("manifest"), help: "AckWait of every input's durable, 1 to 3600 s"),
+            ConfigKey("ack_wait_s", .double, default: .string("manifest"), range: 1...3600, help: "AckWait of every input's durable in seconds"),
         ]
         for key in config + host {
-            lines.append("    \(pad(key.name, 24)) \(pad(key.kind.description, 16)) default \(pad(key.defaultValue.description, 8)) \(key.help)")
+            let range = key.rangeDescription.map { " (\($0))" } ?? ""
+            lines.append("    \(pad(key.name, 24)) \(pad(key.kind.description, 16)) default \(pad(key.defaultValue.description, 8)) \(key.help)\(range)")
         }
         return lines.joined(separator: "\n")
     }

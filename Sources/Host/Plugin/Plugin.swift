@@ -62,13 +62,17 @@ public struct Input: Sendable {
     public let message: any BusMessage
     public let streamSequence: UInt64
     public let deliveryCount: UInt64
+    /// When JetStream stored the message (wall clock, ms): how long an input has waited, judged
+    /// by the server and not by its event time (which runs fast in the simulator).
+    public let storedAtMs: Int64
 
-    package init(name: String, subject: String, message: any BusMessage, streamSequence: UInt64, deliveryCount: UInt64) {
+    package init(name: String, subject: String, message: any BusMessage, streamSequence: UInt64, deliveryCount: UInt64, storedAtMs: Int64) {
         self.name = name
         self.subject = subject
         self.message = message
         self.streamSequence = streamSequence
         self.deliveryCount = deliveryCount
+        self.storedAtMs = storedAtMs
     }
 
     /// The message as its declared type (`nil` only if asked for another type).

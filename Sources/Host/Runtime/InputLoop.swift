@@ -204,7 +204,8 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
                                      cause: delivery.cause, causeStream: delivery.raw.stream,
                                      causeSequence: delivery.streamSequence, fence: fence)
         let input = Input(name: spec.name, subject: delivery.subject, message: delivery.message,
-                          streamSequence: delivery.streamSequence, deliveryCount: delivery.deliveryCount)
+                          streamSequence: delivery.streamSequence, deliveryCount: delivery.deliveryCount,
+                          storedAtMs: delivery.raw.timestampNs / 1_000_000)
         let started = DispatchTime.now().uptimeNanoseconds
         defer { binding.metrics.latency.observe(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6) }
         do {

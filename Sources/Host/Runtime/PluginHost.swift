@@ -1,5 +1,6 @@
 package import Bus
 import Foundation
+import Synchronization
 import Logging
 import Identity
 import Messages
@@ -24,6 +25,10 @@ public final class PluginHost: @unchecked Sendable {
     private var partitionLoops: [String: [Int: [(loop: any StoppableLoop, task: Task<Void, Never>)]]] = [:]
     private let journal: HandlingJournal?
     private let logger: Logger
+    /// Failures in a row per `<instance>.<timer>`, reset by a tick that succeeds.
+    private let timerFailures = Mutex<[String: Int]>([:])
+    /// A timer that fails this many times in a row raises an alert (and again at every multiple).
+    static let timerFailuresBeforeAlert = 3
     /// One consumer per durable for the host's life, restarted when its partition comes back.
     private var consumers: [String: Any] = [:]
     /// The last loop run on each durable: a new one starts only after it has ended.
@@ -312,13 +317,35 @@ public final class PluginHost: @unchecked Sendable {
     private func tick(_ timer: TimerSpec, binding: PluginBinding, dueMs: Int64, fence: LeaseFence?) async {
         let context = HandlerContext(scope: binding.scope, eventTimeMs: dueMs, cause: nil, causeStream: "", causeSequence: 0, fence: fence)
         binding.metrics.timerTicks.increment()
+        let key = "\(binding.instance).\(timer.name)"
         do {
             try await binding.plugin.tick(timer.name, context: context)
             try await context.publishNow()
+            timerFailures.withLock { $0[key] = nil }
         } catch {
             binding.metrics.errors.increment()
             binding.scope.logger.error("\(binding.manifest.name) timer \(timer.name): \(error)", metadata: ["timer": "\(timer.name)"])
+            let failures = timerFailures.withLock { failures -> Int in
+                failures[key, default: 0] += 1
+                return failures[key]!
+            }
+            if failures % Self.timerFailuresBeforeAlert == 0 {
+                await alertTimerFailing(timer, binding: binding, failures: failures, dueMs: dueMs, error: error)
+            }
         }
+    }
+
+    private func alertTimerFailing(_ timer: TimerSpec, binding: PluginBinding, failures: Int, dueMs: Int64, error: any Error) async {
+        var alert = Alert()
+        alert.kind = .timer
+        alert.severity = .critical
+        alert.plugin = binding.manifest.name
+        alert.subject = "\(binding.instance).\(timer.name)@\(hostID)"
+        alert.message = "\(binding.manifest.name) timer \(timer.name) on \(hostID) failed \(failures) times in a row: \(error)"
+        alert.details = ["host": hostID, "timer": timer.name, "failures": String(failures)]
+        alert.meta.eventTimeMs = dueMs
+        let id = ContentID.hash(binding.instance, "timer-failing", timer.name, hostID, String(dueMs))
+        _ = try? await binding.bus.publish(OutgoingMessage(alert, subject: Subjects.alert(.timer), id: id, producer: binding.producer))
     }
 
     private func startBackground(_ body: @escaping @Sendable () async -> Void) {

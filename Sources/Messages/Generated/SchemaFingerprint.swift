@@ -3,21 +3,21 @@
 /// Fingerprints of the schema: hosts whose values differ run different schemas.
 public enum SchemaFingerprint {
     /// SHA-256 of proto/qt/v1/*.proto.
-    public static let value = "b36c60efc0369edac17777ac0a09c560c43c3f8d529e153570f6cd99cda97639"
+    public static let value = "593cda6ba47b7e38a73aba92282703696fe9fedb336620576a0a8f5e568b554c"
 
     /// Per message type: SHA-256 of its definition and of the types it uses.
     public static let types: [String: String] = [
         "qt.v1.AccountSnapshot": "7f4631985511d85890703650948e504bb6cdd2abb09e77edbf7d424ae130a131",
-        "qt.v1.Alert": "f481f1f7fa4859f95c5b454daea411f6752d5d2fbb8fa829a5ca14298e734e37",
+        "qt.v1.Alert": "0db4e81db8a78c07996265ad70b090cb74479e5344288f0e5dafeb656a2762dd",
         "qt.v1.BarWindow": "12fe07b20def5d11348e871efe4bff6feed5403b9abf7be2bfc6a1db7477edf7",
-        "qt.v1.CalibratedProposal": "a8946fbe3895426631e299cb44fbf749977a9a4d7e95eee8530c81836990ed0d",
+        "qt.v1.CalibratedProposal": "15d64a169973e1da102cb2d6ad92d0b8b918b5f6f8b8a69f767699df83fc0745",
         "qt.v1.CloseWindow": "f4856a9fc6ce6d0d0a78ea3a20e944c5ee614ca38f2b010a62036f3424c91dcf",
         "qt.v1.ClusterLayout": "e1018a07346a4721122dc7380777d027019b6758f418cd08de6d51cfc4d60ed7",
         "qt.v1.Control": "0b9282f627705c2714a8d93fdf9d6cddf3e8ed9583cba5e2cbb4e6193d25944d",
-        "qt.v1.DeadLetter": "753c72f6c623f83c00357defff9afec4b9cf9d8025886103da361df763d141f7",
-        "qt.v1.Decision": "e284dd95ef4b9f974aebdb8c0d0449978d5dfd1e6231bf7af01cef8eed4aa515",
+        "qt.v1.DeadLetter": "2b9b06aa09dc0083a59fbafde6806e47b1e0a745cec70f4270d6d20fb64ed2b9",
+        "qt.v1.Decision": "092a91b5e5bf658a45a831842696cf9e5b6e536fb42c096ac7c2c07627efbc54",
         "qt.v1.Fill": "0148d387ef609ee2fabd6e9baa3e329612719e002cf1da134599cb5bcb716c1d",
-        "qt.v1.HarvestProposal": "e11a0d70cb1b7074b74638af4cf3b66292ab7f34b46da944d5d4cbc1dcbb5a8c",
+        "qt.v1.HarvestProposal": "f7f04af265d2c15fa2975602a6dae385201923b1643a397cc69c530515d8f549",
         "qt.v1.HostInfo": "f1fa92926075f68450297177c8db97a2b19578bfde0fa23cde628879f666859a",
         "qt.v1.KillComponents": "648294a68677226233ae1a9bbb009b3e116e458b36d93dc2d72ad051583abe98",
         "qt.v1.Kline": "321c30966070583e6708f122a7a2229ce6202be9b2f110a5a2edd83ee3d8dad1",

@@ -136,6 +136,12 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
   case exitBlocked // = 10
   case limit // = 11
   case lease // = 12
+
+  /// qt_control holds a value the system cannot act on (it trades as if HALTED).
+  case control // = 13
+
+  /// A plugin's timer failed several times in a row (its work is not being done).
+  case timer // = 14
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -157,6 +163,8 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 10: self = .exitBlocked
     case 11: self = .limit
     case 12: self = .lease
+    case 13: self = .control
+    case 14: self = .timer
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -176,6 +184,8 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .exitBlocked: return 10
     case .limit: return 11
     case .lease: return 12
+    case .control: return 13
+    case .timer: return 14
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -195,6 +205,8 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     .exitBlocked,
     .limit,
     .lease,
+    .control,
+    .timer,
   ]
 
 }
@@ -321,47 +333,94 @@ public nonisolated struct Alert: Sendable {
 }
 
 /// qt.dlq.<consumer>: a message that was terminated as a permanent failure (R2), kept whole.
-public nonisolated struct DeadLetter: Sendable {
+public nonisolated struct DeadLetter: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var meta: Meta {
-    get {_meta ?? Meta()}
-    set {_meta = newValue}
+    get {_storage._meta ?? Meta()}
+    set {_uniqueStorage()._meta = newValue}
   }
   /// Returns true if `meta` has been explicitly set.
-  public var hasMeta: Bool {self._meta != nil}
+  public var hasMeta: Bool {_storage._meta != nil}
   /// Clears the value of `meta`. Subsequent reads from it will return its default value.
-  public mutating func clearMeta() {self._meta = nil}
+  public mutating func clearMeta() {_uniqueStorage()._meta = nil}
 
-  public var consumer: String = String()
+  public var consumer: String {
+    get {_storage._consumer}
+    set {_uniqueStorage()._consumer = newValue}
+  }
 
-  public var stream: String = String()
+  public var stream: String {
+    get {_storage._stream}
+    set {_uniqueStorage()._stream = newValue}
+  }
 
-  public var streamSequence: UInt64 = 0
+  public var streamSequence: UInt64 {
+    get {_storage._streamSequence}
+    set {_uniqueStorage()._streamSequence = newValue}
+  }
 
-  public var originalSubject: String = String()
+  public var originalSubject: String {
+    get {_storage._originalSubject}
+    set {_uniqueStorage()._originalSubject = newValue}
+  }
 
   /// The Qt-Type header as received (may be empty or wrong; that can be the error).
-  public var originalType: String = String()
+  public var originalType: String {
+    get {_storage._originalType}
+    set {_uniqueStorage()._originalType = newValue}
+  }
 
   /// The type the consumer expected on that subject.
-  public var expectedType: String = String()
+  public var expectedType: String {
+    get {_storage._expectedType}
+    set {_uniqueStorage()._expectedType = newValue}
+  }
 
-  public var payload: Data = Data()
+  public var payload: Data {
+    get {_storage._payload}
+    set {_uniqueStorage()._payload = newValue}
+  }
 
-  public var error: String = String()
+  public var error: String {
+    get {_storage._error}
+    set {_uniqueStorage()._error = newValue}
+  }
 
-  public var deliveries: UInt64 = 0
+  public var deliveries: UInt64 {
+    get {_storage._deliveries}
+    set {_uniqueStorage()._deliveries = newValue}
+  }
 
-  public var headers: Dictionary<String,String> = [:]
+  public var headers: Dictionary<String,String> {
+    get {_storage._headers}
+    set {_uniqueStorage()._headers = newValue}
+  }
+
+  /// The whole payload's size and SHA-256; `payload` holds at most its first 64 KiB, so a message
+  /// near the 1 MB limit can still be dead-lettered (`payload_truncated`).
+  public var payloadSize: UInt64 {
+    get {_storage._payloadSize}
+    set {_uniqueStorage()._payloadSize = newValue}
+  }
+
+  public var payloadSha256: String {
+    get {_storage._payloadSha256}
+    set {_uniqueStorage()._payloadSha256 = newValue}
+  }
+
+  public var payloadTruncated: Bool {
+    get {_storage._payloadTruncated}
+    set {_uniqueStorage()._payloadTruncated = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _meta: Meta? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -377,7 +436,7 @@ nonisolated extension DecisionSubject: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension AlertKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_KIND_UNSPECIFIED\0\u{1}ALERT_KIND_DEAD_LETTER\0\u{1}ALERT_KIND_REDELIVERY\0\u{1}ALERT_KIND_TOPOLOGY\0\u{1}ALERT_KIND_MAX_POSITIONS\0\u{1}ALERT_KIND_HEAT_HOT\0\u{1}ALERT_KIND_MARGIN_RATIO\0\u{1}ALERT_KIND_CONSUMER_LAG\0\u{1}ALERT_KIND_RECONCILE\0\u{1}ALERT_KIND_STALE_INPUT\0\u{1}ALERT_KIND_EXIT_BLOCKED\0\u{1}ALERT_KIND_LIMIT\0\u{1}ALERT_KIND_LEASE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_KIND_UNSPECIFIED\0\u{1}ALERT_KIND_DEAD_LETTER\0\u{1}ALERT_KIND_REDELIVERY\0\u{1}ALERT_KIND_TOPOLOGY\0\u{1}ALERT_KIND_MAX_POSITIONS\0\u{1}ALERT_KIND_HEAT_HOT\0\u{1}ALERT_KIND_MARGIN_RATIO\0\u{1}ALERT_KIND_CONSUMER_LAG\0\u{1}ALERT_KIND_RECONCILE\0\u{1}ALERT_KIND_STALE_INPUT\0\u{1}ALERT_KIND_EXIT_BLOCKED\0\u{1}ALERT_KIND_LIMIT\0\u{1}ALERT_KIND_LEASE\0\u{1}ALERT_KIND_CONTROL\0\u{1}ALERT_KIND_TIMER\0")
 }
 
 nonisolated extension AlertSeverity: SwiftProtobuf._ProtoNameProviding {
@@ -534,83 +593,160 @@ nonisolated extension Alert: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
 
 nonisolated extension DeadLetter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeadLetter"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{1}consumer\0\u{1}stream\0\u{3}stream_sequence\0\u{3}original_subject\0\u{3}original_type\0\u{3}expected_type\0\u{1}payload\0\u{1}error\0\u{1}deliveries\0\u{1}headers\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{1}consumer\0\u{1}stream\0\u{3}stream_sequence\0\u{3}original_subject\0\u{3}original_type\0\u{3}expected_type\0\u{1}payload\0\u{1}error\0\u{1}deliveries\0\u{1}headers\0\u{3}payload_size\0\u{3}payload_sha256\0\u{3}payload_truncated\0")
+
+  fileprivate class _StorageClass {
+    var _meta: Meta? = nil
+    var _consumer: String = String()
+    var _stream: String = String()
+    var _streamSequence: UInt64 = 0
+    var _originalSubject: String = String()
+    var _originalType: String = String()
+    var _expectedType: String = String()
+    var _payload: Data = Data()
+    var _error: String = String()
+    var _deliveries: UInt64 = 0
+    var _headers: Dictionary<String,String> = [:]
+    var _payloadSize: UInt64 = 0
+    var _payloadSha256: String = String()
+    var _payloadTruncated: Bool = false
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _meta = source._meta
+      _consumer = source._consumer
+      _stream = source._stream
+      _streamSequence = source._streamSequence
+      _originalSubject = source._originalSubject
+      _originalType = source._originalType
+      _expectedType = source._expectedType
+      _payload = source._payload
+      _error = source._error
+      _deliveries = source._deliveries
+      _headers = source._headers
+      _payloadSize = source._payloadSize
+      _payloadSha256 = source._payloadSha256
+      _payloadTruncated = source._payloadTruncated
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._meta) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.consumer) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.stream) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.streamSequence) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.originalSubject) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.originalType) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.expectedType) }()
-      case 8: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
-      case 9: try { try decoder.decodeSingularStringField(value: &self.error) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.deliveries) }()
-      case 11: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.headers) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._meta) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._consumer) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._stream) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._streamSequence) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._originalSubject) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._originalType) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._expectedType) }()
+        case 8: try { try decoder.decodeSingularBytesField(value: &_storage._payload) }()
+        case 9: try { try decoder.decodeSingularStringField(value: &_storage._error) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._deliveries) }()
+        case 11: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._headers) }()
+        case 12: try { try decoder.decodeSingularUInt64Field(value: &_storage._payloadSize) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._payloadSha256) }()
+        case 14: try { try decoder.decodeSingularBoolField(value: &_storage._payloadTruncated) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._meta {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    if !self.consumer.isEmpty {
-      try visitor.visitSingularStringField(value: self.consumer, fieldNumber: 2)
-    }
-    if !self.stream.isEmpty {
-      try visitor.visitSingularStringField(value: self.stream, fieldNumber: 3)
-    }
-    if self.streamSequence != 0 {
-      try visitor.visitSingularUInt64Field(value: self.streamSequence, fieldNumber: 4)
-    }
-    if !self.originalSubject.isEmpty {
-      try visitor.visitSingularStringField(value: self.originalSubject, fieldNumber: 5)
-    }
-    if !self.originalType.isEmpty {
-      try visitor.visitSingularStringField(value: self.originalType, fieldNumber: 6)
-    }
-    if !self.expectedType.isEmpty {
-      try visitor.visitSingularStringField(value: self.expectedType, fieldNumber: 7)
-    }
-    if !self.payload.isEmpty {
-      try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 8)
-    }
-    if !self.error.isEmpty {
-      try visitor.visitSingularStringField(value: self.error, fieldNumber: 9)
-    }
-    if self.deliveries != 0 {
-      try visitor.visitSingularUInt64Field(value: self.deliveries, fieldNumber: 10)
-    }
-    if !self.headers.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.headers, fieldNumber: 11)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._meta {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      if !_storage._consumer.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._consumer, fieldNumber: 2)
+      }
+      if !_storage._stream.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._stream, fieldNumber: 3)
+      }
+      if _storage._streamSequence != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._streamSequence, fieldNumber: 4)
+      }
+      if !_storage._originalSubject.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._originalSubject, fieldNumber: 5)
+      }
+      if !_storage._originalType.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._originalType, fieldNumber: 6)
+      }
+      if !_storage._expectedType.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._expectedType, fieldNumber: 7)
+      }
+      if !_storage._payload.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._payload, fieldNumber: 8)
+      }
+      if !_storage._error.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._error, fieldNumber: 9)
+      }
+      if _storage._deliveries != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._deliveries, fieldNumber: 10)
+      }
+      if !_storage._headers.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._headers, fieldNumber: 11)
+      }
+      if _storage._payloadSize != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._payloadSize, fieldNumber: 12)
+      }
+      if !_storage._payloadSha256.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._payloadSha256, fieldNumber: 13)
+      }
+      if _storage._payloadTruncated != false {
+        try visitor.visitSingularBoolField(value: _storage._payloadTruncated, fieldNumber: 14)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: DeadLetter, rhs: DeadLetter) -> Bool {
-    if lhs._meta != rhs._meta {return false}
-    if lhs.consumer != rhs.consumer {return false}
-    if lhs.stream != rhs.stream {return false}
-    if lhs.streamSequence != rhs.streamSequence {return false}
-    if lhs.originalSubject != rhs.originalSubject {return false}
-    if lhs.originalType != rhs.originalType {return false}
-    if lhs.expectedType != rhs.expectedType {return false}
-    if lhs.payload != rhs.payload {return false}
-    if lhs.error != rhs.error {return false}
-    if lhs.deliveries != rhs.deliveries {return false}
-    if lhs.headers != rhs.headers {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._meta != rhs_storage._meta {return false}
+        if _storage._consumer != rhs_storage._consumer {return false}
+        if _storage._stream != rhs_storage._stream {return false}
+        if _storage._streamSequence != rhs_storage._streamSequence {return false}
+        if _storage._originalSubject != rhs_storage._originalSubject {return false}
+        if _storage._originalType != rhs_storage._originalType {return false}
+        if _storage._expectedType != rhs_storage._expectedType {return false}
+        if _storage._payload != rhs_storage._payload {return false}
+        if _storage._error != rhs_storage._error {return false}
+        if _storage._deliveries != rhs_storage._deliveries {return false}
+        if _storage._headers != rhs_storage._headers {return false}
+        if _storage._payloadSize != rhs_storage._payloadSize {return false}
+        if _storage._payloadSha256 != rhs_storage._payloadSha256 {return false}
+        if _storage._payloadTruncated != rhs_storage._payloadTruncated {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -84,6 +84,25 @@ public enum Subjects {
     public static func isValidToken(_ token: String) -> Bool {
         !token.isEmpty && !token.contains(where: { $0 == "." || $0 == "*" || $0 == ">" || $0.isWhitespace })
     }
+
+    /// A concrete subject a plugin may publish on: printable ASCII tokens, none empty, no
+    /// wildcards, no white space (CR or LF in a subject would be read as a protocol line).
+    public static func isPublishable(_ subject: String) -> Bool {
+        subject.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F } && subject.split(separator: ".", omittingEmptySubsequences: false).allSatisfy {
+            isValidToken(String($0))
+        }
+    }
+}
+
+/// What a symbol may be wherever it becomes a subject token or a KV key: 2 to 32 characters of
+/// `A-Z` and `0-9` (every USDⓈ-M perpetual this system trades; Binance has listed others, which
+/// the universe skips with a warning and never trades).
+public enum Symbols {
+    public static let rule = "[A-Z0-9]{2,32}"
+
+    public static func isValid(_ symbol: String) -> Bool {
+        (2...32).contains(symbol.utf8.count) && symbol.utf8.allSatisfy { (0x41...0x5A).contains($0) || (0x30...0x39).contains($0) }
+    }
 }
 
 extension AlertKind {
@@ -103,6 +122,8 @@ extension AlertKind {
         case .exitBlocked: return "exit_blocked"
         case .limit: return "limit"
         case .lease: return "lease"
+        case .control: return "control"
+        case .timer: return "timer"
         case .UNRECOGNIZED(let value): return "unrecognized_\(value)"
         }
     }

@@ -46,7 +46,9 @@ public enum Topology {
         BucketSpec(name: "qt_marketstate", history: 1, ttlSeconds: 0, valueType: MarketState.self),
         BucketSpec(name: "qt_universe", history: 64, ttlSeconds: 0, valueType: Universe.self),
         BucketSpec(name: "qt_permits", history: 1, ttlSeconds: 60, valueType: Permit.self),
-        BucketSpec(name: "qt_orders", history: 1, ttlSeconds: day, valueType: OrderRecord.self),
+        // No TTL: an unfinished record must outlive any outage (the executor's recovery removes
+        // finished records after a day; an expired SENT record would lose its fill).
+        BucketSpec(name: "qt_orders", history: 1, ttlSeconds: 0, valueType: OrderRecord.self),
         BucketSpec(name: "qt_state", history: 8, ttlSeconds: 0, valueType: PluginState.self),
         BucketSpec(name: "qt_control", history: 64, ttlSeconds: 0, valueType: Control.self),
         BucketSpec(name: "qt_hosts", history: 1, ttlSeconds: 30, valueType: HostInfo.self),

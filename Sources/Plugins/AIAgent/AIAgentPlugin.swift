@@ -21,7 +21,7 @@ public final class AIAgentPlugin: Plugin {
             outputs: [OutputSpec("intents", subject: "qt.signal.intent.*", type: TradeIntent.self)],
             kvReads: ["qt_universe", "qt_ledger", "qt_state"],
             kvWrites: ["qt_state"],
-            config: [ConfigKey("leverage", .int, default: .int(3), help: "leverage asked for in OPEN intents (the governor caps it)")]),
+            config: [ConfigKey("leverage", .int, default: .int(3), range: 1...125, help: "leverage asked for in OPEN intents (the governor caps it)")]),
         make: { setup in AIAgentPlugin(model: TechnicalEnsemble(), leverage: Int32(try setup.settings.int("leverage"))) })
 
     private let model: any SignalModel

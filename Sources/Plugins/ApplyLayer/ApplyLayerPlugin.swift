@@ -29,7 +29,7 @@ public final class ApplyLayerPlugin: Plugin {
                           OutputSpec("decisions", subject: "qt.decision.apply-layer.*", type: Decision.self)],
                 kvReads: ["qt_control", "qt_state"],
                 kvWrites: ["qt_state"],
-                config: [ConfigKey("plan_ttl_s", .int, default: .int(60), help: "wall-clock seconds an exit plan stays valid")]),
+                config: [ConfigKey("plan_ttl_s", .int, default: .int(60), range: 1...600, help: "wall-clock seconds an exit plan stays valid")]),
             make: { setup in
                 ApplyLayerPlugin(filters: FilterCache(exchange: try exchanges.client(setup, plugin: name)),
                                  planTTLMs: Int64(try setup.settings.int("plan_ttl_s")) * 1000)

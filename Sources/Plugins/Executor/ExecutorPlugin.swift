@@ -33,10 +33,10 @@ public final class ExecutorPlugin: Plugin {
                 // Every host runs it on the symbols whose partitions it owns, and again on each partition it takes.
                 timers: [TimerSpec("resume", intervalMs: 30_000, singleton: false, intervalSecondsSetting: "resume_s", firesAtStart: true,
                                    firesOnPartitionAcquired: true)],
-                config: [ConfigKey("resume_s", .double, default: .double(30),
+                config: [ConfigKey("resume_s", .double, default: .double(30), range: 1...3600,
                                    help: "seconds between passes that finish records left unfinished and release orphan claims"),
-                         ConfigKey("query_interval_ms", .int, default: .int(250), help: "pause between queries of an order whose outcome is unknown"),
-                         ConfigKey("patience_ms", .int, default: .int(15_000),
+                         ConfigKey("query_interval_ms", .int, default: .int(250), range: 10...10_000, help: "pause between queries of an order whose outcome is unknown"),
+                         ConfigKey("patience_ms", .int, default: .int(15_000), range: 100...25_000,
                                    help: "how long one delivery waits for an unknown outcome before leaving it to redelivery")]),
             make: { setup in
                 let exchange = try exchanges.client(setup, plugin: name)
@@ -75,7 +75,7 @@ public final class ExecutorPlugin: Plugin {
             return try await FillBook(context: context).apply(fill, subject: input.subject)
         }
         guard let plan = input.message(as: Plan.self) else { throw PluginError.permanent("expected a Plan or a Fill") }
-        try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planApproved(plan.symbol))
+        try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planApproved(plan.symbol), sized: true)
         let clientOrderID = Self.clientOrderID(planID: plan.planID)
         let orders = try await context.kv("qt_orders")
         if let found = try await orders.get(OrderRecord.self, clientOrderID) {

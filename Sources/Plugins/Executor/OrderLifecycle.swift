@@ -161,7 +161,7 @@ enum OrderLifecycle {
             return .placeInitialStop(InitialStop(
                 symbol: record.symbol, closingSide: try exchangeSide(position.closingSide), clientAlgoID: stopID,
                 entryPrice: position.entryPrice, isLong: position.amount > 0,
-                distance: Decimal(plan.stopDistPct > 0 ? plan.stopDistPct : InitialStop.defaultDistance),
+                distance: Decimal(InitialStop.distance(plan.stopDistPct)),
                 requestedTrigger: Decimal.parse(plan.stopPrice).flatMap { $0 > 0 ? $0 : nil }))
         case .close, .reduce, .updateStop:
             guard plan.kind == .updateStop || !position.isOpen, !record.stopClientAlgoID.isEmpty else { return nil }
@@ -246,6 +246,12 @@ struct InitialStop: Equatable, Sendable {
     let isLong: Bool
     let distance: Decimal
     let requestedTrigger: Decimal?
+
+    /// The plan's stop distance when it is a fraction in (0, 1), else the default. A record written
+    /// before plans were checked may hold anything; a filled position still gets its stop.
+    static func distance(_ stopDistPct: Double) -> Double {
+        stopDistPct.isFinite && stopDistPct > 0 && stopDistPct < 1 ? stopDistPct : defaultDistance
+    }
 
     func trigger(roundedBy rules: SymbolFilters) -> Decimal {
         if let requestedTrigger { return requestedTrigger }

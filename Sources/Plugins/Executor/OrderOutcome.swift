@@ -40,7 +40,7 @@ enum OrderReading: Equatable, Sendable {
     static func ofQueried(_ order: OrderResponse) -> OrderReading {
         switch order.status {
         case .filled: return .known(.filled(order))
-        case .canceled, .expired, .rejected:
+        case .canceled, .expired, .expiredInMatch, .rejected:
             guard order.executedQty == 0 else { return .known(.filled(order)) }
             return .known(.refused(code: 0, message: "order \(order.clientOrderId) ended \(order.status.rawValue) without a fill"))
         case .new, .partiallyFilled: return .unknown

@@ -9,12 +9,16 @@ import Messages
 /// and then every `resume_s`, over the symbols whose partitions this host owns:
 /// - a `qt_orders` record not APPLIED or REJECTED and untouched for `idleMs` is run on from its
 ///   state (its plan message may be waiting out a back-off; every step is safe to run twice);
+/// - an APPLIED or REJECTED record older than a day is removed (the bucket has no TTL, so an
+///   unfinished record survives any outage);
 /// - a ledger claim with no record and no permit can never be finished by its plan (a
 ///   redelivery would be blocked for the missing permit): it is released once seen on two passes
 ///   in a row, so a handler between its claim and its record is never overtaken.
 final class Recovery: Sendable {
     /// Longer than AckWait (30 s): a record a live handler works on is touched more often.
     static let idleMs: Int64 = 45_000
+    /// A finished (APPLIED or REJECTED) record is kept this long for `qt trace`, then removed.
+    static let finishedKeepMs: Int64 = 86_400_000
 
     /// Claims seen without a record or permit on the last pass.
     private let orphanClaims = Mutex<Set<String>>([])
@@ -27,7 +31,11 @@ final class Recovery: Sendable {
             guard let (record, revision) = try await orders.get(OrderRecord.self, key) else { continue }
             recorded.insert(key)
             guard context.owns(symbol: record.symbol) else { continue }
-            guard record.status != .applied, record.status != .rejected, nowMs - record.updatedAtMs >= Self.idleMs else { continue }
+            if record.status == .applied || record.status == .rejected {
+                if nowMs - record.updatedAtMs >= Self.finishedKeepMs { try await orders.delete(key) }
+                continue
+            }
+            guard nowMs - record.updatedAtMs >= Self.idleMs else { continue }
             do {
                 try await resume(record, revision)
                 try await context.publishNow()

@@ -30,14 +30,14 @@ public final class GovernorPlugin: Plugin {
                 kvReads: ["qt_control", "qt_ledger", "qt_marketstate", "qt_state"],
                 kvWrites: ["qt_state"],
                 config: [
-                    ConfigKey("max_notional_per_trade", .double, default: .double(200), help: "USDT notional of one entry before scaling"),
-                    ConfigKey("max_total_notional", .double, default: .double(2000), help: "USDT notional of all open positions together"),
-                    ConfigKey("max_leverage", .int, default: .int(10), help: "leverage above this is capped"),
-                    ConfigKey("stop_dist_pct", .double, default: .double(0.02), help: "protective stop distance of an entry, fraction of price"),
-                    ConfigKey("rate_per_5m", .int, default: .int(2), help: "entries per symbol in any 5 minutes of event time"),
-                    ConfigKey("rate_per_hour", .int, default: .int(3), help: "entries per symbol in any hour of event time"),
-                    ConfigKey("market_state_max_age_s", .int, default: .int(180), help: "event-time age (3 bars) beyond which market state is stale"),
-                    ConfigKey("reservation_s", .double, default: .double(90),
+                    ConfigKey("max_notional_per_trade", .double, default: .double(200), range: 1...100_000_000, help: "USDT notional of one entry before scaling"),
+                    ConfigKey("max_total_notional", .double, default: .double(2000), range: 1...1_000_000_000, help: "USDT notional of all open positions together"),
+                    ConfigKey("max_leverage", .int, default: .int(10), range: 1...125, help: "leverage above this is capped"),
+                    ConfigKey("stop_dist_pct", .double, default: .double(0.02), range: 0.001...0.5, help: "protective stop distance of an entry, fraction of price"),
+                    ConfigKey("rate_per_5m", .int, default: .int(2), range: 0...10_000_000, help: "entries per symbol in any 5 minutes of event time"),
+                    ConfigKey("rate_per_hour", .int, default: .int(3), range: 0...10_000_000, help: "entries per symbol in any hour of event time"),
+                    ConfigKey("market_state_max_age_s", .int, default: .int(180), range: 1...1_000_000_000, help: "event-time age (3 bars) beyond which market state is stale"),
+                    ConfigKey("reservation_s", .double, default: .double(90), range: 1...3600,
                               help: "wall-clock seconds an entry's notional stays reserved before the ledger shows it (gate, permit, order)"),
                 ]),
             make: { setup in
@@ -118,7 +118,9 @@ public final class GovernorPlugin: Plugin {
         let symbol = plan.symbol
         let eventTimeMs = input.eventTimeMs
         guard let state = try await context.kv("qt_marketstate").get(MarketState.self, symbol)?.value,
-              eventTimeMs - state.asOfMs <= limits.marketStateMaxAgeMs else {
+              abs(eventTimeMs - state.asOfMs) <= limits.marketStateMaxAgeMs else {
+            // Both ways: a plan whose event time lies far before the state (event time 0, an
+            // intent replayed from days ago) is as stale as a state far behind the plan.
             throw GateRefusal(reason: .staleInput, detail: "no market state for \(symbol) within \(limits.marketStateMaxAgeMs / 1000) s of event time")
         }
         let market = HarvestKernel.Market(sigma: state.sigma, ts: state.ts, pTrend: state.pTrend, pMr: state.pMr, pChop: state.pChop)
@@ -150,7 +152,12 @@ public final class GovernorPlugin: Plugin {
         guard mark > 0 else { throw PluginError.transient("\(symbol): mark price \(mark.plainString)") }
         let ledger = try await context.kv("qt_ledger")
         let entries = try await ledgerView.current(ledger)
-        let open = try entries.map { try LedgerPosition(symbol: $0.symbol, entry: $0.entry, revision: $0.revision) }.filter(\.isOpen)
+        let scan = LedgerPosition.scan(entries)
+        if let why = scan.unreadable[symbol] {
+            throw GateRefusal(reason: .unreadableState, detail: "qt_ledger/\(symbol) cannot be read, entries are held: \(why)")
+        }
+        // Another symbol's unreadable entry leaves its notional out; its own entries are held.
+        let open = scan.open
         let claimed = Set(entries.filter { !$0.entry.pendingClientOrderID.isEmpty }.map(\.symbol))
         let nowMs = context.clock.nowMs()
         var quantity = Decimal(0)

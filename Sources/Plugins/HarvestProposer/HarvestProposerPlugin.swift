@@ -24,9 +24,9 @@ public final class HarvestProposerPlugin: Plugin {
                       OutputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
             kvReads: ["qt_ledger", "qt_snapshot", "qt_state"],
             kvWrites: ["qt_state"],
-            config: [ConfigKey("snapshot_stale_s", .double, default: .double(15),
+            config: [ConfigKey("snapshot_stale_s", .double, default: .double(15), range: 1...86_400,
                                help: "a snapshot older than this (3 poll intervals) is used but raises an alert"),
-                     ConfigKey("snapshot_grace_s", .int, default: .int(180),
+                     ConfigKey("snapshot_grace_s", .int, default: .int(180), range: 0...86_400,
                                help: "event-time seconds a new position may wait for its first snapshot before an alert")]),
         make: { setup in
             HarvestProposerPlugin(snapshotStaleMs: Int64(try setup.settings.double("snapshot_stale_s") * 1000),

@@ -26,7 +26,7 @@ public final class HeatGatePlugin: Plugin {
             kvReads: ["qt_snapshot", "qt_marketstate"],
             config: [ConfigKey("calibration", .choice(["enforce", "shadow"]), default: .string("enforce"),
                                help: "enforce: downstream acts on calibrated_action; shadow: it is recorded, the proposed action flows on"),
-                     ConfigKey("refresh_ms", .int, default: .int(1_000), help: "how long a computed heat is reused")]),
+                     ConfigKey("refresh_ms", .int, default: .int(1_000), range: 0...600_000, help: "how long a computed heat is reused")]),
         make: { setup in
             HeatGatePlugin(mode: try setup.settings.string("calibration") == "shadow" ? .shadow : .enforce,
                            refreshMs: Int64(try setup.settings.int("refresh_ms")))

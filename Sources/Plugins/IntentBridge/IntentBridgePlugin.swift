@@ -25,21 +25,31 @@ public final class IntentBridgePlugin: Plugin {
                       OutputSpec("decisions", subject: "qt.decision.intent-bridge.*", type: Decision.self)],
             kvReads: ["qt_universe", "qt_ledger", "qt_state"],
             kvWrites: ["qt_state"],
-            config: [ConfigKey("min_confidence", .double, default: .double(0.55), help: "OPEN intents below this confidence are skipped")]),
-        make: { setup in IntentBridgePlugin(minConfidence: try setup.settings.double("min_confidence")) })
+            config: [ConfigKey("min_confidence", .double, default: .double(0.55), range: 0...1, help: "OPEN intents below this confidence are skipped"),
+                     ConfigKey("max_intent_age_s", .double, default: .double(120), range: 1...86_400,
+                               help: "intents that waited longer in their stream (JetStream's stored time, wall clock) are skipped STALE")]),
+        make: { setup in
+            IntentBridgePlugin(minConfidence: try setup.settings.double("min_confidence"),
+                               maxAgeMs: Int64(try setup.settings.double("max_intent_age_s") * 1000))
+        })
 
     private let minConfidence: Double
+    private let maxAgeMs: Int64
 
-    init(minConfidence: Double) {
+    init(minConfidence: Double, maxAgeMs: Int64) {
         self.minConfidence = minConfidence
+        self.maxAgeMs = maxAgeMs
     }
 
     public func handle(_ input: Input, context: HandlerContext) async throws {
         guard let intent = input.message(as: TradeIntent.self) else { throw PluginError.permanent("expected a TradeIntent") }
         let symbol = intent.symbol
-        guard !symbol.isEmpty, input.subject == Subjects.intent(symbol), !intent.intentID.isEmpty else {
+        guard Symbols.isValid(symbol), input.subject == Subjects.intent(symbol), !intent.intentID.isEmpty else {
             throw PluginError.permanent("intent on \(input.subject): symbol \"\(symbol)\", intent_id \"\(intent.intentID)\"; "
-                                        + "expected both, on the subject of the symbol")
+                                        + "expected an id and a symbol of \(Symbols.rule), on the subject of the symbol")
+        }
+        guard input.eventTimeMs > 0 else {
+            throw PluginError.permanent("intent \(intent.intentID) on \(input.subject): event time \(input.eventTimeMs), expected a time")
         }
         guard intent.confidence.isFinite, (0...1).contains(intent.confidence) else {
             throw PluginError.permanent("intent \(intent.intentID) on \(input.subject): confidence \(intent.confidence) is not in [0, 1]")
@@ -48,6 +58,13 @@ public final class IntentBridgePlugin: Plugin {
         let before = ["action": "\(intent.action)", "confidence": String(intent.confidence), "model": intent.model]
         func skip(_ reason: ReasonCode, _ detail: String) throws {
             try context.decide(.skip, reason: reason, about: about, kind: .intent, symbol: symbol, detail: detail, before: before)
+        }
+
+        let waitedMs = context.clock.nowMs() - input.storedAtMs
+        if waitedMs > maxAgeMs {
+            // A backlog (a new durable replaying history, a host that was down): the model's view
+            // of then is not a reason to trade now.
+            return try skip(.stale, "intent waited \(waitedMs / 1000) s in its stream, more than max_intent_age_s \(maxAgeMs / 1000)")
         }
 
         var plan = Plan()

@@ -30,9 +30,9 @@ public final class MarketFeedPlugin: Plugin {
                 kvWrites: ["qt_state"],
                 timers: [TimerSpec("poll", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "interval_s")],
                 config: [
-                    ConfigKey("interval_s", .double, default: .double(5), help: "how often to poll the exchange for closed bars"),
-                    ConfigKey("backfill_bars", .int, default: .int(301), help: "closed bars fetched for a symbol seen for the first time"),
-                    ConfigKey("max_pages_per_poll", .int, default: .int(10), help: "pages of 99 bars one symbol may fetch per poll"),
+                    ConfigKey("interval_s", .double, default: .double(5), range: 0.2...3600, help: "how often to poll the exchange for closed bars"),
+                    ConfigKey("backfill_bars", .int, default: .int(301), range: 1...1500, help: "closed bars fetched for a symbol seen for the first time"),
+                    ConfigKey("max_pages_per_poll", .int, default: .int(10), range: 1...100, help: "pages of 99 bars one symbol may fetch per poll"),
                 ]),
             make: { setup in
                 MarketFeedPlugin(exchange: try exchanges.client(setup, plugin: name),
@@ -121,14 +121,17 @@ public final class MarketFeedPlugin: Plugin {
         return kline
     }
 
-    /// The universe's active symbols and every symbol with an open ledger position, sorted.
+    /// The universe's active symbols and every symbol with an open (or unreadable) ledger entry, sorted.
     static func symbolsToFeed(_ context: HandlerContext) async throws -> [String] {
         var symbols = Set<String>()
         if let universe = try await context.kv("qt_universe").get(Universe.self, "active") {
             symbols.formUnion(universe.value.entries.filter(\.active).map(\.symbol))
         }
         let ledger = try await context.kv("qt_ledger")
-        symbols.formUnion(try await LedgerPosition.openPositions(in: ledger).map(\.symbol))
+        // A symbol whose entry cannot be read may still hold a position: it keeps its klines.
+        let scan = try await LedgerPosition.scan(ledger)
+        symbols.formUnion(scan.open.map(\.symbol))
+        symbols.formUnion(scan.unreadable.keys)
         return symbols.sorted()
     }
 }

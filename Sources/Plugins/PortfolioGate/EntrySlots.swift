@@ -36,10 +36,12 @@ struct EntrySlots {
     /// Symbols whose ledger entry holds a position or a claim (an order in flight).
     private func ledgerOccupied() async throws -> Set<String> {
         var occupied = Set<String>()
-        for (symbol, entry, revision) in try await view.current(ledger) {
-            let position = try LedgerPosition(symbol: symbol, entry: entry, revision: revision)
-            if position.isOpen || !entry.pendingClientOrderID.isEmpty { occupied.insert(symbol) }
-        }
+        let entries = try await view.current(ledger)
+        let scan = LedgerPosition.scan(entries)
+        occupied.formUnion(scan.open.map(\.symbol))
+        occupied.formUnion(entries.filter { !$0.entry.pendingClientOrderID.isEmpty }.map(\.symbol))
+        // An entry that cannot be read may hold a position: it keeps its slot.
+        occupied.formUnion(scan.unreadable.keys)
         return occupied
     }
 }

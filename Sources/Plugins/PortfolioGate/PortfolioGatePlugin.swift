@@ -24,11 +24,11 @@ public final class PortfolioGatePlugin: Plugin {
                       OutputSpec("decisions", subject: "qt.decision.portfolio-gate.*", type: Decision.self)],
             kvReads: ["qt_control", "qt_ledger", "qt_snapshot", "qt_universe", "qt_state", "qt_permits"],
             kvWrites: ["qt_permits", "qt_state"],
-            config: [ConfigKey("max_positions", .int, default: .int(10), help: "open positions plus live entry permits, over all hosts"),
-                     ConfigKey("max_margin_ratio", .double, default: .double(0.5), help: "entries blocked at or above this account margin ratio"),
-                     ConfigKey("snapshot_max_age_s", .int, default: .int(15),
+            config: [ConfigKey("max_positions", .int, default: .int(10), range: 1...100_000, help: "open positions plus live entry permits, over all hosts"),
+                     ConfigKey("max_margin_ratio", .double, default: .double(0.5), range: 0.01...1, help: "entries blocked at or above this account margin ratio"),
+                     ConfigKey("snapshot_max_age_s", .int, default: .int(15), range: 1...1_000_000,
                                help: "an account snapshot older than this blocks entries (STALE_INPUT): 3 position-brain polls"),
-                     ConfigKey("permit_ttl_s", .int, default: .int(60), help: "wall-clock seconds a permit and an approved plan stay valid")]),
+                     ConfigKey("permit_ttl_s", .int, default: .int(60), range: 1...60, help: "wall-clock seconds a permit and an approved plan stay valid")]),
         make: { setup in
             PortfolioGatePlugin(maxPositions: try setup.settings.int("max_positions"),
                                 maxMarginRatio: try setup.settings.double("max_margin_ratio"),
@@ -51,7 +51,7 @@ public final class PortfolioGatePlugin: Plugin {
 
     public func handle(_ input: Input, context: HandlerContext) async throws {
         guard var plan = input.message(as: Plan.self) else { throw PluginError.permanent("expected a Plan") }
-        try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planSized(plan.symbol))
+        try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planSized(plan.symbol), sized: true)
         let before = ["kind": "\(plan.kind)", "side": "\(plan.side)", "quantity": plan.quantity, "permit_kind": "\(plan.permitKind)"]
         let nowMs = context.clock.nowMs()
         var reason = ReasonCode.passed

@@ -26,8 +26,8 @@ public final class PositionBrainPlugin: Plugin {
                 kvWrites: ["qt_snapshot", "qt_state"],
                 timers: [TimerSpec("poll", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "interval_s")],
                 config: [
-                    ConfigKey("interval_s", .double, default: .double(5), help: "seconds between polls of positions and account"),
-                    ConfigKey("tolerance", .double, default: .double(0),
+                    ConfigKey("interval_s", .double, default: .double(5), range: 0.2...3600, help: "seconds between polls of positions and account"),
+                    ConfigKey("tolerance", .double, default: .double(0), range: 0...1_000_000_000,
                               help: "largest |exchange − ledger| position difference that is not a divergence"),
                 ]),
             make: { setup in

@@ -25,13 +25,13 @@ public final class SentinelPlugin: Plugin {
             kvWrites: ["qt_control", "qt_state"],
             timers: [TimerSpec("watch", intervalMs: 10_000, singleton: true, intervalSecondsSetting: "interval_s")],
             config: [
-                ConfigKey("interval_s", .double, default: .double(10), help: "seconds between checks"),
-                ConfigKey("max_positions", .int, default: .int(10), help: "alert when the ledger holds more open positions"),
-                ConfigKey("reduce_margin_ratio", .double, default: .double(0.6), help: "alert (and REDUCING) at or above this margin ratio"),
+                ConfigKey("interval_s", .double, default: .double(10), range: 0.2...3600, help: "seconds between checks"),
+                ConfigKey("max_positions", .int, default: .int(10), range: 0...100_000, help: "alert when the ledger holds more open positions"),
+                ConfigKey("reduce_margin_ratio", .double, default: .double(0.6), range: 0.01...1, help: "alert (and REDUCING) at or above this margin ratio"),
                 ConfigKey("reduce_on_margin", .bool, default: .bool(true), help: "set REDUCING when the margin ratio trigger fires"),
                 ConfigKey("reduce_on_heat", .bool, default: .bool(true), help: "set REDUCING when portfolio heat is HOT"),
-                ConfigKey("consumer_lag", .int, default: .int(1000), help: "alert when a consumer has more messages pending"),
-                ConfigKey("unowned_partition_s", .double, default: .double(30),
+                ConfigKey("consumer_lag", .int, default: .int(1000), range: 1...100_000_000, help: "alert when a consumer has more messages pending"),
+                ConfigKey("unowned_partition_s", .double, default: .double(30), range: 1...86_400,
                           help: "critical alert when a partition of a running plugin has had no owner for longer"),
             ]),
         make: { setup in
@@ -140,7 +140,13 @@ public final class SentinelPlugin: Plugin {
     /// Open positions over the limit, margin ratio, heat.
     private func positionFindings(_ context: HandlerContext) async throws -> [Finding] {
         var findings: [Finding] = []
-        let open = try await LedgerPosition.openPositions(in: try await context.kv("qt_ledger"))
+        let ledger = try await LedgerPosition.scan(try await context.kv("qt_ledger"))
+        let open = ledger.open
+        for (symbol, why) in ledger.unreadable.sorted(by: { $0.key < $1.key }) {
+            findings.append(Finding(key: "ledger:\(symbol)", alert: Self.alert(.reconcile, .critical, subject: "qt_ledger/\(symbol)",
+                "qt_ledger/\(symbol) cannot be read, so \(symbol) is held (no entries; exits and klines go on): \(why)",
+                details: ["symbol": symbol]), reduces: false))
+        }
         if open.count > limits.maxPositions {
             findings.append(Finding(key: "max-positions", alert: Self.alert(.maxPositions, .critical, subject: "qt_ledger",
                 "\(open.count) open positions, more than max_positions \(limits.maxPositions): " + open.map(\.symbol).joined(separator: ", "),
@@ -152,6 +158,8 @@ public final class SentinelPlugin: Plugin {
                 "margin ratio \(account.marginRatio) ≥ reduce_margin_ratio \(limits.reduceMarginRatio)",
                 details: ["margin_ratio": String(account.marginRatio)]), reduces: limits.reduceOnMargin))
         }
+        let state = try await context.kv("qt_control").get(Control.self, "trading_state")?.value
+        if let finding = Self.controlFinding(state) { findings.append(finding) }
         if case .known(let heat) = try await HeatGatePlugin.read(context), HeatKernel.bucket(heat) == .hot {
             findings.append(Finding(key: "heat-hot", alert: Self.alert(.heatHot, .warning, subject: "portfolio",
                 "portfolio heat \(heat) is HOT (≥ \(HeatKernel.hotFrom))", details: ["heat": String(heat)]), reduces: limits.reduceOnHeat))
@@ -159,12 +167,20 @@ public final class SentinelPlugin: Plugin {
         return findings
     }
 
-    /// ACTIVE → REDUCING; a HALTED or REDUCING state is left as it is.
+    /// A `trading_state` the gates cannot act on: they trade as if HALTED until an operator sets a
+    /// known state (`qt control`), and this says so, once, as CRITICAL.
+    static func controlFinding(_ stored: Control?) -> Finding? {
+        guard let stored, !TradingControl.isKnown(stored.tradingState) else { return nil }
+        return Finding(key: "control", alert: alert(.control, .critical, subject: "qt_control/trading_state",
+            "qt_control/trading_state holds \(stored.tradingState), which is not ACTIVE, REDUCING or HALTED: every gate refuses "
+            + "all orders as if HALTED until an operator sets a known state", details: ["value": "\(stored.tradingState)"]), reduces: false)
+    }
+
+    /// ACTIVE → REDUCING; a HALTED or REDUCING state (or one no gate can read) is left as it is.
     private func setReducing(because reason: String, context: HandlerContext, nowMs: Int64) async throws {
         let control = try await context.kv("qt_control")
         let current = try await control.get(Control.self, "trading_state")
-        let state = current?.value.tradingState ?? .active
-        guard state == .active || state == .unspecified else { return }
+        guard TradingControl.effectiveState(current?.value) == .active else { return }
         var next = Control()
         next.tradingState = .reducing
         next.reason = "sentinel: " + reason

@@ -34,13 +34,33 @@ public struct LedgerPosition: Sendable {
         return position.isOpen ? position : nil
     }
 
-    /// Every open position in the ledger: the exit side's only list of symbols (R4).
-    public static func openPositions(in ledger: PluginKV) async throws -> [LedgerPosition] {
-        var open: [LedgerPosition] = []
+    /// Every open position in the ledger (the exit side's only list of symbols, R4), read one
+    /// entry at a time: an entry that cannot be read is reported for its symbol and never hides
+    /// the others.
+    public static func scan(_ ledger: PluginKV) async throws -> LedgerScan {
+        var scan = LedgerScan()
         for key in try await ledger.keys().sorted() {
-            if let position = try await read(key, from: ledger) { open.append(position) }
+            do {
+                if let position = try await read(key, from: ledger) { scan.open.append(position) }
+            } catch {
+                scan.unreadable[key] = "\(error)"
+            }
         }
-        return open
+        return scan
+    }
+
+    /// `scan` of entries already read (a `LedgerView`).
+    public static func scan(_ entries: [(symbol: String, entry: LedgerEntry, revision: UInt64)]) -> LedgerScan {
+        var scan = LedgerScan()
+        for (symbol, entry, revision) in entries {
+            do {
+                let position = try LedgerPosition(symbol: symbol, entry: entry, revision: revision)
+                if position.isOpen { scan.open.append(position) }
+            } catch {
+                scan.unreadable[symbol] = "\(error)"
+            }
+        }
+        return scan
     }
 
     static func decimal(_ text: String, field: String, symbol: String, emptyIsZero: Bool) throws -> Decimal {
@@ -50,4 +70,13 @@ public struct LedgerPosition: Sendable {
         }
         return value
     }
+}
+
+/// The ledger's open positions and the symbols whose entry cannot be read. A symbol in
+/// `unreadable` is held: no entry for it, a CRITICAL alert from the sentinel, its market data
+/// still fed; every other symbol goes on.
+public struct LedgerScan: Sendable {
+    public var open: [LedgerPosition] = []
+    /// Symbol → why its entry cannot be read.
+    public var unreadable: [String: String] = [:]
 }

@@ -36,9 +36,9 @@ public final class LedgerView: Sendable {
         }
     }
 
-    /// Open positions, as `LedgerPosition.openPositions` reads them from the bucket.
-    public func openPositions(_ ledger: PluginKV) async throws -> [LedgerPosition] {
-        try await current(ledger).map { try LedgerPosition(symbol: $0.symbol, entry: $0.entry, revision: $0.revision) }.filter(\.isOpen)
+    /// Open positions and unreadable entries, as `LedgerPosition.scan` reads them from the bucket.
+    public func scan(_ ledger: PluginKV) async throws -> LedgerScan {
+        LedgerPosition.scan(try await current(ledger))
     }
 
     /// The watch starts before the scan, so no change falls between them; either may deliver a

@@ -28,11 +28,25 @@ struct TradingControl {
         if let (reason, detail) = try await read(context).refusal(entry: entry) { throw GateRefusal(reason: reason, detail: detail) }
     }
 
-    /// A bucket without entries means ACTIVE (the state before any operator action).
     static func read(_ context: HandlerContext) async throws -> TradingControl {
         let control = try await context.kv("qt_control")
-        let state = try await control.get(Control.self, "trading_state")?.value.tradingState ?? .active
+        let state = try await control.get(Control.self, "trading_state")?.value
         let kill = try await control.get(Control.self, "kill_switch")?.value.killSwitch ?? false
-        return TradingControl(state: state == .unspecified ? .active : state, killSwitch: kill)
+        return TradingControl(state: effectiveState(state), killSwitch: kill)
+    }
+
+    /// No `trading_state` key means ACTIVE (the state before any operator action). A key whose
+    /// state is UNSPECIFIED or a value this build does not know fails closed: HALTED (the
+    /// sentinel raises the CRITICAL alert), never a default that lets entries through.
+    static func effectiveState(_ stored: Control?) -> TradingState {
+        guard let stored else { return .active }
+        return isKnown(stored.tradingState) ? stored.tradingState : .halted
+    }
+
+    static func isKnown(_ state: TradingState) -> Bool {
+        switch state {
+        case .active, .reducing, .halted: return true
+        case .unspecified, .UNRECOGNIZED: return false
+        }
     }
 }

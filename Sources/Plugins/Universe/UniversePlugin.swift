@@ -26,13 +26,13 @@ public final class UniversePlugin: Plugin {
                 kvWrites: ["qt_universe", "qt_state"],
                 timers: [TimerSpec("refresh", intervalMs: 30_000, singleton: true, intervalSecondsSetting: "check_s", firesAtStart: true)],
                 config: [
-                    ConfigKey("check_s", .double, default: .double(30), help: "seconds between checks whether a refresh is due"),
-                    ConfigKey("refresh_s", .int, default: .int(3600), help: "seconds a universe stays current"),
-                    ConfigKey("candidates", .int, default: .int(20), help: "symbols by quote volume that are considered"),
-                    ConfigKey("min_sigma", .double, default: .double(0), help: "candidates with a lower 1-minute sigma are not active"),
-                    ConfigKey("min_ts", .double, default: .double(0.4), help: "candidates with a lower trend strength are not active"),
+                    ConfigKey("check_s", .double, default: .double(30), range: 0.2...3600, help: "seconds between checks whether a refresh is due"),
+                    ConfigKey("refresh_s", .int, default: .int(3600), range: 0...604_800, help: "seconds a universe stays current"),
+                    ConfigKey("candidates", .int, default: .int(20), range: 1...1000, help: "symbols by quote volume that are considered"),
+                    ConfigKey("min_sigma", .double, default: .double(0), range: 0...1, help: "candidates with a lower 1-minute sigma are not active"),
+                    ConfigKey("min_ts", .double, default: .double(0.4), range: 0...100, help: "candidates with a lower trend strength are not active"),
                     ConfigKey("rollout", .string, default: .string("10"), help: "max_active steps, comma-separated, e.g. 10,20,30"),
-                    ConfigKey("rollout_step_s", .int, default: .int(86_400), help: "seconds at one step before the next"),
+                    ConfigKey("rollout_step_s", .int, default: .int(86_400), range: 0...2_592_000, help: "seconds at one step before the next"),
                 ]),
             make: { setup in
                 let settings = setup.settings
@@ -85,8 +85,11 @@ public final class UniversePlugin: Plugin {
         async let infoRead = exchange.exchangeInfo()
         async let tickersRead = exchange.tickers24h()
         let (info, tickers) = try await (infoRead, tickersRead)
-        let tradable = Set(info.symbols.filter { $0.quoteAsset == "USDT" && $0.contractType == "PERPETUAL" && $0.status == "TRADING" }
-            .map(\.symbol))
+        let (tradable, skipped) = Self.tradable(info)
+        if !skipped.isEmpty {
+            let named = skipped.prefix(10).map(\.debugDescription).joined(separator: ", ")
+            context.logger.warning("universe: \(skipped.count) exchange symbol(s) outside \(Symbols.rule) are never traded: \(named)")
+        }
         let listings = tickers.filter { tradable.contains($0.symbol) }
             .map { UniverseRanking.Listing(symbol: $0.symbol, quoteVolume: $0.quoteVolume.doubleValue) }
         let candidates = UniverseRanking.candidates(listings, count: filter.candidates)
@@ -104,6 +107,13 @@ public final class UniversePlugin: Plugin {
         universe.asOfMs = nowMs
         universe.meta.eventTimeMs = nowMs
         try await bucket.write("active", universe, over: current?.revision)
+    }
+
+    /// USDT perpetuals that are trading, split into those whose symbol can be a subject token and
+    /// a KV key, and those skipped for it.
+    static func tradable(_ info: ExchangeInfo) -> (tradable: Set<String>, skipped: [String]) {
+        let listed = info.symbols.filter { $0.quoteAsset == "USDT" && $0.contractType == "PERPETUAL" && $0.status == "TRADING" }.map(\.symbol)
+        return (Set(listed.filter(Symbols.isValid)), listed.filter { !Symbols.isValid($0) })
     }
 
     /// `max_active` now: the rollout's current step, moved one up when it is due and no alert came.

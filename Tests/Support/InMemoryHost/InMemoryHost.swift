@@ -32,6 +32,8 @@ public actor InMemoryHost {
         public let stream: String
         public let sequence: UInt64
         public let message: any BusMessage
+        /// The manual clock when it was published: the stored time a real stream would record.
+        public let storedAtMs: Int64
     }
 
     public struct DeadLetter: Sendable {
@@ -147,7 +149,7 @@ public actor InMemoryHost {
     private func append(_ message: any BusMessage, subject: String, stream: String) {
         let sequence = (sequences[stream] ?? 0) + 1
         sequences[stream] = sequence
-        let entry = Published(subject: subject, stream: stream, sequence: sequence, message: message)
+        let entry = Published(subject: subject, stream: stream, sequence: sequence, message: message, storedAtMs: clock.nowMs())
         published.append(entry)
         for (index, running) in plugins.enumerated() {
             for input in running.scope.manifest.inputs where SubjectPattern(input.subject).matches(subject) {
@@ -174,7 +176,8 @@ public actor InMemoryHost {
         let context = HandlerContext(scope: running.scope, eventTimeMs: meta.eventTimeMs, cause: (meta.id, meta.traceID),
                                      causeStream: delivery.published.stream, causeSequence: delivery.published.sequence)
         let input = Input(name: delivery.input.name, subject: delivery.published.subject, message: delivery.published.message,
-                          streamSequence: delivery.published.sequence, deliveryCount: delivery.deliveryCount)
+                          streamSequence: delivery.published.sequence, deliveryCount: delivery.deliveryCount,
+                          storedAtMs: delivery.published.storedAtMs)
         do {
             try await running.plugin.handle(input, context: context)
             try publish(context.emissions)

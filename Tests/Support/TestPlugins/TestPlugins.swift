@@ -7,7 +7,7 @@ import Messages
 /// a singleton ticker, and a strict consumer that rejects what it cannot act on.
 public enum TestPlugins {
     public static var registry: PluginRegistry {
-        PluginRegistry([Counter.registration, Sequencer.registration, Feed.registration, RelayA.registration, RelayB.registration, Ticker.registration, Strict.registration])
+        PluginRegistry([Counter.registration, Sequencer.registration, Feed.registration, RelayA.registration, RelayB.registration, Ticker.registration, Strict.registration, Broken.registration])
     }
 }
 
@@ -96,6 +96,21 @@ public final class Ticker: Plugin {
         beat.detail = context.hostID
         let id = ContentID.content(plugin: "ticker", kind: timer, symbol: context.hostID, eventTimeMs: context.eventTimeMs, revision: 0)
         try context.emit("decisions", beat, subject: Subjects.decision(plugin: "ticker", symbol: context.hostID), id: id)
+    }
+}
+
+/// A timer that always fails: what the host does about a plugin whose periodic work is not done.
+public final class Broken: Plugin {
+    public static let registration = PluginRegistration(
+        manifest: PluginManifest(name: "broken", version: "1.0.0", timers: [TimerSpec("work", intervalMs: 200, singleton: false)]),
+        make: { _ in Broken() })
+
+    public func handle(_ input: Input, context: HandlerContext) async throws {
+        throw PluginError.permanent("broken has no inputs")
+    }
+
+    public func tick(_ timer: String, context: HandlerContext) async throws {
+        throw PluginError.transient("the exchange is unreachable (test)")
     }
 }
 
