@@ -100,7 +100,7 @@ public final class SimExchange: @unchecked Sendable {
             reply.headers.append(("Retry-After", String(rateLimitRetryAfter)))
             return reply
         }
-        let wallMs = wallClock()
+        let wallMs = wallClock() + Int64(currentFaults.clockSkewMs)
         if let limited = chargeWeight(endpoint.weight, wallMs: wallMs) { return limited }
         if currentFaults.serverErrorRate > 0, Double.random(in: 0..<1, using: &faultRandom) < currentFaults.serverErrorRate {
             return withWeight(error(BinanceError(code: -1001, message: "Internal error; unable to process your request. Please try again.",

@@ -34,10 +34,13 @@ public struct SimulatorFaults: Sendable {
     public var serverErrorRate = 0.0
     /// Fraction of new orders that fill and then lose their response (the connection drops).
     public var dropResponseAfterFillRate = 0.0
+    /// The exchange's clock runs this far ahead of the machine's (server time, recvWindow checks).
+    public var clockSkewMs = 0
 
-    public init(latencyMs: Int = 0, serverErrorRate: Double = 0, dropResponseAfterFillRate: Double = 0) {
+    public init(latencyMs: Int = 0, serverErrorRate: Double = 0, dropResponseAfterFillRate: Double = 0, clockSkewMs: Int = 0) {
         self.latencyMs = latencyMs
         self.serverErrorRate = serverErrorRate
         self.dropResponseAfterFillRate = dropResponseAfterFillRate
+        self.clockSkewMs = clockSkewMs
     }
 }

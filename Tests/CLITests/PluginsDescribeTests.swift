@@ -21,7 +21,8 @@ final class PluginsDescribeTests: XCTestCase {
             for key in manifest.config {
                 let line = result.lines.first { $0.hasPrefix("    \(key.name) ") }
                 XCTAssertNotNil(line, "\(name).\(key.name)")
-                XCTAssertTrue(line?.hasSuffix(key.help) == true, "\(name).\(key.name): \(line ?? "")")
+                let suffix = key.help + (key.rangeDescription.map { " (\($0))" } ?? "")
+                XCTAssertTrue(line?.hasSuffix(suffix) == true, "\(name).\(key.name): \(line ?? "")")
             }
         }
     }

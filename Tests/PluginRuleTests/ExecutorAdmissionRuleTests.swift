@@ -1,4 +1,5 @@
 import Exchange
+import ExchangeSimulator
 import Foundation
 import Host
 import Identity
@@ -200,5 +201,33 @@ final class ExecutorAdmissionRuleTests: RuleTestCase {
         XCTAssertEqual(simulator?.exchange.acceptedOrders, before + 1, "one order per plan")
         let decided = await decisions("executor", symbol)
         XCTAssertFalse(decided.contains { $0.verdict == .block }, summary(decided))
+    }
+}
+
+/// Each host measures its clock against the exchange's on the executor's pass and says so
+/// above a second, once an hour.
+final class ClockSkewRuleTests: RuleTestCase {
+    func testASkewOverASecondRaisesOneClockAlertAnHour() async throws {
+        let exchanges = try await startSimulator(faults: SimulatorFaults(clockSkewMs: 5_000))
+        try await host.start(ExecutorPlugin.registration(exchanges: exchanges), exchange: ExchangeSettings(baseURL: simulator!.baseURL))
+        try await host.tick("executor", "resume")
+        try await host.tick("executor", "resume")
+        let alerts = await host.messages(Alert.self, on: "qt.alert.clock")
+        XCTAssertEqual(alerts.count, 1, "once an hour per host")
+        let offset = try XCTUnwrap(Int64(alerts.first?.details["offset_ms"] ?? ""))
+        XCTAssertGreaterThan(offset, 4_000, "the exchange runs 5 s ahead")
+        XCTAssertTrue(alerts.first?.message.contains("behind") == true, alerts.first?.message ?? "")
+        await host.advance(byMs: 3_600_000)
+        try await host.tick("executor", "resume")
+        let later = await host.messages(Alert.self, on: "qt.alert.clock")
+        XCTAssertEqual(later.count, 2)
+    }
+
+    func testAClockWithinASecondRaisesNothing() async throws {
+        let exchanges = try await startSimulator()
+        try await host.start(ExecutorPlugin.registration(exchanges: exchanges), exchange: ExchangeSettings(baseURL: simulator!.baseURL))
+        try await host.tick("executor", "resume")
+        let alerts = await host.messages(Alert.self, on: "qt.alert.clock")
+        XCTAssertEqual(alerts.count, 0)
     }
 }

@@ -93,6 +93,8 @@ final class OrderLifecycleTests: XCTestCase {
         XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: reducing, nowMs: now)?.0, .tradingReducing)
         plan.kind = .close
         XCTAssertNil(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: reducing, nowMs: now), "REDUCING never stops an exit (R6)")
+        XCTAssertNil(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: active, nowMs: now + 120_000),
+                     "another host's clock never expires an exit: its permit's server-side TTL does")
         XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: TradingControl(state: .active, killSwitch: true), nowMs: now)?.0,
                        .tradingHalted)
     }

@@ -30,11 +30,12 @@ class RuleTestCase: XCTestCase {
     // MARK: the exchange, for the gates that read it
 
     /// Starts the simulator; the returned clients reach it as a node config's `exchange:` section would.
-    func startSimulator() async throws -> ExchangeClients {
+    func startSimulator(faults: SimulatorFaults = SimulatorFaults()) async throws -> ExchangeClients {
         let credentials = Credentials.generate()
         var config = SimulatorConfig(credentials: credentials)
         config.symbols = 24
         config.historyBars = 10
+        config.faults = faults
         let server = try await SimulatorServer.start(config)
         simulator = server
         return ExchangeClients(BinanceFutures(config: ExchangeConfig(baseURL: server.baseURL), credentials: credentials))

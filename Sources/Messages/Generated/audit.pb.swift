@@ -142,6 +142,9 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// A plugin's timer failed several times in a row (its work is not being done).
   case timer // = 14
+
+  /// This host's clock differs from the exchange's by more than a second.
+  case clock // = 15
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -165,6 +168,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 12: self = .lease
     case 13: self = .control
     case 14: self = .timer
+    case 15: self = .clock
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -186,6 +190,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .lease: return 12
     case .control: return 13
     case .timer: return 14
+    case .clock: return 15
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -207,6 +212,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     .lease,
     .control,
     .timer,
+    .clock,
   ]
 
 }
@@ -436,7 +442,7 @@ nonisolated extension DecisionSubject: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension AlertKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_KIND_UNSPECIFIED\0\u{1}ALERT_KIND_DEAD_LETTER\0\u{1}ALERT_KIND_REDELIVERY\0\u{1}ALERT_KIND_TOPOLOGY\0\u{1}ALERT_KIND_MAX_POSITIONS\0\u{1}ALERT_KIND_HEAT_HOT\0\u{1}ALERT_KIND_MARGIN_RATIO\0\u{1}ALERT_KIND_CONSUMER_LAG\0\u{1}ALERT_KIND_RECONCILE\0\u{1}ALERT_KIND_STALE_INPUT\0\u{1}ALERT_KIND_EXIT_BLOCKED\0\u{1}ALERT_KIND_LIMIT\0\u{1}ALERT_KIND_LEASE\0\u{1}ALERT_KIND_CONTROL\0\u{1}ALERT_KIND_TIMER\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_KIND_UNSPECIFIED\0\u{1}ALERT_KIND_DEAD_LETTER\0\u{1}ALERT_KIND_REDELIVERY\0\u{1}ALERT_KIND_TOPOLOGY\0\u{1}ALERT_KIND_MAX_POSITIONS\0\u{1}ALERT_KIND_HEAT_HOT\0\u{1}ALERT_KIND_MARGIN_RATIO\0\u{1}ALERT_KIND_CONSUMER_LAG\0\u{1}ALERT_KIND_RECONCILE\0\u{1}ALERT_KIND_STALE_INPUT\0\u{1}ALERT_KIND_EXIT_BLOCKED\0\u{1}ALERT_KIND_LIMIT\0\u{1}ALERT_KIND_LEASE\0\u{1}ALERT_KIND_CONTROL\0\u{1}ALERT_KIND_TIMER\0\u{1}ALERT_KIND_CLOCK\0")
 }
 
 nonisolated extension AlertSeverity: SwiftProtobuf._ProtoNameProviding {

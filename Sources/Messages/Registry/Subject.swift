@@ -124,6 +124,7 @@ extension AlertKind {
         case .lease: return "lease"
         case .control: return "control"
         case .timer: return "timer"
+        case .clock: return "clock"
         case .UNRECOGNIZED(let value): return "unrecognized_\(value)"
         }
     }

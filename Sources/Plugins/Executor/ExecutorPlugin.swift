@@ -27,7 +27,8 @@ public final class ExecutorPlugin: Plugin {
                 inputs: [InputSpec("approved", subject: "qt.plan.approved.*", type: Plan.self, concurrency: 8),
                          InputSpec("fills", subject: "qt.exec.fill.*", type: Fill.self)],
                 outputs: [OutputSpec("results", subject: "qt.exec.result.*", type: OrderResult.self),
-                          OutputSpec("decisions", subject: "qt.decision.executor.*", type: Decision.self)],
+                          OutputSpec("decisions", subject: "qt.decision.executor.*", type: Decision.self),
+                          OutputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
                 kvReads: ["qt_ledger", "qt_orders", "qt_permits", "qt_control"],
                 kvWrites: ["qt_ledger", "qt_orders", "qt_permits"],
                 // Every host runs it on the symbols whose partitions it owns, and again on each partition it takes.
@@ -44,7 +45,7 @@ public final class ExecutorPlugin: Plugin {
                                      queryIntervalMs: Int64(try setup.settings.int("query_interval_ms")),
                                      patienceMs: Int64(try setup.settings.int("patience_ms")))
                 return ExecutorPlugin(desk: desk, stops: ProtectiveStops(exchange: exchange), filters: FilterCache(exchange: exchange),
-                                      crashHook: crashHook)
+                                      skew: ClockSkewWatch(exchange: exchange), crashHook: crashHook)
             })
     }
 
@@ -52,19 +53,23 @@ public final class ExecutorPlugin: Plugin {
     private let stops: ProtectiveStops
     private let filters: FilterCache
     private let recovery = Recovery()
+    private let skew: ClockSkewWatch
     private let crashHook: CrashHook
 
-    init(desk: OrderDesk, stops: ProtectiveStops, filters: FilterCache, crashHook: @escaping CrashHook) {
+    init(desk: OrderDesk, stops: ProtectiveStops, filters: FilterCache, skew: ClockSkewWatch, crashHook: @escaping CrashHook) {
         self.crashHook = crashHook
         self.desk = desk
         self.stops = stops
         self.filters = filters
+        self.skew = skew
     }
 
     /// `qt-` + the first 32 hex of the plan id: one client order id per plan, forever.
     public static func clientOrderID(planID: String) -> String { "qt-" + planID.prefix(32) }
 
     public func tick(_ timer: String, context: HandlerContext) async throws {
+        // Every host runs this timer: each measures its own clock against the exchange's.
+        try await skew.check(context: context)
         try await recovery.pass(context: context) { record, revision in
             try await self.run(record, revision: revision, context: context)
         }

@@ -55,9 +55,13 @@ enum OrderLifecycle {
 
     /// Steps 2 and 3 before the claim: why an approved plan may not go out, or nil. The claim
     /// (a compare-and-set) comes only after these, so a refused plan writes nothing.
+    ///
+    /// `expires_at_ms` was set by another host's clock; only entries are judged by it. An exit's
+    /// freshness is its permit (the bucket's TTL runs on the server's clock) and the ledger revision
+    /// its claim requires, so clock skew between hosts can never block a close (R6).
     static func admissionRefusal(_ plan: Plan, permitFound: Bool, control: TradingControl, nowMs: Int64) -> (ReasonCode, String)? {
         if !permitFound { return (.permitMissing, "no permit qt_permits/\(plan.planID): never granted, expired (60 s) or used") }
-        if plan.expiresAtMs <= nowMs { return (.expired, "plan expired at \(plan.expiresAtMs), now \(nowMs)") }
+        if plan.kind == .open, plan.expiresAtMs <= nowMs { return (.expired, "plan expired at \(plan.expiresAtMs), now \(nowMs)") }
         return control.refusal(entry: plan.kind == .open)
     }
 
