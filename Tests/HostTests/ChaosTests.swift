@@ -110,7 +110,7 @@ final class ChaosTests: HostTestCase {
         for (_, process) in hosts where process.isRunning { process.terminate() }
         for (name, process) in hosts {
             process.waitUntilExit()
-            XCTAssertEqual(process.terminationStatus, 0, "\(name): \(self.log(of: name).suffix(800))")
+            XCTAssertEqual(process.terminationStatus, 0, "\(name): \(self.exitReport(of: name))")
         }
         try await assertBooksAgree(admin, market: market)
         print("chaos: \(placed) orders with failures, \(baseline) undisturbed (same seed, \(Int(length)) s)\n" + log.joined(separator: "\n")

@@ -120,6 +120,18 @@ class HostTestCase: XCTestCase {
         (try? String(contentsOf: scratch.appendingPathComponent("\(host).log"), encoding: .utf8)) ?? ""
     }
 
+    /// What to show when a host process ended badly: its crash report from the crash line on
+    /// (the crashed thread's frames come first), else the end of its log.
+    func exitReport(of host: String) -> String {
+        let text = log(of: host)
+        if let crash = text.range(of: "*** Program crashed") {
+            let report = text[crash.lowerBound...]
+            let crashed = report.range(of: " crashed:\n").map { String(report[$0.lowerBound...].prefix(2_500)) } ?? ""
+            return String(report.prefix(300)) + "\n…\n" + crashed
+        }
+        return String(text.suffix(1_500))
+    }
+
     func binary(_ name: String) throws -> URL {
         let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let candidates = [directory.appendingPathComponent(name),
