@@ -33,7 +33,7 @@ class ExecutionTestCase: ExitLayerTestCase {
         try await bus.keyValue("qt_snapshot").put("_account", message: account)
     }
 
-    func entryPlan(_ symbol: String, long: Bool, notional: Decimal = 120) async throws -> Plan {
+    func entryPlan(_ symbol: String, long: Bool, notional: Decimal = 120, stopDistPct: Double = 0.02) async throws -> Plan {
         let filters = try await client.symbolFilters()
         let mark = try XCTUnwrap(simulator.exchange.mark(symbol))
         var plan = Plan()
@@ -42,7 +42,7 @@ class ExecutionTestCase: ExitLayerTestCase {
         plan.kind = .open
         plan.side = long ? .buy : .sell
         plan.quantity = try XCTUnwrap(filters[symbol]).marketQuantity(notional / mark, price: mark, reduceOnly: false).plainString
-        plan.stopDistPct = 0.02
+        plan.stopDistPct = stopDistPct
         plan.permitKind = .p33
         plan.expiresAtMs = Int64(Date().timeIntervalSince1970 * 1000) + 60_000
         return plan

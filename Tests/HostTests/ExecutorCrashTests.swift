@@ -32,7 +32,9 @@ final class ExecutorCrashTests: ExecutionTestCase {
             let journal = scratch.appendingPathComponent("\(point.rawValue).journal").path
             let crashing = try await spawnQTHost("crash-\(point.rawValue)", plugins: plugins, exchange: exchange,
                                            environment: [crashVariable: point.rawValue, "QT_JOURNAL": journal])
-            let plan = try await entryPlan(symbol, long: point.rawValue.count % 2 == 0)
+            // A wide stop: the simulator moves a minute of prices every 250 ms, and a 2 % stop placed
+            // before the crash can trigger during the takeover (ledger ≠ exchange without position-brain).
+            let plan = try await entryPlan(symbol, long: point.rawValue.count % 2 == 0, stopDistPct: 0.3)
             try await submit(plan)
             try await waitForExit(crashing, seconds: 30)
             XCTAssertEqual(crashing.terminationReason, .uncaughtSignal, "\(point): \(log(of: "crash-\(point.rawValue)"))")

@@ -74,7 +74,7 @@ final class NodeConfigTests: XCTestCase {
           govrnor: {}
         """)
         XCTAssertEqual(error?.description,
-                       "node.yaml:5: plugins.govrnor: unknown plugin; valid choices: counter, feed, relay-a, relay-b, sequencer, strict, ticker")
+                       "node.yaml:5: plugins.govrnor: unknown plugin; valid choices: broken, counter, feed, relay-a, relay-b, sequencer, strict, ticker")
     }
 
     func testUnknownPluginKeyListsTheDeclaredKeys() {
@@ -131,7 +131,7 @@ final class EmptyPluginListTests: XCTestCase {
         XCTAssertThrowsError(try NodeConfig.parse("host_id: a\nnats: { servers: [nats://127.0.0.1:4222] }\nplugins: {}\n",
                                                   file: "node.yaml", registry: TestPlugins.registry)) { error in
             XCTAssertEqual((error as? ConfigError)?.description,
-                           "node.yaml:3: plugins: names no plugin to run; valid choices: counter, feed, relay-a, relay-b, sequencer, strict, ticker")
+                           "node.yaml:3: plugins: names no plugin to run; valid choices: broken, counter, feed, relay-a, relay-b, sequencer, strict, ticker")
         }
     }
 }

@@ -66,10 +66,10 @@ final class GovernorRuleTests: RuleTestCase {
     func testAPlanFarOlderThanTheMarketStateIsStaleToo() async throws {
         try await startGovernor()
         let plan = proposed()
-        try await marketState(symbol, asOfMs: plan.meta.eventTimeMs + 86_400_000)
+        try await marketState(symbol, asOfMs: plan.meta.eventTimeMs + 86_400_001)
         try await propose(plan, freshState: false)
         let reasons = await reasons("governor", symbol)
-        XCTAssertEqual(reasons, [.staleInput], "a day-old plan against today's state: the age check works both ways")
+        XCTAssertEqual(reasons, [.staleInput], "a plan more than a day behind the state: the age check works both ways")
     }
 
     /// Failure isolation: one unreadable ledger entry holds its own symbol, and only that one.

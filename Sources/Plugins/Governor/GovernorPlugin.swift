@@ -68,6 +68,8 @@ public final class GovernorPlugin: Plugin {
     private let filters: FilterCache
     private let limits: Limits
     private let ledgerView = LedgerView()
+    /// How far a plan's event time may lie behind the market state it is sized on.
+    static let maxPlanLagMs: Int64 = 86_400_000
 
     init(exchange: any FuturesExchange, limits: Limits) {
         self.exchange = exchange
@@ -118,9 +120,10 @@ public final class GovernorPlugin: Plugin {
         let symbol = plan.symbol
         let eventTimeMs = input.eventTimeMs
         guard let state = try await context.kv("qt_marketstate").get(MarketState.self, symbol)?.value,
-              abs(eventTimeMs - state.asOfMs) <= limits.marketStateMaxAgeMs else {
-            // Both ways: a plan whose event time lies far before the state (event time 0, an
-            // intent replayed from days ago) is as stale as a state far behind the plan.
+              eventTimeMs - state.asOfMs <= limits.marketStateMaxAgeMs, state.asOfMs - eventTimeMs <= Self.maxPlanLagMs else {
+            // Both ways, with different bounds: the state may run ahead of a plan by the pipeline's
+            // lag (minutes of event time in the simulator, which compresses time), but a plan a day
+            // behind the state (event time 0, an intent replayed from days ago) is stale.
             throw GateRefusal(reason: .staleInput, detail: "no market state for \(symbol) within \(limits.marketStateMaxAgeMs / 1000) s of event time")
         }
         let market = HarvestKernel.Market(sigma: state.sigma, ts: state.ts, pTrend: state.pTrend, pMr: state.pMr, pChop: state.pChop)
