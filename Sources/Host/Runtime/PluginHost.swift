@@ -330,12 +330,17 @@ public final class PluginHost: @unchecked Sendable {
                 return failures[key]!
             }
             if failures % Self.timerFailuresBeforeAlert == 0 {
-                await alertTimerFailing(timer, binding: binding, failures: failures, dueMs: dueMs, error: error)
+                // Off the timer's own task: while NATS is down the publish waits for its timeout,
+                // and the timer's next tick must not wait with it.
+                let message = "\(error)"
+                Task.detached { [self] in
+                    await self.alertTimerFailing(timer, binding: binding, failures: failures, dueMs: dueMs, error: message)
+                }
             }
         }
     }
 
-    private func alertTimerFailing(_ timer: TimerSpec, binding: PluginBinding, failures: Int, dueMs: Int64, error: any Error) async {
+    private func alertTimerFailing(_ timer: TimerSpec, binding: PluginBinding, failures: Int, dueMs: Int64, error: String) async {
         var alert = Alert()
         alert.kind = .timer
         alert.severity = .critical
