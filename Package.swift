@@ -31,14 +31,15 @@ let package = Package(
         // Generated protobuf types plus the subject/stream/bucket registry (pure data).
         .target(
             name: "Messages",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: ["Numbers", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         // Dedicated threads for blocking C calls (libnats, libcurl), bridged to async code.
         .target(name: "BlockingIO"),
         // The only module that imports libnats.
         .target(name: "Bus", dependencies: ["CNats", "Messages", "Identity", "BlockingIO"]),
         // Binance USDⓈ-M futures: the REST client (libcurl + OpenSSL HMAC), its models and symbol filters.
-        .target(name: "Exchange", dependencies: ["CCurl", "COpenSSL", "BlockingIO"]),
+        .target(name: "Numbers"),
+        .target(name: "Exchange", dependencies: ["CCurl", "COpenSSL", "BlockingIO", "Numbers"]),
         // The Binance-compatible simulator (Hummingbird) that paper trading and tests run against:
         // the client's dialect from the other side, with a seeded market.
         .target(
@@ -52,6 +53,7 @@ let package = Package(
         ),
         // The plugin host: plugin API, node config, binding, leases, fleet registry, metrics.
         .target(name: "Host", dependencies: ["Bus", "Messages", "Identity", .product(name: "Yams", package: "Yams"),
+                                             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                                              .product(name: "Hummingbird", package: "hummingbird"),
                                              .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                                              .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -81,10 +83,10 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity"]),
+        .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity", "Numbers"]),
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
         .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit", "Exchange", "ExchangeSimulator", "Host", "Plugins"]),
-        .testTarget(name: "ExchangeTests", dependencies: ["Exchange", "ExchangeSimulator"]),
+        .testTarget(name: "ExchangeTests", dependencies: ["Exchange", "ExchangeSimulator", "Kernels"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Messages"]),
         // Each gate rule on the in-memory host (with the simulator where a rule reads the exchange).
         .testTarget(name: "PluginRuleTests", dependencies: ["InMemoryHost", "Plugins", "Kernels", "Host", "Messages", "Identity", "Exchange", "ExchangeSimulator"]),

@@ -32,9 +32,9 @@ final class ProvisioningTests: BusTestCase {
         defer { connection.close() }
         // An older deployment: QT_MARKET kept only 1 h and knew only klines; qt_state kept history 2.
         let market = try XCTUnwrap(Topology.stream(named: "QT_MARKET"))
-        let olderMarket = StreamSpec(name: "QT_MARKET", maxAgeSeconds: 3600, routes: [market.routes[0]])
+        let olderMarket = StreamSpec(name: "QT_MARKET", maxAgeSeconds: 3600, maxBytes: -1, routes: [market.routes[0]])
         let state = try XCTUnwrap(Topology.bucket(named: "qt_state"))
-        let olderState = BucketSpec(name: "qt_state", history: 2, ttlSeconds: 0, valueType: state.valueType)
+        let olderState = BucketSpec(name: "qt_state", maxBytes: state.maxBytes, history: 2, ttlSeconds: 0, valueType: state.valueType)
         _ = try await connection.provision(streams: [olderMarket], buckets: [olderState])
 
         let results = try await connection.provision()
@@ -42,6 +42,7 @@ final class ProvisioningTests: BusTestCase {
         XCTAssertEqual(marketResult.action, .updated)
         XCTAssertTrue(marketResult.changes.contains("max_age: 3600s -> 172800s"), "\(marketResult.changes)")
         XCTAssertTrue(marketResult.changes.contains { $0.hasPrefix("subjects:") }, "\(marketResult.changes)")
+        XCTAssertTrue(marketResult.changes.contains("max_bytes: -1 -> \(market.maxBytes)"), "\(marketResult.changes)")
         let stateResult = try XCTUnwrap(results.first { $0.name == "qt_state" })
         XCTAssertEqual(stateResult.action, .updated)
         XCTAssertEqual(stateResult.changes, ["max_msgs_per_subject: 2 -> 8"])
@@ -59,6 +60,15 @@ final class ProvisioningTests: BusTestCase {
         XCTAssertEqual(Set(market.subjects), ["qt.market.kline.*.*", "qt.market.state.*.*"])
         XCTAssertEqual(market.maxAgeSeconds, 48 * 3600)
         XCTAssertEqual(market.duplicateWindowSeconds, 120)
+        for spec in Topology.streams {
+            let info = try await bus.streamInfo(spec.name)
+            XCTAssertEqual(info.maxBytes, spec.maxBytes, "\(spec.name) has its byte limit")
+            XCTAssertGreaterThan(spec.maxBytes, 0)
+        }
+        for spec in Topology.buckets {
+            let info = try await bus.streamInfo("KV_" + spec.name)
+            XCTAssertEqual(info.maxBytes, spec.maxBytes, "bucket \(spec.name) has its byte limit")
+        }
         let exec = try await bus.streamInfo("QT_EXEC")
         XCTAssertEqual(exec.maxAgeSeconds, 400 * 86_400)
         let permits = try await bus.streamInfo("KV_qt_permits")

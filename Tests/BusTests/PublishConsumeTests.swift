@@ -47,6 +47,28 @@ final class PublishConsumeTests: BusTestCase {
         }
     }
 
+    /// Issue 17: a new durable for intents or plans must not act on old history. Created with
+    /// `replayWithinMs`, it starts at messages stored within that window; an update keeps its start.
+    func testANewDurableWithAReplayLimitSkipsOlderMessages() async throws {
+        _ = try await bus.publish(outgoing(kline("SOLUSDT", close: "150", at: 1), id: "sol-old"))
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        _ = try await bus.publish(outgoing(kline("SOLUSDT", close: "151", at: 2), id: "sol-new"))
+        var spec = try ConsumerSpec(plugin: "replay", input: "klines", filterSubject: "qt.market.kline.SOLUSDT")
+        spec.replayWithinMs = 1_000
+        let created = try await bus.ensureConsumer(spec)
+        XCTAssertEqual(created, .created)
+        spec.ackWaitMs = 20_000
+        let updated = try await bus.ensureConsumer(spec)
+        XCTAssertEqual(updated, .updated, "JetStream refuses a changed start policy; the update must keep it")
+
+        let consumer = try bus.consume(Kline.self, spec: spec, producer: "replay@test")
+        let deliveries = try await take(1, from: consumer)
+        consumer.stop()
+        XCTAssertEqual(deliveries.map(\.message.meta.id), ["sol-new"])
+        let info = try await bus.consumerInfo(stream: "QT_MARKET", durable: spec.durable)
+        XCTAssertEqual(info.numPending, 0, "the older message is not waiting behind it")
+    }
+
     func testUnackedMessageIsRedeliveredAfterAckWait() async throws {
         var spec = try ConsumerSpec(plugin: "slow", input: "klines", filterSubject: "qt.market.kline.ETHUSDT")
         spec.ackWaitMs = 1_000

@@ -112,9 +112,9 @@ final class ExecutorAdmissionRuleTests: RuleTestCase {
         for bad in [infinite, notANumber, prefix, huge] { try await approve(bad) }
         let letters = await host.deadLetters.filter { $0.plugin == "executor" }
         XCTAssertEqual(letters.count, 4, letters.map(\.reason).joined(separator: "\n"))
-        XCTAssertTrue(letters[0].reason.contains("stop_dist_pct inf"), letters[0].reason)
-        XCTAssertTrue(letters[1].reason.contains("quantity \"NaN\""), letters[1].reason)
-        XCTAssertTrue(letters[2].reason.contains("quantity \"1.5-2\""), letters[2].reason)
+        XCTAssertTrue(letters[0].reason.contains("stop_dist_pct is inf"), letters[0].reason)
+        XCTAssertTrue(letters[1].reason.contains("quantity is \"NaN\""), letters[1].reason)
+        XCTAssertTrue(letters[2].reason.contains("quantity is \"1.5-2\""), letters[2].reason)
         try await assertNothingSent(before)
     }
 

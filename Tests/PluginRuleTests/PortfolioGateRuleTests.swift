@@ -2,7 +2,7 @@ import Foundation
 import Host
 import Identity
 import Messages
-import Plugins
+@testable import Plugins
 import XCTest
 
 /// portfolio-gate: one test per rule (DESIGN.md §5). Entries (P33) and exits (P26).
@@ -165,5 +165,89 @@ final class PortfolioGateRuleTests: RuleTestCase {
         try await submit(exit())
         let reasons = await reasons("portfolio-gate", held)
         XCTAssertEqual(reasons, [.tradingHalted], "the one gate an exit does not pass (R6)")
+    }
+
+    // MARK: failing closed (issue 17)
+
+    /// Bytes no decoder reads as any message.
+    let garbage: [UInt8] = [0xFF, 0xFF, 0xFF, 0x07]
+
+    func testAnExpiredPermitFreesItsSlotOnlyIfNothingTookIt() throws {
+        let now: Int64 = 1_000_000
+        let held = ["AAAUSDT": String(now - 1), "BBBUSDT": String(now - 1), "CCCUSDT": String(now + 5_000)]
+        // AAA's permit ran out and the ledger holds nothing for it: freed. BBB's ran out but its
+        // position opened: kept. CCC's permit is alive: kept.
+        let slots = try XCTUnwrap(EntrySlots.allot("DDDUSDT", untilMs: now + 60_000, nowMs: now, held: held,
+                                                   occupied: ["BBBUSDT"], maxPositions: 3))
+        XCTAssertEqual(Set(slots.keys), ["BBBUSDT", "CCCUSDT", "DDDUSDT"])
+        XCTAssertNil(try EntrySlots.allot("EEEUSDT", untilMs: now + 60_000, nowMs: now, held: slots, occupied: ["BBBUSDT"], maxPositions: 3),
+                     "BBB's position, CCC's and DDD's permits take all three")
+        XCTAssertNotNil(try EntrySlots.allot("EEEUSDT", untilMs: now + 60_000, nowMs: now + 70_000, held: slots,
+                                             occupied: ["BBBUSDT"], maxPositions: 3), "both permits ran out unused")
+        XCTAssertNil(try EntrySlots.allot("EEEUSDT", untilMs: now + 60_000, nowMs: now + 70_000, held: slots,
+                                          occupied: ["BBBUSDT", "CCCUSDT", "DDDUSDT"], maxPositions: 3),
+                     "permits that ran out after their positions opened free nothing")
+    }
+
+    func testAnEntrySlotStateThatDoesNotReadRefusesEntries() async throws {
+        try await startGate()
+        var broken = PluginState()
+        broken.values = ["CCCUSDT": "soon"]
+        _ = try await host.kv("qt_state").put("portfolio-gate.entry-slots", broken)
+        try await submit(entry())
+        var decided = await decisions("portfolio-gate", symbol)
+        XCTAssertEqual(decided.map(\.reason), [.unreadableState], summary(decided))
+        XCTAssertTrue(decided.first?.detail.contains("\"soon\"") == true, summary(decided))
+
+        host.kv("qt_state").putRaw("portfolio-gate.entry-slots", garbage)
+        try await submit(entry())
+        decided = await decisions("portfolio-gate", symbol)
+        XCTAssertEqual(decided.map(\.reason), [.unreadableState, .unreadableState], summary(decided))
+        let letters = await host.deadLetters
+        XCTAssertTrue(letters.isEmpty, "a broken state holds entries; it is not the plan's fault")
+    }
+
+    func testAnAccountSnapshotThatDoesNotReadRefusesEntriesButNotExits() async throws {
+        try await startGate()
+        host.kv("qt_snapshot").putRaw("_account", garbage)
+        try await submit(entry())
+        try await submit(exit())
+        let entryReasons = await reasons("portfolio-gate", symbol)
+        XCTAssertEqual(entryReasons, [.unreadableState])
+        let exitVerdicts = await decisions("portfolio-gate", held).map(\.verdict)
+        XCTAssertEqual(exitVerdicts, [.pass], "exits never read the account")
+
+        var nanRatio = AccountSnapshot()
+        nanRatio.marginRatio = .nan
+        nanRatio.asOfMs = host.clock.nowMs()
+        host.kv("qt_snapshot").putRaw("_account", try nanRatio.serializedBytes())
+        try await submit(entry())
+        let later = await reasons("portfolio-gate", symbol)
+        XCTAssertEqual(later, [.unreadableState, .unreadableState], "a NaN margin ratio is not below the limit")
+    }
+
+    func testAnUnreadableLedgerEntryKeepsItsSlot() async throws {
+        try await startGate(["max_positions": "2"])
+        host.kv("qt_ledger").putRaw("DDDUSDT", garbage)
+        try await submit(entry())
+        let reasons = await reasons("portfolio-gate", symbol)
+        XCTAssertEqual(reasons, [.maxPositions], "BBB's position and DDD's unreadable entry take both slots")
+    }
+
+    /// The view's watch ends (a closed connection); a position opens while no watch runs. The
+    /// next entry restarts the watch and counts that position, rather than reading the old view.
+    func testTheLedgerViewRestartsItsWatchWhenItEnds() async throws {
+        try await startGate(["max_positions": "2"])
+        try await submit(entry())
+        var reasons = await reasons("portfolio-gate", symbol)
+        XCTAssertEqual(reasons, [.passed], "BBB's position and this permit")
+        host.kv("qt_ledger").endWatches()
+        try await Task.sleep(for: .milliseconds(200))  // the view's follower sees its watch end
+        try await position("DDDUSDT", amount: "1")
+        host.clock.advance(byMs: 61_000)
+        try await account()
+        try await submit(entry("CCCUSDT"))
+        reasons = await self.reasons("portfolio-gate", "CCCUSDT")
+        XCTAssertEqual(reasons, [.maxPositions], "BBB and DDD hold both slots; a view left on its ended watch would not see DDD")
     }
 }

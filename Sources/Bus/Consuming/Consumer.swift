@@ -310,6 +310,7 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         if let unknown = SchemaValidation.unknownEnumValue(in: message) {
             return .failure(.init("\(expected) \(unknown)"))
         }
+        if let problem = FieldRules.problem(message) { return .failure(.init(problem)) }
         return .success(message)
     }
 

@@ -25,6 +25,9 @@ public struct ConsumerSpec: Sendable, Equatable {
     /// Created to read only messages stored after it (a new partition durable after a drained
     /// change of P); otherwise a new durable reads the stream from its start.
     public var deliverNewOnly = false
+    /// Created to read only messages stored at most this long before it (wall clock): a new
+    /// durable for intents or plans must not act on days of history. Nil reads from the start.
+    public var replayWithinMs: Int64?
 
     public init(durable: String, filterSubject: String, partition: Int? = nil) throws {
         guard ConsumerSpec.isValidName(durable) else {

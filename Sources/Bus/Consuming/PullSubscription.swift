@@ -22,7 +22,8 @@ extension BusConnection {
                 && current.MaxAckPending == spec.maxAckPending {
                 return .unchanged
             }
-            try writeConsumer(spec, update: true)
+            // JetStream refuses to change where a durable starts: an update keeps what it was created with.
+            try writeConsumer(spec, update: true, start: (current.DeliverPolicy, current.OptStartTime))
             return .updated
         }
         guard status == NATS_NOT_FOUND else {
@@ -32,11 +33,21 @@ extension BusConnection {
         return .created
     }
 
-    private func writeConsumer(_ spec: ConsumerSpec, update: Bool) throws {
+    private func writeConsumer(_ spec: ConsumerSpec, update: Bool, start: (jsDeliverPolicy, Int64)? = nil) throws {
         var config = jsConsumerConfig()
         jsConsumerConfig_Init(&config)
         config.AckPolicy = js_AckExplicit
-        config.DeliverPolicy = spec.deliverNewOnly ? js_DeliverNew : js_DeliverAll
+        if let start {
+            (config.DeliverPolicy, config.OptStartTime) = start
+        } else if spec.deliverNewOnly {
+            config.DeliverPolicy = js_DeliverNew
+        } else if let replayMs = spec.replayWithinMs {
+            // Wall-clock nanoseconds since the epoch (nats.h); the server compares stored times.
+            config.DeliverPolicy = js_DeliverByStartTime
+            config.OptStartTime = (Int64(Date().timeIntervalSince1970 * 1000) - replayMs) * Nanoseconds.perMillisecond
+        } else {
+            config.DeliverPolicy = js_DeliverAll
+        }
         config.AckWait = spec.ackWaitMs * Nanoseconds.perMillisecond
         config.MaxDeliver = -1
         config.MaxAckPending = spec.maxAckPending

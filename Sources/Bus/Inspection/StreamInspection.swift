@@ -33,6 +33,8 @@ public struct StreamSummary: Sendable, Equatable {
     public let subjects: [String]
     public let messages: UInt64
     public let bytes: UInt64
+    /// The stream's byte limit; -1 when it has none.
+    public let maxBytes: Int64
     public let firstSequence: UInt64
     public let lastSequence: UInt64
     public let consumerCount: Int64
@@ -48,6 +50,7 @@ public struct StreamSummary: Sendable, Equatable {
         subjects = (0..<Int(config.SubjectsLen)).compactMap { config.Subjects[$0].map { String(cString: $0) } }
         messages = info.pointee.State.Msgs
         bytes = info.pointee.State.Bytes
+        maxBytes = config.MaxBytes
         firstSequence = info.pointee.State.FirstSeq
         lastSequence = info.pointee.State.LastSeq
         consumerCount = info.pointee.State.Consumers

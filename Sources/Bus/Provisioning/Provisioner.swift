@@ -102,7 +102,7 @@ extension BusConnection {
 
     private func provisionStream(_ spec: StreamSpec, replicas: Int) throws -> ProvisionResult {
         let wanted = DesiredStream(
-            name: spec.name, subjects: spec.subjects, maxAgeNs: spec.maxAgeSeconds * Nanoseconds.perSecond,
+            name: spec.name, subjects: spec.subjects, maxAgeNs: spec.maxAgeSeconds * Nanoseconds.perSecond, maxBytes: spec.maxBytes,
             duplicatesNs: min(Topology.duplicateWindowSeconds, spec.maxAgeSeconds) * Nanoseconds.perSecond,
             maxMsgsPerSubject: -1, replicas: replicas, discard: js_DiscardOld)
         return try ensureStream(wanted, kind: .stream, displayName: spec.name) {
@@ -119,7 +119,7 @@ extension BusConnection {
         let ttlNs = spec.ttlSeconds * Nanoseconds.perSecond
         let windowSeconds = spec.ttlSeconds > 0 ? min(Topology.duplicateWindowSeconds, spec.ttlSeconds) : Topology.duplicateWindowSeconds
         let wanted = DesiredStream(
-            name: "KV_" + spec.name, subjects: ["$KV.\(spec.name).>"], maxAgeNs: ttlNs,
+            name: "KV_" + spec.name, subjects: ["$KV.\(spec.name).>"], maxAgeNs: ttlNs, maxBytes: spec.maxBytes,
             duplicatesNs: windowSeconds * Nanoseconds.perSecond, maxMsgsPerSubject: Int64(spec.history), replicas: replicas,
             discard: js_DiscardNew)  // what js_CreateKeyValue sets: KV semantics, not ours to change
         return try ensureStream(wanted, kind: .bucket, displayName: spec.name) {
@@ -129,6 +129,7 @@ extension BusConnection {
                 config.Bucket = bucket
                 config.History = UInt8(spec.history)
                 config.TTL = ttlNs
+                config.MaxBytes = spec.maxBytes
                 config.Replicas = Int32(replicas)
                 config.StorageType = js_FileStorage
                 var kv: OpaquePointer?
@@ -181,6 +182,7 @@ private struct DesiredStream {
     let name: String
     let subjects: [String]
     let maxAgeNs: Int64
+    let maxBytes: Int64
     let duplicatesNs: Int64
     let maxMsgsPerSubject: Int64
     let replicas: Int
@@ -191,6 +193,7 @@ private struct DesiredStream {
         let current = (0..<Int(config.SubjectsLen)).compactMap { config.Subjects[$0].map { String(cString: $0) } }
         if Set(current) != Set(subjects) { changes.append("subjects: \(current) -> \(subjects)") }
         if config.MaxAge != maxAgeNs { changes.append("max_age: \(config.MaxAge / Nanoseconds.perSecond)s -> \(maxAgeNs / Nanoseconds.perSecond)s") }
+        if config.MaxBytes != maxBytes { changes.append("max_bytes: \(config.MaxBytes) -> \(maxBytes)") }
         if config.Duplicates != duplicatesNs { changes.append("duplicate_window: \(config.Duplicates / Nanoseconds.perSecond)s -> \(duplicatesNs / Nanoseconds.perSecond)s") }
         if config.MaxMsgsPerSubject != maxMsgsPerSubject { changes.append("max_msgs_per_subject: \(config.MaxMsgsPerSubject) -> \(maxMsgsPerSubject)") }
         if config.Replicas != Int64(replicas) { changes.append("replicas: \(config.Replicas) -> \(replicas)") }
@@ -202,6 +205,7 @@ private struct DesiredStream {
     /// Writes the owned settings into a live config (whose other fields stay), for an update.
     func apply(to config: UnsafeMutablePointer<jsStreamConfig>) throws {
         config.pointee.MaxAge = maxAgeNs
+        config.pointee.MaxBytes = maxBytes
         config.pointee.Duplicates = duplicatesNs
         config.pointee.MaxMsgsPerSubject = maxMsgsPerSubject
         config.pointee.Replicas = Int64(replicas)
@@ -228,6 +232,7 @@ private struct DesiredStream {
         config.Retention = js_LimitsPolicy
         config.Discard = discard
         config.MaxAge = maxAgeNs
+        config.MaxBytes = maxBytes
         config.Duplicates = duplicatesNs
         config.MaxMsgsPerSubject = maxMsgsPerSubject
         config.Replicas = Int64(replicas)

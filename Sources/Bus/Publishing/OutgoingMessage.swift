@@ -76,7 +76,9 @@ public struct OutgoingMessage: Sendable {
     /// `Qt-Cause` is left out when there is no cause (timers, polls): libnats mangles a
     /// header with an empty value into the next one.
     var headers: [(String, String)] {
-        var headers = [(HeaderName.messageID, id), (HeaderName.type, typeName), (HeaderName.trace, traceID)]
+        var headers = [(HeaderName.messageID, id)]
+        if !typeName.isEmpty { headers.append((HeaderName.type, typeName)) }  // empty: a foreign producer's message without one
+        headers.append((HeaderName.trace, traceID))
         if !causeID.isEmpty { headers.append((HeaderName.cause, causeID)) }
         headers.append((HeaderName.producer, producer))
         return headers

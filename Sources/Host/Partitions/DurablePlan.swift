@@ -16,11 +16,13 @@ public enum DurablePlan {
     }
 
     /// One input's durable for `partition` (nil for an input that is not keyed).
-    package static func consumer(_ input: InputSpec, instance: String, settings: PluginSettings, partition: Int?) throws -> ConsumerSpec {
+    package static func consumer(_ input: InputSpec, instance: String, settings: PluginSettings, partition: Int?,
+                                 manifest: PluginManifest? = nil) throws -> ConsumerSpec {
         var spec = try ConsumerSpec(plugin: instance, input: input.name, filterSubject: input.subject, partition: partition)
         spec.ackWaitMs = settings.ackWaitMs ?? input.ackWaitMs
         spec.fetchBatch = input.fetchBatch
         spec.prefetch = input.prefetch
+        spec.replayWithinMs = replayWithinMs(input.replayLimit, settings: settings, manifest: manifest)
         return spec
     }
 
@@ -28,7 +30,21 @@ public enum DurablePlan {
         let instance = instanceName(plugin: manifest.name, shadow: settings.shadow)
         return try manifest.inputs.flatMap { input in
             try (isKeyed(input) ? partitioning.all.map { Optional($0) } : [nil]).map {
-                try consumer(input, instance: instance, settings: settings, partition: $0)
+                try consumer(input, instance: instance, settings: settings, partition: $0, manifest: manifest)
+            }
+        }
+    }
+
+    /// The replay limit in milliseconds: the setting as configured, else the manifest's default.
+    static func replayWithinMs(_ limit: ReplayLimit?, settings: PluginSettings, manifest: PluginManifest?) -> Int64? {
+        switch limit {
+        case nil: return nil
+        case .seconds(let seconds): return Int64(seconds) * 1000
+        case .setting(let key):
+            switch settings.values[key] ?? manifest?.config.first(where: { $0.name == key })?.defaultValue {
+            case .int(let seconds)?: return Int64(seconds) * 1000
+            case .double(let seconds)?: return Int64(seconds * 1000)
+            default: return nil
             }
         }
     }

@@ -3,6 +3,7 @@ import Foundation
 public import Logging
 import Identity
 import Messages
+import SwiftProtobuf
 
 /// What a handler or a timer may do: emit declared outputs, record decisions, use declared KV
 /// buckets and its own state. Outputs are collected and published by the host after the handler
@@ -58,6 +59,9 @@ public final class HandlerContext: @unchecked Sendable {
         }
         guard spec.type == M.self else {
             throw PluginError.contract("\(plugin) output \(output) carries \(spec.type.protoMessageName), not \(M.protoMessageName)")
+        }
+        if let problem = FieldRules.problem(message) {
+            throw PluginError.permanent("\(plugin) output \(output) on \(subject): \(problem)")
         }
         guard Subjects.isPublishable(subject) else {
             throw PluginError.contract("\(plugin) output \(output): \(subject.debugDescription) is not a subject of printable tokens")
@@ -138,8 +142,14 @@ public final class HandlerContext: @unchecked Sendable {
 
     /// This plugin's own state `qt_state/<plugin>.<name>`, with its revision for compare-and-set.
     public func loadState(_ name: String) async throws -> (state: PluginState, revision: UInt64)? {
-        guard let entry = try await scope.backend.store("qt_state").get(PluginState.self, "\(plugin).\(name)") else { return nil }
-        return (entry.value, entry.revision)
+        let store = try await scope.backend.store("qt_state")
+        let key = "\(plugin).\(name)"
+        do {
+            guard let entry = try await store.get(PluginState.self, key) else { return nil }
+            return (entry.value, entry.revision)
+        } catch let error as SwiftProtobuf.BinaryDecodingError {
+            throw UnreadableValue(bucket: store.name, key: key, problem: "does not decode as \(PluginState.protoMessageName): \(error)")
+        }
     }
 
     /// Writes this plugin's state if it is still at `expectedRevision` (0: must not exist yet).
@@ -186,8 +196,32 @@ public struct PluginKV: Sendable, KeyValueReading {
     let journal: HandlingJournal?
     let instance: String
 
+    /// The key's value, or nil when it has none. A value that does not decode, carries an enum
+    /// value the schema does not know or breaks its type's field rules throws `UnreadableValue`:
+    /// never a default, never nil (a missing value and a broken one mean different things).
     public func get<M: BusMessage>(_ type: M.Type, _ key: String) async throws -> (value: M, revision: UInt64)? {
-        try await store.get(type, key)
+        let found: (value: M, revision: UInt64)?
+        do {
+            found = try await store.get(type, key)
+        } catch let error as SwiftProtobuf.BinaryDecodingError {
+            throw UnreadableValue(bucket: store.name, key: key, problem: "does not decode as \(M.protoMessageName): \(error)")
+        }
+        guard let found else { return nil }
+        if let problem = UnreadableValue.problem(found.value) {
+            throw UnreadableValue(bucket: store.name, key: key, problem: problem)
+        }
+        return found
+    }
+
+    /// `get` for a reader that holds what depends on a broken key rather than retrying: the
+    /// unreadable value comes back as a case, other errors (NATS) still throw.
+    public func read<M: BusMessage>(_ type: M.Type, _ key: String) async throws -> KeyReading<M> {
+        do {
+            guard let found = try await get(type, key) else { return .missing }
+            return .value(found.value, revision: found.revision)
+        } catch let unreadable as UnreadableValue {
+            return .unreadable(unreadable)
+        }
     }
 
     public func keys() async throws -> [String] { try await store.keys() }
@@ -197,21 +231,21 @@ public struct PluginKV: Sendable, KeyValueReading {
 
     @discardableResult
     public func put<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
-        try checkWrite()
+        try checkWrite(key, value)
         if shadow { return 0 }
         return recorded(key, try await store.put(key, value))
     }
 
     @discardableResult
     public func update<M: BusMessage>(_ key: String, _ value: M, expectedRevision: UInt64) async throws -> UInt64 {
-        try checkWrite()
+        try checkWrite(key, value)
         if shadow { return expectedRevision }
         return recorded(key, try await store.update(key, value, expectedRevision: expectedRevision))
     }
 
     @discardableResult
     public func create<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {
-        try checkWrite()
+        try checkWrite(key, value)
         if shadow { return 0 }
         return recorded(key, try await store.create(key, value))
     }
@@ -230,6 +264,13 @@ public struct PluginKV: Sendable, KeyValueReading {
     }
 
     /// Declared, and still under the lease the work runs under.
+    private func checkWrite<M: BusMessage>(_ key: String, _ value: M) throws {
+        try checkWrite()
+        if let problem = UnreadableValue.problem(value) {
+            throw PluginError.permanent("\(plugin) writes \(store.name)/\(key): \(problem)")
+        }
+    }
+
     private func checkWrite() throws {
         guard canWrite else { throw PluginError.contract("\(plugin) did not declare KV writes to \(store.name)") }
         try fence?.check()
@@ -249,3 +290,38 @@ public protocol KeyValueReading: Sendable {
 }
 
 extension KeyValueBucket: KeyValueReading {}
+
+/// A KV value a plugin asked for that cannot be used: it does not decode, holds an unknown enum
+/// value, or breaks its type's field rules. What depends on that key is held (entries refused,
+/// an alert raised) and nothing else is; thrown on as a handler error it is transient, so the
+/// input waits for the key to be repaired rather than being dead-lettered for it.
+public struct UnreadableValue: Error, CustomStringConvertible {
+    public let bucket: String
+    public let key: String
+    public let problem: String
+    public var description: String { "\(bucket)/\(key) cannot be read: \(problem)" }
+
+    public init(bucket: String, key: String, problem: String) {
+        self.bucket = bucket
+        self.key = key
+        self.problem = problem
+    }
+
+    /// What makes a decoded value unusable, or nil.
+    public static func problem(_ value: any BusMessage) -> String? {
+        if let unknown = SchemaValidation.unknownEnumValue(in: value) { return "\(type(of: value).protoMessageName) \(unknown)" }
+        return FieldRules.problem(value)
+    }
+}
+
+/// One key as `PluginKV.read` finds it.
+public enum KeyReading<M: BusMessage>: Sendable {
+    case missing
+    case value(M, revision: UInt64)
+    case unreadable(UnreadableValue)
+
+    public var value: M? {
+        if case .value(let value, _) = self { return value }
+        return nil
+    }
+}

@@ -2,16 +2,29 @@ package import Bus
 import Messages
 
 /// One key's change, as `PluginKV.changes` delivers it: the new value, or nil when the key was
-/// deleted or purged (or its value does not decode as `M`).
+/// deleted or purged. A value written that does not decode as `M` is never a deletion: `value`
+/// is nil and `problem` says why, so a follower can hold the key instead of forgetting it.
 public struct KeyChange<M: BusMessage>: Sendable {
     public let key: String
     public let value: M?
     public let revision: UInt64
+    public let problem: String?
 
-    public init(key: String, value: M?, revision: UInt64) {
+    public init(key: String, value: M?, revision: UInt64, problem: String? = nil) {
         self.key = key
         self.value = value
         self.revision = revision
+        self.problem = problem
+    }
+
+    /// The change a written value makes: decoded, or undecodable with the reason.
+    public init(key: String, bytes: [UInt8], revision: UInt64) {
+        do {
+            self.init(key: key, value: try M(serializedBytes: bytes), revision: revision)
+        } catch {
+            self.init(key: key, value: nil, revision: revision,
+                      problem: "\(bytes.count) bytes do not decode as \(M.protoMessageName): \(error)")
+        }
     }
 }
 
@@ -46,8 +59,8 @@ public final class KeyChanges<M: BusMessage>: AsyncSequence, Sendable {
             case .watch(var iterator):
                 defer { entries = .watch(iterator) }
                 guard let entry = await iterator.next() else { return nil }
-                let value = entry.operation == .put ? try? entry.decoded(as: M.self) : nil
-                return KeyChange(key: entry.key, value: value, revision: entry.revision)
+                guard entry.operation == .put else { return KeyChange(key: entry.key, value: nil, revision: entry.revision) }
+                return KeyChange(key: entry.key, bytes: entry.value, revision: entry.revision)
             case .stream(var iterator):
                 defer { entries = .stream(iterator) }
                 return await iterator.next()

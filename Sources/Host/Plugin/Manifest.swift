@@ -41,6 +41,9 @@ public struct InputSpec: Sendable {
     /// I/O per message (the executor's exchange calls), where the subject is the unit that must
     /// stay ordered (a symbol).
     public var concurrency: Int
+    /// How far back a newly created durable starts (wall clock), for inputs whose old messages
+    /// must not be acted on (intents, plans): nil reads the stream from its start.
+    public var replayLimit: ReplayLimit?
 
     /// AckWait of an input keyed by symbol, unless the manifest or the node config says otherwise:
     /// below the partition lease's TTL (15 s), so after a crash the new owner waits at most this
@@ -48,8 +51,12 @@ public struct InputSpec: Sendable {
     public static let keyedAckWaitMs: Int64 = 10_000
     public static let defaultAckWaitMs: Int64 = 30_000
 
+    /// A new durable of a plan input starts this far back: an approved plan lives 60 s, a
+    /// proposed or sized one is minutes from its intent; older plans are history, not orders.
+    public static let planReplay = ReplayLimit.seconds(300)
+
     public init(_ name: String, subject: String, type: any BusMessage.Type, ackWaitMs: Int64? = nil, fetchBatch: Int = 64,
-                prefetch: Bool = true, concurrency: Int = 1) {
+                prefetch: Bool = true, concurrency: Int = 1, replayLimit: ReplayLimit? = nil) {
         self.name = name
         self.subject = subject
         self.type = type
@@ -58,7 +65,15 @@ public struct InputSpec: Sendable {
         self.fetchBatch = fetchBatch
         self.prefetch = prefetch
         self.concurrency = max(1, concurrency)
+        self.replayLimit = replayLimit
     }
+}
+
+/// How far back a new durable of an input reads: a plugin setting in seconds (so `qt up`'s
+/// scaling and a node config apply), or a fixed number of seconds.
+public enum ReplayLimit: Sendable {
+    case setting(String)
+    case seconds(Int)
 }
 
 /// One produced subject pattern; the plugin may publish only there, only this type.

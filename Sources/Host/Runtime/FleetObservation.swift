@@ -13,8 +13,28 @@ public struct FleetObservation: Sendable {
         public let redelivered: Int64
     }
 
+    /// How full a stream or bucket is against its byte limit.
+    public struct Storage: Sendable, Equatable {
+        public let stream: String
+        public let bytes: UInt64
+        /// -1 when it has none.
+        public let maxBytes: Int64
+
+        public init(stream: String, bytes: UInt64, maxBytes: Int64) {
+            self.stream = stream
+            self.bytes = bytes
+            self.maxBytes = maxBytes
+        }
+
+        /// bytes / max_bytes, or nil without a limit.
+        public var fill: Double? { maxBytes > 0 ? Double(bytes) / Double(maxBytes) : nil }
+    }
+
     /// Messages in `QT_DLQ`.
     public let deadLetters: UInt64
+    /// The ledger's and the orders' buckets (`KV_qt_ledger`, `KV_qt_orders`): they refuse writes
+    /// at their limit rather than discard, so the sentinel watches how full they are.
+    public let storage: [Storage]
     public let consumers: [Consumer]
     public let topologyProblems: [TopologyProblem]
     /// Partition owners and the live hosts (DESIGN.md §3.3).
@@ -26,6 +46,8 @@ extension HandlerContext {
 }
 
 extension FleetObservation {
+    static let watchedBuckets = ["qt_ledger", "qt_orders"]
+
     static func read(_ bus: BusConnection) async throws -> FleetObservation {
         var deadLetters: UInt64 = 0
         var consumers: [FleetObservation.Consumer] = []
@@ -42,8 +64,14 @@ extension FleetObservation {
                                           redelivered: $0.numRedelivered)
             }
         }
+        var storage: [Storage] = []
+        for bucket in watchedBuckets {
+            guard let summary = try? await bus.streamInfo("KV_" + bucket) else { continue }
+            storage.append(Storage(stream: summary.name, bytes: summary.bytes, maxBytes: summary.maxBytes))
+        }
         let partitions = try await PartitionView.read(bus)
         let problems = TopologyCheck.problems(in: partitions.hosts)
-        return FleetObservation(deadLetters: deadLetters, consumers: consumers, topologyProblems: problems, partitions: partitions)
+        return FleetObservation(deadLetters: deadLetters, storage: storage, consumers: consumers, topologyProblems: problems,
+                                partitions: partitions)
     }
 }

@@ -3,12 +3,12 @@
 /// Fingerprints of the schema: hosts whose values differ run different schemas.
 public enum SchemaFingerprint {
     /// SHA-256 of proto/qt/v1/*.proto.
-    public static let value = "2df24e4c7b49828aeae9fae5e13d287907d011f207911e7bf48a74225e6aa676"
+    public static let value = "26f9c5faf2498fa57df7adfa8b7c77e39e92369c28eb9df0e17d4d4a73751b53"
 
     /// Per message type: SHA-256 of its definition and of the types it uses.
     public static let types: [String: String] = [
         "qt.v1.AccountSnapshot": "7f4631985511d85890703650948e504bb6cdd2abb09e77edbf7d424ae130a131",
-        "qt.v1.Alert": "c0514af8ddfbeb66fb68a52d86402da0cef280aeeb4bb6896f0234c103080a2f",
+        "qt.v1.Alert": "066a29299eac4a1e7f22bf7c0532a909771767608cc1ad5e22e9584afc74b7e3",
         "qt.v1.BarWindow": "12fe07b20def5d11348e871efe4bff6feed5403b9abf7be2bfc6a1db7477edf7",
         "qt.v1.CalibratedProposal": "15d64a169973e1da102cb2d6ad92d0b8b918b5f6f8b8a69f767699df83fc0745",
         "qt.v1.CloseWindow": "f4856a9fc6ce6d0d0a78ea3a20e944c5ee614ca38f2b010a62036f3424c91dcf",

@@ -145,6 +145,10 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// This host's clock differs from the exchange's by more than a second.
   case clock // = 15
+
+  /// A KV value a gate depends on cannot be read (undecodable, out of its field rules): what
+  /// depends on it is held until an operator repairs or deletes it.
+  case unreadableState // = 16
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -169,6 +173,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 13: self = .control
     case 14: self = .timer
     case 15: self = .clock
+    case 16: self = .unreadableState
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -191,6 +196,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .control: return 13
     case .timer: return 14
     case .clock: return 15
+    case .unreadableState: return 16
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -213,6 +219,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     .control,
     .timer,
     .clock,
+    .unreadableState,
   ]
 
 }
@@ -442,7 +449,7 @@ nonisolated extension DecisionSubject: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension AlertKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_KIND_UNSPECIFIED\0\u{1}ALERT_KIND_DEAD_LETTER\0\u{1}ALERT_KIND_REDELIVERY\0\u{1}ALERT_KIND_TOPOLOGY\0\u{1}ALERT_KIND_MAX_POSITIONS\0\u{1}ALERT_KIND_HEAT_HOT\0\u{1}ALERT_KIND_MARGIN_RATIO\0\u{1}ALERT_KIND_CONSUMER_LAG\0\u{1}ALERT_KIND_RECONCILE\0\u{1}ALERT_KIND_STALE_INPUT\0\u{1}ALERT_KIND_EXIT_BLOCKED\0\u{1}ALERT_KIND_LIMIT\0\u{1}ALERT_KIND_LEASE\0\u{1}ALERT_KIND_CONTROL\0\u{1}ALERT_KIND_TIMER\0\u{1}ALERT_KIND_CLOCK\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_KIND_UNSPECIFIED\0\u{1}ALERT_KIND_DEAD_LETTER\0\u{1}ALERT_KIND_REDELIVERY\0\u{1}ALERT_KIND_TOPOLOGY\0\u{1}ALERT_KIND_MAX_POSITIONS\0\u{1}ALERT_KIND_HEAT_HOT\0\u{1}ALERT_KIND_MARGIN_RATIO\0\u{1}ALERT_KIND_CONSUMER_LAG\0\u{1}ALERT_KIND_RECONCILE\0\u{1}ALERT_KIND_STALE_INPUT\0\u{1}ALERT_KIND_EXIT_BLOCKED\0\u{1}ALERT_KIND_LIMIT\0\u{1}ALERT_KIND_LEASE\0\u{1}ALERT_KIND_CONTROL\0\u{1}ALERT_KIND_TIMER\0\u{1}ALERT_KIND_CLOCK\0\u{1}ALERT_KIND_UNREADABLE_STATE\0")
 }
 
 nonisolated extension AlertSeverity: SwiftProtobuf._ProtoNameProviding {

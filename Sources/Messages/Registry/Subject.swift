@@ -125,6 +125,7 @@ extension AlertKind {
         case .control: return "control"
         case .timer: return "timer"
         case .clock: return "clock"
+        case .unreadableState: return "unreadable_state"
         case .UNRECOGNIZED(let value): return "unrecognized_\(value)"
         }
     }

@@ -7,53 +7,61 @@ import Synchronization
 public enum Topology {
     public static let duplicateWindowSeconds: Int64 = 120
 
+    /// Every stream and bucket has a byte limit (issue 17), so one flood cannot fill the disk
+    /// under the others. Streams discard their oldest messages at the limit; buckets refuse new
+    /// writes (KV semantics), so the ledger and the orders never lose a value: the sentinel
+    /// alerts at 80 % of their limit instead. JetStream reserves these against the server's
+    /// `max_file_store` (per replica): about 5 GiB in all.
+    static let mib: Int64 = 1 << 20
+    static let gib: Int64 = 1 << 30
+
     public static let streams: [StreamSpec] = [
-        StreamSpec(name: "QT_MARKET", maxAgeSeconds: 48 * hour, routes: [
+        StreamSpec(name: "QT_MARKET", maxAgeSeconds: 48 * hour, maxBytes: 2 * gib, routes: [
             Route.keyed("qt.market.kline.*", Kline.self),
             Route.keyed("qt.market.state.*", MarketState.self),
         ]),
-        StreamSpec(name: "QT_SIGNAL", maxAgeSeconds: 7 * day, routes: [
+        StreamSpec(name: "QT_SIGNAL", maxAgeSeconds: 7 * day, maxBytes: 256 * mib, routes: [
             Route.keyed("qt.signal.intent.*", TradeIntent.self),
         ]),
-        StreamSpec(name: "QT_EXIT", maxAgeSeconds: 7 * day, routes: [
+        StreamSpec(name: "QT_EXIT", maxAgeSeconds: 7 * day, maxBytes: 256 * mib, routes: [
             Route.keyed("qt.harvest.proposed.*", HarvestProposal.self),
             Route.keyed("qt.harvest.calibrated.*", CalibratedProposal.self),
         ]),
-        StreamSpec(name: "QT_PLAN", maxAgeSeconds: 30 * day, routes: [
+        StreamSpec(name: "QT_PLAN", maxAgeSeconds: 30 * day, maxBytes: 256 * mib, routes: [
             Route.keyed("qt.plan.proposed.*", Plan.self),
             Route.keyed("qt.plan.sized.*", Plan.self),
             Route.keyed("qt.plan.approved.*", Plan.self),
         ]),
-        StreamSpec(name: "QT_EXEC", maxAgeSeconds: 400 * day, routes: [
+        StreamSpec(name: "QT_EXEC", maxAgeSeconds: 400 * day, maxBytes: 512 * mib, routes: [
             Route.keyed("qt.exec.result.*", OrderResult.self),
             Route.keyed("qt.exec.fill.*", Fill.self),
         ]),
-        StreamSpec(name: "QT_AUDIT", maxAgeSeconds: 30 * day, routes: [
+        StreamSpec(name: "QT_AUDIT", maxAgeSeconds: 30 * day, maxBytes: 512 * mib, routes: [
             Route("qt.decision.*.*", Decision.self),
             Route("qt.alert.*", Alert.self),
         ]),
-        StreamSpec(name: "QT_DLQ", maxAgeSeconds: 30 * day, routes: [
+        StreamSpec(name: "QT_DLQ", maxAgeSeconds: 30 * day, maxBytes: 256 * mib, routes: [
             Route("qt.dlq.*", DeadLetter.self),
         ]),
         // Carries the live subject's type: resolved by stripping the prefix (see `route(for:)`).
-        StreamSpec(name: "QT_SHADOW", maxAgeSeconds: 7 * day, routes: [], extraSubjects: ["qt.shadow.>"]),
+        StreamSpec(name: "QT_SHADOW", maxAgeSeconds: 7 * day, maxBytes: 256 * mib, routes: [], extraSubjects: ["qt.shadow.>"]),
     ]
 
     public static let buckets: [BucketSpec] = [
-        BucketSpec(name: "qt_ledger", history: 64, ttlSeconds: 0, valueType: LedgerEntry.self),
-        BucketSpec(name: "qt_snapshot", history: 1, ttlSeconds: 0, valueType: PositionSnapshot.self,
+        BucketSpec(name: "qt_ledger", maxBytes: 64 * mib, history: 64, ttlSeconds: 0, valueType: LedgerEntry.self),
+        BucketSpec(name: "qt_snapshot", maxBytes: 64 * mib, history: 1, ttlSeconds: 0, valueType: PositionSnapshot.self,
                    keyTypes: ["_account": AccountSnapshot.self]),
-        BucketSpec(name: "qt_marketstate", history: 1, ttlSeconds: 0, valueType: MarketState.self),
-        BucketSpec(name: "qt_universe", history: 64, ttlSeconds: 0, valueType: Universe.self),
-        BucketSpec(name: "qt_permits", history: 1, ttlSeconds: 60, valueType: Permit.self),
+        BucketSpec(name: "qt_marketstate", maxBytes: 64 * mib, history: 1, ttlSeconds: 0, valueType: MarketState.self),
+        BucketSpec(name: "qt_universe", maxBytes: 32 * mib, history: 64, ttlSeconds: 0, valueType: Universe.self),
+        BucketSpec(name: "qt_permits", maxBytes: 32 * mib, history: 1, ttlSeconds: 60, valueType: Permit.self),
         // No TTL: an unfinished record must outlive any outage (the executor's recovery removes
         // finished records after a day; an expired SENT record would lose its fill).
-        BucketSpec(name: "qt_orders", history: 1, ttlSeconds: 0, valueType: OrderRecord.self),
-        BucketSpec(name: "qt_state", history: 8, ttlSeconds: 0, valueType: PluginState.self),
-        BucketSpec(name: "qt_control", history: 64, ttlSeconds: 0, valueType: Control.self),
-        BucketSpec(name: "qt_hosts", history: 1, ttlSeconds: 30, valueType: HostInfo.self),
-        BucketSpec(name: "qt_leases", history: 1, ttlSeconds: 15, valueType: Lease.self),
-        BucketSpec(name: "qt_cluster", history: 16, ttlSeconds: 0, valueType: ClusterLayout.self),
+        BucketSpec(name: "qt_orders", maxBytes: 256 * mib, history: 1, ttlSeconds: 0, valueType: OrderRecord.self),
+        BucketSpec(name: "qt_state", maxBytes: 32 * mib, history: 8, ttlSeconds: 0, valueType: PluginState.self),
+        BucketSpec(name: "qt_control", maxBytes: 32 * mib, history: 64, ttlSeconds: 0, valueType: Control.self),
+        BucketSpec(name: "qt_hosts", maxBytes: 32 * mib, history: 1, ttlSeconds: 30, valueType: HostInfo.self),
+        BucketSpec(name: "qt_leases", maxBytes: 32 * mib, history: 1, ttlSeconds: 15, valueType: Lease.self),
+        BucketSpec(name: "qt_cluster", maxBytes: 32 * mib, history: 16, ttlSeconds: 0, valueType: ClusterLayout.self),
     ]
 
     /// The stream and message type of a concrete subject; shadow subjects resolve to their live
@@ -161,12 +169,14 @@ public struct ResolvedRoute: Sendable {
 public struct StreamSpec: Sendable {
     public let name: String
     public let maxAgeSeconds: Int64
+    public let maxBytes: Int64
     public let routes: [Route]
     public let subjects: [String]
 
-    public init(name: String, maxAgeSeconds: Int64, routes: [Route], extraSubjects: [String] = []) {
+    public init(name: String, maxAgeSeconds: Int64, maxBytes: Int64, routes: [Route], extraSubjects: [String] = []) {
         self.name = name
         self.maxAgeSeconds = maxAgeSeconds
+        self.maxBytes = maxBytes
         self.routes = routes
         self.subjects = routes.map(\.streamSubject) + extraSubjects
     }
@@ -174,6 +184,7 @@ public struct StreamSpec: Sendable {
 
 public struct BucketSpec: Sendable {
     public let name: String
+    public let maxBytes: Int64
     public let history: Int
     /// 0 = values do not expire. Server 2.9 has per-bucket TTL only (DESIGN.md §11).
     public let ttlSeconds: Int64
@@ -181,9 +192,10 @@ public struct BucketSpec: Sendable {
     /// Keys whose value has another type than `valueType` (`qt_snapshot/_account`).
     public let keyTypes: [String: any BusMessage.Type]
 
-    public init(name: String, history: Int, ttlSeconds: Int64, valueType: any BusMessage.Type,
+    public init(name: String, maxBytes: Int64, history: Int, ttlSeconds: Int64, valueType: any BusMessage.Type,
                 keyTypes: [String: any BusMessage.Type] = [:]) {
         self.name = name
+        self.maxBytes = maxBytes
         self.history = history
         self.ttlSeconds = ttlSeconds
         self.valueType = valueType

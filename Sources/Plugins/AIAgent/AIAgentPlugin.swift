@@ -84,7 +84,12 @@ public final class AIAgentPlugin: Plugin {
         guard signal.direction != .flat else { return context.count("hold") }
         guard try await ActiveUniverse.read(context).contains(bar.symbol) else { return }
 
-        let position = try await LedgerPosition.read(bar.symbol, from: try await context.kv("qt_ledger"))
+        let position: LedgerPosition?
+        do {
+            position = try await LedgerPosition.read(bar.symbol, from: try await context.kv("qt_ledger"))
+        } catch is GateRefusal {
+            return context.count("held")  // an unreadable ledger entry: no intent for the symbol
+        }
         let action: IntentAction
         switch (signal.direction, position?.side) {
         case (.long, .short?), (.short, .long?): action = .close

@@ -24,7 +24,8 @@ public final class ExecutorPlugin: Plugin {
         PluginRegistration(
             manifest: PluginManifest(
                 name: name, version: "1.0.0",
-                inputs: [InputSpec("approved", subject: "qt.plan.approved.*", type: Plan.self, concurrency: 8),
+                inputs: [InputSpec("approved", subject: "qt.plan.approved.*", type: Plan.self, concurrency: 8,
+                                           replayLimit: InputSpec.planReplay),
                          InputSpec("fills", subject: "qt.exec.fill.*", type: Fill.self)],
                 outputs: [OutputSpec("results", subject: "qt.exec.result.*", type: OrderResult.self),
                           OutputSpec("decisions", subject: "qt.decision.executor.*", type: Decision.self),

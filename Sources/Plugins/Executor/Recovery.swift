@@ -28,7 +28,9 @@ final class Recovery: Sendable {
         let nowMs = context.clock.nowMs()
         var recorded: Set<String> = []
         for key in try await orders.keys() {
-            guard let (record, revision) = try await orders.get(OrderRecord.self, key) else { continue }
+            let found = try await orders.read(OrderRecord.self, key)
+            if case .unreadable(let why) = found { context.logger.error("executor recovery: \(why)") }
+            guard case .value(let record, let revision) = found else { continue }
             recorded.insert(key)
             guard context.owns(symbol: record.symbol) else { continue }
             if record.status == .applied || record.status == .rejected {
@@ -48,7 +50,8 @@ final class Recovery: Sendable {
         let permits = try await context.kv("qt_permits")
         var orphans: Set<String> = []
         for symbol in try await ledger.keys() where context.owns(symbol: symbol) {
-            guard let (entry, _) = try await ledger.get(LedgerEntry.self, symbol), !entry.pendingClientOrderID.isEmpty,
+            // An entry that cannot be read is held (the sentinel alerts); it stops no other claim.
+            guard case .value(let entry, _) = try await ledger.read(LedgerEntry.self, symbol), !entry.pendingClientOrderID.isEmpty,
                   !recorded.contains(entry.pendingClientOrderID),
                   try await permits.get(Permit.self, entry.pendingPlanID) == nil else { continue }
             let claim = "\(symbol)|\(entry.pendingClientOrderID)"

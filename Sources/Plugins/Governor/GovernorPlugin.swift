@@ -24,7 +24,7 @@ public final class GovernorPlugin: Plugin {
         PluginRegistration(
             manifest: PluginManifest(
                 name: name, version: "1.0.0",
-                inputs: [InputSpec("proposed", subject: "qt.plan.proposed.*", type: Plan.self)],
+                inputs: [InputSpec("proposed", subject: "qt.plan.proposed.*", type: Plan.self, replayLimit: InputSpec.planReplay)],
                 outputs: [OutputSpec("sized", subject: "qt.plan.sized.*", type: Plan.self),
                           OutputSpec("decisions", subject: "qt.decision.governor.*", type: Decision.self)],
                 kvReads: ["qt_control", "qt_ledger", "qt_marketstate", "qt_state"],
@@ -154,14 +154,14 @@ public final class GovernorPlugin: Plugin {
         let mark = try await exchange.premiumIndex(symbol: symbol).markPrice
         guard mark > 0 else { throw PluginError.transient("\(symbol): mark price \(mark.plainString)") }
         let ledger = try await context.kv("qt_ledger")
-        let entries = try await ledgerView.current(ledger)
-        let scan = LedgerPosition.scan(entries)
+        let reading = try await ledgerView.read(ledger)
+        let scan = reading.scan
         if let why = scan.unreadable[symbol] {
             throw GateRefusal(reason: .unreadableState, detail: "qt_ledger/\(symbol) cannot be read, entries are held: \(why)")
         }
         // Another symbol's unreadable entry leaves its notional out; its own entries are held.
         let open = scan.open
-        let claimed = Set(entries.filter { !$0.entry.pendingClientOrderID.isEmpty }.map(\.symbol))
+        let claimed = reading.claimed
         let nowMs = context.clock.nowMs()
         var quantity = Decimal(0)
         let reservations = NotionalReservations(context: context, maxTotal: limits.maxTotalNotional)

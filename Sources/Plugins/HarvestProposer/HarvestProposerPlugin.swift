@@ -47,11 +47,18 @@ public final class HarvestProposerPlugin: Plugin {
         guard !symbol.isEmpty, input.subject == Subjects.marketState(symbol) else {
             throw PluginError.permanent("market state for \"\(symbol)\" arrived on \(input.subject)")
         }
-        guard let position = try await LedgerPosition.read(symbol, from: try await context.kv("qt_ledger")) else { return }
+        let position: LedgerPosition
+        do {
+            guard let open = try await LedgerPosition.read(symbol, from: try await context.kv("qt_ledger")) else { return }
+            position = open
+        } catch is GateRefusal {
+            return  // an unreadable entry: the symbol is held, the sentinel alerts
+        }
         let eventTimeMs = market.asOfMs
 
-        guard let snapshot = try await context.kv("qt_snapshot").get(PositionSnapshot.self, symbol)?.value,
-              let mark = Decimal.parse(snapshot.markPrice), mark > 0 else {
+        let stored = try await context.kv("qt_snapshot").read(PositionSnapshot.self, symbol)
+        if case .unreadable = stored { return }  // held: the sentinel alerts, position-brain's next poll rewrites it
+        guard let snapshot = stored.value, let mark = Decimal.parse(snapshot.markPrice), mark > 0 else {
             // A position-brain poll or two after the fill is normal; past that, exits are stuck.
             if eventTimeMs - position.entry.openedAtMs > snapshotGraceMs {
                 try alert(context, symbol: symbol, eventTimeMs: eventTimeMs,

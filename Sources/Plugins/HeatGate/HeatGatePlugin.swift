@@ -92,6 +92,14 @@ public final class HeatGatePlugin: Plugin {
     /// Portfolio heat from the position snapshots and market states; the status view of `qt up`
     /// reads it the same way the gate does.
     public static func read(snapshots: some KeyValueReading, states: some KeyValueReading) async throws -> Reading {
+        do {
+            return try await readKnown(snapshots: snapshots, states: states)
+        } catch let unreadable as UnreadableValue {
+            return .unknown("\(unreadable)")  // UNKNOWN, never silently COLD (§6.3); exits pass UNKNOWN
+        }
+    }
+
+    private static func readKnown(snapshots: some KeyValueReading, states: some KeyValueReading) async throws -> Reading {
         guard let account = try await snapshots.get(AccountSnapshot.self, "_account")?.value else {
             return .unknown("no account snapshot (qt_snapshot/_account)")
         }

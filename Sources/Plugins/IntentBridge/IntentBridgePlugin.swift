@@ -20,7 +20,8 @@ public final class IntentBridgePlugin: Plugin {
     public static let registration = PluginRegistration(
         manifest: PluginManifest(
             name: name, version: "1.0.0",
-            inputs: [InputSpec("intents", subject: "qt.signal.intent.*", type: TradeIntent.self)],
+            inputs: [InputSpec("intents", subject: "qt.signal.intent.*", type: TradeIntent.self,
+                               replayLimit: .setting("max_intent_age_s"))],
             outputs: [OutputSpec("proposed", subject: "qt.plan.proposed.*", type: Plan.self),
                       OutputSpec("decisions", subject: "qt.decision.intent-bridge.*", type: Decision.self)],
             kvReads: ["qt_universe", "qt_ledger", "qt_state"],
@@ -68,32 +69,36 @@ public final class IntentBridgePlugin: Plugin {
         }
 
         var plan = Plan()
-        switch intent.action {
-        case .hold:
-            return try skip(.hold, "HOLD makes no plan")
-        case .openLong, .openShort:
-            let universe = try await ActiveUniverse.read(context)
-            guard universe.contains(symbol) else { return try skip(.notInUniverse, universe.absence(of: symbol)) }
-            guard intent.confidence >= minConfidence else {
-                return try skip(.lowConfidence, "confidence \(intent.confidence) < min_confidence \(minConfidence)")
+        do {
+            switch intent.action {
+            case .hold:
+                return try skip(.hold, "HOLD makes no plan")
+            case .openLong, .openShort:
+                let universe = try await ActiveUniverse.read(context)
+                guard universe.contains(symbol) else { return try skip(.notInUniverse, universe.absence(of: symbol)) }
+                guard intent.confidence >= minConfidence else {
+                    return try skip(.lowConfidence, "confidence \(intent.confidence) < min_confidence \(minConfidence)")
+                }
+                if let position = try await LedgerPosition.read(symbol, from: try await context.kv("qt_ledger")) {
+                    return try skip(.positionExists, "\(symbol) holds \(position.amount.plainString): no pyramiding, no implicit flip")
+                }
+                guard intent.leverage > 0 else {
+                    throw PluginError.permanent("intent \(intent.intentID) on \(input.subject): leverage \(intent.leverage), expected ≥ 1")
+                }
+                plan.kind = .open
+                plan.side = intent.action == .openLong ? .buy : .sell
+                plan.leverage = intent.leverage
+                plan.permitKind = .p33
+            case .close:
+                guard let position = try await LedgerPosition.read(symbol, from: try await context.kv("qt_ledger")) else {
+                    return try skip(.noPosition, "the ledger holds no \(symbol) position to close")
+                }
+                plan.closeAll(position)
+            case .unspecified, .UNRECOGNIZED:
+                throw PluginError.permanent("intent \(intent.intentID) on \(input.subject): action \(intent.action) is not an IntentAction")
             }
-            if let position = try await LedgerPosition.read(symbol, from: try await context.kv("qt_ledger")) {
-                return try skip(.positionExists, "\(symbol) holds \(position.amount.plainString): no pyramiding, no implicit flip")
-            }
-            guard intent.leverage > 0 else {
-                throw PluginError.permanent("intent \(intent.intentID) on \(input.subject): leverage \(intent.leverage), expected ≥ 1")
-            }
-            plan.kind = .open
-            plan.side = intent.action == .openLong ? .buy : .sell
-            plan.leverage = intent.leverage
-            plan.permitKind = .p33
-        case .close:
-            guard let position = try await LedgerPosition.read(symbol, from: try await context.kv("qt_ledger")) else {
-                return try skip(.noPosition, "the ledger holds no \(symbol) position to close")
-            }
-            plan.closeAll(position)
-        case .unspecified, .UNRECOGNIZED:
-            throw PluginError.permanent("intent \(intent.intentID) on \(input.subject): action \(intent.action) is not an IntentAction")
+        } catch let refusal as GateRefusal {
+            return try skip(refusal.reason, refusal.detail)  // an unreadable ledger entry holds the symbol
         }
 
         let memory = OnceMemory(context: context, name: "intents-\(symbol)", keepMs: Self.memoryMs)

@@ -19,7 +19,7 @@ public final class PortfolioGatePlugin: Plugin {
     public static let registration = PluginRegistration(
         manifest: PluginManifest(
             name: name, version: "1.0.0",
-            inputs: [InputSpec("sized", subject: "qt.plan.sized.*", type: Plan.self)],
+            inputs: [InputSpec("sized", subject: "qt.plan.sized.*", type: Plan.self, replayLimit: InputSpec.planReplay)],
             outputs: [OutputSpec("approved", subject: "qt.plan.approved.*", type: Plan.self),
                       OutputSpec("decisions", subject: "qt.decision.portfolio-gate.*", type: Decision.self)],
             kvReads: ["qt_control", "qt_ledger", "qt_snapshot", "qt_universe", "qt_state", "qt_permits"],
@@ -93,21 +93,33 @@ public final class PortfolioGatePlugin: Plugin {
         if holds?.value.symbols.contains(plan.symbol) == true {
             throw GateRefusal(reason: .reconcileHold, detail: "\(plan.symbol) is on reconcile hold: exchange and ledger disagree")
         }
-        guard let account = try await context.kv("qt_snapshot").get(AccountSnapshot.self, "_account")?.value,
-              nowMs - account.asOfMs <= snapshotMaxAgeMs else {
+        let snapshot = try await context.kv("qt_snapshot").read(AccountSnapshot.self, "_account")
+        if case .unreadable(let why) = snapshot {
+            throw GateRefusal(reason: .unreadableState, detail: "\(why): entries are held")
+        }
+        guard let account = snapshot.value, nowMs - account.asOfMs <= snapshotMaxAgeMs else {
             throw GateRefusal(reason: .staleInput, detail: "no account snapshot newer than \(snapshotMaxAgeMs / 1000) s in qt_snapshot/_account")
         }
         if account.marginRatio >= maxMarginRatio {
             throw GateRefusal(reason: .marginRatio, detail: "margin ratio \(account.marginRatio) ≥ max_margin_ratio \(maxMarginRatio)")
+        }
+        if case .unreadable(let why) = try await context.kv("qt_snapshot").read(PositionSnapshot.self, plan.symbol) {
+            throw GateRefusal(reason: .unreadableState, detail: "\(why): entries on \(plan.symbol) are held")
         }
         let ledger = try await context.kv("qt_ledger")
         if let position = try await LedgerPosition.read(plan.symbol, from: ledger) {
             throw GateRefusal(reason: .positionExists, detail: "\(plan.symbol) already holds \(position.amount.plainString): no pyramiding")
         }
         let slots = EntrySlots(context: context, ledger: ledger, view: ledgerView, maxPositions: maxPositions)
-        guard try await slots.claim(plan.symbol, untilMs: nowMs + permitTTLMs, nowMs: nowMs) else {
-            throw GateRefusal(reason: .maxPositions, detail: "all \(maxPositions) entry slots are taken")
+        let claimed: Bool
+        do {
+            claimed = try await slots.claim(plan.symbol, untilMs: nowMs + permitTTLMs, nowMs: nowMs)
+        } catch let unreadable as SlotStateUnreadable {
+            throw GateRefusal(reason: .unreadableState, detail: "qt_state/\(Self.name).\(EntrySlots.stateName): \(unreadable): entries are held")
+        } catch let unreadable as UnreadableValue {
+            throw GateRefusal(reason: .unreadableState, detail: "\(unreadable): entries are held")
         }
+        guard claimed else { throw GateRefusal(reason: .maxPositions, detail: "all \(maxPositions) entry slots are taken") }
     }
 
     private func admitExit(_ plan: inout Plan, context: HandlerContext) async throws -> ReasonCode {

@@ -76,18 +76,26 @@ public final class PositionBrainPlugin: Plugin {
 
         let ledger = try await context.kv("qt_ledger")
         var ledgerEntries: [String: LedgerPosition] = [:]
+        var unreadable: Set<String> = []
         for key in try await ledger.keys() {
-            if let found = try await ledger.get(LedgerEntry.self, key) {
-                ledgerEntries[key] = try LedgerPosition(symbol: key, entry: found.value, revision: found.revision)
+            // An entry that cannot be read is held (the sentinel alerts); it is neither polled nor
+            // compared, and it stops no other symbol.
+            do {
+                if let found = try await ledger.get(LedgerEntry.self, key) {
+                    ledgerEntries[key] = try LedgerPosition(symbol: key, entry: found.value, revision: found.revision)
+                }
+            } catch is UnreadableValue {
+                unreadable.insert(key)  // the sentinel alerts, once; a log line per poll would drown the rest
             }
         }
-        let polled = Set(ledgerEntries.filter { $0.value.isOpen }.keys).union(exchangeAmounts.keys)
+        let polled = Set(ledgerEntries.filter { $0.value.isOpen }.keys).union(exchangeAmounts.keys).subtracting(unreadable)
         let filled = try await TradePoll(exchange: exchange, context: context).run(symbols: polled, ledger: ledgerEntries)
 
         let stored = try await context.loadState(Self.holdState)
         var held = Set(stored?.state.symbols ?? [])
         let before = held
         let compared = Set(ledgerEntries.filter { $0.value.isOpen }.keys).union(exchangeAmounts.filter { $0.value != 0 }.keys)
+            .subtracting(unreadable)
         for symbol in compared.sorted() {
             let ledgerEntry = ledgerEntries[symbol]
             if let ledgerEntry, !ledgerEntry.entry.pendingClientOrderID.isEmpty { continue }

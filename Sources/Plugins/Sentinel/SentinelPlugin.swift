@@ -79,6 +79,7 @@ public final class SentinelPlugin: Plugin {
                 "consumer \(consumer.name) on \(consumer.stream) has \(consumer.pending) messages pending (limit \(limits.consumerLag))",
                 details: ["pending": String(consumer.pending), "ack_pending": String(consumer.ackPending)]), reduces: false))
         }
+        findings += Self.storageFindings(fleet.storage)
         if !fleet.topologyProblems.isEmpty {
             findings.append(Finding(key: "topology", alert: Self.alert(.topology, .critical, subject: "qt_hosts",
                 "\(fleet.topologyProblems.count) topology problem(s): " + fleet.topologyProblems.map(\.description).joined(separator: "; ")),
@@ -152,14 +153,24 @@ public final class SentinelPlugin: Plugin {
                 "\(open.count) open positions, more than max_positions \(limits.maxPositions): " + open.map(\.symbol).joined(separator: ", "),
                 details: ["open": String(open.count), "max_positions": String(limits.maxPositions)]), reduces: false))
         }
-        if let account = try await context.kv("qt_snapshot").get(AccountSnapshot.self, "_account")?.value,
-           account.marginRatio >= limits.reduceMarginRatio {
+        let account = try await context.kv("qt_snapshot").read(AccountSnapshot.self, "_account")
+        if case .value(let account, _) = account, account.marginRatio >= limits.reduceMarginRatio {
             findings.append(Finding(key: "margin-ratio", alert: Self.alert(.marginRatio, .critical, subject: "qt_snapshot/_account",
                 "margin ratio \(account.marginRatio) ≥ reduce_margin_ratio \(limits.reduceMarginRatio)",
                 details: ["margin_ratio": String(account.marginRatio)]), reduces: limits.reduceOnMargin))
         }
-        let state = try await context.kv("qt_control").get(Control.self, "trading_state")?.value
+        if case .unreadable(let why) = account {
+            findings.append(Self.unreadableFinding(why, holds: "every entry is refused until it is repaired (exits go on)"))
+        }
+        let snapshots = try await context.kv("qt_snapshot")
+        for key in try await snapshots.keys().sorted() where key != "_account" {
+            if case .unreadable(let why) = try await snapshots.read(PositionSnapshot.self, key) {
+                findings.append(Self.unreadableFinding(why, holds: "entries on \(key) are refused until position-brain rewrites it"))
+            }
+        }
+        let state = try await context.kv("qt_control").read(Control.self, "trading_state")
         if let finding = Self.controlFinding(state) { findings.append(finding) }
+        if let finding = try await Self.slotFinding(context) { findings.append(finding) }
         if case .known(let heat) = try await HeatGatePlugin.read(context), HeatKernel.bucket(heat) == .hot {
             findings.append(Finding(key: "heat-hot", alert: Self.alert(.heatHot, .warning, subject: "portfolio",
                 "portfolio heat \(heat) is HOT (≥ \(HeatKernel.hotFrom))", details: ["heat": String(heat)]), reduces: limits.reduceOnHeat))
@@ -169,25 +180,69 @@ public final class SentinelPlugin: Plugin {
 
     /// A `trading_state` the gates cannot act on: they trade as if HALTED until an operator sets a
     /// known state (`qt control`), and this says so, once, as CRITICAL.
-    static func controlFinding(_ stored: Control?) -> Finding? {
-        guard let stored, !TradingControl.isKnown(stored.tradingState) else { return nil }
+    static func controlFinding(_ stored: KeyReading<Control>) -> Finding? {
+        let value: String
+        switch stored {
+        case .missing: return nil
+        case .unreadable(let why): value = why.problem
+        case .value(let control, _):
+            guard !TradingControl.isKnown(control.tradingState) else { return nil }
+            value = "\(control.tradingState)"
+        }
         return Finding(key: "control", alert: alert(.control, .critical, subject: "qt_control/trading_state",
-            "qt_control/trading_state holds \(stored.tradingState), which is not ACTIVE, REDUCING or HALTED: every gate refuses "
-            + "all orders as if HALTED until an operator sets a known state", details: ["value": "\(stored.tradingState)"]), reduces: false)
+            "qt_control/trading_state holds \(value), which is not ACTIVE, REDUCING or HALTED: every gate refuses "
+            + "all orders as if HALTED until an operator sets a known state", details: ["value": value]), reduces: false)
+    }
+
+    /// The portfolio gate's entry slots, if they cannot be counted (every entry waits on them).
+    static func slotFinding(_ context: HandlerContext) async throws -> Finding? {
+        let key = "\(PortfolioGatePlugin.name).\(EntrySlots.stateName)"
+        let problem: UnreadableValue
+        switch try await context.kv("qt_state").read(PluginState.self, key) {
+        case .missing: return nil
+        case .unreadable(let why): problem = why
+        case .value(let state, _):
+            guard let why = EntrySlots.problem(state.values) else { return nil }
+            problem = UnreadableValue(bucket: "qt_state", key: key, problem: why)
+        }
+        return unreadableFinding(problem, holds: "every entry is refused until it is repaired or deleted (exits go on)")
+    }
+
+    /// A bucket that refuses writes at its byte limit (the ledger, the orders) at 80 % or more:
+    /// CRITICAL, before the executor's writes start failing.
+    static let storageAlertFill = 0.8
+
+    static func storageFindings(_ storage: [FleetObservation.Storage]) -> [Finding] {
+        storage.compactMap { stream in
+            guard let fill = stream.fill, fill >= storageAlertFill else { return nil }
+            return Finding(key: "storage:\(stream.stream)", alert: alert(.limit, .critical, subject: stream.stream,
+                "\(stream.stream) holds \(stream.bytes) bytes, \(Int(fill * 100)) % of its \(stream.maxBytes)-byte limit: at the limit its "
+                + "writes fail (it never discards); raise max_bytes with `qt streams provision` or remove finished records",
+                details: ["bytes": String(stream.bytes), "max_bytes": String(stream.maxBytes)]), reduces: false)
+        }
+    }
+
+    /// A key the gates depend on that cannot be read: CRITICAL, once while it lasts.
+    static func unreadableFinding(_ unreadable: UnreadableValue, holds: String) -> Finding {
+        Finding(key: "unreadable:\(unreadable.bucket)/\(unreadable.key)",
+                alert: alert(.unreadableState, .critical, subject: "\(unreadable.bucket)/\(unreadable.key)", "\(unreadable): \(holds)",
+                             details: ["bucket": unreadable.bucket, "key": unreadable.key]), reduces: false)
     }
 
     /// ACTIVE → REDUCING; a HALTED or REDUCING state (or one no gate can read) is left as it is.
     private func setReducing(because reason: String, context: HandlerContext, nowMs: Int64) async throws {
         let control = try await context.kv("qt_control")
-        let current = try await control.get(Control.self, "trading_state")
-        guard TradingControl.effectiveState(current?.value) == .active else { return }
+        let current = try await control.read(Control.self, "trading_state")
+        guard TradingControl.effectiveState(current) == .active else { return }
+        var revision: UInt64?
+        if case .value(_, let stored) = current { revision = stored }
         var next = Control()
         next.tradingState = .reducing
         next.reason = "sentinel: " + reason
         next.setBy = "\(Self.name)@\(context.hostID)"
         next.setAtMs = nowMs
         next.meta.eventTimeMs = nowMs
-        try await control.write("trading_state", next, over: current?.revision)
+        try await control.write("trading_state", next, over: revision)
     }
 
     static func alert(_ kind: AlertKind, _ severity: AlertSeverity, subject: String, _ message: String,

@@ -27,11 +27,17 @@ public struct LedgerPosition: Sendable {
     public var closingSide: Messages.OrderSide { amount > 0 ? .sell : .buy }
     public var stopPrice: Double? { Decimal.parse(entry.stopPrice).map(\.doubleValue).flatMap { $0 > 0 ? $0 : nil } }
 
-    /// The open position of `symbol`, or nil when the ledger has none.
+    /// The open position of `symbol`, or nil when the ledger has none. An entry that cannot be
+    /// read holds its symbol: a gate's refusal (UNREADABLE_STATE), never a retry that would keep
+    /// the symbol's inputs pending, and never "no position".
     public static func read(_ symbol: String, from ledger: PluginKV) async throws -> LedgerPosition? {
-        guard let found = try await ledger.get(LedgerEntry.self, symbol) else { return nil }
-        let position = try LedgerPosition(symbol: symbol, entry: found.value, revision: found.revision)
-        return position.isOpen ? position : nil
+        do {
+            guard let found = try await ledger.get(LedgerEntry.self, symbol) else { return nil }
+            let position = try LedgerPosition(symbol: symbol, entry: found.value, revision: found.revision)
+            return position.isOpen ? position : nil
+        } catch let unreadable as UnreadableValue {
+            throw GateRefusal(reason: .unreadableState, detail: "\(unreadable): \(symbol) is held (the sentinel alerts)")
+        }
     }
 
     /// Every open position in the ledger (the exit side's only list of symbols, R4), read one

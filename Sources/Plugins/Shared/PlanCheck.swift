@@ -24,27 +24,11 @@ enum PlanCheck {
         }
     }
 
-    /// The first field whose value no stage may act on, or nil.
+    /// The first field whose value no stage may act on, or nil: the plan's field rules
+    /// (`FieldRules`, which the host also applies on consume), and a quantity once it is sized.
     static func numberProblem(_ plan: Plan, sized: Bool) -> String? {
-        if sized || !plan.quantity.isEmpty {
-            guard let quantity = Decimal.parse(plan.quantity), quantity > 0 else {
-                return "quantity \"\(plan.quantity)\", expected a positive decimal string"
-            }
-        }
-        if !plan.stopPrice.isEmpty {
-            guard let stop = Decimal.parse(plan.stopPrice), stop > 0 else {
-                return "stop_price \"\(plan.stopPrice)\", expected empty or a positive decimal string"
-            }
-        }
-        if !(plan.stopDistPct.isFinite && plan.stopDistPct >= 0 && plan.stopDistPct < 1) {
-            return "stop_dist_pct \(plan.stopDistPct), expected 0 (none) or a fraction below 1"
-        }
-        if !(plan.confidence.isFinite && (0...1).contains(plan.confidence)) { return "confidence \(plan.confidence), expected 0…1" }
-        if !(plan.killScore.isFinite && (0...1).contains(plan.killScore)) { return "kill_score \(plan.killScore), expected 0…1" }
-        if !(0...125).contains(plan.leverage) { return "leverage \(plan.leverage), expected 0 (unset) to 125" }
-        if !(0...100).contains(plan.reducePercent) { return "reduce_percent \(plan.reducePercent), expected 0…100" }
-        if plan.expiresAtMs < 0 { return "expires_at_ms \(plan.expiresAtMs) is negative" }
-        return nil
+        if sized, plan.quantity.isEmpty { return "quantity is empty, expected a positive decimal string once sized" }
+        return FieldRules.problem(plan)
     }
 }
 

@@ -30,17 +30,26 @@ struct TradingControl {
 
     static func read(_ context: HandlerContext) async throws -> TradingControl {
         let control = try await context.kv("qt_control")
-        let state = try await control.get(Control.self, "trading_state")?.value
-        let kill = try await control.get(Control.self, "kill_switch")?.value.killSwitch ?? false
+        let state = try await control.read(Control.self, "trading_state")
+        let kill: Bool
+        switch try await control.read(Control.self, "kill_switch") {
+        case .missing: kill = false
+        case .value(let value, _): kill = value.killSwitch
+        case .unreadable: kill = true  // a switch that cannot be read may be on
+        }
         return TradingControl(state: effectiveState(state), killSwitch: kill)
     }
 
-    /// No `trading_state` key means ACTIVE (the state before any operator action). A key whose
-    /// state is UNSPECIFIED or a value this build does not know fails closed: HALTED (the
-    /// sentinel raises the CRITICAL alert), never a default that lets entries through.
-    static func effectiveState(_ stored: Control?) -> TradingState {
-        guard let stored else { return .active }
-        return isKnown(stored.tradingState) ? stored.tradingState : .halted
+    /// No `trading_state` key means ACTIVE (the state before any operator action). A key that
+    /// cannot be read, or whose state is UNSPECIFIED or a value this build does not know, fails
+    /// closed: HALTED (the sentinel raises the CRITICAL alert), never a default that lets entries
+    /// through.
+    static func effectiveState(_ stored: KeyReading<Control>) -> TradingState {
+        switch stored {
+        case .missing: return .active
+        case .unreadable: return .halted
+        case .value(let control, _): return isKnown(control.tradingState) ? control.tradingState : .halted
+        }
     }
 
     static func isKnown(_ state: TradingState) -> Bool {

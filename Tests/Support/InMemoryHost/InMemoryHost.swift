@@ -178,6 +178,11 @@ public actor InMemoryHost {
         let input = Input(name: delivery.input.name, subject: delivery.published.subject, message: delivery.published.message,
                           streamSequence: delivery.published.sequence, deliveryCount: delivery.deliveryCount,
                           storedAtMs: delivery.published.storedAtMs)
+        // What the real consumer refuses before a handler sees it (R2 and the field rules).
+        if let problem = UnreadableValue.problem(delivery.published.message) {
+            deadLetters.append(DeadLetter(plugin: running.name, subject: delivery.published.subject, reason: problem))
+            return
+        }
         do {
             try await running.plugin.handle(input, context: context)
             try publish(context.emissions)

@@ -19,10 +19,15 @@ public final class MemoryKeyValueStore: KeyValueStore {
         var writtenMs: Int64
     }
 
+    private struct Watcher {
+        let deliver: @Sendable (String, [UInt8]?, UInt64) -> Void
+        let end: @Sendable () -> Void
+    }
+
     private struct State {
         var revision: UInt64 = 0
         var entries: [String: Entry] = [:]
-        var watchers: [Int: @Sendable (String, [UInt8]?, UInt64) -> Void] = [:]
+        var watchers: [Int: Watcher] = [:]
         var nextWatcher = 0
     }
 
@@ -58,7 +63,7 @@ public final class MemoryKeyValueStore: KeyValueStore {
         state.withLock { state in
             guard state.entries.removeValue(forKey: key) != nil else { return }
             state.revision += 1
-            for watcher in state.watchers.values { watcher(key, nil, state.revision) }
+            for watcher in state.watchers.values { watcher.deliver(key, nil, state.revision) }
         }
     }
 
@@ -66,18 +71,38 @@ public final class MemoryKeyValueStore: KeyValueStore {
         let (stream, continuation) = AsyncStream.makeStream(of: KeyChange<M>.self)
         let id = state.withLock { state in
             for (key, entry) in state.entries.sorted(by: { $0.value.revision < $1.value.revision }) where isLive(entry) {
-                continuation.yield(KeyChange(key: key, value: try? M(serializedBytes: entry.bytes), revision: entry.revision))
+                continuation.yield(KeyChange(key: key, bytes: entry.bytes, revision: entry.revision))
             }
             let id = state.nextWatcher
             state.nextWatcher += 1
-            state.watchers[id] = { key, bytes, revision in
-                continuation.yield(KeyChange(key: key, value: bytes.flatMap { try? M(serializedBytes: $0) }, revision: revision))
-            }
+            state.watchers[id] = Watcher(deliver: { key, bytes, revision in
+                continuation.yield(bytes.map { KeyChange(key: key, bytes: $0, revision: revision) }
+                                   ?? KeyChange(key: key, value: nil, revision: revision))
+            }, end: { continuation.finish() })
             return id
         }
         return KeyChanges(stream) { [weak self] in
             self?.state.withLock { _ = $0.watchers.removeValue(forKey: id) }
             continuation.finish()
+        }
+    }
+
+    /// Ends every running `changes` sequence, as a closed connection ends a NATS watch.
+    public func endWatches() {
+        let ended = state.withLock { state in
+            defer { state.watchers = [:] }
+            return Array(state.watchers.values)
+        }
+        for watcher in ended { watcher.end() }
+    }
+
+    /// Writes bytes no typed put would (a hostile or broken producer's value).
+    public func putRaw(_ key: String, _ bytes: [UInt8]) {
+        let now = clock.nowMs()
+        state.withLock { state in
+            state.revision += 1
+            state.entries[key] = Entry(bytes: bytes, revision: state.revision, writtenMs: now)
+            for watcher in state.watchers.values { watcher.deliver(key, bytes, state.revision) }
         }
     }
 
@@ -100,7 +125,7 @@ public final class MemoryKeyValueStore: KeyValueStore {
             guard allowed(current) else { throw KVConflict(bucket: name, key: key) }
             state.revision += 1
             state.entries[key] = Entry(bytes: bytes, revision: state.revision, writtenMs: now)
-            for watcher in state.watchers.values { watcher(key, bytes, state.revision) }
+            for watcher in state.watchers.values { watcher.deliver(key, bytes, state.revision) }
             return state.revision
         }
     }
