@@ -16,7 +16,7 @@ import XCTest
 /// every symbol, no pending claim, every order record finished, every exchange fill accounted for,
 /// every approved plan answered, no market-state window restarted; and the disturbed run placed at
 /// least half the orders of an undisturbed one-host run with the same seed and length.
-final class ChaosTests: HostTestCase {
+final class ChaosTests: PipelineTestCase {
     /// The disturbances take about 70 s; the rest of the window shows that trading came back.
     let length: TimeInterval = 140
     let symbols = 30
@@ -30,10 +30,10 @@ final class ChaosTests: HostTestCase {
         let admin = try BusConnection(ConnectionOptions(servers: cluster.urls, name: "chaos-admin"))
         defer { admin.close() }
         try await retrying("the cluster's JetStream", seconds: 30) { _ = try await admin.streams() }
-        let market = try await startSimulator()
+        let market = try await startSimulator(symbols: symbols, startMs: simulatedStartMs)
         defer { Task { await market.simulator.stop() } }
         let names = ["host-1", "host-2", "host-3", "host-4"]
-        let configs = try names.map { try nodeConfig($0, servers: cluster.urls, replicas: 3, market: market) }
+        let configs = try names.map { try pipelineConfig($0, servers: cluster.urls, replicas: 3, market: market) }
         _ = try await DeploymentProvisioning.provision(admin, replicas: 3, configs: configs.map(\.config), registry: PluginCatalog.registry,
                                                        provisionedBy: "chaos")
         var hosts: [String: Process] = [:]
@@ -138,9 +138,9 @@ final class ChaosTests: HostTestCase {
 
     /// One host on one server, nothing disturbed: the baseline order count.
     private func undisturbedRun() async throws -> Int {
-        let market = try await startSimulator()
+        let market = try await startSimulator(symbols: symbols, startMs: simulatedStartMs)
         defer { Task { await market.simulator.stop() } }
-        let config = try nodeConfig("solo", servers: [server.url], replicas: 1, market: market)
+        let config = try pipelineConfig("solo", servers: [server.url], replicas: 1, market: market)
         _ = try await DeploymentProvisioning.provision(bus, replicas: 1, configs: [config.config], registry: PluginCatalog.registry)
         let host = try spawnNode("solo", config.yaml)
         let ordersAtStart = market.simulator.exchange.acceptedOrders
@@ -154,54 +154,6 @@ final class ChaosTests: HostTestCase {
         host.waitUntilExit()
         print("chaos: undisturbed run placed \(placed) orders in \(Int(length)) s\n" + (try await funnel(bus)))
         return placed
-    }
-
-    private struct Market {
-        let simulator: SimulatorServer
-        let keys: (key: String, secret: String)
-        let client: BinanceFutures
-    }
-
-    private func startSimulator() async throws -> Market {
-        let credentials = Credentials.generate()
-        let simulator = try await SimulatorServer.start(.replayable(credentials: credentials, symbols: symbols, seed: 11, barMs: 250,
-                                                                    startMs: simulatedStartMs))
-        let directory = scratch.appendingPathComponent("keys-\(UUID().uuidString.prefix(6))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return Market(simulator: simulator, keys: try credentials.writeFiles(in: directory),
-                      client: BinanceFutures(config: ExchangeConfig(baseURL: simulator.baseURL), credentials: credentials))
-    }
-
-    /// `qt up`'s node config at 250 ms per bar, with stops 30 % away (a stop the exchange triggers
-    /// while the hosts are stopped at the end would make ledger and exchange differ for a moment).
-    private func nodeConfig(_ host: String, servers: [String], replicas: Int, market: Market) throws -> (yaml: String, config: NodeConfig) {
-        let yaml = """
-            host_id: \(host)
-            nats: { servers: [\(servers.joined(separator: ", "))] }
-            replicas: \(replicas)
-            http_port: 0
-            exchange: { base_url: \(market.simulator.baseURL), key_file: \(market.keys.key), secret_file: \(market.keys.secret) }
-            plugins:
-              market-feed: { interval_s: 0.5 }
-              market-state: {}
-              universe: { check_s: 1, refresh_s: 15, rollout_step_s: 60 }
-              ai-agent: {}
-              intent-bridge: {}
-              governor: { stop_dist_pct: 0.3 }
-              portfolio-gate: {}
-              executor: { resume_s: 5 }
-              position-brain: { interval_s: 0.5 }
-              harvest-proposer: { snapshot_grace_s: 1200 }
-              heat-gate: {}
-              apply-layer: {}
-              sentinel: { interval_s: 2 }
-
-            """
-        return (yaml, try NodeConfig.parse(yaml, file: "\(host).yaml", registry: PluginCatalog.registry))
-    }
-
-    private func spawnNode(_ host: String, _ yaml: String) throws -> Process {
-        try spawn(host, yaml: yaml, executable: "qt", environment: ["QT_JOURNAL": journalPath(host)]) { ["host", "--config", $0] }
     }
 
     /// The trail's partition moves, and 30 lines either side of the first message handled after one
@@ -220,8 +172,6 @@ final class ChaosTests: HostTestCase {
         return (["moves:"] + moves + ["around line \(reversal):"] + lines[max(0, reversal - 30)..<min(lines.count, reversal + 30)])
             .joined(separator: "\n")
     }
-
-    private func journalPath(_ host: String) -> String { scratch.appendingPathComponent("\(host).journal").path }
 
     /// What market-state's hosts recorded for `symbol`'s klines (received, handled) and its partition moves.
     private func marketStateTrail(_ symbol: String, partition: Int) -> String {
@@ -255,47 +205,6 @@ final class ChaosTests: HostTestCase {
             }
             return samples
         }
-    }
-
-    /// How many intents became plans and orders, and every decision by plugin, verdict and reason:
-    /// where a run with fewer orders lost them.
-    private func funnel(_ bus: BusConnection) async throws -> String {
-        let intents = try await storedMessages(TradeIntent.self, subject: "qt.signal.intent.*", bus: bus).count
-        let proposed = try await storedMessages(Plan.self, subject: "qt.plan.proposed.*", bus: bus).count
-        let sized = try await storedMessages(Plan.self, subject: "qt.plan.sized.*", bus: bus).count
-        let approved = try await storedMessages(Plan.self, subject: "qt.plan.approved.*", bus: bus).count
-        let results = try await storedMessages(OrderResult.self, subject: "qt.exec.result.*", bus: bus).count
-        let decisions = try await storedMessages(Decision.self, subject: "qt.decision.*.*", bus: bus)
-        let tally = Dictionary(grouping: decisions) { "\($0.plugin) \($0.verdict) \($0.reason)" }
-            .map { "  \($0.value.count)\t\($0.key)" }.sorted()
-        return (["chaos funnel: \(intents) intents, \(proposed) proposed, \(sized) sized, \(approved) approved, \(results) results; decisions:"]
-                + tally).joined(separator: "\n")
-    }
-
-    private func setTradingState(_ state: TradingState, _ admin: BusConnection) async throws {
-        var control = Control()
-        control.tradingState = state
-        control.reason = "chaos test"
-        control.setBy = "operator@chaos"
-        control.setAtMs = Int64(Date().timeIntervalSince1970 * 1000)
-        try await retrying("trading state \(state)", seconds: 20) {
-            _ = try await admin.keyValue("qt_control").put("trading_state", message: control)
-        }
-    }
-
-    /// No ledger claim pending and every `qt_orders` record APPLIED or REJECTED.
-    private func quiet(_ admin: BusConnection) async throws -> Bool {
-        let ledger = try await admin.keyValue("qt_ledger")
-        for key in try await ledger.keys() {
-            if let entry = try await ledger.get(LedgerEntry.self, key)?.value, !entry.pendingClientOrderID.isEmpty { return false }
-        }
-        let orders = try await admin.keyValue("qt_orders")
-        for key in try await orders.keys() {
-            if let record = try await orders.get(OrderRecord.self, key)?.value, record.status != .applied, record.status != .rejected {
-                return false
-            }
-        }
-        return true
     }
 
     private func assertBooksAgree(_ admin: BusConnection, market: Market) async throws {
@@ -343,17 +252,5 @@ final class ChaosTests: HostTestCase {
         print("chaos books: \(market.simulator.exchange.symbols.count) symbols, ledger = exchange, \(records.count) order records finished, "
               + "\(fills) exchange fills accounted for, \(approved.count) approved plans answered, "
               + "\(states.count) market states without a window restart")
-    }
-
-    private func retrying(_ what: String, seconds: Double, _ body: () async throws -> Void) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while true {
-            do {
-                return try await body()
-            } catch {
-                if Date() > deadline { throw error }
-                try await Task.sleep(nanoseconds: 250_000_000)
-            }
-        }
     }
 }
