@@ -62,7 +62,7 @@ public final class NatsCluster: Sendable {
         jetstream {
           store_dir: "\(node.storeDirectory.path)"
           max_memory_store: 256MB
-          max_file_store: 2GB
+          max_file_store: 8GB
           unique_tag: "node:"
         }
         cluster {

@@ -153,6 +153,7 @@ final class HostileInputTests: PipelineTestCase {
 
     private func unreadableAccountRefusesEntriesButNotExits(_ market: Market, good: [String]) async throws {
         try await waitUntil("an open position on a good symbol, to exit", seconds: 45) { try await self.openPosition(among: good) != nil }
+        let resultsAtStart = try await storedMessages(OrderResult.self, subject: "qt.exec.result.*", bus: bus).count
         // position-brain rewrites `_account` every poll: a broken producer keeps writing its value.
         let snapshots = try await bus.keyValue("qt_snapshot")
         let writer = Task {
@@ -162,25 +163,33 @@ final class HostileInputTests: PipelineTestCase {
             }
         }
         defer { writer.cancel() }
+        // The operator closes a position while the account cannot be read (an intent through the
+        // whole exit path); a position may also close by itself meanwhile: either is an exit.
+        var closing = try await openPosition(among: good)
+        if let symbol = closing { try await close(symbol) }
         _ = try await waitForAlert("qt_snapshot/_account", kind: .unreadableState)
-        let resultsAtAlert = try await storedMessages(OrderResult.self, subject: "qt.exec.result.*", bus: bus).count
         let refusalsBefore = try await gateDecisions(reason: .unreadableState).count
         try await waitUntil("an entry refused for the unreadable account", seconds: 30) {
             try await self.gateDecisions(reason: .unreadableState).count > refusalsBefore
         }
-        // Exits go on: one applied while the account cannot be read, natural or, if no position
-        // closes by itself, the operator's close (an intent) of an open one.
-        var closing: String?
-        try await waitUntil("an exit applied while the account cannot be read", seconds: 45) {
-            let results = try await storedMessages(OrderResult.self, subject: "qt.exec.result.*", bus: self.bus).dropFirst(resultsAtAlert)
-            if results.contains(where: { good.contains($0.symbol) && $0.status == .applied && [.close, .reduce].contains($0.planKind) }) {
-                return true
+        do {
+            try await waitUntil("an exit applied while the account cannot be read", seconds: 45) {
+                let results = try await storedMessages(OrderResult.self, subject: "qt.exec.result.*", bus: self.bus).dropFirst(resultsAtStart)
+                if results.contains(where: { good.contains($0.symbol) && $0.status == .applied && [.close, .reduce].contains($0.planKind) }) {
+                    return true
+                }
+                if closing == nil, let symbol = try await self.openPosition(among: good) {
+                    try await self.close(symbol)
+                    closing = symbol
+                }
+                return false
             }
-            if closing == nil, let symbol = try await self.openPosition(among: good) {
-                try await self.close(symbol)
-                closing = symbol
-            }
-            return false
+        } catch {
+            let symbol = closing ?? "none"
+            let decided = try await storedMessages(Decision.self, subject: "qt.decision.*.\(symbol)", bus: bus).suffix(12)
+            print("closing \(symbol); its last decisions:\n  " + decided.map { "\($0.plugin) \($0.verdict) \($0.reason) \($0.detail)" }
+                .joined(separator: "\n  ") + "\n" + (try await decisionTally()))
+            throw error
         }
         writer.cancel()
         _ = await writer.value

@@ -250,4 +250,19 @@ final class PortfolioGateRuleTests: RuleTestCase {
         reasons = await self.reasons("portfolio-gate", "CCCUSDT")
         XCTAssertEqual(reasons, [.maxPositions], "BBB and DDD hold both slots; a view left on its ended watch would not see DDD")
     }
+
+    func testAnUnreadableUniverseOrPositionSnapshotRefusesEntries() async throws {
+        try await startGate()
+        host.kv("qt_snapshot").putRaw(symbol, garbage)
+        try await submit(entry())
+        var reasons = await reasons("portfolio-gate", symbol)
+        XCTAssertEqual(reasons, [.unreadableState], "a snapshot that cannot be read holds its symbol's entries")
+        host.kv("qt_universe").putRaw("active", garbage)
+        try await submit(entry("CCCUSDT"))
+        reasons = await self.reasons("portfolio-gate", "CCCUSDT")
+        XCTAssertEqual(reasons, [.unreadableState], "no symbol list, no entries")
+        try await submit(exit())
+        let exits = await decisions("portfolio-gate", held).map(\.verdict)
+        XCTAssertEqual(exits, [.pass], "exits read neither")
+    }
 }

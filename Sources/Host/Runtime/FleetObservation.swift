@@ -32,8 +32,8 @@ public struct FleetObservation: Sendable {
 
     /// Messages in `QT_DLQ`.
     public let deadLetters: UInt64
-    /// The ledger's and the orders' buckets (`KV_qt_ledger`, `KV_qt_orders`): they refuse writes
-    /// at their limit rather than discard, so the sentinel watches how full they are.
+    /// The KV buckets (`KV_qt_ledger`, …): they refuse writes at their limit rather than discard
+    /// (the ledger and the orders must never lose a value), so the sentinel watches how full they are.
     public let storage: [Storage]
     public let consumers: [Consumer]
     public let topologyProblems: [TopologyProblem]
@@ -46,7 +46,8 @@ extension HandlerContext {
 }
 
 extension FleetObservation {
-    static let watchedBuckets = ["qt_ledger", "qt_orders"]
+    /// Every bucket: all of them refuse writes at their limit.
+    static var watchedBuckets: [String] { Topology.buckets.map(\.name) }
 
     static func read(_ bus: BusConnection) async throws -> FleetObservation {
         var deadLetters: UInt64 = 0

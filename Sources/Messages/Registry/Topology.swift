@@ -10,58 +10,58 @@ public enum Topology {
     /// Every stream and bucket has a byte limit (issue 17), so one flood cannot fill the disk
     /// under the others. Streams discard their oldest messages at the limit; buckets refuse new
     /// writes (KV semantics), so the ledger and the orders never lose a value: the sentinel
-    /// alerts at 80 % of their limit instead. JetStream reserves these against the server's
-    /// `max_file_store` (per replica): about 5 GiB in all.
+    /// alerts at 80 % of a bucket's limit instead. JetStream reserves these against the server's
+    /// `max_file_store` (per replica): about 2.6 GiB in all, so a server needs at least that.
     static let mib: Int64 = 1 << 20
     static let gib: Int64 = 1 << 30
 
     public static let streams: [StreamSpec] = [
-        StreamSpec(name: "QT_MARKET", maxAgeSeconds: 48 * hour, maxBytes: 2 * gib, routes: [
+        StreamSpec(name: "QT_MARKET", maxAgeSeconds: 48 * hour, maxBytes: 1 * gib, routes: [
             Route.keyed("qt.market.kline.*", Kline.self),
             Route.keyed("qt.market.state.*", MarketState.self),
         ]),
-        StreamSpec(name: "QT_SIGNAL", maxAgeSeconds: 7 * day, maxBytes: 256 * mib, routes: [
+        StreamSpec(name: "QT_SIGNAL", maxAgeSeconds: 7 * day, maxBytes: 128 * mib, routes: [
             Route.keyed("qt.signal.intent.*", TradeIntent.self),
         ]),
-        StreamSpec(name: "QT_EXIT", maxAgeSeconds: 7 * day, maxBytes: 256 * mib, routes: [
+        StreamSpec(name: "QT_EXIT", maxAgeSeconds: 7 * day, maxBytes: 128 * mib, routes: [
             Route.keyed("qt.harvest.proposed.*", HarvestProposal.self),
             Route.keyed("qt.harvest.calibrated.*", CalibratedProposal.self),
         ]),
-        StreamSpec(name: "QT_PLAN", maxAgeSeconds: 30 * day, maxBytes: 256 * mib, routes: [
+        StreamSpec(name: "QT_PLAN", maxAgeSeconds: 30 * day, maxBytes: 128 * mib, routes: [
             Route.keyed("qt.plan.proposed.*", Plan.self),
             Route.keyed("qt.plan.sized.*", Plan.self),
             Route.keyed("qt.plan.approved.*", Plan.self),
         ]),
-        StreamSpec(name: "QT_EXEC", maxAgeSeconds: 400 * day, maxBytes: 512 * mib, routes: [
+        StreamSpec(name: "QT_EXEC", maxAgeSeconds: 400 * day, maxBytes: 256 * mib, routes: [
             Route.keyed("qt.exec.result.*", OrderResult.self),
             Route.keyed("qt.exec.fill.*", Fill.self),
         ]),
-        StreamSpec(name: "QT_AUDIT", maxAgeSeconds: 30 * day, maxBytes: 512 * mib, routes: [
+        StreamSpec(name: "QT_AUDIT", maxAgeSeconds: 30 * day, maxBytes: 256 * mib, routes: [
             Route("qt.decision.*.*", Decision.self),
             Route("qt.alert.*", Alert.self),
         ]),
-        StreamSpec(name: "QT_DLQ", maxAgeSeconds: 30 * day, maxBytes: 256 * mib, routes: [
+        StreamSpec(name: "QT_DLQ", maxAgeSeconds: 30 * day, maxBytes: 128 * mib, routes: [
             Route("qt.dlq.*", DeadLetter.self),
         ]),
         // Carries the live subject's type: resolved by stripping the prefix (see `route(for:)`).
-        StreamSpec(name: "QT_SHADOW", maxAgeSeconds: 7 * day, maxBytes: 256 * mib, routes: [], extraSubjects: ["qt.shadow.>"]),
+        StreamSpec(name: "QT_SHADOW", maxAgeSeconds: 7 * day, maxBytes: 64 * mib, routes: [], extraSubjects: ["qt.shadow.>"]),
     ]
 
     public static let buckets: [BucketSpec] = [
-        BucketSpec(name: "qt_ledger", maxBytes: 64 * mib, history: 64, ttlSeconds: 0, valueType: LedgerEntry.self),
-        BucketSpec(name: "qt_snapshot", maxBytes: 64 * mib, history: 1, ttlSeconds: 0, valueType: PositionSnapshot.self,
+        BucketSpec(name: "qt_ledger", maxBytes: 32 * mib, history: 64, ttlSeconds: 0, valueType: LedgerEntry.self),
+        BucketSpec(name: "qt_snapshot", maxBytes: 16 * mib, history: 1, ttlSeconds: 0, valueType: PositionSnapshot.self,
                    keyTypes: ["_account": AccountSnapshot.self]),
-        BucketSpec(name: "qt_marketstate", maxBytes: 64 * mib, history: 1, ttlSeconds: 0, valueType: MarketState.self),
-        BucketSpec(name: "qt_universe", maxBytes: 32 * mib, history: 64, ttlSeconds: 0, valueType: Universe.self),
-        BucketSpec(name: "qt_permits", maxBytes: 32 * mib, history: 1, ttlSeconds: 60, valueType: Permit.self),
+        BucketSpec(name: "qt_marketstate", maxBytes: 32 * mib, history: 1, ttlSeconds: 0, valueType: MarketState.self),
+        BucketSpec(name: "qt_universe", maxBytes: 16 * mib, history: 64, ttlSeconds: 0, valueType: Universe.self),
+        BucketSpec(name: "qt_permits", maxBytes: 8 * mib, history: 1, ttlSeconds: 60, valueType: Permit.self),
         // No TTL: an unfinished record must outlive any outage (the executor's recovery removes
         // finished records after a day; an expired SENT record would lose its fill).
-        BucketSpec(name: "qt_orders", maxBytes: 256 * mib, history: 1, ttlSeconds: 0, valueType: OrderRecord.self),
-        BucketSpec(name: "qt_state", maxBytes: 32 * mib, history: 8, ttlSeconds: 0, valueType: PluginState.self),
-        BucketSpec(name: "qt_control", maxBytes: 32 * mib, history: 64, ttlSeconds: 0, valueType: Control.self),
-        BucketSpec(name: "qt_hosts", maxBytes: 32 * mib, history: 1, ttlSeconds: 30, valueType: HostInfo.self),
-        BucketSpec(name: "qt_leases", maxBytes: 32 * mib, history: 1, ttlSeconds: 15, valueType: Lease.self),
-        BucketSpec(name: "qt_cluster", maxBytes: 32 * mib, history: 16, ttlSeconds: 0, valueType: ClusterLayout.self),
+        BucketSpec(name: "qt_orders", maxBytes: 128 * mib, history: 1, ttlSeconds: 0, valueType: OrderRecord.self),
+        BucketSpec(name: "qt_state", maxBytes: 256 * mib, history: 8, ttlSeconds: 0, valueType: PluginState.self),
+        BucketSpec(name: "qt_control", maxBytes: 8 * mib, history: 64, ttlSeconds: 0, valueType: Control.self),
+        BucketSpec(name: "qt_hosts", maxBytes: 8 * mib, history: 1, ttlSeconds: 30, valueType: HostInfo.self),
+        BucketSpec(name: "qt_leases", maxBytes: 8 * mib, history: 1, ttlSeconds: 15, valueType: Lease.self),
+        BucketSpec(name: "qt_cluster", maxBytes: 8 * mib, history: 16, ttlSeconds: 0, valueType: ClusterLayout.self),
     ]
 
     /// The stream and message type of a concrete subject; shadow subjects resolve to their live

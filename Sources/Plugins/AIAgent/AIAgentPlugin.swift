@@ -82,7 +82,13 @@ public final class AIAgentPlugin: Plugin {
         else { return }
         let signal = model.signal(features)
         guard signal.direction != .flat else { return context.count("hold") }
-        guard try await ActiveUniverse.read(context).contains(bar.symbol) else { return }
+        let universe: ActiveUniverse
+        do {
+            universe = try await ActiveUniverse.read(context)
+        } catch is GateRefusal {
+            return context.count("held")  // an unreadable universe: no intents until it is rewritten
+        }
+        guard universe.contains(bar.symbol) else { return }
 
         let position: LedgerPosition?
         do {

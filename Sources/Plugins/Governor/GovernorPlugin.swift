@@ -119,7 +119,9 @@ public final class GovernorPlugin: Plugin {
         try await TradingControl.check(context, entry: true)
         let symbol = plan.symbol
         let eventTimeMs = input.eventTimeMs
-        guard let state = try await context.kv("qt_marketstate").get(MarketState.self, symbol)?.value,
+        let stored = try await context.kv("qt_marketstate").read(MarketState.self, symbol)
+        if case .unreadable(let why) = stored { throw GateRefusal(reason: .unreadableState, detail: "\(why): entries on \(symbol) are held") }
+        guard let state = stored.value,
               eventTimeMs - state.asOfMs <= limits.marketStateMaxAgeMs, state.asOfMs - eventTimeMs <= Self.maxPlanLagMs else {
             // Both ways, with different bounds: the state may run ahead of a plan by the pipeline's
             // lag (minutes of event time in the simulator, which compresses time), but a plan a day

@@ -208,8 +208,8 @@ public final class SentinelPlugin: Plugin {
         return unreadableFinding(problem, holds: "every entry is refused until it is repaired or deleted (exits go on)")
     }
 
-    /// A bucket that refuses writes at its byte limit (the ledger, the orders) at 80 % or more:
-    /// CRITICAL, before the executor's writes start failing.
+    /// A bucket (they refuse writes at their byte limit) at 80 % or more: CRITICAL, before the
+    /// writes that depend on it (the executor's ledger and orders, plugin state) start failing.
     static let storageAlertFill = 0.8
 
     static func storageFindings(_ storage: [FleetObservation.Storage]) -> [Finding] {

@@ -5,8 +5,13 @@ import Messages
 struct ActiveUniverse {
     let universe: Universe?
 
+    /// An unreadable universe refuses the entry (UNREADABLE_STATE): no symbol list, no entries.
     static func read(_ context: HandlerContext) async throws -> ActiveUniverse {
-        ActiveUniverse(universe: try await context.kv("qt_universe").get(Universe.self, "active")?.value)
+        switch try await context.kv("qt_universe").read(Universe.self, "active") {
+        case .missing: return ActiveUniverse(universe: nil)
+        case .value(let universe, _): return ActiveUniverse(universe: universe)
+        case .unreadable(let why): throw GateRefusal(reason: .unreadableState, detail: "\(why): no entries until it is rewritten")
+        }
     }
 
     func contains(_ symbol: String) -> Bool {
