@@ -33,28 +33,43 @@ public enum DecimalLiteral {
     /// `[+-]?(digits[.digits?] | .digits)([eE][+-]?digits)?` with at most two exponent digits
     /// (Decimal holds exponents up to ±127), and its sign; nil when `text` is not one.
     public static func sign(of text: String) -> Sign? {
-        var rest = Substring(text).utf8
+        let bytes = text.utf8
+        var index = bytes.startIndex
+        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+        var negative = false
+        if index < bytes.endIndex, bytes[index] == UInt8(ascii: "-") || bytes[index] == UInt8(ascii: "+") {
+            negative = bytes[index] == UInt8(ascii: "-")
+            index = bytes.index(after: index)
+        }
+        var mantissa = 0
         var nonZero = false
-        func digits(ofMantissa: Bool = false) -> Int {
-            let run = rest.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
-            if ofMantissa, run.contains(where: { $0 != UInt8(ascii: "0") }) { nonZero = true }
-            rest = rest.dropFirst(run.count)
-            return run.count
+        var seenPoint = false
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if isDigit(byte) {
+                mantissa += 1
+                if byte != UInt8(ascii: "0") { nonZero = true }
+            } else if byte == UInt8(ascii: "."), !seenPoint {
+                seenPoint = true
+            } else {
+                break
+            }
+            index = bytes.index(after: index)
         }
-        func take(_ characters: String) -> UInt8? {
-            guard let first = rest.first, characters.utf8.contains(first) else { return nil }
-            rest = rest.dropFirst()
-            return first
-        }
-        let negative = take("+-") == UInt8(ascii: "-")
-        var mantissa = digits(ofMantissa: true)
-        if take(".") != nil { mantissa += digits(ofMantissa: true) }
         guard mantissa > 0 else { return nil }
-        if take("eE") != nil {
-            _ = take("+-")
-            guard (1...2).contains(digits()) else { return nil }
+        if index < bytes.endIndex, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index = bytes.index(after: index)
+            if index < bytes.endIndex, bytes[index] == UInt8(ascii: "-") || bytes[index] == UInt8(ascii: "+") {
+                index = bytes.index(after: index)
+            }
+            var exponent = 0
+            while index < bytes.endIndex, isDigit(bytes[index]) {
+                exponent += 1
+                index = bytes.index(after: index)
+            }
+            guard (1...2).contains(exponent) else { return nil }
         }
-        guard rest.isEmpty else { return nil }
+        guard index == bytes.endIndex else { return nil }
         return nonZero ? (negative ? .negative : .positive) : .zero
     }
 }

@@ -4,6 +4,14 @@ import SwiftProtobuf
 /// (DESIGN.md §4). Conformances are listed here by hand, once, for every top-level type.
 public protocol BusMessage: SwiftProtobuf.Message {
     var meta: Meta { get set }
+    /// The type's field rules (`FieldRules.swift`); a requirement rather than a cast to
+    /// `FieldRuled`, so checking every message on the hot path costs a witness call.
+    func checkFields(_ check: inout FieldCheck)
+}
+
+extension BusMessage {
+    /// Types with only free text, ids and enums have no field rules.
+    public func checkFields(_ check: inout FieldCheck) {}
 }
 
 extension Kline: BusMessage {}

@@ -15,9 +15,8 @@ public enum FieldRules {
     /// The first field of `message` that breaks its type's rules, as "Plan.stop_dist_pct is inf,
     /// expected a finite number in 0…1", or nil.
     public static func problem(_ message: any BusMessage) -> String? {
-        guard let ruled = message as? any FieldRuled else { return nil }
-        var check = FieldCheck(type: type(of: message).protoMessageName.split(separator: ".").last.map(String.init) ?? "")
-        ruled.checkFields(&check)
+        var check = FieldCheck(type: type(of: message))
+        message.checkFields(&check)
         return check.problem
     }
 }
@@ -26,13 +25,17 @@ public enum FieldRules {
 public struct FieldCheck {
     public enum Sign: String { case any, nonNegative = "≥ 0", positive = "> 0" }
 
-    private var path: String
+    private let type: any BusMessage.Type
+    /// Field names of the nested messages being checked; the path is built only for a problem.
+    private var nesting: [String] = []
     public private(set) var problem: String?
 
-    init(type: String) { self.path = type }
+    init(type: any BusMessage.Type) { self.type = type }
 
     private mutating func fail(_ field: String, _ value: String, _ expected: String) {
-        if problem == nil { problem = "\(path).\(field) is \(value), expected \(expected)" }
+        guard problem == nil else { return }
+        let name = type.protoMessageName.split(separator: ".").last.map(String.init) ?? type.protoMessageName
+        problem = "\(([name] + nesting + [field]).joined(separator: ".")) is \(value), expected \(expected)"
     }
 
     /// No number this system carries comes near it (a day's quote volume is ~1e10): 1e300 is a
@@ -89,10 +92,9 @@ public struct FieldCheck {
 
     /// A message inside this one, under its field name.
     public mutating func nested(_ field: String, _ message: some FieldRuled) {
-        let outer = path
-        path += "." + field
+        nesting.append(field)
         message.checkFields(&self)
-        path = outer
+        nesting.removeLast()
     }
 
     private func quoted(_ text: String) -> String {
