@@ -65,6 +65,56 @@ final class ExecutorTests: ExecutionTestCase {
         XCTAssertTrue(left.isEmpty, "the CLOSE cancels the protective stop: \(left.map(\.clientAlgoId))")
     }
 
+    /// Issue 18: a plan published on qt.plan.approved with a real permit id but other terms is
+    /// refused (no order, no claim left, a CRITICAL alert); the plan the permit was granted for
+    /// still executes.
+    func testAPlanThatDiffersFromWhatItsPermitApprovedIsRefusedAndTheGenuineOneExecutes() async throws {
+        let symbol = simulator.exchange.symbols[20], otherSymbol = simulator.exchange.symbols[21]
+        try await activeUniverse([symbol, otherSymbol])
+        let genuine = try await entryPlan(symbol, long: true)
+        // The permit as portfolio-gate writes it (its own test checks it does).
+        var permit = Permit()
+        permit.planID = genuine.planID
+        permit.kind = .p33
+        permit.symbol = symbol
+        permit.maxQuantity = genuine.quantity
+        permit.grantedAtMs = Int64(Date().timeIntervalSince1970 * 1000)
+        permit.expiresAtMs = genuine.expiresAtMs
+        permit.planDigest = PlanDigest.of(genuine)
+        try await bus.keyValue("qt_permits").put(genuine.planID, message: permit)
+        _ = try await startPipeline(["executor": [:]])
+
+        let quantity = try XCTUnwrap(Decimal.parse(genuine.quantity))
+        var larger = genuine, otherSide = genuine, elsewhere = genuine
+        larger.quantity = (quantity * 10).plainString
+        otherSide.side = .sell
+        elsewhere.symbol = otherSymbol
+        let ordersBefore = simulator.exchange.acceptedOrders
+        for (index, forged) in [larger, otherSide, elsewhere].enumerated() {
+            _ = try await bus.publish(OutgoingMessage(forged, subject: Subjects.planApproved(forged.symbol), id: "forged-\(index)",
+                                                      producer: "intruder"))
+        }
+        let refused = try await decisions("executor", symbol, expected: 2) + (try await decisions("executor", otherSymbol, expected: 1))
+        XCTAssertEqual(refused.map(\.verdict), [.block, .block, .block])
+        XCTAssertEqual(refused.map(\.reason), [.permitMismatch, .permitMismatch, .permitMismatch], "\(refused.map(\.detail))")
+        let alerts = try await readAll(Alert.self, subject: Subjects.alert(.permitMismatch), expected: 3)
+        XCTAssertEqual(Set(alerts.map(\.severity)), [.critical])
+        XCTAssertEqual(simulator.exchange.acceptedOrders, ordersBefore, "no order for a forged plan")
+        for held in [symbol, otherSymbol] {
+            let claim = try await ledger(held)?.pendingClientOrderID ?? ""
+            XCTAssertEqual(claim, "", "\(held): no claim left behind")
+            XCTAssertEqual(simulator.exchange.positionAmount(held), 0)
+        }
+        let kept = try await bus.keyValue("qt_permits").get(Permit.self, genuine.planID)
+        XCTAssertNotNil(kept, "a refused forgery leaves the permit to the plan it was granted for")
+
+        _ = try await bus.publish(OutgoingMessage(genuine, subject: Subjects.planApproved(symbol), id: genuine.planID, producer: "test@portfolio-gate"))
+        let executed = try await results(symbol, expected: 1)
+        XCTAssertEqual(executed.map(\.status), [.applied], "\(executed.map { "\($0.errorCode) \($0.errorMessage)" })")
+        XCTAssertEqual(simulator.exchange.positionAmount(symbol), quantity, "the approved quantity, not the forged one")
+        XCTAssertEqual(simulator.exchange.acceptedOrders, ordersBefore + 1)
+    }
+
     func testGateBlocksEntriesOutsideTheUniverseWhenReducingAndBeyondMaxPositions() async throws {
         let symbols = Array(simulator.exchange.symbols[10..<14])
         try await activeUniverse(Array(symbols[0..<3]))

@@ -85,18 +85,57 @@ final class OrderLifecycleTests: XCTestCase {
         var plan = record(.claimed).plan
         plan.expiresAtMs = now + 1
         let active = TradingControl(state: .active, killSwitch: false)
-        XCTAssertNil(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: active, nowMs: now))
-        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permitFound: false, control: active, nowMs: now)?.0, .permitMissing)
-        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: active, nowMs: now + 1)?.0, .expired,
+        XCTAssertNil(OrderLifecycle.admissionRefusal(plan, permit: granted(plan), control: active, nowMs: now))
+        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permit: nil, control: active, nowMs: now)?.0, .permitMissing)
+        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permit: granted(plan), control: active, nowMs: now + 1)?.0, .expired,
                        "a plan expires at its expires_at_ms")
         let reducing = TradingControl(state: .reducing, killSwitch: false)
-        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: reducing, nowMs: now)?.0, .tradingReducing)
+        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permit: granted(plan), control: reducing, nowMs: now)?.0, .tradingReducing)
         plan.kind = .close
-        XCTAssertNil(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: reducing, nowMs: now), "REDUCING never stops an exit (R6)")
-        XCTAssertNil(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: active, nowMs: now + 120_000),
+        XCTAssertNil(OrderLifecycle.admissionRefusal(plan, permit: granted(plan), control: reducing, nowMs: now), "REDUCING never stops an exit (R6)")
+        XCTAssertNil(OrderLifecycle.admissionRefusal(plan, permit: granted(plan), control: active, nowMs: now + 120_000),
                      "another host's clock never expires an exit: its permit's server-side TTL does")
-        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permitFound: true, control: TradingControl(state: .active, killSwitch: true), nowMs: now)?.0,
+        XCTAssertEqual(OrderLifecycle.admissionRefusal(plan, permit: granted(plan), control: TradingControl(state: .active, killSwitch: true), nowMs: now)?.0,
                        .tradingHalted)
+    }
+
+    func granted(_ plan: Plan) -> Permit {
+        var permit = Permit()
+        permit.planID = plan.planID
+        permit.symbol = plan.symbol
+        permit.maxQuantity = plan.quantity
+        permit.planDigest = PlanDigest.of(plan)
+        return permit
+    }
+
+    func testAPlanThatDiffersFromItsPermitsDigestIsRefused() {
+        var approved = record(.claimed).plan
+        approved.expiresAtMs = now + 1
+        let permit = granted(approved)
+        let active = TradingControl(state: .active, killSwitch: false)
+        XCTAssertNil(OrderLifecycle.admissionRefusal(approved, permit: permit, control: active, nowMs: now))
+        var sameNumber = approved
+        sameNumber.quantity = approved.quantity + ".000"
+        XCTAssertNil(OrderLifecycle.admissionRefusal(sameNumber, permit: permit, control: active, nowMs: now),
+                     "\(sameNumber.quantity) is the quantity \(approved.quantity) was approved for")
+        let forgeries: [(String, (inout Plan) -> Void)] = [
+            ("larger quantity", { $0.quantity = "1000" }),
+            ("other side", { $0.side = $0.side == .buy ? .sell : .buy }),
+            ("other symbol", { $0.symbol = $0.symbol == "SOLUSDT" ? "XRPUSDT" : "SOLUSDT" }),
+            ("other kind", { $0.kind = .reduce }),
+            ("reduce-only flipped", { $0.reduceOnly.toggle() }),
+        ]
+        for (label, forge) in forgeries {
+            var forged = approved
+            forge(&forged)
+            let refusal = OrderLifecycle.admissionRefusal(forged, permit: permit, control: active, nowMs: now)
+            XCTAssertEqual(refusal?.0, .permitMismatch, label)
+            XCTAssertTrue(refusal?.1.contains(approved.planID) == true, "\(label): \(refusal?.1 ?? "nil") names the plan")
+        }
+        var noDigest = permit
+        noDigest.planDigest = ""
+        XCTAssertEqual(OrderLifecycle.admissionRefusal(approved, permit: noDigest, control: active, nowMs: now)?.0, .permitMismatch,
+                       "a permit without a digest binds nothing, so it is refused")
     }
 
     func testAWonClaimStartsAClaimedRecordWithOneClientOrderIDPerPlan() {

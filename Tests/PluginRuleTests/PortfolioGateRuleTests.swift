@@ -60,6 +60,9 @@ final class PortfolioGateRuleTests: RuleTestCase {
         XCTAssertEqual(permit?.expiresAtMs, host.clock.nowMs() + 60_000, "permit_ttl_s 60 by default, wall clock")
         let out = await approved(symbol)
         XCTAssertEqual(out.first?.expiresAtMs, permit?.expiresAtMs)
+        let sent = try XCTUnwrap(out.first)
+        XCTAssertEqual(permit?.planDigest, PlanDigest.of(sent), "the permit binds the plan it approved")
+        XCTAssertEqual(permit?.planDigest.count, 64)
     }
 
     func testAnEntryWithoutAFreshAccountSnapshotIsBlocked() async throws {

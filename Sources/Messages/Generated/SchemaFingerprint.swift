@@ -3,21 +3,21 @@
 /// Fingerprints of the schema: hosts whose values differ run different schemas.
 public enum SchemaFingerprint {
     /// SHA-256 of proto/qt/v1/*.proto.
-    public static let value = "26f9c5faf2498fa57df7adfa8b7c77e39e92369c28eb9df0e17d4d4a73751b53"
+    public static let value = "d4fee7598e8e3c21633355c37fcaca2c6d00fc7a6b667b03ac04b0b53a60c414"
 
     /// Per message type: SHA-256 of its definition and of the types it uses.
     public static let types: [String: String] = [
         "qt.v1.AccountSnapshot": "7f4631985511d85890703650948e504bb6cdd2abb09e77edbf7d424ae130a131",
-        "qt.v1.Alert": "066a29299eac4a1e7f22bf7c0532a909771767608cc1ad5e22e9584afc74b7e3",
+        "qt.v1.Alert": "2994e9772cdf69558f5231f288fc927f8e50c17cf7343e827c261c72d863cdda",
         "qt.v1.BarWindow": "12fe07b20def5d11348e871efe4bff6feed5403b9abf7be2bfc6a1db7477edf7",
-        "qt.v1.CalibratedProposal": "15d64a169973e1da102cb2d6ad92d0b8b918b5f6f8b8a69f767699df83fc0745",
+        "qt.v1.CalibratedProposal": "f4d74c53c7f4b39094526c856cd14ce2d3f52c915682cd486c769dc748d22b30",
         "qt.v1.CloseWindow": "f4856a9fc6ce6d0d0a78ea3a20e944c5ee614ca38f2b010a62036f3424c91dcf",
         "qt.v1.ClusterLayout": "e1018a07346a4721122dc7380777d027019b6758f418cd08de6d51cfc4d60ed7",
         "qt.v1.Control": "0b9282f627705c2714a8d93fdf9d6cddf3e8ed9583cba5e2cbb4e6193d25944d",
         "qt.v1.DeadLetter": "2b9b06aa09dc0083a59fbafde6806e47b1e0a745cec70f4270d6d20fb64ed2b9",
-        "qt.v1.Decision": "092a91b5e5bf658a45a831842696cf9e5b6e536fb42c096ac7c2c07627efbc54",
+        "qt.v1.Decision": "ed9e635eb2972de9de1790e500cb84593b6e847bdb6f2727ce01041e4cd9e3dd",
         "qt.v1.Fill": "0148d387ef609ee2fabd6e9baa3e329612719e002cf1da134599cb5bcb716c1d",
-        "qt.v1.HarvestProposal": "f7f04af265d2c15fa2975602a6dae385201923b1643a397cc69c530515d8f549",
+        "qt.v1.HarvestProposal": "493edb8bd98767c2467e1cfb456de6bd982af6af5409bedc4b84a817d0f01186",
         "qt.v1.HostInfo": "f1fa92926075f68450297177c8db97a2b19578bfde0fa23cde628879f666859a",
         "qt.v1.KillComponents": "648294a68677226233ae1a9bbb009b3e116e458b36d93dc2d72ad051583abe98",
         "qt.v1.Kline": "321c30966070583e6708f122a7a2229ce6202be9b2f110a5a2edd83ee3d8dad1",
@@ -27,7 +27,7 @@ public enum SchemaFingerprint {
         "qt.v1.Meta": "0068242d87da6c904ec60cd151dbb670fa99c1b3da167a00debbe22f922c9083",
         "qt.v1.OrderRecord": "40b8ea3567367ee602aaf8238a4975abd0bd7f994c21293af8a82325b1a990c9",
         "qt.v1.OrderResult": "f7f1d13b7b6c844e101aa46d867b7099a4ca68db4ffad0c5fb24cac14e9e2030",
-        "qt.v1.Permit": "705d1b4c591de3f0b1b14483daa1c70f6abe843e89bb79ebd3ded9172833110b",
+        "qt.v1.Permit": "2f1cb8239fbb579faab11abfa752b384258c27ac91a491452a4e08fa3063bbf6",
         "qt.v1.Plan": "e9bca97121a98d3a4090af6ae446955d1788070895861cabcd545083a6c830ec",
         "qt.v1.PluginManifestInfo": "c3b32b32abded08e06ad2b5345f73307664bfb66dfb7ffaefde5b67edd8235ac",
         "qt.v1.PluginState": "563f167344931512d0f630cebd5977e37b3e27ded49609d7f04d7ef8fffc7628",

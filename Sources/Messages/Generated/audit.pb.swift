@@ -149,6 +149,10 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
   /// A KV value a gate depends on cannot be read (undecodable, out of its field rules): what
   /// depends on it is held until an operator repairs or deletes it.
   case unreadableState // = 16
+
+  /// A plan reached the executor that differs from what its permit approved: someone other
+  /// than portfolio-gate published on qt.plan.approved, or a producer is broken.
+  case permitMismatch // = 17
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -174,6 +178,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 14: self = .timer
     case 15: self = .clock
     case 16: self = .unreadableState
+    case 17: self = .permitMismatch
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -197,6 +202,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .timer: return 14
     case .clock: return 15
     case .unreadableState: return 16
+    case .permitMismatch: return 17
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -220,6 +226,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     .timer,
     .clock,
     .unreadableState,
+    .permitMismatch,
   ]
 
 }
@@ -449,7 +456,7 @@ nonisolated extension DecisionSubject: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension AlertKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_KIND_UNSPECIFIED\0\u{1}ALERT_KIND_DEAD_LETTER\0\u{1}ALERT_KIND_REDELIVERY\0\u{1}ALERT_KIND_TOPOLOGY\0\u{1}ALERT_KIND_MAX_POSITIONS\0\u{1}ALERT_KIND_HEAT_HOT\0\u{1}ALERT_KIND_MARGIN_RATIO\0\u{1}ALERT_KIND_CONSUMER_LAG\0\u{1}ALERT_KIND_RECONCILE\0\u{1}ALERT_KIND_STALE_INPUT\0\u{1}ALERT_KIND_EXIT_BLOCKED\0\u{1}ALERT_KIND_LIMIT\0\u{1}ALERT_KIND_LEASE\0\u{1}ALERT_KIND_CONTROL\0\u{1}ALERT_KIND_TIMER\0\u{1}ALERT_KIND_CLOCK\0\u{1}ALERT_KIND_UNREADABLE_STATE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_KIND_UNSPECIFIED\0\u{1}ALERT_KIND_DEAD_LETTER\0\u{1}ALERT_KIND_REDELIVERY\0\u{1}ALERT_KIND_TOPOLOGY\0\u{1}ALERT_KIND_MAX_POSITIONS\0\u{1}ALERT_KIND_HEAT_HOT\0\u{1}ALERT_KIND_MARGIN_RATIO\0\u{1}ALERT_KIND_CONSUMER_LAG\0\u{1}ALERT_KIND_RECONCILE\0\u{1}ALERT_KIND_STALE_INPUT\0\u{1}ALERT_KIND_EXIT_BLOCKED\0\u{1}ALERT_KIND_LIMIT\0\u{1}ALERT_KIND_LEASE\0\u{1}ALERT_KIND_CONTROL\0\u{1}ALERT_KIND_TIMER\0\u{1}ALERT_KIND_CLOCK\0\u{1}ALERT_KIND_UNREADABLE_STATE\0\u{1}ALERT_KIND_PERMIT_MISMATCH\0")
 }
 
 nonisolated extension AlertSeverity: SwiftProtobuf._ProtoNameProviding {

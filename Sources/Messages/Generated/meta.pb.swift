@@ -68,6 +68,10 @@ public nonisolated enum ReasonCode: SwiftProtobuf.Enum, Swift.CaseIterable {
 
   /// A KV value the symbol depends on (its ledger entry) cannot be read: entries are refused for it.
   case unreadableState // = 36
+
+  /// The plan does not match the digest in its permit: another quantity, side, kind, symbol or
+  /// reduce-only than portfolio-gate approved. No order is sent.
+  case permitMismatch // = 37
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -113,6 +117,7 @@ public nonisolated enum ReasonCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 34: self = .exchangeRejected
     case 35: self = .passed
     case 36: self = .unreadableState
+    case 37: self = .permitMismatch
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -156,6 +161,7 @@ public nonisolated enum ReasonCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .exchangeRejected: return 34
     case .passed: return 35
     case .unreadableState: return 36
+    case .permitMismatch: return 37
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -199,6 +205,7 @@ public nonisolated enum ReasonCode: SwiftProtobuf.Enum, Swift.CaseIterable {
     .exchangeRejected,
     .passed,
     .unreadableState,
+    .permitMismatch,
   ]
 
 }
@@ -234,7 +241,7 @@ public nonisolated struct Meta: Sendable {
 fileprivate nonisolated let _protobuf_package = "qt.v1"
 
 nonisolated extension ReasonCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_CODE_UNSPECIFIED\0\u{1}REASON_CODE_HARVEST_TRANCHE\0\u{1}REASON_CODE_PROFIT_LOCK\0\u{1}REASON_CODE_KILL_SCORE\0\u{1}REASON_CODE_REGIME_FLIP\0\u{1}REASON_CODE_SIGMA_SPIKE\0\u{1}REASON_CODE_TS_DROP\0\u{1}REASON_CODE_AGE_PENALTY\0\u{1}REASON_CODE_HEAT_UNKNOWN\0\u{1}REASON_CODE_HEAT_CALIBRATED\0\u{1}REASON_CODE_STALE_INPUT\0\u{1}REASON_CODE_PERMIT_MISSING\0\u{1}REASON_CODE_EXPIRED\0\u{1}REASON_CODE_STALE\0\u{1}REASON_CODE_DUST\0\u{1}REASON_CODE_HOLD\0\u{1}REASON_CODE_NOT_IN_UNIVERSE\0\u{1}REASON_CODE_LOW_CONFIDENCE\0\u{1}REASON_CODE_POSITION_EXISTS\0\u{1}REASON_CODE_NO_POSITION\0\u{1}REASON_CODE_DUPLICATE\0\u{1}REASON_CODE_KILL_SCORE_BLOCK\0\u{1}REASON_CODE_KILL_SCORE_SCALE\0\u{1}REASON_CODE_RATE_LIMIT\0\u{1}REASON_CODE_NOTIONAL_CAP\0\u{1}REASON_CODE_LEVERAGE_CAP\0\u{1}REASON_CODE_MAX_POSITIONS\0\u{1}REASON_CODE_MARGIN_RATIO\0\u{1}REASON_CODE_TRADING_HALTED\0\u{1}REASON_CODE_TRADING_REDUCING\0\u{1}REASON_CODE_RECONCILE_HOLD\0\u{1}REASON_CODE_MIN_NOTIONAL\0\u{1}REASON_CODE_QUANTITY_CLAMPED\0\u{1}REASON_CODE_WRONG_SIDE\0\u{1}REASON_CODE_EXCHANGE_REJECTED\0\u{1}REASON_CODE_PASSED\0\u{1}REASON_CODE_UNREADABLE_STATE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_CODE_UNSPECIFIED\0\u{1}REASON_CODE_HARVEST_TRANCHE\0\u{1}REASON_CODE_PROFIT_LOCK\0\u{1}REASON_CODE_KILL_SCORE\0\u{1}REASON_CODE_REGIME_FLIP\0\u{1}REASON_CODE_SIGMA_SPIKE\0\u{1}REASON_CODE_TS_DROP\0\u{1}REASON_CODE_AGE_PENALTY\0\u{1}REASON_CODE_HEAT_UNKNOWN\0\u{1}REASON_CODE_HEAT_CALIBRATED\0\u{1}REASON_CODE_STALE_INPUT\0\u{1}REASON_CODE_PERMIT_MISSING\0\u{1}REASON_CODE_EXPIRED\0\u{1}REASON_CODE_STALE\0\u{1}REASON_CODE_DUST\0\u{1}REASON_CODE_HOLD\0\u{1}REASON_CODE_NOT_IN_UNIVERSE\0\u{1}REASON_CODE_LOW_CONFIDENCE\0\u{1}REASON_CODE_POSITION_EXISTS\0\u{1}REASON_CODE_NO_POSITION\0\u{1}REASON_CODE_DUPLICATE\0\u{1}REASON_CODE_KILL_SCORE_BLOCK\0\u{1}REASON_CODE_KILL_SCORE_SCALE\0\u{1}REASON_CODE_RATE_LIMIT\0\u{1}REASON_CODE_NOTIONAL_CAP\0\u{1}REASON_CODE_LEVERAGE_CAP\0\u{1}REASON_CODE_MAX_POSITIONS\0\u{1}REASON_CODE_MARGIN_RATIO\0\u{1}REASON_CODE_TRADING_HALTED\0\u{1}REASON_CODE_TRADING_REDUCING\0\u{1}REASON_CODE_RECONCILE_HOLD\0\u{1}REASON_CODE_MIN_NOTIONAL\0\u{1}REASON_CODE_QUANTITY_CLAMPED\0\u{1}REASON_CODE_WRONG_SIDE\0\u{1}REASON_CODE_EXCHANGE_REJECTED\0\u{1}REASON_CODE_PASSED\0\u{1}REASON_CODE_UNREADABLE_STATE\0\u{1}REASON_CODE_PERMIT_MISMATCH\0")
 }
 
 nonisolated extension Meta: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

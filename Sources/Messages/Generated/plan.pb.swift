@@ -281,6 +281,10 @@ public nonisolated struct Permit: Sendable {
 
   public var symbol: String = String()
 
+  /// SHA-256 (lower-case hex) of what was approved: `plan_id|symbol|side|kind|quantity|reduce_only`
+  /// (PlanDigest). The executor sends only a plan with this digest.
+  public var planDigest: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -488,7 +492,7 @@ nonisolated extension Plan: SwiftProtobuf.Message, SwiftProtobuf._MessageImpleme
 
 nonisolated extension Permit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Permit"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{3}plan_id\0\u{1}kind\0\u{3}granted_at_ms\0\u{3}expires_at_ms\0\u{3}max_quantity\0\u{1}symbol\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{3}plan_id\0\u{1}kind\0\u{3}granted_at_ms\0\u{3}expires_at_ms\0\u{3}max_quantity\0\u{1}symbol\0\u{3}plan_digest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -503,6 +507,7 @@ nonisolated extension Permit: SwiftProtobuf.Message, SwiftProtobuf._MessageImple
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtMs) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.maxQuantity) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.symbol) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.planDigest) }()
       default: break
       }
     }
@@ -534,6 +539,9 @@ nonisolated extension Permit: SwiftProtobuf.Message, SwiftProtobuf._MessageImple
     if !self.symbol.isEmpty {
       try visitor.visitSingularStringField(value: self.symbol, fieldNumber: 7)
     }
+    if !self.planDigest.isEmpty {
+      try visitor.visitSingularStringField(value: self.planDigest, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -545,6 +553,7 @@ nonisolated extension Permit: SwiftProtobuf.Message, SwiftProtobuf._MessageImple
     if lhs.expiresAtMs != rhs.expiresAtMs {return false}
     if lhs.maxQuantity != rhs.maxQuantity {return false}
     if lhs.symbol != rhs.symbol {return false}
+    if lhs.planDigest != rhs.planDigest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -88,8 +88,19 @@ public enum Subjects {
     /// A concrete subject a plugin may publish on: printable ASCII tokens, none empty, no
     /// wildcards, no white space (CR or LF in a subject would be read as a protocol line).
     public static func isPublishable(_ subject: String) -> Bool {
-        subject.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F } && subject.split(separator: ".", omittingEmptySubsequences: false).allSatisfy {
-            isValidToken(String($0))
+        var subject = subject
+        return subject.withUTF8 { bytes in
+            var tokenLength = 0
+            for byte in bytes {
+                guard byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "*") && byte != UInt8(ascii: ">") else { return false }
+                if byte == UInt8(ascii: ".") {
+                    if tokenLength == 0 { return false }
+                    tokenLength = 0
+                } else {
+                    tokenLength += 1
+                }
+            }
+            return tokenLength > 0
         }
     }
 }
@@ -126,6 +137,7 @@ extension AlertKind {
         case .timer: return "timer"
         case .clock: return "clock"
         case .unreadableState: return "unreadable_state"
+        case .permitMismatch: return "permit_mismatch"
         case .UNRECOGNIZED(let value): return "unrecognized_\(value)"
         }
     }

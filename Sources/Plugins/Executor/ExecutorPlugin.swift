@@ -93,8 +93,8 @@ public final class ExecutorPlugin: Plugin {
         let ledger = try await context.kv("qt_ledger")
         let claims = LedgerClaims(ledger: ledger, symbol: plan.symbol, clientOrderID: clientOrderID)
         let nowMs = desk.clock.nowMs()
-        let permitFound = try await context.kv("qt_permits").get(Permit.self, plan.planID) != nil
-        var refusal = OrderLifecycle.admissionRefusal(plan, permitFound: permitFound, control: try await TradingControl.read(context), nowMs: nowMs)
+        let permit = try await context.kv("qt_permits").get(Permit.self, plan.planID)?.value
+        var refusal = OrderLifecycle.admissionRefusal(plan, permit: permit, control: try await TradingControl.read(context), nowMs: nowMs)
         if refusal == nil, case .stale(let why) = try await claims.claim(plan) {
             refusal = (.stale, why)
         }
@@ -102,6 +102,7 @@ public final class ExecutorPlugin: Plugin {
             // A claim of this plan left by a crash before its record: no order was sent, so it is released.
             try await claims.release()
             try context.decide(.block, reason: reason, about: plan.planID, kind: .plan, symbol: plan.symbol, detail: detail)
+            if reason == .permitMismatch { try Self.alertMismatch(plan, detail: detail, subject: input.subject, context: context) }
             return
         }
         crashHook(.afterClaim)
@@ -118,6 +119,20 @@ public final class ExecutorPlugin: Plugin {
         crashHook(.afterRecord)
         try await context.kv("qt_permits").delete(plan.planID)
         try await run(record, revision: revision, context: context)
+    }
+
+    private static func alertMismatch(_ plan: Plan, detail: String, subject: String, context: HandlerContext) throws {
+        var alert = Alert()
+        alert.kind = .permitMismatch
+        alert.severity = .critical
+        alert.plugin = name
+        alert.symbol = plan.symbol
+        alert.subject = subject
+        alert.message = detail + ": no order was sent; find who publishes on qt.plan.approved besides portfolio-gate"
+        alert.details = ["plan_id": plan.planID, "side": "\(plan.side)", "kind": "\(plan.kind)", "quantity": plan.quantity,
+                         "reduce_only": String(plan.reduceOnly)]
+        alert.meta.eventTimeMs = context.eventTimeMs
+        try context.emit("alerts", alert, subject: Subjects.alert(.permitMismatch))
     }
 
     /// Steps 5–8 from whatever state the record is in: performs what `OrderLifecycle` says and

@@ -59,8 +59,9 @@ enum OrderLifecycle {
     /// `expires_at_ms` was set by another host's clock; only entries are judged by it. An exit's
     /// freshness is its permit (the bucket's TTL runs on the server's clock) and the ledger revision
     /// its claim requires, so clock skew between hosts can never block a close (R6).
-    static func admissionRefusal(_ plan: Plan, permitFound: Bool, control: TradingControl, nowMs: Int64) -> (ReasonCode, String)? {
-        if !permitFound { return (.permitMissing, "no permit qt_permits/\(plan.planID): never granted, expired (60 s) or used") }
+    static func admissionRefusal(_ plan: Plan, permit: Permit?, control: TradingControl, nowMs: Int64) -> (ReasonCode, String)? {
+        guard let permit else { return (.permitMissing, "no permit qt_permits/\(plan.planID): never granted, expired (60 s) or used") }
+        if let mismatch = PlanDigest.mismatch(plan, permit: permit) { return (.permitMismatch, mismatch) }
         if plan.kind == .open, plan.expiresAtMs <= nowMs { return (.expired, "plan expired at \(plan.expiresAtMs), now \(nowMs)") }
         return control.refusal(entry: plan.kind == .open)
     }

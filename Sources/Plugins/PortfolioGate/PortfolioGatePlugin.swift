@@ -74,6 +74,7 @@ public final class PortfolioGatePlugin: Plugin {
         permit.grantedAtMs = nowMs
         permit.expiresAtMs = nowMs + permitTTLMs
         permit.maxQuantity = plan.quantity
+        permit.planDigest = PlanDigest.of(plan)
         _ = try await context.kv("qt_permits").put(plan.planID, permit)
         plan.expiresAtMs = permit.expiresAtMs
         try context.emit("approved", plan, subject: Subjects.planApproved(plan.symbol))
