@@ -124,6 +124,7 @@ final class OrderLifecycleTests: XCTestCase {
             ("other symbol", { $0.symbol = $0.symbol == "SOLUSDT" ? "XRPUSDT" : "SOLUSDT" }),
             ("other kind", { $0.kind = .reduce }),
             ("reduce-only flipped", { $0.reduceOnly.toggle() }),
+            ("wider stop", { $0.stopDistPct = 0.5 }),
         ]
         for (label, forge) in forgeries {
             var forged = approved

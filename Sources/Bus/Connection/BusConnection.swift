@@ -1,6 +1,7 @@
 import CNats
 import BlockingIO
 import Foundation
+import Identity
 import Messages
 
 /// One NATS connection with its JetStream contexts and the threads that make blocking libnats
@@ -13,6 +14,8 @@ public final class BusConnection: @unchecked Sendable {
     let jetStream: OpaquePointer
     let pool: BlockingWorkerPool
     let asyncPublisher: AsyncPublishContext
+    /// Permission violations and other errors the server reported outside any call.
+    public let serverErrors = ServerErrors()
 
     private let lock = NSLock()
     private var closed = false
@@ -26,11 +29,12 @@ public final class BusConnection: @unchecked Sendable {
         try NatsCall.check(natsOptions_Create(&natsOpts), "natsOptions_Create")
         defer { natsOptions_Destroy(natsOpts) }
         try Self.apply(options, to: natsOpts!)
+        try serverErrors.install(on: natsOpts!)
 
         var nc: OpaquePointer?
         let status = natsConnection_Connect(&nc, natsOpts)
         guard status == NATS_OK, let nc else {
-            throw BusError.unreachable(servers: options.servers, text: NatsCall.lastErrorText().isEmpty
+            throw BusError.unreachable(servers: options.servers.map(ConnectionOptions.redacted), text: NatsCall.lastErrorText().isEmpty
                 ? NatsCall.statusText(status) : NatsCall.lastErrorText())
         }
         self.connection = nc
@@ -79,6 +83,18 @@ public final class BusConnection: @unchecked Sendable {
         }
         if let token = options.token {
             try NatsCall.check(natsOptions_SetToken(opts, token), "natsOptions_SetToken")
+        }
+        if let seedFile = options.nkeySeedFile {
+            let seed: NKey
+            do {
+                seed = try NKey(seed: String(contentsOfFile: seedFile, encoding: .utf8))
+            } catch {
+                throw BusError.invalidArgument("nkey seed file \(seedFile): \(error)")
+            }
+            try NatsCall.check(natsOptions_SetNKeyFromSeed(opts, seed.publicKey, seedFile), "nkey seed file \(seedFile)")
+        }
+        if let prefix = options.inboxPrefix {
+            try NatsCall.check(natsOptions_SetCustomInboxPrefix(opts, prefix), "natsOptions_SetCustomInboxPrefix(\(prefix))")
         }
         if let creds = options.credentialsFile {
             try NatsCall.check(natsOptions_SetUserCredentialsFromFiles(opts, creds, nil), "credentials file \(creds)")

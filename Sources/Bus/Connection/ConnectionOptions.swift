@@ -1,3 +1,5 @@
+import Foundation
+
 /// How to reach NATS: the same choices the `nats` CLI offers (DESIGN.md §9).
 public struct ConnectionOptions: Sendable {
     public struct TLS: Sendable {
@@ -22,6 +24,14 @@ public struct ConnectionOptions: Sendable {
     public var password: String?
     public var token: String?
     public var credentialsFile: String?
+    /// A file holding a user nkey seed (`SU…`, mode 0600), as `qt auth generate` writes one per identity.
+    public var nkeySeedFile: String?
+    /// Where this connection's reply subjects live (`_INBOX.<identity>`): an identity may
+    /// subscribe only under its own prefix, so no one else receives its replies.
+    public var inboxPrefix: String?
+    /// A directory of nkey seeds named `<identity>.nk` (`qt auth generate`): set, a host connects
+    /// once as `host-<host_id>` and once per plugin instance as that instance.
+    public var identityDirectory: String?
     public var tls: TLS?
     /// Negative = reconnect forever (the default: a trading host must outlive a server restart).
     public var maxReconnectAttempts: Int = -1
@@ -43,4 +53,23 @@ public struct ConnectionOptions: Sendable {
     }
 
     public static let defaultServer = "nats://127.0.0.1:4222"
+
+    /// The same servers and TLS, authenticated as `identity` from the identity directory.
+    public func identity(_ identity: String) -> ConnectionOptions {
+        var options = self
+        guard let directory = identityDirectory else { return options }
+        options.name = "\(name)/\(identity)"
+        options.nkeySeedFile = (directory as NSString).appendingPathComponent(Self.seedFileName(identity))
+        options.inboxPrefix = Self.inboxPrefix(identity)
+        return options
+    }
+
+    public static func seedFileName(_ identity: String) -> String { "\(identity).nk" }
+    public static func inboxPrefix(_ identity: String) -> String { "_INBOX.\(identity)" }
+
+    /// A server URL fit for an error or a log line: `nats://user:secret@host` becomes `nats://***@host`.
+    public static func redacted(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else { return url }
+        return url[..<scheme.upperBound] + "***" + url[at...]
+    }
 }

@@ -10,11 +10,10 @@ extension BusConnection {
     public func tail(_ subject: String, last: Int, follow: Bool,
                      onMessage: @escaping @Sendable (InboundMessage) -> Bool) async throws {
         let stream = try await streamOwning(subject)
-        let name = "qt_tail_" + ContentID.hash(subject, UUID().uuidString).prefix(12)
         let filter = Partitioning.wireFilter(subject)
-        let subscription: PullSubscription = try await pool.run { [self] in
-            try createTailConsumer(stream: stream, name: name, subject: filter)
-            return try bindPull(stream: stream, durable: name, filterSubject: filter)
+        let (name, subscription): (String, PullSubscription) = try await pool.run { [self] in
+            let name = try createTailConsumer(stream: stream, subject: filter)
+            return (name, try bindPull(stream: stream, durable: name, filterSubject: filter))
         }
         defer {
             subscription.close()
@@ -39,7 +38,9 @@ extension BusConnection {
         }
     }
 
-    private func createTailConsumer(stream: String, name: String, subject: String) throws {
+    /// An ephemeral consumer, named by the server: a read-only identity may create those (the
+    /// create request for a named or durable consumer is another subject, which it may not use).
+    private func createTailConsumer(stream: String, subject: String) throws -> String {
         var config = jsConsumerConfig()
         jsConsumerConfig_Init(&config)
         config.AckPolicy = js_AckNone
@@ -47,14 +48,15 @@ extension BusConnection {
         config.InactiveThreshold = 60 * Nanoseconds.perSecond
         var info: UnsafeMutablePointer<jsConsumerInfo>?
         var code = jsErrCode(rawValue: 0)
-        let status: natsStatus = name.withCString { durable in
-            subject.withCString { filter in
-                config.Durable = durable
-                config.FilterSubject = filter
-                return js_AddConsumer(&info, jetStream, stream, &config, nil, &code)
-            }
+        let status: natsStatus = subject.withCString { filter in
+            config.FilterSubject = filter
+            return js_AddConsumer(&info, jetStream, stream, &config, nil, &code)
         }
-        jsConsumerInfo_Destroy(info)
+        defer { jsConsumerInfo_Destroy(info) }
         try NatsCall.check(status, "create tail consumer on \(stream) for \(subject)", jetStreamCode: code)
+        guard let name = info?.pointee.Name.map({ String(cString: $0) }) else {
+            throw BusError.nats(operation: "create tail consumer on \(stream)", status: "no name", text: "the server named no consumer", jetStreamCode: 0)
+        }
+        return name
     }
 }

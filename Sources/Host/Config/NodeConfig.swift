@@ -61,7 +61,7 @@ public struct NodeConfig: Sendable {
         }
 
         guard let natsNode = top["nats"] else { throw reader.missing("nats", in: root) }
-        let nats = try reader.mapping(natsNode, key: "nats", allowed: ["servers", "user", "password", "token", "creds", "tls"])
+        let nats = try reader.mapping(natsNode, key: "nats", allowed: ["servers", "user", "password", "token", "creds", "tls", "identities"])
         guard let serversNode = nats["servers"] else { throw reader.missing("nats.servers", in: natsNode) }
         let servers = try reader.strings(serversNode, key: "nats.servers")
         guard !servers.isEmpty else { throw reader.error(serversNode, "nats.servers", "needs at least one URL") }
@@ -70,6 +70,7 @@ public struct NodeConfig: Sendable {
         options.password = try nats["password"].map { try reader.string($0, key: "nats.password") }
         options.token = try nats["token"].map { try reader.string($0, key: "nats.token") }
         options.credentialsFile = try nats["creds"].map { try reader.string($0, key: "nats.creds") }
+        options.identityDirectory = try nats["identities"].map { try reader.string($0, key: "nats.identities") }
         if let tlsNode = nats["tls"] {
             let tls = try reader.mapping(tlsNode, key: "nats.tls", allowed: ["ca", "cert", "key", "hostname"])
             options.tls = .init(caFile: try tls["ca"].map { try reader.string($0, key: "nats.tls.ca") },

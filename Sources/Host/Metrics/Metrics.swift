@@ -107,12 +107,14 @@ public final class HostMetrics: Sendable {
         static let pending = "qt_consumer_pending"
         static let events = "qt_plugin_events_total"
         static let latency = "qt_handler_latency_ms"
+        static let connectionRefusals = "qt_nats_permission_violations_total"
     }
 
     public let hostID: String
     private let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
     private let plugins = Mutex<[String: PluginMetrics]>([:])
+    private let refusals = Mutex<[String: MetricCounter]>([:])
 
     public init(hostID: String) {
         self.hostID = hostID
@@ -127,6 +129,16 @@ public final class HostMetrics: Sendable {
             let metrics = PluginMetrics(dimensions: [("host", hostID), ("plugin", name)], factory: factory)
             plugins[name] = metrics
             return metrics
+        }
+    }
+
+    /// Publishes and subscriptions the server refused on one identity's connection.
+    public func connectionRefusals(identity: String) -> MetricCounter {
+        refusals.withLock { refusals in
+            if let existing = refusals[identity] { return existing }
+            let counter = MetricCounter(Name.connectionRefusals, [("host", hostID), ("identity", identity)], factory: factory)
+            refusals[identity] = counter
+            return counter
         }
     }
 

@@ -85,10 +85,14 @@ package final class Ownership: Sendable {
 /// The plugin backend on a live NATS connection; buckets are opened once and kept.
 final class NatsPluginBackend: PluginBackend {
     let bus: BusConnection
+    /// Stream and consumer information for `observeFleet`: the host's connection, since it is
+    /// the host's view and every host identity may read it (DESIGN.md §10).
+    let observer: BusConnection
     private let stores = Mutex<[String: NatsKeyValueStore]>([:])
 
-    init(bus: BusConnection) {
+    init(bus: BusConnection, observer: BusConnection) {
         self.bus = bus
+        self.observer = observer
     }
 
     func store(_ bucket: String) async throws -> any KeyValueStore { try await natsStore(bucket) }
@@ -104,5 +108,5 @@ final class NatsPluginBackend: PluginBackend {
         _ = try await bus.publishBatch(emissions.map(\.outgoing))
     }
 
-    func observeFleet() async throws -> FleetObservation { try await FleetObservation.read(bus) }
+    func observeFleet() async throws -> FleetObservation { try await FleetObservation.read(observer) }
 }

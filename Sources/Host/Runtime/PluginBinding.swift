@@ -22,10 +22,10 @@ final class PluginBinding: Sendable {
     }
 
     init(manifest: PluginManifest, settings: PluginSettings, plugin: any Plugin, hostID: String, bus: BusConnection,
-         metrics: PluginMetrics, journal: HandlingJournal?, clock: any PluginClock) {
+         hostBus: BusConnection, metrics: PluginMetrics, journal: HandlingJournal?, clock: any PluginClock) {
         self.plugin = plugin
         self.bus = bus
         self.scope = PluginScope(manifest: manifest, settings: settings, hostID: hostID, metrics: metrics, journal: journal,
-                                 backend: NatsPluginBackend(bus: bus), clock: clock, ownership: Ownership())
+                                 backend: NatsPluginBackend(bus: bus, observer: hostBus), clock: clock, ownership: Ownership())
     }
 }

@@ -14,6 +14,9 @@ public final class PluginHost: @unchecked Sendable {
     private let registry: PluginRegistry
     private let lock = NSLock()
     private var bus: BusConnection?
+    /// One connection per plugin instance when the node config names identities (DESIGN.md §10);
+    /// without identities every plugin uses the host's connection.
+    private var pluginConnections: [BusConnection] = []
     private var bindings: [PluginBinding] = []
     private var stoppers: [@Sendable () -> Void] = []
     private var inputTasks: [Task<Void, Never>] = []
@@ -64,7 +67,7 @@ public final class PluginHost: @unchecked Sendable {
     /// nothing), binds every plugin and starts its loops; keyed inputs run per owned partition.
     /// Returns once running.
     public func start() async throws {
-        let bus = try BusConnection(config.nats)
+        let bus = try connect(as: FleetIdentity.hostIdentity(hostID))
         lock.withLock { self.bus = bus }
         let partitioning = try await ProvisioningCheck.verify(bus, config: config) { [config, registry] partitioning in
             try DurablePlan.consumers(configs: [config], registry: registry, partitioning: partitioning)
@@ -91,13 +94,15 @@ public final class PluginHost: @unchecked Sendable {
             } catch {
                 throw HostError.startup("plugin \(entry.name) refused to start: \(error)")
             }
+            let pluginBus = try await pluginConnection(DurablePlan.instanceName(plugin: entry.name, shadow: entry.settings.shadow),
+                                                       hostBus: bus)
             let binding = PluginBinding(manifest: registration.manifest, settings: entry.settings, plugin: plugin,
-                                        hostID: hostID, bus: bus, metrics: metrics.plugin(entry.name), journal: journal,
+                                        hostID: hostID, bus: pluginBus, hostBus: bus, metrics: metrics.plugin(entry.name), journal: journal,
                                         clock: clock)
             lock.withLock { bindings.append(binding) }
             for input in registration.manifest.inputs where !DurablePlan.isKeyed(input) {
                 let spec = try DurablePlan.consumer(input, instance: binding.instance, settings: binding.settings, partition: nil)
-                let loop = try await bind(input.type, spec: spec, input: input, binding: binding, bus: bus, fence: nil)
+                let loop = try await bind(input.type, spec: spec, input: input, binding: binding, bus: pluginBus, fence: nil)
                 lock.withLock {
                     stoppers.append { loop.loop.stop() }
                     inputTasks.append(loop.task)
@@ -107,7 +112,7 @@ public final class PluginHost: @unchecked Sendable {
                 binding.ownership = { [weak keeper] symbol in
                     keeper?.owned(binding.instance).contains(partitioning.partition(of: symbol)) ?? false
                 }
-                keeper.register(instance: binding.instance, work: partitionWork(binding, bus: bus, partitioning: partitioning))
+                keeper.register(instance: binding.instance, work: partitionWork(binding, bus: pluginBus, partitioning: partitioning))
             }
         }
         // The first step takes this host's share before it reports ready: one host alone owns every partition.
@@ -133,6 +138,27 @@ public final class PluginHost: @unchecked Sendable {
         }
         await checkTopologyAtStart(bus)
         lock.withLock { ready = true }
+    }
+
+    /// Connects as `identity` when the node config names an identity directory, and reports
+    /// every permissions violation the server sends on that connection (log and metric): a
+    /// refused publish is otherwise only a timeout.
+    private func connect(as identity: String) throws -> BusConnection {
+        let connection = try BusConnection(config.nats.identity(identity))
+        let refusals = metrics.connectionRefusals(identity: identity)
+        connection.serverErrors.onReport { [logger] report in
+            if report.isPermissionViolation { refusals.increment() }
+            logger.error("NATS server on the \(identity) connection: \(report)")
+        }
+        return connection
+    }
+
+    private func pluginConnection(_ instance: String, hostBus: BusConnection) async throws -> BusConnection {
+        guard config.nats.identityDirectory != nil else { return hostBus }
+        let connection = try connect(as: instance)
+        lock.withLock { pluginConnections.append(connection) }
+        _ = try await connection.loadPartitioning()
+        return connection
     }
 
     private func leaseClient(_ bus: BusConnection) async throws -> LeaseClient {
@@ -350,7 +376,9 @@ public final class PluginHost: @unchecked Sendable {
         alert.details = ["host": hostID, "timer": timer.name, "failures": String(failures)]
         alert.meta.eventTimeMs = dueMs
         let id = ContentID.hash(binding.instance, "timer-failing", timer.name, hostID, String(dueMs))
-        _ = try? await binding.bus.publish(OutgoingMessage(alert, subject: Subjects.alert(.timer), id: id, producer: binding.producer))
+        // The host's own connection: the timer alert is the host's report, and a plugin's identity may not publish it.
+        guard let bus = lock.withLock({ self.bus }) else { return }
+        _ = try? await bus.publish(OutgoingMessage(alert, subject: Subjects.alert(.timer), id: id, producer: binding.producer))
     }
 
     private func startBackground(_ body: @escaping @Sendable () async -> Void) {
@@ -427,9 +455,10 @@ public final class PluginHost: @unchecked Sendable {
         // it uses is closed: closing under it is a use-after-free inside libnats.
         for task in background { await task.value }
         for lease in held { await lease.release() }
-        let (bus, server) = lock.withLock { (self.bus, statusServer) }
+        let (bus, server, connections) = lock.withLock { (self.bus, statusServer, pluginConnections) }
         if let bus { try? await bus.keyValue("qt_hosts").delete(hostID) }
         await server?.stop()
+        connections.forEach { $0.close() }
         bus?.close()
     }
 

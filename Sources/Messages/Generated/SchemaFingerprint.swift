@@ -3,7 +3,7 @@
 /// Fingerprints of the schema: hosts whose values differ run different schemas.
 public enum SchemaFingerprint {
     /// SHA-256 of proto/qt/v1/*.proto.
-    public static let value = "d4fee7598e8e3c21633355c37fcaca2c6d00fc7a6b667b03ac04b0b53a60c414"
+    public static let value = "c2eef58c02a48adb0ff11036e7822ec825b51cf98c8615b7a421e02eb7824b25"
 
     /// Per message type: SHA-256 of its definition and of the types it uses.
     public static let types: [String: String] = [

@@ -281,8 +281,8 @@ public nonisolated struct Permit: Sendable {
 
   public var symbol: String = String()
 
-  /// SHA-256 (lower-case hex) of what was approved: `plan_id|symbol|side|kind|quantity|reduce_only`
-  /// (PlanDigest). The executor sends only a plan with this digest.
+  /// SHA-256 (lower-case hex) of what was approved: `plan_id|symbol|side|kind|quantity|reduce_only|
+  /// stop_price|stop_dist_pct` (PlanDigest). The executor sends only a plan with this digest.
   public var planDigest: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

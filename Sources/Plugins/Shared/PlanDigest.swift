@@ -4,15 +4,15 @@ import Identity
 import Messages
 
 /// What portfolio-gate approved, bound into the permit (DESIGN.md §10, trust between plugins):
-/// SHA-256 of `plan_id|symbol|side|kind|quantity|reduce_only`. The executor recomputes it from
+/// SHA-256 of `plan_id|symbol|side|kind|quantity|reduce_only|stop_price|stop_dist_pct`. The executor recomputes it from
 /// the plan it received and sends nothing when the two differ, so a plan published by anyone
 /// else with a real permit id cannot change what is traded.
 public enum PlanDigest {
     public static func of(_ plan: Plan) -> String {
         // The quantity as a number, so "0.50" and "0.5" are the same approval.
-        let quantity = Decimal.parse(plan.quantity)?.plainString ?? plan.quantity
-        return ContentID.sha256Hex([plan.planID, plan.symbol, "\(plan.side.rawValue)", "\(plan.kind.rawValue)", quantity,
-                                    plan.reduceOnly ? "1" : "0"].joined(separator: "|"))
+        func number(_ text: String) -> String { Decimal.parse(text)?.plainString ?? text }
+        return ContentID.sha256Hex([plan.planID, plan.symbol, "\(plan.side.rawValue)", "\(plan.kind.rawValue)", number(plan.quantity),
+                                    plan.reduceOnly ? "1" : "0", number(plan.stopPrice), "\(plan.stopDistPct)"].joined(separator: "|"))
     }
 
     /// Why `plan` may not be executed under `permit`, or nil when it is what was approved.
@@ -26,7 +26,7 @@ public enum PlanDigest {
         if let approved = Decimal.parse(permit.maxQuantity), let asked = Decimal.parse(plan.quantity), approved != asked {
             differences.append("quantity \(plan.quantity), permit \(permit.maxQuantity)")
         }
-        if differences.isEmpty { differences.append("side, kind or reduce_only") }
+        if differences.isEmpty { differences.append("side, kind, reduce_only or stop") }
         return "plan \(plan.planID) differs from what portfolio-gate approved: " + differences.joined(separator: "; ")
     }
 }
