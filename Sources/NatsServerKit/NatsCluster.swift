@@ -149,8 +149,8 @@ public final class NatsCluster: Sendable {
 
 /// Loopback ports nobody listens on now (bound to port 0, read, closed): a cluster's routes must
 /// be known before its servers start, so the servers cannot pick their own.
-enum FreePorts {
-    static func take(_ count: Int) throws -> [Int] {
+public enum FreePorts {
+    public static func take(_ count: Int) throws -> [Int] {
         var sockets: [Int32] = []
         defer { sockets.forEach { close($0) } }
         var ports: [Int] = []

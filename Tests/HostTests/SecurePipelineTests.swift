@@ -6,9 +6,10 @@ import NatsServerKit
 import Plugins
 import XCTest
 
-/// Issue 18: the whole pipeline with every plugin on its own NATS identity, against a server that
-/// knows only the identities `qt auth generate` wrote. It must trade as it does without them (the
-/// server refusing nothing it needs), and the books must agree at the end.
+/// Issue 18: the whole pipeline with every plugin on its own NATS identity, over TLS, against a
+/// server that knows only the identities `qt auth generate` wrote and requires TLS with a
+/// certificate from `deploy/tls/make-certs`. It must trade as it does without them (the server
+/// refusing nothing it needs), and the books must agree at the end.
 final class SecurePipelineTests: PipelineTestCase {
     override func setUp() async throws {
         scratch = FileManager.default.temporaryDirectory.appendingPathComponent("qt-secure-\(UUID().uuidString.prefix(8))")
@@ -21,20 +22,32 @@ final class SecurePipelineTests: PipelineTestCase {
         let identities = try FleetIdentities.plan(configs: configs, registry: PluginCatalog.registry,
                                                   partitioning: try Partitioning(count: Partitioning.defaultCount))
         _ = try AuthorizationFile.generate(identities, into: auth.path)
+        try TLSTests.makeCertificates(in: certificates)
         let serverConfig = auth.appendingPathComponent("nats.conf")
-        try "include \"\(AuthorizationFile.fileName)\"\n".write(to: serverConfig, atomically: true, encoding: .utf8)
+        try """
+            include "\(AuthorizationFile.fileName)"
+            tls {
+              cert_file: "\(certificates.appendingPathComponent("server.pem").path)"
+              key_file: "\(certificates.appendingPathComponent("server-key.pem").path)"
+            }
+
+            """.write(to: serverConfig, atomically: true, encoding: .utf8)
         server = try NatsServer(extraArguments: ["-c", serverConfig.path])
         bus = try BusConnection(identity("admin", in: auth))
         return auth.appendingPathComponent(AuthorizationFile.seedDirectory)
     }
 
+    private var certificates: URL { scratch.appendingPathComponent("tls") }
+    private var caFile: String { certificates.appendingPathComponent("ca.pem").path }
+
     private func identity(_ name: String, in auth: URL) -> ConnectionOptions {
         var options = ConnectionOptions(servers: [server.url], name: "secure-test")
+        options.tls = .init(caFile: caFile)
         options.identityDirectory = auth.appendingPathComponent(AuthorizationFile.seedDirectory).path
         return options.identity(name)
     }
 
-    func testThePipelineTradesWithEveryPluginOnItsOwnIdentity() async throws {
+    func testThePipelineTradesWithEveryPluginOnItsOwnIdentityOverTLS() async throws {
         let market = try await startSimulator(symbols: 16, startMs: 1_800_000_000_000, seed: 31)
         defer { Task { await market.simulator.stop() } }
         let names = ["secure-a", "secure-b"]
@@ -45,10 +58,11 @@ final class SecurePipelineTests: PipelineTestCase {
         let configs = try names.map { name -> (yaml: String, config: NodeConfig) in
             let base = try pipelineConfig(name, servers: [server.url], replicas: 1, market: market).yaml
             let yaml = base.replacingOccurrences(of: "nats: { servers: [\(server.url)] }",
-                                                 with: "nats: { servers: [\(server.url)], identities: \(seeds.path) }")
+                                                 with: "nats: { servers: [\(server.url)], identities: \(seeds.path), tls: { ca: \(caFile) } }")
             return (yaml, try NodeConfig.parse(yaml, file: "\(name).yaml", registry: PluginCatalog.registry))
         }
         XCTAssertEqual(configs.first?.config.nats.identityDirectory, seeds.path)
+        XCTAssertEqual(configs.first?.config.nats.tls?.caFile, caFile)
         _ = try await DeploymentProvisioning.provision(bus, replicas: 1, configs: configs.map(\.config), registry: PluginCatalog.registry)
         var hosts: [String: Process] = [:]
         for (name, config) in zip(names, configs) { hosts[name] = try spawnNode(name, config.yaml) }

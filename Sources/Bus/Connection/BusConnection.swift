@@ -34,8 +34,15 @@ public final class BusConnection: @unchecked Sendable {
         var nc: OpaquePointer?
         let status = natsConnection_Connect(&nc, natsOpts)
         guard status == NATS_OK, let nc else {
-            throw BusError.unreachable(servers: options.servers.map(ConnectionOptions.redacted), text: NatsCall.lastErrorText().isEmpty
-                ? NatsCall.statusText(status) : NatsCall.lastErrorText())
+            var text = NatsCall.lastErrorText().isEmpty ? NatsCall.statusText(status) : NatsCall.lastErrorText()
+            // libnats upgrades a plain client to TLS when the server requires it, then fails to verify the
+            // certificate against the system's CAs: say what that means.
+            if status == NATS_SECURE_CONNECTION_REQUIRED || (status == NATS_SSL_ERROR && options.tls == nil) {
+                text += ". The server requires TLS: give the CA that signed its certificate (nats.tls.ca in the node config, --tlsca on the command line)"
+            } else if status == NATS_SSL_ERROR {
+                text += ". The server's TLS certificate was not accepted: is nats.tls.ca (--tlsca) the CA that signed it, and does the certificate name this host?"
+            }
+            throw BusError.unreachable(servers: options.servers.map(ConnectionOptions.redacted), text: text)
         }
         self.connection = nc
 

@@ -28,7 +28,10 @@ public enum BusError: Error, CustomStringConvertible, Equatable {
             let codeText = code != 0 ? " (JetStream error \(code))" : ""
             return "\(operation) failed: \(status)\(codeText): \(text)"
         case let .unreachable(servers, text):
-            return "cannot connect to NATS at \(servers.joined(separator: ",")): \(text). Is nats-server running (`qt up`, or `nats-server -js`)? Use --server to point elsewhere."
+            // A TLS or authorization answer came from a running server: the hint about starting one would mislead.
+            let hint = text.contains("TLS") || text.contains("uthorization") ? ""
+                : ". Is nats-server running (`qt up`, or `nats-server -js`)? Use --server to point elsewhere."
+            return "cannot connect to NATS at \(servers.joined(separator: ",")): \(text)\(hint)"
         case let .noStream(subject):
             return "no stream owns subject \(subject): run `qt streams provision`"
         case let .unknownSubject(subject):

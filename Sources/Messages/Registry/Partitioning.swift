@@ -43,8 +43,8 @@ public struct Partitioning: Sendable, Equatable, CustomStringConvertible {
 
     /// The subject as published: a keyed subject gets its symbol's partition token.
     public func wireSubject(_ logical: String) -> String {
-        guard Topology.route(for: logical)?.keyed == true, let symbol = logical.split(separator: ".").last else { return logical }
-        return logical + "." + Self.token(partition(of: String(symbol)))
+        guard Topology.route(for: logical)?.keyed == true, let dot = logical.lastIndex(of: ".") else { return logical }
+        return logical + "." + Self.token(partition(of: String(logical[logical.index(after: dot)...])))
     }
 
     /// The subject as consumers and tools see it: the partition token removed. Any other subject
