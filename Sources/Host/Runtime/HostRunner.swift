@@ -32,11 +32,24 @@ private struct HostService: Service {
 
     func run() async throws {
         try await host.start()
-        report("running \(config.plugins.map(\.name).joined(separator: ", ")); http :\(host.httpPort ?? 0)")
+        let running = "running \(config.plugins.map(\.name).joined(separator: ", ")); http :\(host.httpPort ?? 0)"
+        report(running)
+        let systemd = SystemdNotifier()
+        systemd?.ready(status: running)
+        let watchdog = systemd?.watchdogIntervalMs.map { intervalMs in
+            Task.detached {
+                while !Task.isCancelled {
+                    systemd?.watchdog()
+                    try? await Task.sleep(nanoseconds: UInt64(intervalMs) * 1_000_000)
+                }
+            }
+        }
         // Cancelled instead of shut down gracefully (a second signal): drain all the same.
         try? await gracefulShutdown()
         report("draining")
+        systemd?.stopping()
         await host.shutdown()
+        watchdog?.cancel()
         report("stopped")
     }
 
