@@ -17,6 +17,7 @@ struct AuthCommand: AsyncParsableCommand {
               auth.conf          the `authorization` block for nats-server (public keys and permissions; `include` it)
               identities/*.nk    one user nkey seed per identity, mode 0600: each plugin instance, each host
                                  (host-<host_id>), admin, operator and reader
+              systemd/qt-host@<host>.service.d/identities.conf   with --systemd: LoadCredential= of each node's seeds
             Existing seeds are kept; --rotate NAME gives NAME a new one. Seeds are never printed.
             A host finds its seeds through `nats.identities: <dir>` in its node config.
             """)
@@ -26,6 +27,9 @@ struct AuthCommand: AsyncParsableCommand {
         @Option(help: "P, the number of symbol partitions the deployment was provisioned with.")
         var partitions: Int = Partitioning.defaultCount
         @Option(help: "An identity whose seed is replaced (repeat for several).") var rotate: [String] = []
+        @Flag(help: "Also write systemd/qt-host@<host>.service.d/identities.conf per node (LoadCredential= of its seeds).")
+        var systemd = false
+        @Option(help: "Where the seeds are installed on the nodes (for --systemd).") var installedAt = "/etc/qt/identities"
 
         func run() async throws {
             try await reportingErrors {
@@ -39,6 +43,9 @@ struct AuthCommand: AsyncParsableCommand {
                     printLine("\(label): \(names.joined(separator: ", "))")
                 }
                 printLine("seeds (mode 0600) in \((out as NSString).appendingPathComponent(AuthorizationFile.seedDirectory))")
+                if systemd {
+                    for path in try AuthorizationFile.systemdDropIns(configs, installedAt: installedAt, into: out) { printLine("wrote \(path)") }
+                }
             }
         }
     }
