@@ -19,6 +19,9 @@ struct ConnectionArguments: ParsableArguments {
     @Option(help: "User credentials file (JWT + nkey).")
     var creds: String?
 
+    @Option(help: "NATS nkey seed file of an identity (`qt auth generate`: admin.nk, operator.nk, reader.nk); the identity is its file name.")
+    var nkey: String?
+
     @Option(help: "TLS CA certificate file.")
     var tlsca: String?
 
@@ -39,6 +42,11 @@ struct ConnectionArguments: ParsableArguments {
         options.password = password
         options.token = token
         options.credentialsFile = creds
+        if let nkey {
+            // Replies come to the identity's own inbox prefix: the only one it may subscribe to.
+            options.nkeySeedFile = nkey
+            options.inboxPrefix = ConnectionOptions.inboxPrefix(((nkey as NSString).lastPathComponent as NSString).deletingPathExtension)
+        }
         // A CLI should fail fast when nothing listens, not retry forever.
         options.maxReconnectAttempts = 3
         if tlsca != nil || tlscert != nil || tlskey != nil {

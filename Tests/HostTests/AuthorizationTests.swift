@@ -182,6 +182,28 @@ final class AuthorizationTests: XCTestCase {
         }
     }
 
+    /// The operator's tools with `--nkey`: the operator sets the trading state, the read-only
+    /// identity reads it and may not set it.
+    func testTheCommandLineActsAsTheIdentityOfItsSeedFile() throws {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let qt = try XCTUnwrap([directory.appendingPathComponent("qt"),
+                                Bundle(for: Self.self).bundleURL.deletingLastPathComponent().appendingPathComponent("qt")]
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) }, "qt not built")
+        func run(_ identity: String, _ arguments: [String]) throws -> ChildProcess.Result {
+            let seed = self.directory.appendingPathComponent(AuthorizationFile.seedDirectory).appendingPathComponent(FleetIdentity.seedFileName(identity))
+            return try ChildProcess.run(qt, arguments + ["--server", server.url, "--nkey", seed.path])
+        }
+        let halted = try run("operator", ["control", "halt", "--reason", "drill", "--by", "auth-test"])
+        XCTAssertEqual(halted.status, 0, halted.stderr)
+        let status = try run("reader", ["control", "status"])
+        XCTAssertEqual(status.status, 0, status.stderr)
+        XCTAssertTrue(status.stdout.contains("HALTED"), status.stdout)
+        let refused = try run("reader", ["control", "resume", "--reason", "drill", "--by", "auth-test"])
+        XCTAssertNotEqual(refused.status, 0, "the read-only identity may not resume trading: \(refused.stdout)")
+        let still = try run("reader", ["control", "status"])
+        XCTAssertTrue(still.stdout.contains("HALTED"), still.stdout)
+    }
+
     func testSeedsAreWrittenWithMode0600AndTheServerConfigHoldsNoSecret() throws {
         let seeds = directory.appendingPathComponent(AuthorizationFile.seedDirectory)
         let files = try FileManager.default.contentsOfDirectory(atPath: seeds.path)
