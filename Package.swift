@@ -83,13 +83,13 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity", "Numbers"]),
+        .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity", "Numbers", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
         .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit", "Exchange", "ExchangeSimulator", "Host", "Plugins"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange", "ExchangeSimulator", "Kernels"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Messages"]),
         // Each gate rule on the in-memory host (with the simulator where a rule reads the exchange).
         .testTarget(name: "PluginRuleTests", dependencies: ["InMemoryHost", "Plugins", "Kernels", "Host", "Messages", "Identity", "Exchange", "ExchangeSimulator"]),
-        .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "Plugins", "Kernels", "Exchange", "ExchangeSimulator"]),
+        .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "Plugins", "Kernels", "Exchange", "ExchangeSimulator", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     ]
 )

@@ -285,6 +285,7 @@ final class EntryGateTests: ExecutionTestCase {
                 granted.planID = plan.planID
                 granted.kind = plan.permitKind
                 granted.symbol = plan.symbol
+                granted.planDigest = PlanDigest.of(plan)
                 try await bus.keyValue("qt_permits").put(plan.planID, message: granted)
             }
             _ = try await bus.publish(OutgoingMessage(plan, subject: Subjects.planApproved(plan.symbol), id: plan.planID, producer: "test@portfolio-gate"))

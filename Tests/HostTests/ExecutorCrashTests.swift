@@ -95,6 +95,7 @@ final class ExecutorCrashTests: ExecutionTestCase {
                 permit.planID = plan.planID
                 permit.kind = .p26
                 permit.symbol = symbol
+                permit.planDigest = PlanDigest.of(plan)
                 try await bus.keyValue("qt_permits").put(plan.planID, message: permit)
             }
             first.expiresAtMs = Int64(Date().timeIntervalSince1970 * 1000) + 60_000

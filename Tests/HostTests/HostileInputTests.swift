@@ -111,19 +111,7 @@ final class HostileInputTests: PipelineTestCase {
         }
         for (name, process) in hosts { XCTAssertTrue(process.isRunning, "\(name): \(exitReport(of: name))") }
 
-        try await setTradingState(.reducing, bus)
-        try await waitUntil("no claim pending and every order record finished", seconds: 90) { (try? await self.quiet(self.bus)) ?? false }
-        try await setTradingState(.halted, bus)
-        try await waitUntil("position-brain's fills are in", seconds: 30) { (try? await self.quiet(self.bus)) ?? false }
-        for (_, process) in hosts { process.terminate() }
-        for (name, process) in hosts {
-            process.waitUntilExit()
-            XCTAssertEqual(process.terminationStatus, 0, "\(name): \(exitReport(of: name))")
-        }
-        for symbol in good {
-            let amount = Decimal.parse(try await ledger.get(LedgerEntry.self, symbol)?.value.positionAmt ?? "0") ?? -999
-            XCTAssertEqual(amount, market.simulator.exchange.positionAmount(symbol), "\(symbol): ledger = exchange")
-        }
+        try await settleStopAndCompareBooks(hosts, steering: bus, market: market, symbols: good)
         print(try await decisionTally())
     }
 
@@ -166,7 +154,7 @@ final class HostileInputTests: PipelineTestCase {
         // The operator closes a position while the account cannot be read (an intent through the
         // whole exit path); a position may also close by itself meanwhile: either is an exit.
         var closing = try await openPosition(among: good)
-        if let symbol = closing { try await close(symbol) }
+        if let symbol = closing { try await publishCloseIntent(symbol, on: bus) }
         _ = try await waitForAlert("qt_snapshot/_account", kind: .unreadableState)
         let refusalsBefore = try await gateDecisions(reason: .unreadableState).count
         try await waitUntil("an entry refused for the unreadable account", seconds: 30) {
@@ -179,7 +167,7 @@ final class HostileInputTests: PipelineTestCase {
                     return true
                 }
                 if closing == nil, let symbol = try await self.openPosition(among: good) {
-                    try await self.close(symbol)
+                    try await self.publishCloseIntent(symbol, on: self.bus)
                     closing = symbol
                 }
                 return false
@@ -205,17 +193,6 @@ final class HostileInputTests: PipelineTestCase {
     }
 
     /// The operator's close, as the AI agent would send it: an intent through the whole exit path.
-    private func close(_ symbol: String) async throws {
-        var intent = TradeIntent()
-        intent.intentID = ContentID.hash("hostile-test-close", symbol, UUID().uuidString)
-        intent.symbol = symbol
-        intent.action = .close
-        intent.confidence = 1
-        intent.model = "operator"
-        intent.meta.eventTimeMs = Int64(Date().timeIntervalSince1970 * 1000)
-        _ = try await bus.publish(OutgoingMessage(intent, subject: Subjects.intent(symbol), id: intent.intentID, producer: "operator@tests"))
-    }
-
     private func brokenEntrySlotsRefuseEntries() async throws {
         let states = try await bus.keyValue("qt_state")
         let key = "\(PortfolioGatePlugin.name).entry-slots"

@@ -4,8 +4,8 @@ import TestPlugins
 import XCTest
 
 final class NodeConfigTests: XCTestCase {
-    private func parse(_ yaml: String) throws -> NodeConfig {
-        try NodeConfig.parse(yaml, file: "node.yaml", registry: TestPlugins.registry)
+    private func parse(_ yaml: String, environment: [String: String] = ["QT_TEST_NATS_PASSWORD": "s3cret-from-env"]) throws -> NodeConfig {
+        try NodeConfig.parse(yaml, file: "node.yaml", registry: TestPlugins.registry, environment: environment)
     }
 
     private func error(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) -> ConfigError? {
@@ -27,7 +27,7 @@ final class NodeConfigTests: XCTestCase {
         nats:
           servers: [nats://127.0.0.1:4222, nats://127.0.0.1:4223]
           user: qt
-          password: secret
+          password_env: QT_TEST_NATS_PASSWORD
         replicas: 3
         plugins:
           relay-a: { delay_ms: 5 }
@@ -36,12 +36,37 @@ final class NodeConfigTests: XCTestCase {
         XCTAssertEqual(config.hostID, "node-a")
         XCTAssertEqual(config.nats.servers, ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"])
         XCTAssertEqual(config.nats.user, "qt")
+        XCTAssertEqual(config.nats.password, "s3cret-from-env")
         XCTAssertEqual(config.replicas, 3)
         XCTAssertEqual(config.httpPort, 9464)
         XCTAssertEqual(config.plugins.map(\.name), ["relay-a", "relay-b"])
         XCTAssertEqual(try config.plugins[0].settings.int("delay_ms"), 5)
         XCTAssertFalse(config.plugins[0].settings.shadow)
         XCTAssertTrue(config.plugins[1].settings.shadow)
+    }
+
+    /// Issue 18: a node config holds no secret: inline passwords and tokens, and URLs with
+    /// credentials, are refused naming the key and the alternatives; `_file` and `_env` work.
+    func testSecretsComeFromFilesOrTheEnvironmentNeverInline() throws {
+        let inline = error("host_id: a\nnats: { servers: [nats://127.0.0.1:4222], user: qt, password: hunter2 }\nplugins: { relay-a: {} }\n")
+        XCTAssertEqual(inline?.key, "nats.password")
+        XCTAssertTrue(inline?.message.contains("password_file") == true, "\(String(describing: inline))")
+        XCTAssertFalse("\(String(describing: inline))".contains("hunter2"), "the error never repeats the secret")
+        let token = error("host_id: a\nnats: { servers: [nats://127.0.0.1:4222], token: t0ken }\nplugins: { relay-a: {} }\n")
+        XCTAssertEqual(token?.key, "nats.token")
+        let url = error("host_id: a\nnats: { servers: [\"nats://qt:hunter2@127.0.0.1:4222\"] }\nplugins: { relay-a: {} }\n")
+        XCTAssertEqual(url?.key, "nats.servers")
+        XCTAssertTrue(url?.message.contains("nats://***@127.0.0.1:4222") == true, "\(String(describing: url))")
+        XCTAssertFalse("\(String(describing: url))".contains("hunter2"))
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("qt-token-\(UUID().uuidString.prefix(6))")
+        try SecretFile.write("t0ken-from-file\n", to: file.path)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let fromFile = try parse("host_id: a\nnats: { servers: [nats://127.0.0.1:4222], token_file: \(file.path) }\nplugins: { relay-a: {} }\n")
+        XCTAssertEqual(fromFile.nats.token, "t0ken-from-file")
+        XCTAssertEqual(SecretFile.permissions(of: file.path), 0o600, "SecretFile creates 0600")
+        let unset = error("host_id: a\nnats: { servers: [nats://127.0.0.1:4222], token_env: QT_TEST_UNSET_TOKEN }\nplugins: { relay-a: {} }\n")
+        XCTAssertTrue(unset?.message.contains("QT_TEST_UNSET_TOKEN is not set") == true, "\(String(describing: unset))")
     }
 
     func testTheExchangeSectionReachesPluginsWithDefaultsAndABadURLIsNamed() throws {

@@ -3,6 +3,7 @@ import Exchange
 import ExchangeSimulator
 import Foundation
 import Host
+import Identity
 import Messages
 import Plugins
 import XCTest
@@ -99,6 +100,38 @@ class PipelineTestCase: HostTestCase {
             }
         }
         return true
+    }
+
+    /// The end of a run: REDUCING until no claim is pending and every order record finished,
+    /// HALTED until position-brain's fills are in, every host stopped by SIGTERM (each must exit
+    /// 0), then the ledger must equal the exchange for `symbols`. `steering` sets the state.
+    func settleStopAndCompareBooks(_ hosts: [String: Process], steering: BusConnection, market: Market, symbols: [String]) async throws {
+        try await setTradingState(.reducing, steering)
+        try await waitUntil("no claim pending and every order record finished", seconds: 90) { (try? await self.quiet(self.bus)) ?? false }
+        try await setTradingState(.halted, steering)
+        try await waitUntil("position-brain's fills are in", seconds: 30) { (try? await self.quiet(self.bus)) ?? false }
+        for (_, process) in hosts { process.terminate() }
+        for (name, process) in hosts {
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 0, "\(name): \(exitReport(of: name))")
+        }
+        let ledger = try await bus.keyValue("qt_ledger")
+        for symbol in symbols {
+            let amount = Decimal.parse(try await ledger.get(LedgerEntry.self, symbol)?.value.positionAmt ?? "0") ?? -999
+            XCTAssertEqual(amount, market.simulator.exchange.positionAmount(symbol), "\(symbol): ledger = exchange")
+        }
+    }
+
+    /// A CLOSE intent for `symbol` as an operator's tool publishes one: the whole exit path.
+    func publishCloseIntent(_ symbol: String, on bus: BusConnection) async throws {
+        var intent = TradeIntent()
+        intent.intentID = ContentID.hash("test-close", symbol, UUID().uuidString)
+        intent.symbol = symbol
+        intent.action = .close
+        intent.confidence = 1
+        intent.model = "operator"
+        intent.meta.eventTimeMs = Int64(Date().timeIntervalSince1970 * 1000)
+        _ = try await bus.publish(OutgoingMessage(intent, subject: Subjects.intent(symbol), id: intent.intentID, producer: "operator@tests"))
     }
 
     func retrying(_ what: String, seconds: Double, _ body: () async throws -> Void) async throws {

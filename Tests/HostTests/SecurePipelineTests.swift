@@ -87,7 +87,7 @@ final class SecurePipelineTests: PipelineTestCase {
             for symbol in try await ledger.keys() {
                 guard let entry = try await ledger.get(LedgerEntry.self, symbol)?.value,
                       (Decimal.parse(entry.positionAmt) ?? 0) != 0, entry.pendingClientOrderID.isEmpty else { continue }
-                try await self.close(symbol)
+                try await self.publishCloseIntent(symbol, on: self.bus)
                 break
             }
             return false
@@ -95,38 +95,35 @@ final class SecurePipelineTests: PipelineTestCase {
         let hostsSeen = try await bus.keyValue("qt_hosts").keys()
         XCTAssertEqual(Set(hostsSeen), Set(names), "each host heartbeats under its own identity")
 
+        // No secret in what the hosts expose: their logs and /metrics (grep for every seed and the API key pair).
+        var secrets = try FileManager.default.contentsOfDirectory(atPath: seeds.path).map {
+            try String(contentsOfFile: seeds.appendingPathComponent($0).path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        for file in [market.keys.key, market.keys.secret] {
+            secrets.append(try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        XCTAssertEqual(secrets.count, try FileManager.default.contentsOfDirectory(atPath: seeds.path).count + 2)
+        for name in names {
+            let text = log(of: name)
+            let port = try XCTUnwrap(text.components(separatedBy: "http :").dropFirst().first?.prefix { $0.isNumber }, "\(name) logs its port")
+            let metrics = try await httpGet(port: try XCTUnwrap(Int(port)), path: "/metrics").body
+            XCTAssertTrue(metrics.contains("qt_messages_in_total"), "\(name) /metrics")
+            for secret in secrets where secret.count >= 16 {
+                XCTAssertFalse(text.contains(secret), "\(name)'s log holds a secret")
+                XCTAssertFalse(metrics.contains(secret), "\(name)'s /metrics holds a secret")
+            }
+        }
+
         // The operator's identity steers trading; the pipeline settles, then stops.
         let operatorBus = try BusConnection(identity("operator", in: seeds.deletingLastPathComponent()))
         defer { operatorBus.close() }
-        try await setTradingState(.reducing, operatorBus)
-        try await waitUntil("no claim pending and every order record finished", seconds: 90) { (try? await self.quiet(self.bus)) ?? false }
-        try await setTradingState(.halted, operatorBus)
-        try await waitUntil("position-brain's fills are in", seconds: 30) { (try? await self.quiet(self.bus)) ?? false }
-        for (_, process) in hosts { process.terminate() }
-        for (name, process) in hosts {
-            process.waitUntilExit()
-            XCTAssertEqual(process.terminationStatus, 0, "\(name): \(exitReport(of: name))")
-        }
+        try await settleStopAndCompareBooks(hosts, steering: operatorBus, market: market, symbols: market.simulator.exchange.symbols)
         for name in names {
             let refusals = log(of: name).split(separator: "\n").filter { $0.contains("Permissions Violation") }
             XCTAssertTrue(refusals.isEmpty, "\(name): the server refused \(refusals.count) requests:\n" + refusals.prefix(10).joined(separator: "\n"))
-        }
-        let ledger = try await bus.keyValue("qt_ledger")
-        for symbol in market.simulator.exchange.symbols {
-            let amount = Decimal.parse(try await ledger.get(LedgerEntry.self, symbol)?.value.positionAmt ?? "0") ?? -999
-            XCTAssertEqual(amount, market.simulator.exchange.positionAmount(symbol), "\(symbol): ledger = exchange")
+            let whole = log(of: name)
+            for secret in secrets where secret.count >= 16 { XCTAssertFalse(whole.contains(secret), "\(name)'s log holds a secret") }
         }
         print(try await funnel(bus))
-    }
-
-    private func close(_ symbol: String) async throws {
-        var intent = TradeIntent()
-        intent.intentID = "secure-close-\(symbol)-\(UUID().uuidString.prefix(8))"
-        intent.symbol = symbol
-        intent.action = .close
-        intent.confidence = 1
-        intent.model = "operator"
-        intent.meta.eventTimeMs = Int64(Date().timeIntervalSince1970 * 1000)
-        _ = try await bus.publish(OutgoingMessage(intent, subject: Subjects.intent(symbol), id: intent.intentID, producer: "operator@tests"))
     }
 }

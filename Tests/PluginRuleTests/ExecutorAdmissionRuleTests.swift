@@ -40,6 +40,7 @@ final class ExecutorAdmissionRuleTests: RuleTestCase {
         permit.kind = plan.permitKind
         permit.symbol = plan.symbol
         permit.expiresAtMs = plan.expiresAtMs
+        permit.planDigest = PlanDigest.of(plan)
         _ = try await host.kv("qt_permits").put(plan.planID, permit)
     }
 

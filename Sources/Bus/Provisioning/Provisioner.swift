@@ -25,7 +25,8 @@ extension BusConnection {
     /// `qt_cluster/layout`; running it twice changes nothing (DESIGN.md §3.1–3.3). A P other than
     /// the recorded one is refused unless `repartition` (the drain-and-migrate step).
     public func provision(replicas: Int = 1, partitions: Int = Partitioning.defaultCount, consumers: [ConsumerSpec] = [],
-                          repartition: Bool = false, schemaFingerprint: String = SchemaFingerprint.value, provisionedBy: String = "qt",
+                          repartition: Bool = false, schemaFingerprint: String = SchemaFingerprint.value,
+                          schemaDescriptor: Data = Data(base64Encoded: SchemaDescriptor.base64) ?? Data(), provisionedBy: String = "qt",
                           streams: [StreamSpec] = Topology.streams,
                           buckets: [BucketSpec] = Topology.buckets) async throws -> [ProvisionResult] {
         let partitioning = try Partitioning(count: partitions)
@@ -51,12 +52,15 @@ extension BusConnection {
         layout.partitions = UInt32(partitions)
         layout.replicas = UInt32(replicas)
         layout.schemaFingerprint = schemaFingerprint
+        layout.schemaDescriptor = schemaDescriptor
         var changes: [String] = []
         if let old = previous?.layout {
             if old.partitions != layout.partitions { changes.append("partitions: \(old.partitions) -> \(layout.partitions)") }
             if old.replicas != layout.replicas { changes.append("replicas: \(old.replicas) -> \(layout.replicas)") }
             if old.schemaFingerprint != layout.schemaFingerprint {
                 changes.append("schema: \(old.schemaFingerprint.prefix(12)) -> \(layout.schemaFingerprint.prefix(12))")
+            } else if old.schemaDescriptor != layout.schemaDescriptor {
+                changes.append("schema descriptor recorded")
             }
         }
         let repartitioning = previous != nil && Int(previous!.layout.partitions) != partitions

@@ -43,7 +43,8 @@ public struct NodeConfig: Sendable {
         return try ConfigReader(file: file).settings(node, plugin: manifest)
     }
 
-    public static func parse(_ yaml: String, file: String, registry: PluginRegistry) throws -> NodeConfig {
+    public static func parse(_ yaml: String, file: String, registry: PluginRegistry,
+                             environment: [String: String] = ProcessInfo.processInfo.environment) throws -> NodeConfig {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -61,14 +62,19 @@ public struct NodeConfig: Sendable {
         }
 
         guard let natsNode = top["nats"] else { throw reader.missing("nats", in: root) }
-        let nats = try reader.mapping(natsNode, key: "nats", allowed: ["servers", "user", "password", "token", "creds", "tls", "identities"])
+        let nats = try reader.mapping(natsNode, key: "nats", allowed: ["servers", "user", "password", "password_file", "password_env", "token",
+                                                                        "token_file", "token_env", "creds", "tls", "identities"])
         guard let serversNode = nats["servers"] else { throw reader.missing("nats.servers", in: natsNode) }
         let servers = try reader.strings(serversNode, key: "nats.servers")
         guard !servers.isEmpty else { throw reader.error(serversNode, "nats.servers", "needs at least one URL") }
+        if let withSecret = servers.first(where: { ConnectionOptions.redacted($0) != $0 }) {
+            throw reader.error(serversNode, "nats.servers", "\(ConnectionOptions.redacted(withSecret)) carries credentials in the URL; "
+                               + "put the user in nats.user and the password in nats.password_file or nats.password_env")
+        }
         var options = ConnectionOptions(servers: servers, name: "qt-host-\(hostID)")
         options.user = try nats["user"].map { try reader.string($0, key: "nats.user") }
-        options.password = try nats["password"].map { try reader.string($0, key: "nats.password") }
-        options.token = try nats["token"].map { try reader.string($0, key: "nats.token") }
+        options.password = try reader.secret(nats, "password", in: "nats", environment: environment)
+        options.token = try reader.secret(nats, "token", in: "nats", environment: environment)
         options.credentialsFile = try nats["creds"].map { try reader.string($0, key: "nats.creds") }
         options.identityDirectory = try nats["identities"].map { try reader.string($0, key: "nats.identities") }
         if let tlsNode = nats["tls"] {
@@ -161,6 +167,33 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 /// Typed reads of YAML nodes that fail with the key path and line.
 private struct ConfigReader {
     let file: String
+
+    /// A secret from `<name>_file` (the file's first line) or `<name>_env` (an environment
+    /// variable); `<name>` itself, the secret inline, is refused: a node config is copied, diffed
+    /// and printed, and must hold no secret.
+    func secret(_ section: [String: Node], _ name: String, in path: String, environment: [String: String]) throws -> String? {
+        if let inline = section[name] {
+            throw error(inline, "\(path).\(name)", "inline secrets are refused; use \(path).\(name)_file (a file readable only by the host) "
+                        + "or \(path).\(name)_env (an environment variable)")
+        }
+        if let fileNode = section["\(name)_file"] {
+            let filePath = try string(fileNode, key: "\(path).\(name)_file")
+            guard let text = try? String(contentsOfFile: filePath, encoding: .utf8) else {
+                throw error(fileNode, "\(path).\(name)_file", "cannot read \(filePath)")
+            }
+            let value = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            guard !value.isEmpty else { throw error(fileNode, "\(path).\(name)_file", "\(filePath) is empty") }
+            return value
+        }
+        if let variableNode = section["\(name)_env"] {
+            let variable = try string(variableNode, key: "\(path).\(name)_env")
+            guard let value = environment[variable], !value.isEmpty else {
+                throw error(variableNode, "\(path).\(name)_env", "the environment variable \(variable) is not set")
+            }
+            return value
+        }
+        return nil
+    }
 
     func error(_ node: Node, _ key: String, _ message: String, choices: [String] = []) -> ConfigError {
         ConfigError(file: file, key: key, line: node.mark?.line, message: message, choices: choices)

@@ -69,7 +69,7 @@ public final class PluginHost: @unchecked Sendable {
     public func start() async throws {
         let bus = try connect(as: FleetIdentity.hostIdentity(hostID))
         lock.withLock { self.bus = bus }
-        let partitioning = try await ProvisioningCheck.verify(bus, config: config) { [config, registry] partitioning in
+        let partitioning = try await ProvisioningCheck.verify(bus, config: config, warn: { [logger] in logger.warning("\($0)") }) { [config, registry] partitioning in
             try DurablePlan.consumers(configs: [config], registry: registry, partitioning: partitioning)
         }
         try await bus.loadPartitioning()

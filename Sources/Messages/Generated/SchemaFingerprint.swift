@@ -3,7 +3,7 @@
 /// Fingerprints of the schema: hosts whose values differ run different schemas.
 public enum SchemaFingerprint {
     /// SHA-256 of proto/qt/v1/*.proto.
-    public static let value = "c2eef58c02a48adb0ff11036e7822ec825b51cf98c8615b7a421e02eb7824b25"
+    public static let value = "4baa97f59838e9c1a05e507fbde075dce611b0c07d07156e3d5e165bd57c0d49"
 
     /// Per message type: SHA-256 of its definition and of the types it uses.
     public static let types: [String: String] = [
@@ -12,7 +12,7 @@ public enum SchemaFingerprint {
         "qt.v1.BarWindow": "12fe07b20def5d11348e871efe4bff6feed5403b9abf7be2bfc6a1db7477edf7",
         "qt.v1.CalibratedProposal": "f4d74c53c7f4b39094526c856cd14ce2d3f52c915682cd486c769dc748d22b30",
         "qt.v1.CloseWindow": "f4856a9fc6ce6d0d0a78ea3a20e944c5ee614ca38f2b010a62036f3424c91dcf",
-        "qt.v1.ClusterLayout": "e1018a07346a4721122dc7380777d027019b6758f418cd08de6d51cfc4d60ed7",
+        "qt.v1.ClusterLayout": "c3b58431c88c0fe16e4e33f87d8b21c322fb50d749e8fdd9ece8bbf174998ef8",
         "qt.v1.Control": "0b9282f627705c2714a8d93fdf9d6cddf3e8ed9583cba5e2cbb4e6193d25944d",
         "qt.v1.DeadLetter": "2b9b06aa09dc0083a59fbafde6806e47b1e0a745cec70f4270d6d20fb64ed2b9",
         "qt.v1.Decision": "ed9e635eb2972de9de1790e500cb84593b6e847bdb6f2727ce01041e4cd9e3dd",

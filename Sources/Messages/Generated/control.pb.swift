@@ -309,6 +309,11 @@ public nonisolated struct ClusterLayout: Sendable {
 
   public var provisionedBy: String = String()
 
+  /// The schema of the qt that provisioned, as a serialized google.protobuf.FileDescriptorSet of
+  /// proto/qt/v1: a host with another schema compares field by field and starts on compatible
+  /// additions, refusing a break with the message type and field it concerns.
+  public var schemaDescriptor: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -732,7 +737,7 @@ nonisolated extension Lease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplem
 
 nonisolated extension ClusterLayout: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterLayout"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{1}partitions\0\u{1}replicas\0\u{3}schema_fingerprint\0\u{3}provisioned_at_ms\0\u{3}provisioned_by\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}meta\0\u{1}partitions\0\u{1}replicas\0\u{3}schema_fingerprint\0\u{3}provisioned_at_ms\0\u{3}provisioned_by\0\u{3}schema_descriptor\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -746,6 +751,7 @@ nonisolated extension ClusterLayout: SwiftProtobuf.Message, SwiftProtobuf._Messa
       case 4: try { try decoder.decodeSingularStringField(value: &self.schemaFingerprint) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.provisionedAtMs) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.provisionedBy) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.schemaDescriptor) }()
       default: break
       }
     }
@@ -774,6 +780,9 @@ nonisolated extension ClusterLayout: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if !self.provisionedBy.isEmpty {
       try visitor.visitSingularStringField(value: self.provisionedBy, fieldNumber: 6)
     }
+    if !self.schemaDescriptor.isEmpty {
+      try visitor.visitSingularBytesField(value: self.schemaDescriptor, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -784,6 +793,7 @@ nonisolated extension ClusterLayout: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if lhs.schemaFingerprint != rhs.schemaFingerprint {return false}
     if lhs.provisionedAtMs != rhs.provisionedAtMs {return false}
     if lhs.provisionedBy != rhs.provisionedBy {return false}
+    if lhs.schemaDescriptor != rhs.schemaDescriptor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
