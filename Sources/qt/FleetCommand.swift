@@ -18,7 +18,8 @@ struct FleetCommand: AsyncParsableCommand {
             defer { bus.close() }
             let view = try await PartitionView.read(bus)
             for line in Self.render(view, nowMs: Int64(Date().timeIntervalSince1970 * 1000)) { printLine(line) }
-            if !view.unowned.isEmpty { throw ExitCode(1) }
+            // No live host owns nothing and leaves nothing unowned: that is no fleet, not a healthy one.
+            if !view.unowned.isEmpty || view.hosts.isEmpty { throw ExitCode(1) }
         }
     }
 
@@ -48,8 +49,12 @@ struct FleetCommand: AsyncParsableCommand {
         }
         let unowned = view.unowned
         lines.append("")
-        lines.append(unowned.isEmpty ? "every partition has an owner"
-                     : "UNOWNED: " + unowned.map { "\($0.instance).p\($0.partition)" }.joined(separator: ", "))
+        if view.hosts.isEmpty {
+            lines.append("NO LIVE HOST: nothing in qt_hosts (no host running, or heartbeats older than the 30 s TTL)")
+        } else {
+            lines.append(unowned.isEmpty ? "every partition has an owner"
+                         : "UNOWNED: " + unowned.map { "\($0.instance).p\($0.partition)" }.joined(separator: ", "))
+        }
         return lines
     }
 }

@@ -20,6 +20,39 @@ final class PluginContractTests: XCTestCase {
         func handle(_ input: Input, context: HandlerContext) async throws {}
     }
 
+    /// A plugin that writes another plugin's key in the shared `qt_state` bucket.
+    final class Trespasser: Plugin {
+        static let registration = PluginRegistration(
+            manifest: PluginManifest(name: "trespasser", version: "1.0.0", kvReads: ["qt_state"], kvWrites: ["qt_state"],
+                                     timers: [TimerSpec("write", intervalMs: 1_000, singleton: false)]),
+            make: { _ in Trespasser() })
+
+        func handle(_ input: Input, context: HandlerContext) async throws {}
+
+        func tick(_ timer: String, context: HandlerContext) async throws {
+            var state = PluginState()
+            state.values = ["k": "v"]
+            _ = try await context.kv("qt_state").put("trespasser.own", state)
+            _ = try await context.kv("qt_state").put("executor.slots", state)
+        }
+    }
+
+    /// Issue 18: the in-memory host refuses what the server's generated permissions refuse.
+    func testAPluginWritesOnlyItsOwnKeysInTheSharedStateBucket() async throws {
+        let host = InMemoryHost()
+        try await host.start(Trespasser.registration)
+        do {
+            try await host.tick("trespasser", "write")
+            XCTFail("wrote another plugin's qt_state key")
+        } catch let error as PluginError {
+            XCTAssertEqual(error, .contract("trespasser writes qt_state/executor.slots: a plugin writes only its own keys, qt_state/trespasser.<name>"))
+        }
+        let own = try await host.kv("qt_state").get(PluginState.self, "trespasser.own")
+        XCTAssertEqual(own?.value.values["k"], "v", "its own key was written")
+        let other = try await host.kv("qt_state").get(PluginState.self, "executor.slots")
+        XCTAssertNil(other)
+    }
+
     func testAPluginReadingAnUndeclaredSettingIsRefusedAtStartNotATrap() async throws {
         let host = InMemoryHost()
         do {

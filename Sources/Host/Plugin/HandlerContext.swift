@@ -258,23 +258,30 @@ public struct PluginKV: Sendable, KeyValueReading {
     }
 
     public func delete(_ key: String) async throws {
-        try checkWrite()
+        try checkWrite(key)
         if shadow { return }
         try await store.delete(key)
     }
 
     /// Declared, and still under the lease the work runs under.
     private func checkWrite<M: BusMessage>(_ key: String, _ value: M) throws {
-        try checkWrite()
+        try checkWrite(key)
         if let problem = UnreadableValue.problem(value) {
             throw PluginError.permanent("\(plugin) writes \(store.name)/\(key): \(problem)")
         }
     }
 
-    private func checkWrite() throws {
+    /// Declared, in the plugin's own part of a shared bucket (the server's permissions refuse the
+    /// same write when the plugin runs on its own identity), and under the lease.
+    private func checkWrite(_ key: String) throws {
         guard canWrite else { throw PluginError.contract("\(plugin) did not declare KV writes to \(store.name)") }
+        if store.name == Self.sharedStateBucket, !key.hasPrefix("\(plugin).") {
+            throw PluginError.contract("\(plugin) writes \(store.name)/\(key): a plugin writes only its own keys, \(store.name)/\(plugin).<name>")
+        }
         try fence?.check()
     }
+
+    static let sharedStateBucket = "qt_state"
 
     private func recorded(_ key: String, _ revision: UInt64) -> UInt64 {
         journal?.kvWrite(instance: instance, bucket: store.name, key: key, revision: revision, partition: fence?.partition)

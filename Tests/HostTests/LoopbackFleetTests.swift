@@ -1,0 +1,37 @@
+import Foundation
+import XCTest
+
+/// Issue 18: `deploy/loopback-fleet` follows deploy/README.md on this machine, from nothing to a
+/// three-node fleet (TLS, generated identities, three servers, three hosts), and stops it.
+final class LoopbackFleetTests: XCTestCase {
+    func testTheRunbookBringsUpAThreeNodeFleetFromNothing() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qt-fleet-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let qt = try XCTUnwrap([binaries.appendingPathComponent("qt"),
+                                Bundle(for: Self.self).bundleURL.deletingLastPathComponent().appendingPathComponent("qt")]
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) }, "qt not built")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [TLSTests.repositoryRoot.appendingPathComponent("deploy/loopback-fleet").path, directory.path, "--duration", "3"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["QT": qt.path]) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let watchdog = DispatchWorkItem { if process.isRunning { process.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 240, execute: watchdog)
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        watchdog.cancel()
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("READY"), text)
+        let fleet = (try? String(contentsOf: directory.appendingPathComponent("fleet.txt"), encoding: .utf8)) ?? ""
+        for host in ["node-a", "node-b", "node-c"] { XCTAssertTrue(fleet.contains(host), "qt fleet lists \(host):\n\(fleet)") }
+        for host in ["a", "b", "c"] {
+            let log = (try? String(contentsOf: directory.appendingPathComponent("host-\(host).log"), encoding: .utf8)) ?? ""
+            XCTAssertFalse(log.contains("Permissions Violation"), "host-\(host):\n\(log.suffix(2000))")
+            XCTAssertTrue(log.contains("stopped"), "host-\(host) drained and stopped:\n\(log.suffix(2000))")
+        }
+    }
+}
