@@ -67,6 +67,17 @@ final class SecurePipelineTests: PipelineTestCase {
         var hosts: [String: Process] = [:]
         for (name, config) in zip(names, configs) { hosts[name] = try spawnNode(name, config.yaml) }
 
+        // Each host is up (it heartbeats under its own identity and has logged its port) before
+        // trading is judged: one host alone can trade, and the other's start is slower under load.
+        do {
+            try await waitUntil("both hosts heartbeat", seconds: 120) {
+                let live = try await self.bus.keyValue("qt_hosts").keys()
+                return Set(live) == Set(names) && names.allSatisfy { self.log(of: $0).contains("http :") }
+            }
+        } catch {
+            print(names.map { "\($0):\n" + String(log(of: $0).suffix(4000)) }.joined(separator: "\n"))
+            throw error
+        }
         let ordersAtStart = market.simulator.exchange.acceptedOrders
         do {
             try await waitUntil("an entry applied", seconds: 90) {
