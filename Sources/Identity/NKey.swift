@@ -10,6 +10,7 @@ import COpenSSL
 public struct NKey: Sendable {
     public let seed: String
     public let publicKey: String
+    private let rawSeed: [UInt8]
 
     static let userPrefix: UInt8 = 20 << 3
     static let seedPrefix: UInt8 = 18 << 3
@@ -23,6 +24,7 @@ public struct NKey: Sendable {
 
     init(rawSeed: [UInt8]) throws {
         let publicRaw = try Self.ed25519PublicKey(rawSeed)
+        self.rawSeed = rawSeed
         seed = Self.encode([Self.seedPrefix | (Self.userPrefix >> 5), (Self.userPrefix & 31) << 3] + rawSeed)
         publicKey = Self.encode([Self.userPrefix] + publicRaw)
     }
@@ -37,6 +39,23 @@ public struct NKey: Sendable {
             throw NKeyError("not a user seed (expected it to start with SU)")
         }
         try self.init(rawSeed: Array(body[2...]))
+    }
+
+    /// The Ed25519 signature of `message` (64 bytes), as the server verifies the connect nonce.
+    public func sign(_ message: [UInt8]) throws -> [UInt8] {
+        guard let key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, rawSeed, rawSeed.count) else {
+            throw NKeyError("OpenSSL refused an Ed25519 seed")
+        }
+        defer { EVP_PKEY_free(key) }
+        guard let context = EVP_MD_CTX_new() else { throw NKeyError("OpenSSL could not allocate a signing context") }
+        defer { EVP_MD_CTX_free(context) }
+        var signature = [UInt8](repeating: 0, count: 64)
+        var length = 64
+        guard EVP_DigestSignInit(context, nil, nil, nil, key) == 1,
+              EVP_DigestSign(context, &signature, &length, message, message.count) == 1, length == 64 else {
+            throw NKeyError("OpenSSL could not sign with the Ed25519 key")
+        }
+        return signature
     }
 
     static func ed25519PublicKey(_ seed: [UInt8]) throws -> [UInt8] {
@@ -99,7 +118,7 @@ public struct NKey: Sendable {
 
 public struct NKeyError: Error, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    package init(_ description: String) { self.description = description }
 }
 
 extension String {

@@ -16,6 +16,9 @@ public final class BusConnection: @unchecked Sendable {
     let asyncPublisher: AsyncPublishContext
     /// Permission violations and other errors the server reported outside any call.
     public let serverErrors = ServerErrors()
+    /// Signs the connect nonce when the connection authenticates with a key; libnats calls it
+    /// on every (re)connect, so it lives as long as the connection.
+    let nonceSigner: NonceSigner?
 
     private let lock = NSLock()
     private var closed = false
@@ -28,11 +31,17 @@ public final class BusConnection: @unchecked Sendable {
         var natsOpts: OpaquePointer?
         try NatsCall.check(natsOptions_Create(&natsOpts), "natsOptions_Create")
         defer { natsOptions_Destroy(natsOpts) }
-        try Self.apply(options, to: natsOpts!)
+        nonceSigner = try Self.apply(options, to: natsOpts!)
         try serverErrors.install(on: natsOpts!)
 
         var nc: OpaquePointer?
-        let status = natsConnection_Connect(&nc, natsOpts)
+        var status = natsConnection_Connect(&nc, natsOpts)
+        // A refused signature (see NonceSigner) costs one attempt; the next nonce signs differently.
+        var attempts = 1
+        while status != NATS_OK, let signer = nonceSigner, signer.zeroLeadRefusals >= attempts, attempts < 16 {
+            attempts += 1
+            status = natsConnection_Connect(&nc, natsOpts)
+        }
         guard status == NATS_OK, let nc else {
             var text = NatsCall.lastErrorText().isEmpty ? NatsCall.statusText(status) : NatsCall.lastErrorText()
             // libnats upgrades a plain client to TLS when the server requires it, then fails to verify the
@@ -68,7 +77,8 @@ public final class BusConnection: @unchecked Sendable {
 
     deinit { close() }
 
-    private static func apply(_ options: ConnectionOptions, to opts: OpaquePointer) throws {
+    /// Sets `options` on libnats' `opts`; returns the nonce signer when one authenticates.
+    private static func apply(_ options: ConnectionOptions, to opts: OpaquePointer) throws -> NonceSigner? {
         guard !options.servers.isEmpty else { throw BusError.invalidArgument("no NATS server URL given") }
         var cStrings = options.servers.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
@@ -91,6 +101,7 @@ public final class BusConnection: @unchecked Sendable {
         if let token = options.token {
             try NatsCall.check(natsOptions_SetToken(opts, token), "natsOptions_SetToken")
         }
+        var signer: NonceSigner?
         if let seedFile = options.nkeySeedFile {
             let seed: NKey
             do {
@@ -98,14 +109,21 @@ public final class BusConnection: @unchecked Sendable {
             } catch {
                 throw BusError.invalidArgument("nkey seed file \(seedFile): \(error)")
             }
-            try NatsCall.check(natsOptions_SetNKeyFromSeed(opts, seed.publicKey, seedFile), "nkey seed file \(seedFile)")
+            signer = NonceSigner(.seedFile(seedFile, publicKey: seed.publicKey))
         }
         if let prefix = options.inboxPrefix {
             try NatsCall.check(natsOptions_SetCustomInboxPrefix(opts, prefix), "natsOptions_SetCustomInboxPrefix(\(prefix))")
         }
         if let creds = options.credentialsFile {
-            try NatsCall.check(natsOptions_SetUserCredentialsFromFiles(opts, creds, nil), "credentials file \(creds)")
+            guard signer == nil else { throw BusError.invalidArgument("give either an nkey seed file or a credentials file, not both") }
+            do {
+                _ = try UserCredentials(text: String(contentsOfFile: creds, encoding: .utf8))
+            } catch {
+                throw BusError.invalidArgument("credentials file \(creds): \(error)")
+            }
+            signer = NonceSigner(.credentialsFile(creds))
         }
+        try signer?.install(on: opts)
         if let tls = options.tls {
             try NatsCall.check(natsOptions_SetSecure(opts, true), "natsOptions_SetSecure")
             if let ca = tls.caFile {
@@ -118,6 +136,7 @@ public final class BusConnection: @unchecked Sendable {
                 try NatsCall.check(natsOptions_SetExpectedHostname(opts, host), "TLS expected hostname \(host)")
             }
         }
+        return signer
     }
 
     /// Registers teardown to run at `close()` before the connection goes (subscriptions, watchers).
