@@ -282,9 +282,19 @@ final class HostileInputTests: PipelineTestCase {
     @discardableResult
     private func waitForAlert(_ subject: String, kind: AlertKind, seconds: Double = 30) async throws -> Alert {
         var found: Alert?
-        try await waitUntil("a \(kind) alert about \(subject)", seconds: seconds) {
-            found = try await storedMessages(Alert.self, subject: Subjects.alert(kind), bus: self.bus).last { $0.subject == subject }
-            return found != nil
+        do {
+            try await waitUntil("a \(kind) alert about \(subject)", seconds: seconds) {
+                found = try await storedMessages(Alert.self, subject: Subjects.alert(kind), bus: self.bus).last { $0.subject == subject }
+                return found != nil
+            }
+        } catch {
+            let alerts = try await storedMessages(Alert.self, subject: "qt.alert.*", bus: bus).suffix(10)
+            print("last alerts:\n  " + alerts.map { "\($0.kind) \($0.subject) \($0.message)" }.joined(separator: "\n  "))
+            for name in ["host-a", "host-b"] {
+                let lines = log(of: name).split(separator: "\n").filter { $0.contains("sentinel") || $0.contains("error") }.suffix(20)
+                print("\(name), sentinel and errors:\n  " + lines.joined(separator: "\n  "))
+            }
+            throw error
         }
         return try XCTUnwrap(found)
     }

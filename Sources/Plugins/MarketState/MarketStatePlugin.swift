@@ -6,11 +6,15 @@ import Messages
 /// On each closed bar: appends the close to the symbol's window (the last 301 closes, kept in
 /// `qt_state` so a restart or another host continues where this one stopped), runs §6.1, and
 /// publishes `qt.market.state.<SYM>` and writes `qt_marketstate/<SYM>`. Fewer than 257 closes:
-/// no state at all. A bar that does not follow the window's last one (a gap) starts the window
-/// again rather than compute slopes across missing minutes.
+/// no state at all. A bar that does not follow the window's last one (a gap) is retried until an
+/// earlier bar still in flight could have come back, then starts the window again rather than
+/// compute slopes across missing minutes.
 public final class MarketStatePlugin: Plugin {
     public static let name = "market-state"
     public static let windowCloses = 301
+    /// Retries back off 1, 2, 4, 8, 16, 30 s: the 7th delivery comes about 61 s after the first,
+    /// past the default AckWait (30 s) in which an unacknowledged earlier bar is redelivered.
+    static let gapPatienceDeliveries: UInt64 = 7
 
     public static let registration = PluginRegistration(
         manifest: PluginManifest(
@@ -47,6 +51,15 @@ public final class MarketStatePlugin: Plugin {
             if window.closes.count > Self.windowCloses { window.closes.removeFirst(window.closes.count - Self.windowCloses) }
             window.lastOpenTimeMs = bar.openTimeMs
         case .afterGap:
+            // A bar out of order looks like a gap: one delivered earlier and not acknowledged (its
+            // host died, its fetch reply was lost in a server failover) comes back within AckWait,
+            // after fresh ones. Wait for it through the retries; a gap still there is real.
+            if input.deliveryCount < Self.gapPatienceDeliveries {
+                let missing = (bar.openTimeMs - window.lastOpenTimeMs) / MarketFeedPlugin.barIntervalMs - 1
+                throw PluginError.transient("\(input.subject): the bar opening at \(bar.openTimeMs) follows \(window.lastOpenTimeMs) with "
+                    + "\(missing) bar(s) missing; waiting for them to be redelivered before starting the window again "
+                    + "(delivery \(input.deliveryCount) of \(Self.gapPatienceDeliveries))")
+            }
             window = CloseWindow()
             window.symbol = bar.symbol
             window.closes = [close]
