@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "qt",
             dependencies: [
-                "Bus", "Messages", "Identity", "NatsServerKit", "Host", "Exchange", "ExchangeSimulator", "Plugins", "Kernels",
+                "Bus", "Messages", "Identity", "NatsServerKit", "Host", "Exchange", "ExchangeSimulator", "Plugins", "Kernels", "Numbers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]

@@ -20,19 +20,20 @@ struct EndToEndBench: AsyncParsableCommand {
         abstract: "End-to-end latency (intent → ledger) at a fixed rate, the maximum sustained rate, and host RSS with every plugin.")
 
     @Option(help: "Intents per second for the latency measurement.") var rate = 100.0
+    @Option(name: .customLong("exit-rate"), help: "Harvest proposals (FULL_CLOSE) per second for the exit measurement (0: skip).")
+    var exitRate = 20.0
     @Option(help: "Seconds of the latency measurement.") var duration = 20.0
     @Option(help: "Rates tried, in order, for the maximum sustained rate (each for 5 s).") var ladder = "10,20,40,60,80,100,150"
     @Option(help: "Symbols listed by the simulator (and active in the universe).") var symbols = 566
+    @Flag(help: "Every plugin on its own NATS identity over TLS (the server knows only what `qt auth generate` derives); needs --certificates.")
+    var secure = false
+    @Option(help: "With --secure: a directory made by deploy/tls/make-certs (ca.pem, server.pem, server-key.pem).")
+    var certificates: String?
     @Option(name: .customLong("rss-seconds"), help: "Seconds the every-plugin host runs while its RSS is sampled (0: skip).")
     var rssSeconds = 60.0
 
     func run() async throws {
         try await reportingErrors {
-            let server = try NatsServer()
-            defer { server.stop() }
-            let bus = try BusConnection(ConnectionOptions(servers: [server.url], name: "qt-bench-e2e"))
-            defer { bus.close() }
-            _ = try await bus.provision()
             let credentials = Credentials.generate()
             var config = SimulatorConfig(credentials: credentials)
             config.symbols = symbols
@@ -42,15 +43,28 @@ struct EndToEndBench: AsyncParsableCommand {
             let simulator = try await SimulatorServer.start(config)
             defer { Task { await simulator.stop() } }
             let listed = simulator.exchange.symbols
-            printLine("e2e benchmark: \(listed.count) symbols, nats-server \(server.url), simulator \(simulator.baseURL)")
 
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qt-bench-e2e-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
             let keys = try credentials.writeFiles(in: directory)
+            let nodeYAML = { (nats: String) in Self.hostYAML(nats: nats, simulator: simulator, keys: keys) }
+            var security: BenchSecurity?
+            if secure {
+                guard let certificates else { throw ValidationError("--secure needs --certificates DIR (make them with deploy/tls/make-certs DIR)") }
+                security = try BenchSecurity.prepare(certificates: certificates, directory: directory, registry: BuiltInPlugins.registry, nodeYAML: nodeYAML)
+            }
+            let server = try NatsServer(extraArguments: security?.serverArguments ?? [])
+            defer { server.stop() }
+            let bus = try BusConnection(security?.options("admin", url: server.url, name: "qt-bench-e2e")
+                                        ?? ConnectionOptions(servers: [server.url], name: "qt-bench-e2e"))
+            defer { bus.close() }
+            _ = try await bus.provision()
+            printLine("e2e benchmark: \(listed.count) symbols, nats-server \(server.url)" + (secure ? " (TLS, one identity per plugin)" : "")
+                      + ", simulator \(simulator.baseURL)")
             let eventTimeMs = simulator.exchange.simulatedNowMs
             try await prepareState(bus, symbols: listed, eventTimeMs: eventTimeMs)
-            let host = try await startEntryHost(server: server, simulator: simulator, keys: keys)
+            let host = try await startPipelineHost(nodeYAML(security?.natsSection(server.url) ?? "{ servers: [\(server.url)] }"), provisioningOn: bus)
 
             let driver = IntentDriver(bus: bus, symbols: listed, eventTimeMs: eventTimeMs)
             try await driver.start()
@@ -59,6 +73,8 @@ struct EndToEndBench: AsyncParsableCommand {
 
             let measured = try await driver.run(rate: rate, seconds: duration)
             printLine("latency at \(Int(rate))/s for \(Int(duration)) s: " + measured.description)
+            let digest = Self.planDigestCost()
+            printLine(String(format: "plan digest (portfolio-gate writes it, the executor checks it): %.2f µs per plan", digest))
 
             var sustained: (rate: Double, run: IntentDriver.Run)?
             for step in ladder.split(separator: ",").compactMap({ Double($0.trimmingCharacters(in: .whitespaces)) }) {
@@ -67,17 +83,37 @@ struct EndToEndBench: AsyncParsableCommand {
                 guard run.keptUp else { break }
                 sustained = (step, run)
             }
+            var exits: (checked: IntentDriver.Run, unchecked: IntentDriver.Run)?
+            if exitRate > 0 {
+                // After the ladder (exits close positions the ladder's passes would otherwise find
+                // flat), once what it left in flight has finished.
+                try await Task.sleep(nanoseconds: 3_000_000_000)
+                // Half the open positions with the plan digest, half without it (the same host,
+                // one after the other), so the check's cost is seen beside the path without it.
+                let positions = try await openPositions(bus, simulator: simulator)
+                let half = positions.count / 2
+                let checked = try await driver.runExits(rate: exitRate, seconds: duration, positions: Array(positions[..<half]))
+                printLine("exit latency (harvest proposal → ledger) at \(Int(exitRate))/s with the plan digest: " + checked.description)
+                PlanDigest.skippedForBenchmark.store(true, ordering: .relaxed)
+                let unchecked = try await driver.runExits(rate: exitRate, seconds: duration, positions: Array(positions[half...]))
+                PlanDigest.skippedForBenchmark.store(false, ordering: .relaxed)
+                printLine("exit latency (harvest proposal → ledger) at \(Int(exitRate))/s without it: " + unchecked.description)
+                exits = (checked, unchecked)
+            }
             let stages = ["intent-bridge", "governor", "portfolio-gate", "executor"].map { name in
                 String(format: "%@ %.2f ms", name, host.metrics.plugin(name).latency.meanMilliseconds)
             }
             printLine("mean handler time per message: " + stages.joined(separator: ", "))
             await host.shutdown()
             driver.stop()
+            let books = try await compareBooks(bus, simulator: simulator)
+            printLine(books.differences.isEmpty ? "books: ledger = exchange for all \(books.symbols) symbols, no claim pending"
+                      : "books DIFFER: " + books.differences.prefix(10).joined(separator: "; "))
 
             let floor = try await exchangeFloor(simulator: simulator, credentials: credentials, symbols: listed)
             printLine("exchange floor (client → simulator, MARKET order + STOP_MARKET algo order, sequential): " + floor.description)
             var rss: (peakMB: Double, lastMB: Double)?
-            if rssSeconds > 0 { rss = try await measureRSS(server: server, simulator: simulator, keys: keys) }
+            if rssSeconds > 0, !secure { rss = try await measureRSS(server: server, simulator: simulator, keys: keys) }
 
             printLine("")
             printLine("| measurement | value | floor (same run) | target |")
@@ -86,6 +122,15 @@ struct EndToEndBench: AsyncParsableCommand {
                              measured.p50, floor.p50))
             printLine(String(format: "| intent → ledger committed at %d/s, p99 | %.1f ms | %.1f ms | ≤ 20 ms |", Int(rate), measured.p99, floor.p99))
             printLine("| completed / sent at \(Int(rate))/s | \(measured.completed) / \(measured.sent) (blocked or skipped: \(measured.refused)) | | all |")
+            if let exits {
+                for (label, run) in [("with the plan digest", exits.checked), ("without it (same run)", exits.unchecked)] {
+                    printLine(String(format: "| harvest proposal → ledger committed at %d/s, %@, p50 / p99 | %.1f / %.1f ms | %.1f / %.1f ms | |",
+                                     Int(exitRate), label, run.p50, run.p99, floor.p50, floor.p99))
+                    printLine("| exits completed / sent, \(label) | \(run.completed) / \(run.sent) (blocked or skipped: \(run.refused)) | | all |")
+                }
+            }
+            printLine(String(format: "| plan digest, computed and compared, per plan | %.2f µs | | |", digest))
+            printLine("| ledger = exchange after the run | \(books.differences.isEmpty ? "all \(books.symbols) symbols" : "\(books.differences.count) differences") | | all |")
             if let sustained {
                 printLine(String(format: "| maximum sustained rate (of %@) | %d intents/s (p99 %.1f ms) | | |", ladder, Int(sustained.rate),
                                  sustained.run.p99))
@@ -126,23 +171,72 @@ struct EndToEndBench: AsyncParsableCommand {
         try await bus.keyValue("qt_snapshot").put("_account", message: account)
     }
 
-    /// The benchmark profile: the entry path with its limits raised so every intent passes.
-    private func startEntryHost(server: NatsServer, simulator: SimulatorServer, keys: (key: String, secret: String)) async throws -> PluginHost {
-        let yaml = """
+    /// Every symbol's ledger position against the simulator's, with no claim left pending.
+    private func compareBooks(_ bus: BusConnection, simulator: SimulatorServer) async throws -> (symbols: Int, differences: [String]) {
+        let ledger = try await bus.keyValue("qt_ledger")
+        var differences: [String] = []
+        for symbol in simulator.exchange.symbols {
+            let entry = try await ledger.get(LedgerEntry.self, symbol)?.value
+            let ledgerAmount = Decimal.parse(entry?.positionAmt ?? "0") ?? 0
+            let exchangeAmount = simulator.exchange.positionAmount(symbol)
+            if ledgerAmount != exchangeAmount { differences.append("\(symbol) ledger \(ledgerAmount), exchange \(exchangeAmount)") }
+            if let pending = entry?.pendingClientOrderID, !pending.isEmpty { differences.append("\(symbol) claim \(pending) pending") }
+        }
+        return (simulator.exchange.symbols.count, differences)
+    }
+
+    /// The positions in the ledger with nothing pending, for the exit run.
+    private func openPositions(_ bus: BusConnection, simulator: SimulatorServer) async throws -> [IntentDriver.OpenPosition] {
+        let ledger = try await bus.keyValue("qt_ledger")
+        var positions: [IntentDriver.OpenPosition] = []
+        for symbol in try await ledger.keys().sorted() {
+            guard let (entry, revision) = try await ledger.get(LedgerEntry.self, symbol), entry.pendingClientOrderID.isEmpty,
+                  let amount = Decimal.parse(entry.positionAmt), amount != 0, let mark = simulator.exchange.mark(symbol) else { continue }
+            positions.append(.init(symbol: symbol, amount: amount, ledgerRevision: revision, markPrice: mark))
+        }
+        return positions
+    }
+
+    /// What binding a permit to its plan costs: the digest portfolio-gate writes and the executor
+    /// recomputes and compares, per plan, in microseconds (the mean of 100,000).
+    static func planDigestCost() -> Double {
+        var plan = Plan()
+        (plan.planID, plan.symbol, plan.side, plan.kind) = ("bench-plan", "BTCUSDT", .sell, .close)
+        (plan.quantity, plan.reduceOnly, plan.stopPrice) = ("0.125", true, "61234.5")
+        var permit = Permit()
+        permit.planDigest = PlanDigest.of(plan)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var refused = 0
+        for index in 0..<100_000 {
+            plan.planID = "bench-plan-\(index & 7)"
+            permit.planDigest = PlanDigest.of(plan)
+            if PlanDigest.mismatch(plan, permit: permit) != nil { refused += 1 }
+        }
+        precondition(refused == 0, "a plan's own digest must match it")
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3 / 100_000
+    }
+
+    /// The benchmark profile: the entry path with its limits raised so every intent passes, and the
+    /// exit path from a harvest proposal (heat-gate in shadow calibration, so a FULL_CLOSE stays one).
+    static func hostYAML(nats: String, simulator: SimulatorServer, keys: (key: String, secret: String)) -> String {
+        """
         host_id: bench-e2e
-        nats: { servers: [\(server.url)] }
+        nats: \(nats)
         http_port: 0
         exchange: { base_url: \(simulator.baseURL), key_file: \(keys.key), secret_file: \(keys.secret) }
         plugins:
           intent-bridge: {}
           governor: { stop_dist_pct: 0.5, max_total_notional: 100000000, rate_per_5m: 1000000, rate_per_hour: 1000000, market_state_max_age_s: 100000000 }
           portfolio-gate: { max_positions: 100000, max_margin_ratio: 1, snapshot_max_age_s: 100000 }
+          heat-gate: { calibration: shadow }
+          apply-layer: {}
           executor: {}
         """
+    }
+
+    private func startPipelineHost(_ yaml: String, provisioningOn bus: BusConnection) async throws -> PluginHost {
         let registry = BuiltInPlugins.registry
         let config = try NodeConfig.parse(yaml, file: "bench-e2e.yaml", registry: registry)
-        let bus = try BusConnection(config.nats)
-        defer { bus.close() }
         _ = try await DeploymentProvisioning.provision(bus, replicas: 1, configs: [config], registry: registry)
         let host = PluginHost(config: config, registry: registry)
         try await host.start()

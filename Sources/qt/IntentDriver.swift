@@ -3,6 +3,7 @@ import Foundation
 import Synchronization
 import Identity
 import Messages
+import Numbers
 
 /// Publishes trade intents at a fixed open-loop rate and times each one until its chain ends:
 /// an `OrderResult` (the executor publishes it after the ledger commit) or a gate's BLOCK/SKIP.
@@ -86,20 +87,57 @@ final class IntentDriver: Sendable {
 
     /// `rate` intents a second for `seconds`, then up to 5 s for the last chains to end.
     func run(rate: Double, seconds: Double) async throws -> Run {
+        try await drive(count: Int(rate * seconds), rate: rate) { _ in
+            let intent = self.nextIntent()
+            return (intent.symbol, try OutgoingMessage(intent, subject: Subjects.intent(intent.symbol), id: intent.intentID,
+                                                       producer: "bench@ai-agent"))
+        }
+    }
+
+    /// An open position the exit run closes: what harvest-proposer would put in its proposal.
+    struct OpenPosition: Sendable {
+        let symbol: String
+        let amount: Decimal
+        let ledgerRevision: UInt64
+        let markPrice: Decimal
+    }
+
+    /// A FULL_CLOSE harvest proposal a second for each of `positions` (at most `rate · seconds`),
+    /// as harvest-proposer publishes one, timed to its `OrderResult` like the intents.
+    func runExits(rate: Double, seconds: Double, positions: [OpenPosition]) async throws -> Run {
+        let chosen = Array(positions.prefix(Int(rate * seconds)))
+        return try await drive(count: chosen.count, rate: rate) { index in
+            let position = chosen[index]
+            var proposal = HarvestProposal()
+            proposal.symbol = position.symbol
+            proposal.proposalID = ContentID.hash("bench-e2e-exit", self.runID, position.symbol, String(position.ledgerRevision))
+            proposal.action = .fullClose
+            proposal.side = position.amount > 0 ? .long : .short
+            proposal.positionAmt = position.amount.plainString
+            proposal.markPrice = position.markPrice.plainString
+            proposal.ledgerRevision = position.ledgerRevision
+            proposal.killScore = 0.9
+            proposal.reasons = [.killScore]
+            proposal.meta.eventTimeMs = self.eventTimeMs + Int64(index)
+            return (position.symbol, try OutgoingMessage(proposal, subject: Subjects.harvestProposed(position.symbol),
+                                                         id: proposal.proposalID, producer: "bench@harvest-proposer"))
+        }
+    }
+
+    /// Publishes `count` messages at `rate` (open loop), each made by `make(index)` for its symbol.
+    private func drive(count: Int, rate: Double, make: (Int) throws -> (symbol: String, message: OutgoingMessage)) async throws -> Run {
         progress.withLock { $0.current = Run() }
-        let count = Int(rate * seconds)
         let start = DispatchTime.now().uptimeNanoseconds
         for index in 0..<count {
             let due = start + UInt64(Double(index) / rate * 1e9)
             let now = DispatchTime.now().uptimeNanoseconds
             if due > now { try await Task.sleep(nanoseconds: due - now) }
-            let intent = nextIntent()
+            let (symbol, message) = try make(index)
             progress.withLock { progress in
-                progress.inFlight[intent.symbol] = DispatchTime.now().uptimeNanoseconds
+                progress.inFlight[symbol] = DispatchTime.now().uptimeNanoseconds
                 progress.current.sent += 1
             }
-            _ = try await bus.publish(OutgoingMessage(intent, subject: Subjects.intent(intent.symbol), id: intent.intentID,
-                                                      producer: "bench@ai-agent"))
+            _ = try await bus.publish(message)
         }
         let scheduleEnd = DispatchTime.now().uptimeNanoseconds
         var drainedAt: UInt64?
