@@ -64,7 +64,7 @@ let package = Package(
         // universe ranking): no I/O, no clock, no Host or Exchange, so their tests build alone.
         .target(name: "Kernels", dependencies: ["Messages"]),
         // The trading plugins, one folder each: the I/O around the kernels.
-        .target(name: "Plugins", dependencies: ["Host", "Messages", "Identity", "Exchange", "Kernels",
+        .target(name: "Plugins", dependencies: ["Host", "Messages", "Identity", "Exchange", "Kernels", "Numbers",
                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                                                 .product(name: "Logging", package: "swift-log")]),
         // Plugins used by the host's integration tests (a relay pipeline, a singleton ticker).

@@ -72,4 +72,34 @@ public enum DecimalLiteral {
         guard index == bytes.endIndex else { return nil }
         return nonZero ? (negative ? .negative : .positive) : .zero
     }
+
+    /// A plain literal (`[+-]?digits[.digits]`, no exponent) written one way for equal numbers:
+    /// no sign but `-`, no leading zeros, no trailing fraction zeros, `0` for any zero ("0.50" and
+    /// ".5" are "0.5"). Nil for anything else, which the caller compares some other way. Without
+    /// Foundation: plan digests take it twice per plan.
+    public static func canonical(_ text: String) -> String? {
+        var negative = false
+        var integer: [UInt8] = []
+        var fraction: [UInt8] = []
+        var seenPoint = false
+        var digits = 0
+        for (offset, byte) in text.utf8.enumerated() {
+            switch byte {
+            case UInt8(ascii: "-") where offset == 0: negative = true
+            case UInt8(ascii: "+") where offset == 0: break
+            case UInt8(ascii: ".") where !seenPoint: seenPoint = true
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                digits += 1
+                if seenPoint { fraction.append(byte) } else if !(integer.isEmpty && byte == UInt8(ascii: "0")) { integer.append(byte) }
+            default: return nil
+            }
+        }
+        guard digits > 0 else { return nil }
+        while fraction.last == UInt8(ascii: "0") { fraction.removeLast() }
+        if integer.isEmpty && fraction.isEmpty { return "0" }
+        var result: [UInt8] = negative ? [UInt8(ascii: "-")] : []
+        result += integer.isEmpty ? [UInt8(ascii: "0")] : integer
+        if !fraction.isEmpty { result += [UInt8(ascii: ".")] + fraction }
+        return String(decoding: result, as: UTF8.self)
+    }
 }

@@ -42,6 +42,19 @@ final class FieldRulesTests: XCTestCase {
         XCTAssertNil(Decimal.parse("1.5-2"), "never a prefix")
     }
 
+    /// Equal numbers written one way (plan digests compare quantities as numbers, without Foundation).
+    func testPlainLiteralsHaveOneCanonicalSpelling() {
+        let cases = [("0.50", "0.5"), (".5", "0.5"), ("+0.5", "0.5"), ("00012.3400", "12.34"), ("1.", "1"), ("1.000", "1"),
+                     ("-0.0", "0"), ("0", "0"), ("-3.10", "-3.1"), ("61234.5", "61234.5"), ("100", "100")]
+        for (text, canonical) in cases {
+            XCTAssertEqual(DecimalLiteral.canonical(text), canonical, text)
+            XCTAssertEqual(Decimal.parse(text), Decimal.parse(canonical), "\(text) is the number \(canonical)")
+        }
+        for other in ["1e-8", "", ".", "-", "1.5-2", "1,5", " 1", "1.2.3", "0x10"] {
+            XCTAssertNil(DecimalLiteral.canonical(other), other)
+        }
+    }
+
     func testSignsAndRanges() {
         var plan = sizedPlan()
         plan.quantity = "-1"

@@ -2,6 +2,7 @@ import Exchange
 import Foundation
 import Identity
 import Messages
+import Numbers
 import Synchronization
 
 /// What portfolio-gate approved, bound into the permit (DESIGN.md §10, trust between plugins):
@@ -16,7 +17,7 @@ public enum PlanDigest {
     public static func of(_ plan: Plan) -> String {
         if skippedForBenchmark.load(ordering: .relaxed) { return "" }
         // The quantity as a number, so "0.50" and "0.5" are the same approval.
-        func number(_ text: String) -> String { Decimal.parse(text)?.plainString ?? text }
+        func number(_ text: String) -> String { DecimalLiteral.canonical(text) ?? Decimal.parse(text)?.plainString ?? text }
         return ContentID.sha256Hex([plan.planID, plan.symbol, "\(plan.side.rawValue)", "\(plan.kind.rawValue)", number(plan.quantity),
                                     plan.reduceOnly ? "1" : "0", number(plan.stopPrice), "\(plan.stopDistPct)"].joined(separator: "|"))
     }
