@@ -74,20 +74,11 @@ struct EndToEndBench: AsyncParsableCommand {
             let measured = try await driver.run(rate: rate, seconds: duration)
             printLine("latency at \(Int(rate))/s for \(Int(duration)) s: " + measured.description)
 
-            var sustained: (rate: Double, run: IntentDriver.Run)?
-            for step in ladder.split(separator: ",").compactMap({ Double($0.trimmingCharacters(in: .whitespaces)) }) {
-                let run = try await driver.run(rate: step, seconds: 5)
-                printLine("  \(Int(step))/s: " + run.description)
-                guard run.keptUp else { break }
-                sustained = (step, run)
-            }
             var exits: (checked: IntentDriver.Run, unchecked: IntentDriver.Run)?
             if exitRate > 0 {
-                // After the ladder (exits close positions the ladder's passes would otherwise find
-                // flat), once what it left in flight has finished.
-                try await Task.sleep(nanoseconds: 3_000_000_000)
-                // Half the open positions with the plan digest, half without it (the same host,
-                // one after the other), so the check's cost is seen beside the path without it.
+                // Right after the entries, which left up to rate · duration positions open: half of
+                // them closed with the plan digest, half without it (the same host, one after the
+                // other), so the check's cost is seen beside the path without it.
                 let positions = try await openPositions(bus, simulator: simulator)
                 let half = positions.count / 2
                 let checked = try await driver.runExits(rate: exitRate, seconds: duration, positions: Array(positions[..<half]))
@@ -97,6 +88,13 @@ struct EndToEndBench: AsyncParsableCommand {
                 PlanDigest.skippedForBenchmark.store(false, ordering: .relaxed)
                 printLine("exit latency (harvest proposal → ledger) at \(Int(exitRate))/s without it: " + unchecked.description)
                 exits = (checked, unchecked)
+            }
+            var sustained: (rate: Double, run: IntentDriver.Run)?
+            for step in ladder.split(separator: ",").compactMap({ Double($0.trimmingCharacters(in: .whitespaces)) }) {
+                let run = try await driver.run(rate: step, seconds: 5)
+                printLine("  \(Int(step))/s: " + run.description)
+                guard run.keptUp else { break }
+                sustained = (step, run)
             }
             let stages = ["intent-bridge", "governor", "portfolio-gate", "executor"].map { name in
                 String(format: "%@ %.2f ms", name, host.metrics.plugin(name).latency.meanMilliseconds)

@@ -7,8 +7,8 @@ import Numbers
 
 /// Publishes trade intents at a fixed open-loop rate and times each one until its chain ends:
 /// an `OrderResult` (the executor publishes it after the ledger commit) or a gate's BLOCK/SKIP.
-/// Symbols are used round-robin, opening on one pass over them and closing on the next, so one
-/// symbol has at most one chain in flight while the pipeline keeps up.
+/// Symbols are used round-robin, each opened if the driver has not opened it (or an exit run closed
+/// it) and closed otherwise, so one symbol has at most one chain in flight while the pipeline keeps up.
 final class IntentDriver: Sendable {
     struct Run: CustomStringConvertible {
         var sent = 0
@@ -33,6 +33,8 @@ final class IntentDriver: Sendable {
     private let runID = UUID().uuidString
     private struct Progress {
         var issued = 0
+        /// Symbols the driver opened and has not closed since (by intent or by an exit run).
+        var believedOpen: Set<String> = []
         /// Symbol → when its intent was published (uptime ns).
         var inFlight: [String: UInt64] = [:]
         var current = Run()
@@ -106,6 +108,7 @@ final class IntentDriver: Sendable {
     /// as harvest-proposer publishes one, timed to its `OrderResult` like the intents.
     func runExits(rate: Double, seconds: Double, positions: [OpenPosition]) async throws -> Run {
         let chosen = Array(positions.prefix(Int(rate * seconds)))
+        progress.withLock { $0.believedOpen.subtract(chosen.map(\.symbol)) }
         return try await drive(count: chosen.count, rate: rate) { index in
             let position = chosen[index]
             var proposal = HarvestProposal()
@@ -153,13 +156,16 @@ final class IntentDriver: Sendable {
     }
 
     private func nextIntent() -> TradeIntent {
-        let index = progress.withLock { progress -> Int in
+        let (index, opening) = progress.withLock { progress -> (Int, Bool) in
             defer { progress.issued += 1 }
-            return progress.issued
+            let symbol = symbols[progress.issued % symbols.count]
+            let opening = progress.believedOpen.insert(symbol).inserted
+            if !opening { progress.believedOpen.remove(symbol) }
+            return (progress.issued, opening)
         }
         var intent = TradeIntent()
         intent.symbol = symbols[index % symbols.count]
-        intent.action = (index / symbols.count) % 2 == 0 ? .openLong : .close
+        intent.action = opening ? .openLong : .close
         intent.intentID = ContentID.hash("bench-e2e", runID, String(index))
         intent.confidence = 0.9
         intent.leverage = 5
