@@ -10,3 +10,17 @@ func qtBinary() throws -> URL {
     return try XCTUnwrap(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
                          "qt binary not found next to the test bundle")
 }
+
+/// A `qt` child with `arguments`, nats-server on its PATH, stdout and stderr into one pipe (not started).
+func qtProcess(_ arguments: [String]) throws -> (process: Process, output: Pipe) {
+    let process = Process()
+    process.executableURL = try qtBinary()
+    process.arguments = arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["PATH"] = "/usr/local/bin:" + (environment["PATH"] ?? "")
+    process.environment = environment
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    return (process, output)
+}

@@ -13,16 +13,8 @@ final class SecureBenchTests: XCTestCase {
         let made = try ChildProcess.run(URL(fileURLWithPath: "/bin/bash"), [root.appendingPathComponent("deploy/tls/make-certs").path, certificates.path])
         XCTAssertEqual(made.status, 0, made.stderr)
 
-        let process = Process()
-        process.executableURL = try qtBinary()
-        process.arguments = ["bench", "e2e", "--rate", "20", "--duration", "4", "--ladder", "10", "--symbols", "40",
-                             "--rss-seconds", "0", "--secure", "--certificates", certificates.path]
-        var environment = ProcessInfo.processInfo.environment
-        environment["PATH"] = "/usr/local/bin:" + (environment["PATH"] ?? "")
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
+        let (process, output) = try qtProcess(["bench", "e2e", "--rate", "20", "--duration", "4", "--ladder", "10", "--symbols", "40",
+                                               "--rss-seconds", "0", "--secure", "--certificates", certificates.path])
         try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()

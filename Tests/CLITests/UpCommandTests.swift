@@ -9,15 +9,7 @@ final class UpCommandTests: XCTestCase {
     func testQtUpTradesOnTheSimulatorAndCtrlCStopsEverythingWithASummary() throws {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("qt-up-test-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: data) }
-        let process = Process()
-        process.executableURL = try qtBinary()
-        process.arguments = ["up", "--data", data.path, "--symbols", "10", "--plain"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["PATH"] = "/usr/local/bin:" + (environment["PATH"] ?? "")
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
+        let (process, output) = try qtProcess(["up", "--data", data.path, "--symbols", "10", "--plain"])
         let lines = LineCollector()
         output.fileHandleForReading.readabilityHandler = { lines.append($0.availableData) }
         try process.run()
