@@ -105,9 +105,9 @@ struct EndToEndBench: AsyncParsableCommand {
             // Measured with the host stopped: the loop holds one of the two cooperative threads.
             let digest = Self.planDigestCost()
             printLine(String(format: "plan digest (portfolio-gate writes it, the executor checks it): %.2f µs per plan", digest))
-            let books = try await compareBooks(bus, simulator: simulator)
-            printLine(books.differences.isEmpty ? "books: ledger = exchange for all \(books.symbols) symbols, no claim pending"
-                      : "books DIFFER: " + books.differences.prefix(10).joined(separator: "; "))
+            let books = try await LedgerCheck.compare(bus, exchange: Dictionary(uniqueKeysWithValues: listed.map { ($0, simulator.exchange.positionAmount($0)) }),
+                                                      symbols: listed)
+            printLine(books.summary)
 
             let floor = try await exchangeFloor(simulator: simulator, credentials: credentials, symbols: listed)
             printLine("exchange floor (client → simulator, MARKET order + STOP_MARKET algo order, sequential): " + floor.description)
@@ -129,7 +129,7 @@ struct EndToEndBench: AsyncParsableCommand {
                 }
             }
             printLine(String(format: "| plan digest, computed and compared, per plan | %.2f µs | | |", digest))
-            printLine("| ledger = exchange after the run | \(books.differences.isEmpty ? "all \(books.symbols) symbols" : "\(books.differences.count) differences") | | all |")
+            printLine("| ledger = exchange after the run | \(books.agrees ? "all \(books.symbols) symbols" : "\(books.differences.count) differences") | | all |")
             if let sustained {
                 printLine(String(format: "| maximum sustained rate (of %@) | %d intents/s (p99 %.1f ms) | | |", ladder, Int(sustained.rate),
                                  sustained.run.p99))
@@ -168,20 +168,6 @@ struct EndToEndBench: AsyncParsableCommand {
         account.totalMarginBalance = "10000000"
         account.asOfMs = Int64(Date().timeIntervalSince1970 * 1000)
         try await bus.keyValue("qt_snapshot").put("_account", message: account)
-    }
-
-    /// Every symbol's ledger position against the simulator's, with no claim left pending.
-    private func compareBooks(_ bus: BusConnection, simulator: SimulatorServer) async throws -> (symbols: Int, differences: [String]) {
-        let ledger = try await bus.keyValue("qt_ledger")
-        var differences: [String] = []
-        for symbol in simulator.exchange.symbols {
-            let entry = try await ledger.get(LedgerEntry.self, symbol)?.value
-            let ledgerAmount = Decimal.parse(entry?.positionAmt ?? "0") ?? 0
-            let exchangeAmount = simulator.exchange.positionAmount(symbol)
-            if ledgerAmount != exchangeAmount { differences.append("\(symbol) ledger \(ledgerAmount), exchange \(exchangeAmount)") }
-            if let pending = entry?.pendingClientOrderID, !pending.isEmpty { differences.append("\(symbol) claim \(pending) pending") }
-        }
-        return (simulator.exchange.symbols.count, differences)
     }
 
     /// The positions in the ledger with nothing pending, for the exit run.

@@ -9,8 +9,8 @@ import Messages
 struct LedgerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger",
-        abstract: "Print the ledger with revisions (one symbol: its history), or adopt an exchange position.",
-        subcommands: [Show.self, Adopt.self], defaultSubcommand: Show.self)
+        abstract: "Print the ledger with revisions (one symbol: its history), compare it with the exchange, or adopt an exchange position.",
+        subcommands: [Show.self, Check.self, Adopt.self], defaultSubcommand: Show.self)
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "show", abstract: "Print every entry, or one symbol's history.")
@@ -39,6 +39,34 @@ struct LedgerCommand: AsyncParsableCommand {
                     guard let (value, revision) = try await ledger.get(LedgerEntry.self, key) else { continue }
                     printLine(pad(LedgerCommand.row(value, symbol: key, revision: revision)))
                 }
+            }
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compare every symbol's ledger position with the exchange's; exit 1 when they differ or a claim is pending.")
+        @OptionGroup var connection: ConnectionArguments
+        @Option(name: .customLong("exchange-url"), help: "Exchange base URL (default: $QT_EXCHANGE_URL, then the local simulator).")
+        var exchangeURL: String?
+        @Option(help: "Seconds to keep comparing while orders in flight settle (0: once).") var settle = 0.0
+
+        func run() async throws {
+            try await reportingErrors {
+                let url = exchangeURL ?? ProcessInfo.processInfo.environment["QT_EXCHANGE_URL"] ?? "http://127.0.0.1:8081"
+                let exchange = BinanceFutures(config: ExchangeConfig(baseURL: url), credentials: try Credentials.fromEnvironment())
+                let bus = try connection.connect()
+                defer { bus.close() }
+                let deadline = Date().addingTimeInterval(settle)
+                var check: LedgerCheck
+                repeat {
+                    let positions = try await exchange.positionRisk()
+                    check = try await LedgerCheck.compare(bus, exchange: Dictionary(positions.map { ($0.symbol, $0.positionAmt) }, uniquingKeysWith: +))
+                    if check.agrees || Date() >= deadline { break }
+                    try await Task.sleep(nanoseconds: 1_000_000_000)
+                } while true
+                printLine(check.summary)
+                if !check.agrees { throw ExitCode.failure }
             }
         }
     }

@@ -61,8 +61,16 @@ final class OperatorCommandTests: XCTestCase {
         let quantity = try XCTUnwrap(filters[symbol]).marketQuantity(150 / mark, price: mark, reduceOnly: false)
         _ = try await client.newOrder(NewOrder(symbol: symbol, side: .sell, quantity: quantity, clientOrderId: "manual-1"))
 
+        // The manual order left the exchange short and the ledger empty: `ledger check` says so and fails.
+        let before = try qt("ledger", "check")
+        XCTAssertEqual(before.status, 1, before.stdout + before.stderr)
+        XCTAssertTrue(before.stdout.contains("\(symbol): ledger 0, exchange \(-quantity)"), before.stdout)
+
         let adopt = try qt("ledger", "adopt", symbol, "--by", "bob")
         XCTAssertEqual(adopt.status, 0, adopt.stderr)
+        let after = try qt("ledger", "check")
+        XCTAssertEqual(after.status, 0, after.stdout + after.stderr)
+        XCTAssertTrue(after.stdout.contains("books: ledger = exchange for all 1 symbols (1 with a position), no claim pending"), after.stdout)
         let bus = try BusConnection(ConnectionOptions(servers: [server.url]))
         defer { bus.close() }
         let entry = try await bus.keyValue("qt_ledger").get(LedgerEntry.self, symbol)
@@ -77,6 +85,9 @@ final class OperatorCommandTests: XCTestCase {
         let refused = try qt("ledger", "adopt", symbol)
         XCTAssertNotEqual(refused.status, 0, "an order in flight: adopting waits")
         XCTAssertTrue(refused.stderr.contains("in flight"), refused.stderr)
+        let pending = try qt("ledger", "check")
+        XCTAssertEqual(pending.status, 1, "a claim in flight is not agreement")
+        XCTAssertTrue(pending.stdout.contains("\(symbol): claim qt-in-flight still pending"), pending.stdout)
 
         let all = try qt("ledger")
         XCTAssertEqual(all.status, 0, all.stderr)
