@@ -22,6 +22,9 @@ struct HostBench: AsyncParsableCommand {
             defer { server.stop() }
             var options = ConnectionOptions(servers: [server.url], name: "qt-bench-host")
             options.jetStreamWaitMs = 10_000
+            // The baseline is libnats as it comes (buffered writes); the host's own connections
+            // write at once (ConnectionOptions.sendAsap), which is part of what is measured.
+            options.sendAsap = false
             let bus = try BusConnection(options)
             defer { bus.close() }
             _ = try await bus.provision()

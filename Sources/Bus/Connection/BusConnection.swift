@@ -95,6 +95,12 @@ public final class BusConnection: @unchecked Sendable {
                            "natsOptions_SetReconnectJitter")
         try NatsCall.check(natsOptions_SetTimeout(opts, options.connectTimeoutMs), "natsOptions_SetTimeout")
         try NatsCall.check(natsOptions_SetReconnectBufSize(opts, Int32(options.reconnectBufferBytes)), "natsOptions_SetReconnectBufSize")
+        // libnats' flusher waits a millisecond before it writes what was buffered, pull requests
+        // included. A host paused in that millisecond (SIGSTOP, a stalled VM) sends its pull
+        // request when it resumes, after its lease ran out: the server then gives the partition's
+        // next message to the old owner and the new owner handles the one after it (order across
+        // a move, DESIGN.md §3.3). Written at once, a request leaves while the fence still holds.
+        try NatsCall.check(natsOptions_SetSendAsap(opts, options.sendAsap), "natsOptions_SetSendAsap")
         if let user = options.user {
             try NatsCall.check(natsOptions_SetUserInfo(opts, user, options.password ?? ""), "natsOptions_SetUserInfo")
         }

@@ -46,6 +46,9 @@ public struct ConnectionOptions: Sendable {
     /// partitions share them, and each call waits a round trip (a replicated one on R3), so there
     /// are enough for every partition loop of a busy plugin to have one in flight.
     public var workerThreads: Int = 16
+    /// Write each publish (pull requests, acks) to the socket at once instead of after libnats'
+    /// 1 ms batching wait (see `BusConnection.apply`).
+    public var sendAsap = true
 
     public init(servers: [String], name: String = "qt") {
         self.servers = servers
