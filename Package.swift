@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // System libraries from Debian (see README: libnats-dev, libcurl4-openssl-dev, libssl-dev).
@@ -39,13 +41,20 @@ let package = Package(
         .target(name: "Bus", dependencies: ["CNats", "Messages", "Identity", "BlockingIO"]),
         // Binance USDⓈ-M futures: the REST client (libcurl + OpenSSL HMAC), its models and symbol filters.
         .target(name: "Numbers"),
-        .target(name: "Exchange", dependencies: ["CCurl", "COpenSSL", "BlockingIO", "Numbers"]),
+        // REST through libcurl on dedicated threads; the WebSocket streams on SwiftNIO (Hummingbird's client).
+        .target(name: "Exchange", dependencies: ["CCurl", "COpenSSL", "BlockingIO", "Numbers",
+                                                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                                                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                                                 .product(name: "NIOCore", package: "swift-nio"),
+                                                 .product(name: "Logging", package: "swift-log")]),
         // The Binance-compatible simulator (Hummingbird) that paper trading and tests run against:
         // the client's dialect from the other side, with a seeded market.
         .target(
             name: "ExchangeSimulator",
             dependencies: [
                 "Exchange", "Kernels", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

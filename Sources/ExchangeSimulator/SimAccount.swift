@@ -11,7 +11,14 @@ struct SimAccount: Sendable {
         var updateTime: Int64 = 0
     }
 
+    /// What changed, in order, for the user data stream (drained by `SimExchange`).
+    enum Event: Sendable {
+        case trade(UserTrade, OrderResponse)
+        case algo(AlgoOrder)
+    }
+
     var walletBalance: Decimal
+    private(set) var events: [Event] = []
     let takerFeeRate: Decimal
     let slippageBps: Decimal
     let maintenanceMarginRate: Decimal = 0.004
@@ -76,7 +83,18 @@ struct SimAccount: Sendable {
             workingType: "CONTRACT_PRICE", priceProtect: false, origType: "MARKET", updateTime: nowMs)
         orders[orderID] = response
         orderByClientID[key(listing.symbol, clientOrderId)] = orderID
+        events.append(.trade(trade, response))
         return response
+    }
+
+    mutating func drainEvents() -> [Event] {
+        defer { events.removeAll() }
+        return events
+    }
+
+    /// Every order of `symbol`, oldest first (`allOrders`).
+    func orders(symbol: String) -> [OrderResponse] {
+        orders.values.filter { $0.symbol == symbol }.sorted { $0.orderId < $1.orderId }
     }
 
     func order(symbol: String, clientOrderId: String) -> OrderResponse? {
@@ -160,6 +178,7 @@ struct SimAccount: Sendable {
             reduceOnly: true, createTime: nowMs, updateTime: nowMs, triggerTime: 0, actualOrderId: "", executedQty: 0, avgPrice: 0)
         algoOrders[algoID] = order
         algoByClientID[clientAlgoId] = algoID
+        events.append(.algo(order))
         return order
     }
 
@@ -175,6 +194,7 @@ struct SimAccount: Sendable {
         order.algoStatus = .canceled
         order.updateTime = nowMs
         algoOrders[order.algoId] = order
+        events.append(.algo(order))
         return order
     }
 
@@ -204,6 +224,7 @@ struct SimAccount: Sendable {
             guard closes else {
                 updated.algoStatus = .expired  // nothing left to close
                 algoOrders[id] = updated
+                events.append(.algo(updated))
                 continue
             }
             let quantity = algo.closePosition ? abs(position) : min(algo.quantity, abs(position))
@@ -224,6 +245,9 @@ struct SimAccount: Sendable {
             updated.executedQty = quantity
             updated.avgPrice = price
             algoOrders[id] = updated
+            // Binance reports the trigger (ALGO_UPDATE with the actual order id) before the fill.
+            events.append(.algo(updated))
+            events.append(.trade(trade, order))
         }
     }
 

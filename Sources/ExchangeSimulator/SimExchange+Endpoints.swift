@@ -25,6 +25,15 @@ extension SimExchange {
         "GET /fapi/v1/algoOrder": Endpoint(weight: 1, .signed, SimExchange.queryAlgoOrder),
         "DELETE /fapi/v1/algoOrder": Endpoint(weight: 1, .signed, SimExchange.cancelAlgoOrder),
         "GET /fapi/v1/openAlgoOrders": Endpoint(weight: 1, .signed, SimExchange.openAlgoOrders),
+        "GET /fapi/v1/allAlgoOrders": Endpoint(weight: 5, .signed, SimExchange.allAlgoOrders),
+        "GET /fapi/v1/allOrders": Endpoint(weight: 5, .signed, SimExchange.allOrders),
+        "GET /fapi/v1/income": Endpoint(weight: 30, .signed, SimExchange.income),
+        "GET /fapi/v3/positionRisk": Endpoint(weight: 5, .signed, SimExchange.positionRiskV3),
+        "GET /fapi/v3/account": Endpoint(weight: 5, .signed, SimExchange.accountV3),
+        "GET /fapi/v3/balance": Endpoint(weight: 5, .signed, SimExchange.balance),
+        "POST /fapi/v1/listenKey": Endpoint(weight: 1, .apiKey, SimExchange.newListenKey),
+        "PUT /fapi/v1/listenKey": Endpoint(weight: 1, .apiKey, SimExchange.keepAliveListenKey),
+        "DELETE /fapi/v1/listenKey": Endpoint(weight: 1, .apiKey, SimExchange.closeListenKey),
     ]
 
     // MARK: Market data
@@ -73,14 +82,7 @@ extension SimExchange {
             throw BinanceError(code: -1130, message: "Invalid data sent for a parameter: limit must be 1 to 1500.", httpStatus: 400)
         }
         let bars = market.klines(index, startTime: try request.int("startTime"), endTime: try request.int("endTime"), limit: limit)
-        let round = { (value: Double) in listing.filters.roundPrice(Decimal(value), .nearest) }
-        return try json(bars.map { bar in
-            BinanceKline(openTime: bar.openTime, open: round(bar.open), high: round(bar.high), low: round(bar.low), close: round(bar.close),
-                         volume: SymbolFilters.floor(Decimal(bar.volume), to: listing.filters.stepSize),
-                         closeTime: bar.openTime + SimClock.barLengthMs - 1, quoteVolume: SymbolFilters.floor(Decimal(bar.quoteVolume), to: 0.0001),
-                         trades: bar.trades, takerBuyBaseVolume: SymbolFilters.floor(Decimal(bar.volume / 2), to: listing.filters.stepSize),
-                         takerBuyQuoteVolume: SymbolFilters.floor(Decimal(bar.quoteVolume / 2), to: 0.0001))
-        })
+        return try json(bars.map { binanceKline($0, listing: listing) })
     }
 
     func premiumIndex(_ request: Request) throws -> Reply {

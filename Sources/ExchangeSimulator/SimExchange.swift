@@ -20,13 +20,22 @@ public final class SimExchange: @unchecked Sendable {
     var market: SimMarket
     var account: SimAccount
     private var currentFaults: SimulatorFaults
-    private var faultRandom: SeededGenerator
+    var faultRandom: SeededGenerator
+    /// Per symbol, the open time of the last closed bar its kline stream sent.
+    var streamedBarOpen: [String: Int64] = [:]
+    var nextMarkWallMs: Int64 = 0
+    /// listenKey → wall time it expires.
+    var listenKeys: [String: Int64] = [:]
     private var rateLimitedReplies = 0
     private var rateLimitRetryAfter = 1
     private var weightMinute: Int64 = 0
     private var weightUsed = 0
     private var ordersPlaced = 0
+    private var requestCounts: [String: Int] = [:]
+    private var weightCharged = 0
     let wallClock: @Sendable () -> Int64
+    /// `btcusdt` → `BTCUSDT`: stream names are lower case.
+    let symbolsByLowercase: [String: String]
 
     public init(config: SimulatorConfig, wallClock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
         self.config = config
@@ -36,6 +45,7 @@ public final class SimExchange: @unchecked Sendable {
                            seed: config.seed, historyBars: config.historyBars, simStartMs: clock.simStartMs)
         account = SimAccount(walletBalance: config.startingBalance, takerFeeRate: config.takerFeeRate,
                              slippageBps: config.slippageBps)
+        symbolsByLowercase = Dictionary(uniqueKeysWithValues: market.listings.map { ($0.symbol.lowercased(), $0.symbol) })
         currentFaults = config.faults
         faultRandom = SeededGenerator(seed: config.seed, stream: "faults")
     }
@@ -61,6 +71,19 @@ public final class SimExchange: @unchecked Sendable {
             if let index = market.index[symbol] { market.force(index, regime: regime, bars: bars, trendUp: trendUp) }
         }
     }
+
+    /// Requests received on `"GET /fapi/v1/klines"` (method, space, path) since the start.
+    public func requests(_ endpoint: String) -> Int { lock.withLock { requestCounts[endpoint] ?? 0 } }
+
+    /// Request weight charged since the start, over every client (the simulator sees one IP).
+    public var weightSpent: Int { lock.withLock { weightCharged } }
+
+    /// Every `-1003` / 429 the weight limit has answered since the start.
+    public private(set) var weightLimitRefusals: Int {
+        get { lock.withLock { refusals } }
+        set { refusals = newValue }
+    }
+    private var refusals = 0
 
     /// New orders accepted through `POST /fapi/v1/order` (stop triggers not included).
     public var acceptedOrders: Int { lock.withLock { ordersPlaced } }
@@ -94,6 +117,8 @@ public final class SimExchange: @unchecked Sendable {
             return error(BinanceError(.unknown, known ? "Method \(method) not allowed on \(path)." : "Unknown endpoint \(path).",
                                       httpStatus: known ? 405 : 404))
         }
+        requestCounts[method + " " + path, default: 0] += 1
+        weightCharged += endpoint.weight
         if rateLimitedReplies > 0 {
             rateLimitedReplies -= 1
             var reply = error(BinanceError(.tooManyRequests, "Too many requests; please use the websocket for live updates.", httpStatus: 429))
@@ -223,6 +248,7 @@ public final class SimExchange: @unchecked Sendable {
         if minute != weightMinute { weightMinute = minute; weightUsed = 0 }
         weightUsed += weight
         guard weightUsed > config.weightLimitPerMinute else { return nil }
+        refusals += 1
         var reply = withWeight(error(BinanceError(.tooManyRequests, "Too many requests; current limit of IP is \(config.weightLimitPerMinute) "
                                                   + "request weight per 1 MINUTE. Please use the websocket for live updates.", httpStatus: 429)))
         reply.headers.append(("Retry-After", String(max(1, 60 - (wallMs / 1_000) % 60))))
@@ -243,8 +269,24 @@ public final class SimExchange: @unchecked Sendable {
         Reply(status: 200, body: try JSONEncoder().encode(value), headers: [("Content-Type", "application/json")])
     }
 
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// A bar as the klines endpoint and the kline stream show it: prices on the tick, volumes on the step.
+    func binanceKline(_ bar: SimBar, listing: SimListing) -> BinanceKline {
+        let round = { (value: Double) in listing.filters.roundPrice(Decimal(value), .nearest) }
+        return BinanceKline(openTime: bar.openTime, open: round(bar.open), high: round(bar.high), low: round(bar.low), close: round(bar.close),
+                            volume: SymbolFilters.floor(Decimal(bar.volume), to: listing.filters.stepSize),
+                            closeTime: bar.openTime + SimClock.barLengthMs - 1, quoteVolume: SymbolFilters.floor(Decimal(bar.quoteVolume), to: 0.0001),
+                            trades: bar.trades, takerBuyBaseVolume: SymbolFilters.floor(Decimal(bar.volume / 2), to: listing.filters.stepSize),
+                            takerBuyQuoteVolume: SymbolFilters.floor(Decimal(bar.quoteVolume / 2), to: 0.0001))
+    }
+
     /// Generates the market up to the simulated present, firing stops as the mark crosses them.
-    private func advanceLocked() {
+    func advanceLocked() {
         let now = clock.simulatedMs(wallMs: wallClock())
         guard account.hasOpenAlgoOrders else {
             market.advance(toSimulatedMs: now) { _, _, _ in }

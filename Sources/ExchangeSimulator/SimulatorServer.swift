@@ -2,6 +2,8 @@ import Exchange
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -13,15 +15,32 @@ public final class SimulatorServer: Sendable {
     public let port: Int
     private let services: ServiceGroup
     private let task: Task<Void, Error>
+    private let streams: SimStreamHub
+    private let pump: Task<Void, Never>
 
     public var baseURL: String { "http://127.0.0.1:\(port)" }
+    /// The WebSocket streams' base (market and user data), on the same port.
+    public var streamURL: String { "ws://127.0.0.1:\(port)" }
 
-    private init(exchange: SimExchange, port: Int, services: ServiceGroup, task: Task<Void, Error>) {
+    /// Wall milliseconds between market steps that feed the streams (a stop triggers within one).
+    static let pumpIntervalMs = 20
+
+    private init(exchange: SimExchange, port: Int, services: ServiceGroup, task: Task<Void, Error>, streams: SimStreamHub,
+                 pump: Task<Void, Never>) {
         self.exchange = exchange
         self.port = port
         self.services = services
         self.task = task
+        self.streams = streams
+        self.pump = pump
     }
+
+    /// Closes every WebSocket connection at once (fault knob); returns how many there were.
+    @discardableResult
+    public func dropStreamConnections() -> Int { streams.dropAll() }
+
+    /// Open WebSocket connections.
+    public var streamConnections: Int { streams.sessionCount }
 
     /// Starts serving on `127.0.0.1:port` (0: a free port) and returns once it accepts connections.
     public static func start(_ config: SimulatorConfig, port: Int = 0) async throws -> SimulatorServer {
@@ -32,8 +51,31 @@ public final class SimulatorServer: Sendable {
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
             try await respond(to: request, exchange: exchange)
         }
+        let hub = SimStreamHub(exchange: exchange)
+        let upgrade = HTTPServerBuilder.http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 22))) { request, _, _ in
+            guard let route = SimStreamHub.route(path: request.path?.split(separator: "?").first.map(String.init) ?? "",
+                                                 query: request.path?.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init))
+            else { return .dontUpgrade }
+            return .upgrade([:]) { inbound, outbound, _ in
+                let (session, outbox) = hub.open(combined: route.combined, streams: route.streams)
+                defer { hub.close(session) }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for try await message in inbound.messages(maxSize: 1 << 16) {
+                            if case .text(let text) = message { hub.request(text, from: session) }
+                        }
+                    }
+                    for await text in outbox { try await outbound.write(.text(text)) }
+                    // The outbox ended: the hub dropped this session (or the client left). The close
+                    // handshake ends the reader too.
+                    try? await outbound.close(.goingAway, reason: "connection dropped")
+                    group.cancelAll()
+                }
+            }
+        }
         let application = Application(
-            responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "qt-sim"),
+            responder: responder, server: upgrade,
+            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "qt-sim"),
             onServerRunning: { channel in
                 portSink.yield(channel.localAddress?.port ?? 0)
                 portSink.finish()
@@ -48,11 +90,19 @@ public final class SimulatorServer: Sendable {
             _ = try? await task.value
             throw ExchangeError.invalidRequest("the simulator could not listen on 127.0.0.1:\(port)")
         }
-        return SimulatorServer(exchange: exchange, port: bound, services: services, task: task)
+        let pump = Task.detached {
+            while !Task.isCancelled {
+                hub.pump()
+                try? await Task.sleep(for: .milliseconds(pumpIntervalMs))
+            }
+        }
+        return SimulatorServer(exchange: exchange, port: bound, services: services, task: task, streams: hub, pump: pump)
     }
 
     /// Stops accepting and closes the listener.
     public func stop() async {
+        pump.cancel()
+        _ = streams.dropAll()
         await services.triggerGracefulShutdown()
         _ = try? await task.value
     }

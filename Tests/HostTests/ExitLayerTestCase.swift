@@ -35,15 +35,17 @@ class ExitLayerTestCase: HostTestCase {
     }
 
     /// The node config's exchange section, credentials in files (the host reads them at start).
-    func exchangeSection() throws -> String {
+    /// `streaming`: market data and account events over the simulator's WebSocket streams.
+    func exchangeSection(streaming: Bool = false) throws -> String {
         let key = scratch.appendingPathComponent("api-key"), secret = scratch.appendingPathComponent("api-secret")
         try credentials.apiKey.write(to: key, atomically: true, encoding: .utf8)
         try credentials.revealSecret().write(to: secret, atomically: true, encoding: .utf8)
-        return "{ base_url: \"\(simulator.baseURL)\", key_file: \"\(key.path)\", secret_file: \"\(secret.path)\" }"
+        let streams = streaming ? ", stream_url: \"\(simulator.streamURL)/market\", user_stream_url: \"\(simulator.streamURL)/private\"" : ""
+        return "{ base_url: \"\(simulator.baseURL)\"\(streams), key_file: \"\(key.path)\", secret_file: \"\(secret.path)\" }"
     }
 
-    func startPipeline(_ plugins: [String: [String: String]], host: String = "exit-a") async throws -> PluginHost {
-        try await startHost(host, plugins: plugins, registry: PluginCatalog.registry, exchange: try exchangeSection())
+    func startPipeline(_ plugins: [String: [String: String]], host: String = "exit-a", streaming: Bool = false) async throws -> PluginHost {
+        try await startHost(host, plugins: plugins, registry: PluginCatalog.registry, exchange: try exchangeSection(streaming: streaming))
     }
 
     /// Opens a position with a MARKET order on the simulator and writes the matching ledger

@@ -19,6 +19,7 @@ public enum BinanceErrorCode: Int, Sendable, CaseIterable {
     case badInterval = -1120
     case badSymbol = -1121
     case cancelRejected = -2011
+    case listenKeyDoesNotExist = -1125
     case noSuchOrder = -2013
     case badAPIKeyFormat = -2014
     case rejectedAPIKey = -2015

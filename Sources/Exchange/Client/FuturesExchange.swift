@@ -22,6 +22,9 @@ public protocol FuturesExchange: Sendable {
     func newStopOrder(_ stop: NewStopOrder) async throws -> AlgoOrder
     func queryAlgoOrder(clientAlgoId: String) async throws -> AlgoOrder
     func cancelAlgoOrder(clientAlgoId: String) async throws -> AlgoOrder
+    func newListenKey() async throws -> String
+    func keepAliveListenKey() async throws
+    func closeListenKey() async throws
     /// Measures the exchange's clock against this machine's (ms; positive: the exchange is ahead)
     /// and signs later requests with it.
     func syncTime() async throws -> Int64

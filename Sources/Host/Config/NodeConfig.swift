@@ -91,14 +91,25 @@ public struct NodeConfig: Sendable {
         var exchange: ExchangeSettings?
         if let exchangeNode = top["exchange"] {
             let section = try reader.mapping(exchangeNode, key: "exchange",
-                                             allowed: ["base_url", "key_env", "secret_env", "key_file", "secret_file"])
+                                             allowed: ["base_url", "stream_url", "user_stream_url", "key_env", "secret_env",
+                                                       "key_file", "secret_file"])
             guard let urlNode = section["base_url"] else { throw reader.missing("exchange.base_url", in: exchangeNode) }
             let baseURL = try reader.string(urlNode, key: "exchange.base_url")
             guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://") else {
                 throw reader.error(urlNode, "exchange.base_url", "expected an http:// or https:// URL, got \(baseURL)")
             }
+            func streamURL(_ key: String) throws -> String? {
+                guard let node = section[key] else { return nil }
+                let url = try reader.string(node, key: "exchange.\(key)")
+                guard url.hasPrefix("ws://") || url.hasPrefix("wss://") else {
+                    throw reader.error(node, "exchange.\(key)", "expected a ws:// or wss:// URL, got \(url)")
+                }
+                return url
+            }
             exchange = ExchangeSettings(
                 baseURL: baseURL,
+                streamURL: try streamURL("stream_url"),
+                userStreamURL: try streamURL("user_stream_url"),
                 keyVariable: try section["key_env"].map { try reader.string($0, key: "exchange.key_env") } ?? ExchangeSettings.defaultKeyVariable,
                 secretVariable: try section["secret_env"].map { try reader.string($0, key: "exchange.secret_env") }
                     ?? ExchangeSettings.defaultSecretVariable,
@@ -133,15 +144,21 @@ public struct ExchangeSettings: Sendable, Equatable {
     public static let defaultSecretVariable = "QT_API_SECRET"
 
     public var baseURL: String
+    /// Market streams' base (`wss://fstream.binance.com/market`); nil: market-feed polls REST.
+    public var streamURL: String?
+    /// User data stream's base (`wss://fstream.binance.com/private`); nil: position-brain polls REST.
+    public var userStreamURL: String?
     public var keyVariable: String
     public var secretVariable: String
     /// Files holding the key and secret; they win over the environment variables.
     public var keyFile: String?
     public var secretFile: String?
 
-    public init(baseURL: String, keyVariable: String = defaultKeyVariable, secretVariable: String = defaultSecretVariable,
-                keyFile: String? = nil, secretFile: String? = nil) {
+    public init(baseURL: String, streamURL: String? = nil, userStreamURL: String? = nil, keyVariable: String = defaultKeyVariable,
+                secretVariable: String = defaultSecretVariable, keyFile: String? = nil, secretFile: String? = nil) {
         self.baseURL = baseURL
+        self.streamURL = streamURL
+        self.userStreamURL = userStreamURL
         self.keyVariable = keyVariable
         self.secretVariable = secretVariable
         self.keyFile = keyFile

@@ -42,8 +42,9 @@ public final class GovernorPlugin: Plugin {
                 ]),
             make: { setup in
                 let settings = setup.settings
+                let exchange = try exchanges.client(setup, plugin: name)
                 return GovernorPlugin(
-                    exchange: try exchanges.client(setup, plugin: name),
+                    exchange: exchange, marks: MarkBook(exchange: exchange, streamURL: setup.exchange?.streamURL),
                     limits: Limits(maxNotionalPerTrade: Decimal(try settings.double("max_notional_per_trade")),
                                    maxTotalNotional: Decimal(try settings.double("max_total_notional")),
                                    maxLeverage: Int32(try settings.int("max_leverage")), stopDistPct: try settings.double("stop_dist_pct"),
@@ -65,14 +66,16 @@ public final class GovernorPlugin: Plugin {
     }
 
     private let exchange: any FuturesExchange
+    private let marks: MarkBook
     private let filters: FilterCache
     private let limits: Limits
     private let ledgerView = LedgerView()
     /// How far a plan's event time may lie behind the market state it is sized on.
     static let maxPlanLagMs: Int64 = 86_400_000
 
-    init(exchange: any FuturesExchange, limits: Limits) {
+    init(exchange: any FuturesExchange, marks: MarkBook, limits: Limits) {
         self.exchange = exchange
+        self.marks = marks
         self.filters = FilterCache(exchange: exchange)
         self.limits = limits
     }
@@ -153,7 +156,7 @@ public final class GovernorPlugin: Plugin {
             reasons.append(.leverageCap)
         }
         let rules = try await filters.filters(for: symbol)
-        let mark = try await exchange.premiumIndex(symbol: symbol).markPrice
+        let mark = try await marks.mark(symbol)
         guard mark > 0 else { throw PluginError.transient("\(symbol): mark price \(mark.plainString)") }
         let ledger = try await context.kv("qt_ledger")
         let reading = try await ledgerView.read(ledger)

@@ -12,6 +12,13 @@ import Messages
 /// or an operator adopts the position. It never edits the ledger: trades the executor did not
 /// place go out as fills (`TradePoll`). A symbol whose ledger entry
 /// has an order in flight (a claim) is not compared: the two legitimately differ for a moment.
+///
+/// With the node config's `exchange.user_stream_url`, fills come from the user data stream as they
+/// happen (`stream` timer): `ORDER_TRADE_UPDATE` trades the executor did not place become fills at
+/// once (a triggered stop reaches the ledger within a drain, not a poll), `ACCOUNT_UPDATE` updates
+/// the position snapshots, `ALGO_UPDATE` tells which order a stop became. The REST trade poll
+/// (`TradePoll`) then runs as the reconciliation: every `reconcile_interval_s`, and at once after
+/// a reconnect or a new listenKey, finding whatever the stream missed, with the same fill ids.
 public final class PositionBrainPlugin: Plugin {
     public static let name = "position-brain"
     public static let holdState = "reconcile"
@@ -24,15 +31,22 @@ public final class PositionBrainPlugin: Plugin {
                           OutputSpec("fills", subject: "qt.exec.fill.*", type: Fill.self)],
                 kvReads: ["qt_ledger", "qt_snapshot", "qt_orders"],
                 kvWrites: ["qt_snapshot", "qt_state"],
-                timers: [TimerSpec("poll", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "interval_s")],
+                timers: [TimerSpec("poll", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "interval_s"),
+                         TimerSpec("stream", intervalMs: 100, singleton: true, intervalSecondsSetting: "stream_interval_s")],
                 config: [
                     ConfigKey("interval_s", .double, default: .double(5), range: 0.2...3600, help: "seconds between polls of positions and account"),
+                    ConfigKey("stream_interval_s", .double, default: .double(0.1), range: 0.02...60,
+                              help: "streaming: how often user data events are turned into fills and snapshots"),
+                    ConfigKey("reconcile_interval_s", .double, default: .double(180), range: 1...86_400,
+                              help: "streaming: seconds between REST reconciliations of trades (also after every reconnect)"),
                     ConfigKey("tolerance", .double, default: .double(0), range: 0...1_000_000_000,
                               help: "largest |exchange − ledger| position difference that is not a divergence"),
                 ]),
             make: { setup in
-                PositionBrainPlugin(exchange: try exchanges.client(setup, plugin: name),
-                                    tolerance: Decimal(try setup.settings.double("tolerance")))
+                let exchange = try exchanges.client(setup, plugin: name)
+                return PositionBrainPlugin(exchange: exchange, tolerance: Decimal(try setup.settings.double("tolerance")),
+                                           userStream: setup.exchange?.userStreamURL.map { UserDataStream(exchange: exchange, baseURL: $0) },
+                                           reconcileInterval: .milliseconds(Int64(try setup.settings.double("reconcile_interval_s") * 1000)))
             })
     }
 
@@ -40,10 +54,18 @@ public final class PositionBrainPlugin: Plugin {
     private let tolerance: Decimal
     /// Symbols whose last snapshot had a position: they get one more (flat) snapshot when it closes.
     private let snapshotted = LockedSet()
+    private let userStream: UserDataStream?
+    private let reconcileInterval: Duration
+    private let reconciliation = ReconcileSchedule()
+    private let stopOrders = StopOrderMap()
+    /// Symbols the stream published a fill for since the last poll: not compared until the next.
+    private let streamFilled = LockedSet()
 
-    init(exchange: any FuturesExchange, tolerance: Decimal) {
+    init(exchange: any FuturesExchange, tolerance: Decimal, userStream: UserDataStream? = nil, reconcileInterval: Duration = .seconds(180)) {
         self.exchange = exchange
         self.tolerance = tolerance
+        self.userStream = userStream
+        self.reconcileInterval = reconcileInterval
     }
 
     public func prepare() async throws {
@@ -60,6 +82,13 @@ public final class PositionBrainPlugin: Plugin {
     }
 
     public func tick(_ timer: String, context: HandlerContext) async throws {
+        switch timer {
+        case "stream": if let userStream { try await drain(userStream, context: context) }
+        default: try await poll(context)
+        }
+    }
+
+    private func poll(_ context: HandlerContext) async throws {
         async let positionsRead = exchange.positionRisk()
         async let accountRead = exchange.account()
         let (positions, account) = try await (positionsRead, accountRead)
@@ -89,7 +118,13 @@ public final class PositionBrainPlugin: Plugin {
             }
         }
         let polled = Set(ledgerEntries.filter { $0.value.isOpen }.keys).union(exchangeAmounts.keys).subtracting(unreadable)
-        let filled = try await TradePoll(exchange: exchange, context: context).run(symbols: polled, ledger: ledgerEntries)
+        // Streaming, the trade poll is the reconciliation: on its schedule, or at once when asked.
+        var filled: Set<String> = []
+        if userStream == nil || reconciliation.isDue(every: reconcileInterval) {
+            filled = try await TradePoll(exchange: exchange, context: context).run(symbols: polled, ledger: ledgerEntries)
+            reconciliation.done()
+        }
+        filled.formUnion(streamFilled.drain())
 
         let stored = try await context.loadState(Self.holdState)
         var held = Set(stored?.state.symbols ?? [])
@@ -130,6 +165,64 @@ public final class PositionBrainPlugin: Plugin {
         }
     }
 
+    /// Turns what the user data stream delivered into fills and snapshots.
+    private func drain(_ stream: UserDataStream, context: HandlerContext) async throws {
+        try await stream.maintain()
+        let received = stream.take()
+        if received.reconcile { reconciliation.request() }
+        for algo in received.algos where !algo.actualOrderId.isEmpty { stopOrders.record(algo) }
+        if !received.trades.isEmpty {
+            let orders = try await context.kv("qt_orders")
+            let ledger = try await context.kv("qt_ledger")
+            for order in received.trades {
+                guard let trade = order.trade else { continue }
+                // The executor's own orders reach the ledger through the executor.
+                if let record = try await orders.get(OrderRecord.self, order.clientOrderId)?.value,
+                   record.exchangeOrderID == 0 || record.exchangeOrderID == trade.orderId { continue }
+                var origin = FillOrigin.external, clientOrderID = ""
+                if order.isLiquidation {
+                    origin = .liquidation
+                } else if let stopID = try? await ledger.get(LedgerEntry.self, trade.symbol)?.value.stopAlgoID, !stopID.isEmpty,
+                          stopID == order.clientOrderId || stopOrders.clientAlgoID(ofOrder: trade.orderId) == stopID {
+                    origin = .stop
+                    clientOrderID = stopID
+                }
+                try TradePoll.emit(trade, origin: origin, clientOrderID: clientOrderID, context: context)
+                streamFilled.insert(trade.symbol)
+            }
+            try await context.publishNow()
+        }
+        if !received.accounts.isEmpty { try await writeSnapshots(received.accounts, context: context) }
+    }
+
+    /// Position snapshots from `ACCOUNT_UPDATE` (amount, entry, unrealized PnL; the mark implied by
+    /// them); leverage and liquidation price stay as the last poll read them.
+    private func writeSnapshots(_ updates: [AccountUpdate], context: HandlerContext) async throws {
+        var latest: [String: (AccountUpdate.Position, Int64)] = [:]
+        for update in updates { for position in update.change.positions { latest[position.symbol] = (position, update.eventTime) } }
+        let snapshots = try await context.kv("qt_snapshot")
+        for (symbol, (position, eventTime)) in latest {
+            var snapshot = (try? await snapshots.get(PositionSnapshot.self, symbol)?.value) ?? PositionSnapshot()
+            guard eventTime >= snapshot.asOfMs else { continue }
+            snapshot.symbol = symbol
+            snapshot.positionAmt = position.positionAmount.plainString
+            snapshot.entryPrice = position.entryPrice.plainString
+            snapshot.unrealizedPnl = position.unrealizedProfit.plainString
+            if position.positionAmount != 0 {
+                let mark = position.entryPrice + position.unrealizedProfit / position.positionAmount
+                snapshot.markPrice = mark.plainString
+                snapshot.notional = (position.positionAmount * mark).plainString
+                snapshotted.insert(symbol)
+            } else {
+                snapshot.notional = "0"
+                snapshotted.remove(symbol)
+            }
+            snapshot.asOfMs = eventTime
+            snapshot.meta.eventTimeMs = eventTime
+            try await snapshots.put(symbol, snapshot)
+        }
+    }
+
     static func snapshot(_ position: PositionRisk, asOfMs: Int64) -> PositionSnapshot {
         var snapshot = PositionSnapshot()
         snapshot.symbol = position.symbol
@@ -160,9 +253,38 @@ public final class PositionBrainPlugin: Plugin {
     }
 }
 
+/// When the trade reconciliation last ran, and whether a reconnect asked for one now.
+final class ReconcileSchedule: Sendable {
+    private let state = Mutex<(last: ContinuousClock.Instant?, requested: Bool)>((nil, true))
+
+    func isDue(every interval: Duration) -> Bool {
+        state.withLock { $0.requested || $0.last.map { ContinuousClock.now - $0 >= interval } ?? true }
+    }
+
+    func request() { state.withLock { $0.requested = true } }
+    func done() { state.withLock { $0 = (.now, false) } }
+}
+
+/// Which MARKET order each triggered conditional order became (`ALGO_UPDATE`'s `ai`), so a
+/// stream trade can be told to be a protective stop's; the newest 10,000 are kept.
+final class StopOrderMap: Sendable {
+    private let orders = Mutex<[Int64: String]>([:])
+
+    func record(_ algo: AlgoUpdate.Order) {
+        guard let orderID = Int64(algo.actualOrderId) else { return }
+        orders.withLock { orders in
+            if orders.count >= 10_000 { orders.removeAll() }
+            orders[orderID] = algo.clientAlgoId
+        }
+    }
+
+    func clientAlgoID(ofOrder orderID: Int64) -> String? { orders.withLock { $0[orderID] } }
+}
+
 final class LockedSet: Sendable {
     private let members = Mutex<Set<String>>([])
     func contains(_ member: String) -> Bool { members.withLock { $0.contains(member) } }
     func insert(_ member: String) { members.withLock { _ = $0.insert(member) } }
     func remove(_ member: String) { members.withLock { _ = $0.remove(member) } }
+    func drain() -> Set<String> { members.withLock { members in defer { members.removeAll() }; return members } }
 }

@@ -55,6 +55,18 @@ struct TradePoll {
     }
 
     private func publish(_ trade: UserTrade, stopClientAlgoID: String) async throws {
+        var origin = FillOrigin.external, clientOrderID = ""
+        if !stopClientAlgoID.isEmpty, let stop = try? await exchange.queryAlgoOrder(clientAlgoId: stopClientAlgoID),
+           stop.actualOrderId == String(trade.orderId) {
+            origin = .stop
+            clientOrderID = stopClientAlgoID
+        }
+        try Self.emit(trade, origin: origin, clientOrderID: clientOrderID, context: context)
+    }
+
+    /// Publishes `trade` as a `Fill`. Its message id depends only on the trade, so the stream and
+    /// the reconciliation publishing the same trade store it once.
+    static func emit(_ trade: UserTrade, origin: FillOrigin, clientOrderID: String, context: HandlerContext) throws {
         var fill = Fill()
         fill.symbol = trade.symbol
         fill.tradeID = trade.id
@@ -66,12 +78,8 @@ struct TradePoll {
         fill.feeAsset = trade.commissionAsset
         fill.realizedPnl = trade.realizedPnl.plainString
         fill.timeMs = trade.time
-        fill.origin = .external
-        if !stopClientAlgoID.isEmpty, let stop = try? await exchange.queryAlgoOrder(clientAlgoId: stopClientAlgoID),
-           stop.actualOrderId == String(trade.orderId) {
-            fill.origin = .stop
-            fill.clientOrderID = stopClientAlgoID
-        }
+        fill.origin = origin
+        fill.clientOrderID = clientOrderID
         fill.meta.eventTimeMs = trade.time
         let id = ContentID.content(plugin: context.plugin, kind: "fill", symbol: trade.symbol, eventTimeMs: trade.time,
                                    revision: UInt64(trade.id))
