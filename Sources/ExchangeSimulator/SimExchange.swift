@@ -33,6 +33,7 @@ public final class SimExchange: @unchecked Sendable {
     private var ordersPlaced = 0
     private var requestCounts: [String: Int] = [:]
     private var weightCharged = 0
+    private var weightByPath: [String: Int] = [:]
     let wallClock: @Sendable () -> Int64
     /// `btcusdt` → `BTCUSDT`: stream names are lower case.
     let symbolsByLowercase: [String: String]
@@ -74,6 +75,13 @@ public final class SimExchange: @unchecked Sendable {
 
     /// Requests received on `"GET /fapi/v1/klines"` (method, space, path) since the start.
     public func requests(_ endpoint: String) -> Int { lock.withLock { requestCounts[endpoint] ?? 0 } }
+
+    /// Requests and weight per endpoint since the start, heaviest first.
+    public var weightByEndpoint: [(endpoint: String, requests: Int, weight: Int)] {
+        lock.withLock {
+            requestCounts.map { ($0.key, $0.value, weightByPath[$0.key] ?? 0) }.sorted { $0.weight > $1.weight }
+        }
+    }
 
     /// Request weight charged since the start, over every client (the simulator sees one IP).
     public var weightSpent: Int { lock.withLock { weightCharged } }
@@ -117,8 +125,12 @@ public final class SimExchange: @unchecked Sendable {
             return error(BinanceError(.unknown, known ? "Method \(method) not allowed on \(path)." : "Unknown endpoint \(path).",
                                       httpStatus: known ? 405 : 404))
         }
+        var parameters: [String: String] = [:]
+        for (key, value) in QueryString.decode(query) + QueryString.decode(body) { parameters[key] = value }
+        let weight = RequestWeight.of(method: method, path: path, parameters: parameters)
         requestCounts[method + " " + path, default: 0] += 1
-        weightCharged += endpoint.weight
+        weightCharged += weight
+        weightByPath[method + " " + path, default: 0] += weight
         if rateLimitedReplies > 0 {
             rateLimitedReplies -= 1
             var reply = error(BinanceError(.tooManyRequests, "Too many requests; please use the websocket for live updates.", httpStatus: 429))
@@ -126,13 +138,11 @@ public final class SimExchange: @unchecked Sendable {
             return reply
         }
         let wallMs = wallClock() + Int64(currentFaults.clockSkewMs)
-        if let limited = chargeWeight(endpoint.weight, wallMs: wallMs) { return limited }
+        if let limited = chargeWeight(weight, wallMs: wallMs) { return limited }
         if currentFaults.serverErrorRate > 0, Double.random(in: 0..<1, using: &faultRandom) < currentFaults.serverErrorRate {
             return withWeight(error(BinanceError(code: -1001, message: "Internal error; unable to process your request. Please try again.",
                                                  httpStatus: 503)))
         }
-        var parameters: [String: String] = [:]
-        for (key, value) in QueryString.decode(query) + QueryString.decode(body) { parameters[key] = value }
         do {
             if endpoint.security != .none { try authenticate(endpoint.security, query: query, body: body, apiKey: apiKey,
                                                              parameters: parameters, wallMs: wallMs) }
@@ -193,15 +203,14 @@ public final class SimExchange: @unchecked Sendable {
 
     enum Security { case none, apiKey, signed }
 
+    /// An endpoint's security and handler; its weight is `RequestWeight`'s.
     struct Endpoint: Sendable {
-        let weight: Int
         let security: Security
         let countsAsOrder: Bool
         let handler: @Sendable (SimExchange) -> (Request) throws -> Reply
 
-        init(weight: Int, _ security: Security, countsAsOrder: Bool = false,
+        init(_ security: Security, countsAsOrder: Bool = false,
              _ handler: @escaping @Sendable (SimExchange) -> (Request) throws -> Reply) {
-            self.weight = weight
             self.security = security
             self.countsAsOrder = countsAsOrder
             self.handler = handler

@@ -71,8 +71,12 @@ struct EndToEndBench: AsyncParsableCommand {
             printLine("warm-up: 2 s at 50/s")
             _ = try await driver.run(rate: 50, seconds: 2)
 
+            let marksBefore = simulator.exchange.requests("GET /fapi/v1/premiumIndex")
             let measured = try await driver.run(rate: rate, seconds: duration)
             printLine("latency at \(Int(rate))/s for \(Int(duration)) s: " + measured.description)
+            let marksRead = simulator.exchange.requests("GET /fapi/v1/premiumIndex") - marksBefore
+            printLine(String(format: "mark price over REST (premiumIndex) during the run: %d requests for %d intents (%.3f per intent; the governor reads marks from the mark stream)",
+                             marksRead, measured.sent, Double(marksRead) / Double(max(1, measured.sent))))
 
             var exits: (checked: IntentDriver.Run, unchecked: IntentDriver.Run)?
             if exitRate > 0 {
@@ -208,7 +212,7 @@ struct EndToEndBench: AsyncParsableCommand {
         host_id: bench-e2e
         nats: \(nats)
         http_port: 0
-        exchange: { base_url: \(simulator.baseURL), key_file: \(keys.key), secret_file: \(keys.secret) }
+        exchange: { base_url: \(simulator.baseURL), stream_url: \(simulator.streamURL)/market, key_file: \(keys.key), secret_file: \(keys.secret) }
         plugins:
           intent-bridge: {}
           governor: { stop_dist_pct: 0.5, max_total_notional: 100000000, rate_per_5m: 1000000, rate_per_hour: 1000000, market_state_max_age_s: 100000000 }
@@ -251,7 +255,8 @@ struct EndToEndBench: AsyncParsableCommand {
     /// A `qt host` child with every plugin (the `qt up` node config) on all symbols; its RSS from
     /// /proc every second.
     private func measureRSS(server: NatsServer, simulator: SimulatorServer, keys: (key: String, secret: String)) async throws -> (peakMB: Double, lastMB: Double) {
-        let node = UpNodeConfig(hostID: "bench-rss", natsURL: server.url, exchangeURL: simulator.baseURL, keyFile: keys.key,
+        let node = UpNodeConfig(hostID: "bench-rss", natsURL: server.url, exchangeURL: simulator.baseURL, streamURL: simulator.streamURL,
+                                keyFile: keys.key,
                                 secretFile: keys.secret, barMs: simulator.exchange.config.barMs)
         let yaml = node.yaml.replacingOccurrences(of: "universe: { check_s: 1,", with: "universe: { check_s: 1, candidates: \(symbols), rollout: \"\(symbols)\",")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("qt-bench-rss-\(UUID().uuidString.prefix(8)).yaml")

@@ -11,7 +11,9 @@ extension BinanceFutures {
     }
 
     public func exchangeInfo() async throws -> ExchangeInfo {
-        try await call("GET", "/fapi/v1/exchangeInfo", as: ExchangeInfo.self)
+        let info = try await call("GET", "/fapi/v1/exchangeInfo", as: ExchangeInfo.self)
+        learnWeightLimit(info)
+        return info
     }
 
     /// Filters of every symbol in exchangeInfo, by symbol.

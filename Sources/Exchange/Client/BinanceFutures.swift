@@ -13,12 +13,13 @@ public final class BinanceFutures: Sendable {
     public let config: ExchangeConfig
     private let credentials: Credentials?
     private let transport: CurlTransport
-    private let weights = WeightTracker()
+    private let weights: WeightTracker
     private let clock = ServerClock()
 
     public init(config: ExchangeConfig, credentials: Credentials?) {
         self.config = config
         self.credentials = credentials
+        weights = WeightTracker(limitPerMinute: config.weightLimitPerMinute, share: config.weightShare)
         self.transport = CurlTransport(threads: config.connections, timeoutMs: config.timeoutMs,
                                        connectTimeoutMs: config.connectTimeoutMs)
     }
@@ -27,6 +28,18 @@ public final class BinanceFutures: Sendable {
 
     /// The last `X-MBX-USED-WEIGHT-1M` the exchange reported.
     public var usedWeight: Int { weights.used }
+
+    /// Request weight this client spent in the current minute and since it started (Binance's
+    /// weights, `RequestWeight`), and the per-minute budget it keeps under.
+    public var weightSpentThisMinute: Int { weights.spentThisMinute }
+    public var weightSpentTotal: Int { weights.spentTotal }
+    public var weightBudgetPerMinute: Int { Int(Double(weights.limitPerMinute) * weights.share) }
+
+    func learnWeightLimit(_ info: ExchangeInfo) {
+        if let limit = info.rateLimits.first(where: { $0.rateLimitType == "REQUEST_WEIGHT" && $0.interval == "MINUTE" && $0.intervalNum == 1 }) {
+            weights.setLimit(perMinute: limit.limit)
+        }
+    }
 
     /// Milliseconds to add to the local clock to get the exchange's.
     public var serverTimeOffsetMs: Int64 { clock.offsetMs }
@@ -57,6 +70,16 @@ public final class BinanceFutures: Sendable {
                     throw ExchangeError.rateLimited(httpStatus: 429, retryAfterSeconds: (blockedMs + 999) / 1000)
                 }
                 try await Task.sleep(nanoseconds: UInt64(blockedMs) * 1_000_000)
+            }
+            let weight = RequestWeight.of(method: method, path: path,
+                                          parameters: Dictionary(parameters, uniquingKeysWith: { $1 }))
+            let waitMs = weights.charge(weight, force: retry == .never)
+            if waitMs > 0 {
+                guard waitMs <= config.maxRateLimitWaitMs else {
+                    throw ExchangeError.rateLimited(httpStatus: 0, retryAfterSeconds: (waitMs + 999) / 1000)
+                }
+                try await Task.sleep(nanoseconds: UInt64(waitMs) * 1_000_000)
+                continue
             }
             let request = try await makeRequest(method, path, parameters, security: security)
             let response: TransportResponse

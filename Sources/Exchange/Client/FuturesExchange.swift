@@ -5,6 +5,9 @@ import Foundation
 /// they reach, and nothing in a plugin builds a client of its own.
 public protocol FuturesExchange: Sendable {
     var config: ExchangeConfig { get }
+    /// Request weight this client spent in the current minute, and the budget it keeps under.
+    var weightSpentThisMinute: Int { get }
+    var weightBudgetPerMinute: Int { get }
 
     func exchangeInfo() async throws -> ExchangeInfo
     func symbolFilters() async throws -> [String: SymbolFilters]

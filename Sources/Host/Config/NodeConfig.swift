@@ -91,8 +91,8 @@ public struct NodeConfig: Sendable {
         var exchange: ExchangeSettings?
         if let exchangeNode = top["exchange"] {
             let section = try reader.mapping(exchangeNode, key: "exchange",
-                                             allowed: ["base_url", "stream_url", "user_stream_url", "key_env", "secret_env",
-                                                       "key_file", "secret_file"])
+                                             allowed: ["base_url", "stream_url", "user_stream_url", "weight_share", "key_env",
+                                                       "secret_env", "key_file", "secret_file"])
             guard let urlNode = section["base_url"] else { throw reader.missing("exchange.base_url", in: exchangeNode) }
             let baseURL = try reader.string(urlNode, key: "exchange.base_url")
             guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://") else {
@@ -110,6 +110,7 @@ public struct NodeConfig: Sendable {
                 baseURL: baseURL,
                 streamURL: try streamURL("stream_url"),
                 userStreamURL: try streamURL("user_stream_url"),
+                weightShare: try section["weight_share"].map { try reader.double($0, key: "exchange.weight_share", range: 0.05...1) } ?? 0.8,
                 keyVariable: try section["key_env"].map { try reader.string($0, key: "exchange.key_env") } ?? ExchangeSettings.defaultKeyVariable,
                 secretVariable: try section["secret_env"].map { try reader.string($0, key: "exchange.secret_env") }
                     ?? ExchangeSettings.defaultSecretVariable,
@@ -148,17 +149,21 @@ public struct ExchangeSettings: Sendable, Equatable {
     public var streamURL: String?
     /// User data stream's base (`wss://fstream.binance.com/private`); nil: position-brain polls REST.
     public var userStreamURL: String?
+    /// The share of the IP's request weight per minute this host's client may spend (hosts behind one IP split it).
+    public var weightShare: Double
     public var keyVariable: String
     public var secretVariable: String
     /// Files holding the key and secret; they win over the environment variables.
     public var keyFile: String?
     public var secretFile: String?
 
-    public init(baseURL: String, streamURL: String? = nil, userStreamURL: String? = nil, keyVariable: String = defaultKeyVariable,
+    public init(baseURL: String, streamURL: String? = nil, userStreamURL: String? = nil, weightShare: Double = 0.8,
+                keyVariable: String = defaultKeyVariable,
                 secretVariable: String = defaultSecretVariable, keyFile: String? = nil, secretFile: String? = nil) {
         self.baseURL = baseURL
         self.streamURL = streamURL
         self.userStreamURL = userStreamURL
+        self.weightShare = weightShare
         self.keyVariable = keyVariable
         self.secretVariable = secretVariable
         self.keyFile = keyFile
@@ -257,6 +262,12 @@ private struct ConfigReader {
         if case .scalar = node { return [try string(node, key: key)] }
         guard case .sequence(let sequence) = node else { throw error(node, key, "expected a list of strings") }
         return try sequence.map { try string($0, key: key) }
+    }
+
+    func double(_ node: Node, key: String, range: ClosedRange<Double>) throws -> Double {
+        guard case .scalar = node, let value = node.float else { throw error(node, key, "expected a number") }
+        guard range.contains(value) else { throw error(node, key, "\(value) is outside \(range.lowerBound)...\(range.upperBound)") }
+        return value
     }
 
     func int(_ node: Node, key: String, range: ClosedRange<Int>) throws -> Int {

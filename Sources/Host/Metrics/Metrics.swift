@@ -70,6 +70,7 @@ public final class PluginMetrics: Sendable {
     private let dimensions: [(String, String)]
     private let factory: any MetricsFactory
     private let events = Mutex<[String: MetricCounter]>([:])
+    private let values = Mutex<[String: MetricGauge]>([:])
 
     init(dimensions: [(String, String)], factory: any MetricsFactory) {
         self.dimensions = dimensions
@@ -92,6 +93,16 @@ public final class PluginMetrics: Sendable {
             return counter
         }
     }
+
+    /// A plugin's own gauge (e.g. the exchange weight its client spent this minute), created on first use.
+    public func value(_ name: String) -> MetricGauge {
+        values.withLock { values in
+            if let existing = values[name] { return existing }
+            let gauge = MetricGauge(HostMetrics.Name.values, dimensions + [("value", name)], factory: factory)
+            values[name] = gauge
+            return gauge
+        }
+    }
 }
 
 /// One host's metrics: a Prometheus registry of its own (several hosts share a process in
@@ -106,6 +117,7 @@ public final class HostMetrics: Sendable {
         static let timerTicks = "qt_timer_ticks_total"
         static let pending = "qt_consumer_pending"
         static let events = "qt_plugin_events_total"
+        static let values = "qt_plugin_value"
         static let latency = "qt_handler_latency_ms"
         static let connectionRefusals = "qt_nats_permission_violations_total"
     }

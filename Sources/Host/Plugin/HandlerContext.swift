@@ -130,6 +130,11 @@ public final class HandlerContext: @unchecked Sendable {
         scope.metrics.event(event).increment()
     }
 
+    /// Sets a value the plugin reports (`qt_plugin_value{value=...}`), such as a client's spending.
+    public func record(_ value: Double, as name: String) {
+        scope.metrics.value(name).set(value)
+    }
+
     /// A declared bucket; writes need the bucket in `kvWrites` and are skipped in shadow mode.
     public func kv(_ bucket: String) async throws -> PluginKV {
         let canWrite = scope.manifest.kvWrites.contains(bucket)

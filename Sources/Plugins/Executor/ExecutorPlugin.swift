@@ -77,6 +77,7 @@ public final class ExecutorPlugin: Plugin {
     }
 
     public func handle(_ input: Input, context: HandlerContext) async throws {
+        defer { context.recordWeight(of: desk.exchange) }
         if let fill = input.message(as: Fill.self) {
             return try await FillBook(context: context).apply(fill, subject: input.subject)
         }

@@ -81,6 +81,7 @@ public final class GovernorPlugin: Plugin {
     }
 
     public func handle(_ input: Input, context: HandlerContext) async throws {
+        defer { context.recordWeight(of: exchange) }
         guard var plan = input.message(as: Plan.self) else { throw PluginError.permanent("expected a Plan") }
         try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planProposed(plan.symbol))
         let before = ["kind": "\(plan.kind)", "side": "\(plan.side)", "leverage": String(plan.leverage), "confidence": String(plan.confidence)]

@@ -76,6 +76,7 @@ public final class MarketFeedPlugin: Plugin {
     }
 
     public func tick(_ timer: String, context: HandlerContext) async throws {
+        defer { context.recordWeight(of: exchange) }
         switch (timer, streams) {
         case ("poll", nil): try await poll(context)
         case ("poll", let streams?):

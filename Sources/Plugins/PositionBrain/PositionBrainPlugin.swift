@@ -82,6 +82,7 @@ public final class PositionBrainPlugin: Plugin {
     }
 
     public func tick(_ timer: String, context: HandlerContext) async throws {
+        defer { context.recordWeight(of: exchange) }
         switch timer {
         case "stream": if let userStream { try await drain(userStream, context: context) }
         default: try await poll(context)

@@ -41,7 +41,9 @@ public final class ExchangeClients: Sendable {
     /// The Binance client for a node config's section, with credentials from the files it names
     /// or else from the environment variables it names.
     @Sendable public static func binance(_ settings: ExchangeSettings) throws -> any FuturesExchange {
-        BinanceFutures(config: ExchangeConfig(baseURL: settings.baseURL), credentials: try credentials(settings))
+        var config = ExchangeConfig(baseURL: settings.baseURL)
+        config.weightShare = settings.weightShare
+        return BinanceFutures(config: config, credentials: try credentials(settings))
     }
 
     static func credentials(_ settings: ExchangeSettings) throws -> Credentials {

@@ -19,6 +19,9 @@ struct Up: AsyncParsableCommand {
     @Option(name: .customLong("sim-port"), help: "Simulator port on 127.0.0.1 (default: a free one).") var simPort = 0
     @Flag(help: "Print one status line a second instead of redrawing the screen (the default when stdout is not a terminal).")
     var plain = false
+    @Flag(help: "Poll the exchange's REST endpoints for bars, positions and trades instead of streaming them (the fallback mode).")
+    var poll = false
+    @Option(help: "Make this many symbols active in the universe (default: the universe plugin's rollout, 10).") var active: Int?
     @OptionGroup var market: SimulatorOptions
 
     func run() async throws {
@@ -37,6 +40,8 @@ struct Up: AsyncParsableCommand {
             printLine("NATS:       \(server.url)   (JetStream store: \(directory.path)/nats)")
             let simulator = try await market.startServer(port: simPort)
             let node = try writeNodeConfig(in: directory, natsURL: server.url, simulator: simulator)
+            printLine("exchange:   " + (poll ? "REST polls for bars, positions and trades (--poll)"
+                                        : "streams at \(simulator.streamURL) (market data, user data); REST for backfill, orders, reconciliation"))
             let config = try NodeConfig.parse(node.yaml, file: node.path, registry: BuiltInPlugins.registry)
             // The administrator's step, done here for the embedded server (hosts never provision).
             let results = try await DeploymentProvisioning.provision(bus, replicas: config.replicas, configs: [config],
@@ -52,6 +57,7 @@ struct Up: AsyncParsableCommand {
 
             let activity = PipelineActivity()
             activity.start(bus)
+            let weightAtStart = simulator.exchange.weightSpent, startedAt = Date()
             let board = StatusBoard(natsURL: server.url, simulatorURL: simulator.baseURL, startedAt: Date(), maxPositions: 10)
             let redraw = !plain && isatty(STDOUT_FILENO) == 1
             let view = Task { await showStatus(bus, board, activity, redraw: redraw) }
@@ -64,6 +70,13 @@ struct Up: AsyncParsableCommand {
             let final = try? await PipelineState.read(bus)
             activity.stop()
             printSummary(final, activity.counts, board: board)
+            let minutes = Date().timeIntervalSince(startedAt) / 60
+            let spent = simulator.exchange.weightSpent - weightAtStart
+            printLine("  exchange weight    \(spent) over \(String(format: "%.1f", minutes * 60)) s = "
+                      + "\(Int((Double(spent) / max(minutes, 1e-9)).rounded())) per minute (IP limit \(simulator.exchange.config.weightLimitPerMinute)); "
+                      + "refused for weight: \(simulator.exchange.weightLimitRefusals)")
+            printLine("  weight by endpoint " + simulator.exchange.weightByEndpoint.prefix(6)
+                .map { "\($0.endpoint) \($0.weight) (\($0.requests) requests)" }.joined(separator: ", "))
             await simulator.stop()
             printLine("stopped:    host, simulator and NATS closed cleanly (data kept in \(directory.path))")
         }
@@ -71,8 +84,9 @@ struct Up: AsyncParsableCommand {
 
     private func writeNodeConfig(in directory: URL, natsURL: String, simulator: SimulatorServer) throws -> (yaml: String, path: String) {
         let keys = try simulator.exchange.config.credentials.writeFiles(in: directory)
-        let node = UpNodeConfig(natsURL: natsURL, exchangeURL: simulator.baseURL, keyFile: keys.key, secretFile: keys.secret,
-                                barMs: market.barMs)
+        var node = UpNodeConfig(natsURL: natsURL, exchangeURL: simulator.baseURL, streamURL: poll ? nil : simulator.streamURL,
+                                keyFile: keys.key, secretFile: keys.secret, barMs: market.barMs)
+        node.active = active
         let path = directory.appendingPathComponent("node.yaml")
         try Data(node.yaml.utf8).write(to: path)
         return (node.yaml, path.path)

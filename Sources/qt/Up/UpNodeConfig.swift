@@ -8,10 +8,14 @@ struct UpNodeConfig {
     var hostID = "up"
     var natsURL: String
     var exchangeURL: String
+    /// The simulator's WebSocket base; nil: market-feed and position-brain poll REST (the fallback).
+    var streamURL: String?
     var keyFile: String
     var secretFile: String
     /// Wall milliseconds per simulated minute.
     var barMs: Int
+    /// Symbols made active at once (every candidate, no trend filter); nil: the universe's own rollout.
+    var active: Int?
 
     /// Wall seconds for `simulatedSeconds` of market time, never below `floor`.
     func wall(_ simulatedSeconds: Double, floor: Double) -> Double {
@@ -20,6 +24,11 @@ struct UpNodeConfig {
 
     private func seconds(_ value: Double) -> String { String(format: "%.2f", value) }
 
+    /// Binance's 2026 layout: market streams under `/market`, the user data stream under `/private`.
+    private var streams: String {
+        streamURL.map { ", stream_url: \($0)/market, user_stream_url: \($0)/private" } ?? ""
+    }
+
     var yaml: String {
         let barSeconds = Double(barMs) / 1000
         return """
@@ -27,17 +36,17 @@ struct UpNodeConfig {
         host_id: \(hostID)
         nats: { servers: [\(natsURL)] }
         http_port: 0
-        exchange: { base_url: \(exchangeURL), key_file: \(keyFile), secret_file: \(secretFile) }
+        exchange: { base_url: \(exchangeURL)\(streams), key_file: \(keyFile), secret_file: \(secretFile) }
         plugins:
           market-feed: { interval_s: \(seconds(max(0.5, 2 * barSeconds))) }
           market-state: {}
-          universe: { check_s: 1, refresh_s: \(Int(wall(3_600, floor: 10))), rollout_step_s: \(Int(wall(86_400, floor: 60))) }
+          universe: { check_s: 1,\(active.map { " candidates: \($0), rollout: \"\($0)\", min_ts: 0," } ?? "") refresh_s: \(Int(wall(3_600, floor: 10))), rollout_step_s: \(Int(wall(86_400, floor: 60))) }
           ai-agent: {}
           intent-bridge: {}
           governor: {}
           portfolio-gate: {}
           executor: { resume_s: 10 }
-          position-brain: { interval_s: \(seconds(max(0.5, 2 * barSeconds))) }
+          position-brain: { interval_s: \(streamURL == nil ? seconds(max(0.5, 2 * barSeconds)) : "5") }
           harvest-proposer: { snapshot_grace_s: \(Int(max(180, 5 * 60_000 / Double(barMs)))) }
           heat-gate: {}
           apply-layer: {}
