@@ -33,7 +33,7 @@ public final class BinanceFutures: Sendable {
     /// weights, `RequestWeight`), and the per-minute budget it keeps under.
     public var weightSpentThisMinute: Int { weights.spentThisMinute }
     public var weightSpentTotal: Int { weights.spentTotal }
-    public var weightBudgetPerMinute: Int { Int(Double(weights.limitPerMinute) * weights.share) }
+    public var weightBudgetPerMinute: Int { weights.limitPerMinute.map { Int(Double($0) * weights.share) } ?? 0 }
 
     func learnWeightLimit(_ info: ExchangeInfo) {
         if let limit = info.rateLimits.first(where: { $0.rateLimitType == "REQUEST_WEIGHT" && $0.interval == "MINUTE" && $0.intervalNum == 1 }) {

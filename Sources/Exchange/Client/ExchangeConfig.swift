@@ -16,8 +16,9 @@ public struct ExchangeConfig: Sendable {
     public var connections: Int = 4
     /// How long to wait out a 429/418 for a read before giving up.
     public var maxRateLimitWaitMs: Int = 60_000
-    /// The IP's request weight per minute until `exchangeInfo` announces it (Binance: 2,400).
-    public var weightLimitPerMinute = 2_400
+    /// The IP's request weight per minute (Binance: 2,400); nil: as `exchangeInfo` announces it
+    /// (no budget is kept before the first `exchangeInfo`).
+    public var weightLimitPerMinute: Int?
     /// The share of that limit this client spends at most per minute; reads beyond it wait for
     /// the next minute (orders are never held). Several processes behind one IP split the limit.
     public var weightShare = 0.8

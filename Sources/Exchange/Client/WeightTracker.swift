@@ -13,14 +13,15 @@ final class WeightTracker: Sendable {
         var minute: Int64 = 0
         var spent = 0
         var spentTotal = 0
-        var limit: Int
+        /// nil until known: no budget is applied before the exchange announced its limit.
+        var limit: Int?
     }
 
     private let state: Mutex<State>
     /// The share of the IP's per-minute limit this client keeps under (reads wait; orders never do).
     let share: Double
 
-    init(limitPerMinute: Int = 2_400, share: Double = 0.8) {
+    init(limitPerMinute: Int? = nil, share: Double = 0.8) {
         state = Mutex(State(limit: limitPerMinute))
         self.share = share
     }
@@ -31,7 +32,7 @@ final class WeightTracker: Sendable {
         state.withLock { $0.limit = limit }
     }
 
-    var limitPerMinute: Int { state.withLock { $0.limit } }
+    var limitPerMinute: Int? { state.withLock { $0.limit } }
 
     /// Weight this client spent in the current minute, and since it started.
     var spentThisMinute: Int { state.withLock { $0.minute == Self.minute(Date()) ? $0.spent : 0 } }
@@ -47,8 +48,7 @@ final class WeightTracker: Sendable {
         state.withLock { state in
             let minute = Self.minute(now)
             if minute != state.minute { state.minute = minute; state.spent = 0; state.usedWeight = 0 }
-            let budget = Int(Double(state.limit) * share)
-            if !force, max(state.spent, state.usedWeight) + weight > budget, state.spent > 0 || state.usedWeight > 0 {
+            if !force, let limit = state.limit, case let budget = Int(Double(limit) * share), max(state.spent, state.usedWeight) + weight > budget, state.spent > 0 || state.usedWeight > 0 {
                 return Int(((Double(minute + 1) * 60 - now.timeIntervalSince1970) * 1000).rounded(.up)) + 50
             }
             state.spent += weight
