@@ -33,6 +33,8 @@ public final class SimExchange: @unchecked Sendable {
     private var ordersPlaced = 0
     private var requestCounts: [String: Int] = [:]
     private var weightCharged = 0
+    /// clientAlgoId → wall time (ms) the stop triggered and filled.
+    private var stopTriggers: [String: Int64] = [:]
     private var weightByPath: [String: Int] = [:]
     let wallClock: @Sendable () -> Int64
     /// `btcusdt` → `BTCUSDT`: stream names are lower case.
@@ -75,6 +77,9 @@ public final class SimExchange: @unchecked Sendable {
 
     /// Requests received on `"GET /fapi/v1/klines"` (method, space, path) since the start.
     public func requests(_ endpoint: String) -> Int { lock.withLock { requestCounts[endpoint] ?? 0 } }
+
+    /// The wall time (ms since 1970) the simulator triggered and filled the conditional order `clientAlgoId`.
+    public func stopTriggeredAtWallMs(_ clientAlgoId: String) -> Int64? { lock.withLock { stopTriggers[clientAlgoId] } }
 
     /// Requests and weight per endpoint since the start, heaviest first.
     public var weightByEndpoint: [(endpoint: String, requests: Int, weight: Int)] {
@@ -303,11 +308,16 @@ public final class SimExchange: @unchecked Sendable {
         }
         let listings = market.listings
         var account = self.account
+        let openBefore = account.openAlgoOrders.map(\.clientAlgoId)
         market.advance(toSimulatedMs: now) { symbol, price, timeMs in
             let listing = listings[symbol]
             account.triggerStops(listing: listing, mark: listing.filters.roundPrice(Decimal(price), .nearest), nowMs: timeMs)
         }
         self.account = account
+        let wallMs = wallClock()
+        for clientAlgoId in openBefore where account.algoOrder(algoId: nil, clientAlgoId: clientAlgoId)?.algoStatus == .finished {
+            stopTriggers[clientAlgoId] = wallMs
+        }
     }
 
     func markDecimal(_ symbol: Int) -> Decimal {

@@ -14,6 +14,8 @@ struct UpNodeConfig {
     var secretFile: String
     /// Wall milliseconds per simulated minute.
     var barMs: Int
+    /// The share of the IP's weight limit this host's client spends (nil: the default, 0.8).
+    var weightShare: Double?
     /// Symbols made active at once (every candidate, no trend filter); nil: the universe's own rollout.
     var active: Int?
 
@@ -26,7 +28,8 @@ struct UpNodeConfig {
 
     /// Binance's 2026 layout: market streams under `/market`, the user data stream under `/private`.
     private var streams: String {
-        streamURL.map { ", stream_url: \($0)/market, user_stream_url: \($0)/private" } ?? ""
+        (streamURL.map { ", stream_url: \($0)/market, user_stream_url: \($0)/private" } ?? "")
+            + (weightShare.map { ", weight_share: \(String(format: "%.3f", $0))" } ?? "")
     }
 
     var yaml: String {
