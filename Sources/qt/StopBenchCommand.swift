@@ -78,7 +78,7 @@ struct StopBench: AsyncParsableCommand {
             let quantity = try filter.marketQuantity(Decimal(200) / mark, price: mark, reduceOnly: false)
             let fill = try await client.newOrder(NewOrder(symbol: symbol, side: .buy, quantity: quantity, clientOrderId: "bench-open-\(symbol)"))
             let stopID = "bench-stop-\(symbol)"
-            _ = try await client.newStopOrder(NewStopOrder(symbol: symbol, side: .sell, triggerPrice: filter.roundPrice(mark * Decimal(0.997), .down),
+            _ = try await client.newStopOrder(NewStopOrder(symbol: symbol, side: .sell, triggerPrice: filter.roundPrice(mark * Decimal(0.995), .down),
                                                            clientAlgoId: stopID))
             var entry = LedgerEntry()
             entry.symbol = symbol
@@ -86,30 +86,38 @@ struct StopBench: AsyncParsableCommand {
             entry.entryPrice = fill.avgPrice.plainString
             entry.stopDistPct = 0.003
             entry.stopAlgoID = stopID
+            // As the executor records it: the position's fills so far, where position-brain's trade poll starts.
+            entry.appliedFillIds = try await client.userTrades(symbol: symbol).filter { $0.orderId == fill.orderId }.map { String($0.id) }
             entry.openedAtMs = simulator.exchange.simulatedNowMs
             _ = try await ledger.put(symbol, message: entry)
             stops[symbol] = stopID
         }
         let host = PluginHost(config: nodeConfig, registry: BuiltInPlugins.registry)
         try await host.start()
-        // Let position-brain's first pass (and the stream's connection) settle before any stop fires.
-        try await Task.sleep(for: .seconds(3))
+        // The stream must be listening before the stops are pushed (a stop that fires on its own
+        // before is still measured from its trigger: the ledger's fill ids start the trade poll).
+        let connected = Date().addingTimeInterval(10)
+        while streaming, simulator.streamConnections == 0, Date() < connected { try await Task.sleep(for: .milliseconds(10)) }
+        let pushedAt = Int64(Date().timeIntervalSince1970 * 1000)
         for symbol in symbols { simulator.exchange.force(symbol: symbol, regime: .trend, bars: 400, trendUp: false) }
+        var early = 0
 
         var sample = LatencySample()
         var waiting = Set(stops.keys)
         let deadline = Date().addingTimeInterval(120)
         while !waiting.isEmpty, Date() < deadline {
             for symbol in waiting.sorted() {
-                guard let stopID = stops[symbol], let triggeredAt = simulator.exchange.stopTriggeredAtWallMs(stopID),
-                      let entry = try await ledger.get(LedgerEntry.self, symbol)?.0, Decimal.parse(entry.positionAmt) == 0 else { continue }
-                sample.add(Double(Int64(Date().timeIntervalSince1970 * 1000) - triggeredAt))
+                guard let stopID = stops[symbol], let triggeredAt = simulator.exchange.stopTriggeredAtWallMs(stopID) else { continue }
+                guard let entry = try await ledger.get(LedgerEntry.self, symbol)?.0, Decimal.parse(entry.positionAmt) == 0 else { continue }
+                // A stop that fired on its own before the stream was listening is not a measurement of it.
+                if triggeredAt >= pushedAt { sample.add(Double(Int64(Date().timeIntervalSince1970 * 1000) - triggeredAt)) } else { early += 1 }
                 waiting.remove(symbol)
             }
             try await Task.sleep(for: .milliseconds(5))
         }
         await host.shutdown()
         await simulator.stop()
+        if early > 0 { printLine("  \(early) stop(s) fired before the benchmark pushed the market (not counted; they reached the ledger too)") }
         if !waiting.isEmpty { printLine("  \(waiting.count) stop(s) did not reach the ledger within 120 s: \(waiting.sorted().joined(separator: ", "))") }
         return sample
     }
