@@ -21,6 +21,8 @@ struct WeightBench: AsyncParsableCommand {
     @Option(help: "Seconds at the start not counted in the steady state (first backfill of every symbol).") var warmup = 60.0
     @Option(name: .customLong("bar-ms"), help: "Wall milliseconds per simulated 1m bar (qt up's default).") var barMs = 250
     @Flag(help: "Poll REST for bars, positions and trades instead of streaming (today's fallback).") var poll = false
+    @Option(name: .customLong("ip-limit"), help: "Request weight per minute the simulator allows the IP (Binance: 2400; a large one shows what the hosts would spend unthrottled).")
+    var ipLimit = 2_400
 
     func run() async throws {
         try await reportingErrors {
@@ -30,6 +32,7 @@ struct WeightBench: AsyncParsableCommand {
             config.symbols = symbols
             config.barMs = barMs
             config.historyBars = 400
+            config.weightLimitPerMinute = ipLimit
             let simulator = try await SimulatorServer.start(config)
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("qt-bench-weight-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -76,10 +79,10 @@ struct WeightBench: AsyncParsableCommand {
             let steadyStart = samples.first { $0.seconds >= warmup } ?? (elapsed, total)
             let steady = Double(total - steadyStart.weight) / max(1e-9, elapsed - steadyStart.seconds) * 60
             printLine("")
-            printLine("| mode | hosts | symbols | weight per minute, whole run | steady state (after \(Int(warmup)) s) | share of 2,400 | refused for weight (-1003) |")
-            printLine("|---|---|---|---|---|---|---|")
-            printLine(String(format: "| %@ | %d | %d | %.0f | %.0f | %.1f %% | %d |", poll ? "REST polls" : "streams", hosts, symbols,
-                             Double(total) / elapsed * 60, steady, steady / 2_400 * 100, simulator.exchange.weightLimitRefusals))
+            printLine("| mode | hosts | symbols | weight per minute, whole run | steady state (after \(Int(warmup)) s) | share of 2,400 | IP limit | refused for weight (-1003) |")
+            printLine("|---|---|---|---|---|---|---|---|")
+            printLine(String(format: "| %@ | %d | %d | %.0f | %.0f | %.1f %% | %d | %d |", poll ? "REST polls" : "streams", hosts, symbols,
+                             Double(total) / elapsed * 60, steady, steady / 2_400 * 100, ipLimit, simulator.exchange.weightLimitRefusals))
             printLine("weight by endpoint: " + simulator.exchange.weightByEndpoint.prefix(8)
                 .map { "\($0.endpoint) \($0.weight) (\($0.requests) requests)" }.joined(separator: ", "))
             await simulator.stop()

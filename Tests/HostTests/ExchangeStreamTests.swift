@@ -50,13 +50,7 @@ final class ExchangeStreamTests: ExecutionTestCase {
         _ = try await startPipeline(["portfolio-gate": ["max_positions": "10"], "executor": [:],
                                      "position-brain": ["interval_s": "60", "reconcile_interval_s": "3600"]], streaming: true)
         try await waitUntil("the user data stream is open", seconds: 20) { self.simulator.streamConnections >= 1 }
-        var plan = try await entryPlan(symbol, long: true)
-        let filters = try await client.symbolFilters()
-        let mark = try XCTUnwrap(simulator.exchange.mark(symbol))
-        plan.stopPrice = try XCTUnwrap(filters[symbol]).roundPrice(mark * Decimal(0.996), .down).plainString
-        try await submit(plan)
-        check(try await results(symbol, expected: 1).map(\.status), [.applied])
-        let opened = try await XCTUnwrapAsync(try await ledger(symbol))
+        let opened = try await openLongWithStopJustBelowTheMark(symbol)
 
         simulator.exchange.force(symbol: symbol, regime: .trend, bars: 400, trendUp: false)
         try await waitUntil("the exchange triggers the stop", seconds: 30) { self.simulator.exchange.positionAmount(symbol) == 0 }

@@ -26,6 +26,18 @@ class ExecutionTestCase: ExitLayerTestCase {
         try await bus.keyValue("qt_universe").put("active", message: universe)
     }
 
+    /// A long entry through the running executor with its protective stop 0.4 % under the mark,
+    /// close enough for a forced down-trend to trigger it; returns the ledger entry it opened.
+    func openLongWithStopJustBelowTheMark(_ symbol: String) async throws -> LedgerEntry {
+        var plan = try await entryPlan(symbol, long: true)
+        let filters = try await client.symbolFilters()
+        let mark = try XCTUnwrap(simulator.exchange.mark(symbol))
+        plan.stopPrice = try XCTUnwrap(filters[symbol]).roundPrice(mark * Decimal(0.996), .down).plainString
+        try await submit(plan)
+        check(try await results(symbol, expected: 1).map(\.status), [.applied])
+        return try await XCTUnwrapAsync(try await ledger(symbol))
+    }
+
     func freshAccount(marginRatio: Double = 0.05) async throws {
         var account = AccountSnapshot()
         account.marginRatio = marginRatio

@@ -218,13 +218,7 @@ final class ExecutorTests: ExecutionTestCase {
         try await activeUniverse([symbol])
         try await freshAccount()
         _ = try await startPipeline(["portfolio-gate": ["max_positions": "10"], "executor": [:], "position-brain": ["interval_s": "0.3"]])
-        var plan = try await entryPlan(symbol, long: true)
-        let filters = try await client.symbolFilters()
-        let mark = try XCTUnwrap(simulator.exchange.mark(symbol))
-        plan.stopPrice = try XCTUnwrap(filters[symbol]).roundPrice(mark * Decimal(0.996), .down).plainString
-        try await submit(plan)
-        check(try await results(symbol, expected: 1).map(\.status), [.applied])
-        let opened = try await XCTUnwrapAsync(try await ledger(symbol))
+        let opened = try await openLongWithStopJustBelowTheMark(symbol)
         XCTAssertNotEqual(opened.stopAlgoID, "")
         let ordersAfterEntry = simulator.exchange.acceptedOrders
 
