@@ -26,8 +26,9 @@ struct UpNodeConfig {
 
     private func seconds(_ value: Double) -> String { String(format: "%.2f", value) }
 
-    /// Binance's 2026 layout: market streams under `/market`, the user data stream under `/private`.
-    private var streams: String {
+    /// The exchange section's optional keys: the stream URLs (Binance's 2026 layout: market streams
+    /// under `/market`, the user data stream under `/private`) and the weight share.
+    private var optionalExchangeKeys: String {
         (streamURL.map { ", stream_url: \($0)/market, user_stream_url: \($0)/private" } ?? "")
             + (weightShare.map { ", weight_share: \(String(format: "%.3f", $0))" } ?? "")
     }
@@ -39,7 +40,7 @@ struct UpNodeConfig {
         host_id: \(hostID)
         nats: { servers: [\(natsURL)] }
         http_port: 0
-        exchange: { base_url: \(exchangeURL)\(streams), key_file: \(keyFile), secret_file: \(secretFile) }
+        exchange: { base_url: \(exchangeURL)\(optionalExchangeKeys), key_file: \(keyFile), secret_file: \(secretFile) }
         plugins:
           market-feed: { interval_s: \(seconds(max(0.5, 2 * barSeconds))) }
           market-state: {}
