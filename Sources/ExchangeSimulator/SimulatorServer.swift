@@ -61,6 +61,9 @@ public final class SimulatorServer: Sendable {
                 defer { hub.close(session) }
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
+                        // The client closing ends the reader; the writer would otherwise wait on a
+                        // quiet outbox (a user data stream with no events) for as long as the simulator runs.
+                        defer { session.outbox.finish() }
                         for try await message in inbound.messages(maxSize: 1 << 16) {
                             if case .text(let text) = message { hub.request(text, from: session) }
                         }

@@ -92,4 +92,14 @@ final class ExchangeStreamTests: ExecutionTestCase {
         let published = try await count(Subjects.execFill(symbol))
         XCTAssertEqual(published, 1, "the trade is published once")
     }
+
+    /// A host that shuts down closes its exchange streams at once; left to the idle timeout they
+    /// would reconnect to the exchange for seconds after the host is gone.
+    func testAHostThatStopsClosesItsStreams() async throws {
+        try await activeUniverse(Array(simulator.exchange.symbols.prefix(2)))
+        let host = try await startPipeline(["market-feed": [:], "position-brain": [:]], streaming: true)
+        try await waitUntil("the kline and user data streams are open", seconds: 20) { self.simulator.streamConnections >= 2 }
+        await host.shutdown()
+        try await waitUntil("every stream connection is closed", seconds: 5) { self.simulator.streamConnections == 0 }
+    }
 }

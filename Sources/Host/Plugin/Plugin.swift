@@ -26,12 +26,17 @@ public protocol Plugin: AnyObject, Sendable {
     /// This host gave up or lost a partition: forget whatever was cached for the symbols for which
     /// `isGone` is true (another host now owns their state, DESIGN.md §3.2).
     func forget(symbolsWhere isGone: @escaping @Sendable (String) -> Bool)
+    /// The host is shutting down and every handler and tick has returned: close what the plugin
+    /// opened outside the bus (exchange streams), which would otherwise outlive the host.
+    func stop() async
 }
 
 extension Plugin {
     public func prepare() async throws {}
 
     public func forget(symbolsWhere isGone: @escaping @Sendable (String) -> Bool) {}
+
+    public func stop() async {}
 
     public func tick(_ timer: String, context: HandlerContext) async throws {
         throw PluginError.permanent("plugin declares timer \(timer) but does not implement tick")

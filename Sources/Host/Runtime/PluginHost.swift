@@ -454,6 +454,7 @@ public final class PluginHost: @unchecked Sendable {
         // A timer tick in progress (an exchange poll, KV writes) finishes before the connection
         // it uses is closed: closing under it is a use-after-free inside libnats.
         for task in background { await task.value }
+        for binding in lock.withLock({ bindings }) { await binding.plugin.stop() }
         for lease in held { await lease.release() }
         let (bus, server, connections) = lock.withLock { (self.bus, statusServer, pluginConnections) }
         if let bus { try? await bus.keyValue("qt_hosts").delete(hostID) }

@@ -80,6 +80,8 @@ public final class GovernorPlugin: Plugin {
         self.limits = limits
     }
 
+    public func stop() async { await marks.stop() }
+
     public func handle(_ input: Input, context: HandlerContext) async throws {
         defer { context.recordWeight(of: exchange) }
         guard var plan = input.message(as: Plan.self) else { throw PluginError.permanent("expected a Plan") }

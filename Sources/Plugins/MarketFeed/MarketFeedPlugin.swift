@@ -71,6 +71,8 @@ public final class MarketFeedPlugin: Plugin {
         }
     }
 
+    public func stop() async { await streams?.close() }
+
     public func handle(_ input: Input, context: HandlerContext) async throws {
         throw PluginError.contract("\(Self.name) has no inputs")
     }

@@ -77,6 +77,8 @@ public final class PositionBrainPlugin: Plugin {
         }
     }
 
+    public func stop() async { await userStream?.close() }
+
     public func handle(_ input: Input, context: HandlerContext) async throws {
         throw PluginError.contract("\(Self.name) has no inputs")
     }

@@ -81,6 +81,10 @@ final class UserDataStream: Sendable {
 
     var listenKey: String? { inbox.key.withLock { $0.key } }
 
+    /// Closes the connection but keeps the listenKey: Binance gives one key per account, and the
+    /// host that takes the timer over gets the same one (a DELETE would end its stream too).
+    func close() async { await lease.close() }
+
     func take() -> Received {
         inbox.received.withLock { received in
             defer { received = Received() }

@@ -38,6 +38,8 @@ final class MarkBook: Sendable {
     private let restReads = Atomic<Int>(0)
     var marksReadOverREST: Int { restReads.load(ordering: .relaxed) }
 
+    func stop() async { await streams?.stop() }
+
     func mark(_ symbol: String) async throws -> Decimal {
         if let streams, !started.exchange(true, ordering: .relaxed) { streams.update([Self.allMarketStream]) }
         if let fresh = table.marks.withLock({ $0[symbol] }), ContinuousClock.now - fresh.at <= maxAge { return fresh.price }

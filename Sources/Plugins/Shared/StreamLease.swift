@@ -33,6 +33,16 @@ final class StreamLease: Sendable {
 
     var isRunning: Bool { state.withLock { $0.streams != nil } }
 
+    /// Closes the connections now (the host is stopping); a later `touch` opens them again.
+    func close() async {
+        let (streams, watchdog) = state.withLock { state in
+            defer { state.streams = nil; state.watchdog = nil }
+            return (state.streams, state.watchdog)
+        }
+        watchdog?.cancel()
+        await streams?.stop()
+    }
+
     private func watch() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))

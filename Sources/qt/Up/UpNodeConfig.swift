@@ -33,6 +33,11 @@ struct UpNodeConfig {
             + (weightShare.map { ", weight_share: \(String(format: "%.3f", $0))" } ?? "")
     }
 
+    /// A rollout steps once per simulated day and needs a refresh per simulated hour to see it; a
+    /// fixed active set (`active`) has no steps, so it refreshes as production does, hourly on the
+    /// wall clock, instead of spending the all-symbol ticker's weight (40) every few seconds.
+    private var universeRefreshSeconds: Int { active == nil ? Int(wall(3_600, floor: 10)) : 3_600 }
+
     var yaml: String {
         let barSeconds = Double(barMs) / 1000
         return """
@@ -44,7 +49,7 @@ struct UpNodeConfig {
         plugins:
           market-feed: { interval_s: \(seconds(max(0.5, 2 * barSeconds))) }
           market-state: {}
-          universe: { check_s: 1,\(active.map { " candidates: \($0), rollout: \"\($0)\", min_ts: 0," } ?? "") refresh_s: \(Int(wall(3_600, floor: 10))), rollout_step_s: \(Int(wall(86_400, floor: 60))) }
+          universe: { check_s: 1,\(active.map { " candidates: \($0), rollout: \"\($0)\", min_ts: 0," } ?? "") refresh_s: \(universeRefreshSeconds), rollout_step_s: \(Int(wall(86_400, floor: 60))) }
           ai-agent: {}
           intent-bridge: {}
           governor: {}
