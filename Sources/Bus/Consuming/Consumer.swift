@@ -5,13 +5,16 @@ import SwiftProtobuf
 
 extension BusConnection {
     /// Binds to the durable of `spec` (create it first with `ensureConsumer`) and returns its
-    /// messages decoded as `M`. `producer` (`plugin@host`) signs the dead letters it writes.
-    public func consume<M: BusMessage>(_ type: M.Type, spec: ConsumerSpec, producer: String) throws -> Consumer<M> {
+    /// messages decoded as `M`. `producer` (`plugin@host`) signs the dead letters it writes; its
+    /// fetches are counted in `counter`.
+    public func consume<M: BusMessage>(_ type: M.Type, spec: ConsumerSpec, producer: String,
+                                       countingIn counter: BusOperationCounter? = nil) throws -> Consumer<M> {
         guard spec.typeName == M.protoMessageName else {
             throw BusError.wrongType(subject: spec.filterSubject, expected: spec.typeName, actual: M.protoMessageName)
         }
         let subscription = try bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.wireFilterSubject)
-        return Consumer(core: ConsumerCore(connection: self, subscription: subscription, spec: spec, producer: producer))
+        return Consumer(core: ConsumerCore(connection: self, subscription: subscription, spec: spec, producer: producer,
+                                           operations: counter))
     }
 }
 
@@ -105,6 +108,7 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
     let subscription: PullSubscription
     let spec: ConsumerSpec
     let producer: String
+    let operations: BusOperationCounter?
     private let lock = NSLock()
     private var buffer: [InboundMessage] = []
     private var bufferIndex = 0
@@ -120,11 +124,13 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
     private var leftovers: (unstarted: [InboundMessage], fetch: Task<[InboundMessage], Error>?)?
     private var gate: (@Sendable () -> Bool)?
 
-    init(connection: BusConnection, subscription: PullSubscription, spec: ConsumerSpec, producer: String) {
+    init(connection: BusConnection, subscription: PullSubscription, spec: ConsumerSpec, producer: String,
+         operations: BusOperationCounter? = nil) {
         self.connection = connection
         self.subscription = subscription
         self.spec = spec
         self.producer = producer
+        self.operations = operations
     }
 
     func setGate(_ mayFetch: @escaping @Sendable () -> Bool) {
@@ -245,8 +251,10 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
 
     /// `gate` is read by the caller (under the lock where it holds it).
     private func startFetch(gate: (@Sendable () -> Bool)?, batch: Int? = nil) -> Task<[InboundMessage], Error> {
-        Task { [subscription, spec] in
-            try await subscription.fetch(batch: batch ?? spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs, gate: gate)
+        Task { [subscription, spec, operations] in
+            let fetched = try await subscription.fetch(batch: batch ?? spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs, gate: gate)
+            if !fetched.isEmpty { operations?.add(.fetch) }
+            return fetched
         }
     }
 

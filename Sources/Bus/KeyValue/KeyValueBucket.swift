@@ -40,14 +40,14 @@ public struct KeyValueEntry: Sendable, Equatable {
 }
 
 extension BusConnection {
-    /// A handle on an existing bucket (see `provision`).
-    public func keyValue(_ bucket: String) async throws -> KeyValueBucket {
+    /// A handle on an existing bucket (see `provision`); its reads and writes go to `counter`.
+    public func keyValue(_ bucket: String, countingIn counter: BusOperationCounter? = nil) async throws -> KeyValueBucket {
         try await pool.run { [self] in
             var kv: OpaquePointer?
             let status = js_KeyValue(&kv, jetStream, bucket)
             if status == NATS_NOT_FOUND { throw BusError.notFound("KV bucket \(bucket): run `qt streams provision`") }
             try NatsCall.check(status, "open KV bucket \(bucket)")
-            let handle = KeyValueBucket(name: bucket, store: kv!, connection: self)
+            let handle = KeyValueBucket(name: bucket, store: kv!, connection: self, operations: counter)
             onClose { handle.destroy() }
             return handle
         }
@@ -60,13 +60,16 @@ public final class KeyValueBucket: @unchecked Sendable {
     public let name: String
     let store: OpaquePointer
     unowned let connection: BusConnection
+    /// Where this handle's round trips are counted (a plugin's), if anywhere.
+    let operations: BusOperationCounter?
     private let lock = NSLock()
     private var destroyed = false
 
-    init(name: String, store: OpaquePointer, connection: BusConnection) {
+    init(name: String, store: OpaquePointer, connection: BusConnection, operations: BusOperationCounter? = nil) {
         self.name = name
         self.store = store
         self.connection = connection
+        self.operations = operations
     }
 
     func destroy() {
@@ -78,7 +81,8 @@ public final class KeyValueBucket: @unchecked Sendable {
 
     /// The latest entry, or nil when the key does not exist or was deleted.
     public func get(_ key: String) async throws -> KeyValueEntry? {
-        try await connection.pool.run { [self] in
+        operations?.add(.kvRead)
+        return try await connection.pool.run { [self] in
             var entry: OpaquePointer?
             let status = kvStore_Get(&entry, store, key)
             if status == NATS_NOT_FOUND { return nil }
@@ -112,6 +116,7 @@ public final class KeyValueBucket: @unchecked Sendable {
     }
 
     public func delete(_ key: String) async throws {
+        operations?.add(.kvWrite)
         try await connection.pool.run { [self] in
             try NatsCall.check(kvStore_Delete(store, key), "KV delete \(name)/\(key)")
         }
@@ -119,7 +124,8 @@ public final class KeyValueBucket: @unchecked Sendable {
 
     /// The keys with a current value (deleted keys excluded).
     public func keys() async throws -> [String] {
-        try await connection.pool.run { [self] in
+        operations?.add(.kvRead)
+        return try await connection.pool.run { [self] in
             var list = kvKeysList()
             let status = kvStore_Keys(&list, store, nil)
             if status == NATS_NOT_FOUND { return [] }
@@ -132,7 +138,8 @@ public final class KeyValueBucket: @unchecked Sendable {
     /// Every revision the bucket still holds for `key` (up to its history), oldest first, delete
     /// markers included; empty when the key never existed.
     public func history(_ key: String) async throws -> [KeyValueEntry] {
-        try await connection.pool.run { [self] in
+        operations?.add(.kvRead)
+        return try await connection.pool.run { [self] in
             var list = kvEntryList()
             let status = kvStore_History(&list, store, key, nil)
             if status == NATS_NOT_FOUND { return [] }
@@ -144,7 +151,8 @@ public final class KeyValueBucket: @unchecked Sendable {
 
     private func write(_ operation: String, _ key: String, expected: UInt64? = nil,
                        _ call: @escaping @Sendable (inout UInt64) -> natsStatus) async throws -> UInt64 {
-        try await connection.pool.run { [self] in
+        operations?.add(.kvWrite)
+        return try await connection.pool.run { [self] in
             var revision: UInt64 = 0
             let status = call(&revision)
             if status != NATS_OK, let expected, NatsCall.lastErrorText().contains("wrong last sequence") {

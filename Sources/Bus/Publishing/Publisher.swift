@@ -4,24 +4,26 @@ import Messages
 extension BusConnection {
     /// Publishes one message and waits for JetStream's PubAck (on a worker thread).
     /// A duplicate id inside the window is reported as `duplicate`, not as an error.
-    public func publish(_ message: OutgoingMessage) async throws -> PublishAck {
+    public func publish(_ message: OutgoingMessage, countingIn counter: BusOperationCounter? = nil) async throws -> PublishAck {
         try await loadPartitioningIfKeyed([message])
+        counter?.add(.publish)
         return try await pool.run { [self] in try publishBlocking(message) }
     }
 
     /// Publishes many messages asynchronously and waits until every PubAck is in. Throws the
     /// first failure once all have been answered; re-publishing the same batch is safe (the ids
     /// deduplicate).
-    public func publishBatch(_ messages: [OutgoingMessage]) async throws -> [PublishAck] {
+    public func publishBatch(_ messages: [OutgoingMessage], countingIn counter: BusOperationCounter? = nil) async throws -> [PublishAck] {
         try await loadPartitioningIfKeyed(messages)
-        return try await send(messages).acks()
+        return try await send(messages, countingIn: counter).acks()
     }
 
     /// Sends every message now, in order, without waiting for the server; `acks()` on the ticket
     /// waits for the PubAcks. Batches sent one after another are stored in that order.
     /// Keyed subjects need the cluster layout loaded (`loadPartitioning`, or `provision`).
-    public func send(_ messages: [OutgoingMessage]) throws -> PublishTicket {
-        try asyncPublisher.send(messages, wireSubjects: messages.map { try wireSubject($0.subject) })
+    public func send(_ messages: [OutgoingMessage], countingIn counter: BusOperationCounter? = nil) throws -> PublishTicket {
+        if !messages.isEmpty { counter?.add(.publish) }
+        return try asyncPublisher.send(messages, wireSubjects: messages.map { try wireSubject($0.subject) })
     }
 
     /// The blocking form of `publish`, for code already on a non-cooperative thread.

@@ -1,3 +1,4 @@
+package import Bus
 import CoreMetrics
 import Foundation
 import Prometheus
@@ -67,6 +68,8 @@ public final class PluginMetrics: Sendable {
     public let timerTicks: MetricCounter
     public let pending: MetricGauge
     public let latency: MetricHistogram
+    /// KV reads and writes, publishes and fetches the plugin made (`qt_bus_operations_total{operation}`).
+    package let busOperations: BusOperationCounter
     private let dimensions: [(String, String)]
     private let factory: any MetricsFactory
     private let events = Mutex<[String: MetricCounter]>([:])
@@ -82,6 +85,15 @@ public final class PluginMetrics: Sendable {
         timerTicks = MetricCounter(HostMetrics.Name.timerTicks, dimensions, factory: factory)
         pending = MetricGauge(HostMetrics.Name.pending, dimensions, factory: factory)
         latency = MetricHistogram(HostMetrics.Name.latency, dimensions, factory: factory)
+        let exported = Dictionary(uniqueKeysWithValues: BusOperationCounter.Kind.allCases.map { kind in
+            (kind, MetricCounter(HostMetrics.Name.busOperations, dimensions + [("operation", kind.rawValue)], factory: factory))
+        })
+        busOperations = BusOperationCounter { kind, amount in exported[kind]?.add(amount) }
+    }
+
+    /// The plugin's round trips so far, by kind (`kv_read`, `kv_write`, `publish`, `fetch`).
+    public var roundTrips: [String: Int] {
+        Dictionary(uniqueKeysWithValues: busOperations.snapshot.map { ($0.key.rawValue, $0.value) })
     }
 
     /// A plugin's own counter (e.g. ai-agent's HOLD signals), created on first use.
@@ -119,6 +131,7 @@ public final class HostMetrics: Sendable {
         static let events = "qt_plugin_events_total"
         static let values = "qt_plugin_value"
         static let latency = "qt_handler_latency_ms"
+        static let busOperations = "qt_bus_operations_total"
         static let connectionRefusals = "qt_nats_permission_violations_total"
     }
 
@@ -142,6 +155,11 @@ public final class HostMetrics: Sendable {
             plugins[name] = metrics
             return metrics
         }
+    }
+
+    /// Every plugin's round trips so far (`PluginMetrics.roundTrips`), by plugin name.
+    public var roundTrips: [String: [String: Int]] {
+        plugins.withLock { $0 }.mapValues(\.roundTrips)
     }
 
     /// Publishes and subscriptions the server refused on one identity's connection.

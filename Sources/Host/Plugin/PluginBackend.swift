@@ -88,24 +88,27 @@ final class NatsPluginBackend: PluginBackend {
     /// Stream and consumer information for `observeFleet`: the host's connection, since it is
     /// the host's view and every host identity may read it (DESIGN.md §10).
     let observer: BusConnection
+    /// The plugin's round trips (`qt_bus_operations_total`).
+    let operations: BusOperationCounter?
     private let stores = Mutex<[String: NatsKeyValueStore]>([:])
 
-    init(bus: BusConnection, observer: BusConnection) {
+    init(bus: BusConnection, observer: BusConnection, operations: BusOperationCounter? = nil) {
         self.bus = bus
         self.observer = observer
+        self.operations = operations
     }
 
     func store(_ bucket: String) async throws -> any KeyValueStore { try await natsStore(bucket) }
 
     func natsStore(_ bucket: String) async throws -> NatsKeyValueStore {
         if let cached = stores.withLock({ $0[bucket] }) { return cached }
-        let opened = NatsKeyValueStore(bucket: try await bus.keyValue(bucket))
+        let opened = NatsKeyValueStore(bucket: try await bus.keyValue(bucket, countingIn: operations))
         stores.withLock { $0[bucket] = opened }
         return opened
     }
 
     func publishNow(_ emissions: [Emission]) async throws {
-        _ = try await bus.publishBatch(emissions.map(\.outgoing))
+        _ = try await bus.publishBatch(emissions.map(\.outgoing), countingIn: operations)
     }
 
     func observeFleet() async throws -> FleetObservation { try await FleetObservation.read(observer) }

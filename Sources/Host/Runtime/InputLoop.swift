@@ -94,7 +94,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
             guard mayAct else { abandon(); break }
             var sent: SentBatch?
             do {
-                sent = SentBatch(ticket: outputs.isEmpty ? nil : try binding.bus.send(outputs), outputs: outputs.count,
+                sent = SentBatch(ticket: outputs.isEmpty ? nil : try binding.bus.send(outputs, countingIn: binding.metrics.busOperations), outputs: outputs.count,
                                  handled: handled)
             } catch {
                 for delivery in handled { await retryLater(delivery, error: error) }

@@ -26,6 +26,6 @@ final class PluginBinding: Sendable {
         self.plugin = plugin
         self.bus = bus
         self.scope = PluginScope(manifest: manifest, settings: settings, hostID: hostID, metrics: metrics, journal: journal,
-                                 backend: NatsPluginBackend(bus: bus, observer: hostBus), clock: clock, ownership: Ownership())
+                                 backend: NatsPluginBackend(bus: bus, observer: hostBus, operations: metrics.busOperations), clock: clock, ownership: Ownership())
     }
 }

@@ -286,7 +286,7 @@ public final class PluginHost: @unchecked Sendable {
             kept.restart()
             consumer = kept
         } else {
-            consumer = try bus.consume(M.self, spec: spec, producer: binding.producer)
+            consumer = try bus.consume(M.self, spec: spec, producer: binding.producer, countingIn: binding.metrics.busOperations)
             lock.withLock { consumers[spec.durable] = consumer }
         }
         if let fence {
