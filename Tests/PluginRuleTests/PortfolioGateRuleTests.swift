@@ -261,6 +261,7 @@ final class PortfolioGateRuleTests: RuleTestCase {
         var reasons = await reasons("portfolio-gate", symbol)
         XCTAssertEqual(reasons, [.unreadableState], "a snapshot that cannot be read holds its symbol's entries")
         host.kv("qt_universe").putRaw("active", garbage)
+        try await Task.sleep(for: .milliseconds(200))  // the gate reads the universe from a view that follows the bucket
         try await submit(entry("CCCUSDT"))
         reasons = await self.reasons("portfolio-gate", "CCCUSDT")
         XCTAssertEqual(reasons, [.unreadableState], "no symbol list, no entries")

@@ -55,6 +55,8 @@ public final class ExecutorPlugin: Plugin {
     private let filters: FilterCache
     private let recovery = Recovery()
     private let skew: ClockSkewWatch
+    /// The trading state and kill switch, kept by a watch: read per plan without a round trip.
+    private let control = ControlView()
     private let crashHook: CrashHook
 
     init(desk: OrderDesk, stops: ProtectiveStops, filters: FilterCache, skew: ClockSkewWatch, crashHook: @escaping CrashHook) {
@@ -95,7 +97,7 @@ public final class ExecutorPlugin: Plugin {
         let claims = LedgerClaims(ledger: ledger, symbol: plan.symbol, clientOrderID: clientOrderID)
         let nowMs = desk.clock.nowMs()
         let permit = try await context.kv("qt_permits").get(Permit.self, plan.planID)?.value
-        var refusal = OrderLifecycle.admissionRefusal(plan, permit: permit, control: try await TradingControl.read(context), nowMs: nowMs)
+        var refusal = OrderLifecycle.admissionRefusal(plan, permit: permit, control: try await control.read(context), nowMs: nowMs)
         if refusal == nil, case .stale(let why) = try await claims.claim(plan) {
             refusal = (.stale, why)
         }
@@ -119,7 +121,7 @@ public final class ExecutorPlugin: Plugin {
         }
         crashHook(.afterRecord)
         try await context.kv("qt_permits").delete(plan.planID)
-        try await run(record, revision: revision, context: context)
+        try await run(record, revision: revision, context: context, claims: claims)
     }
 
     private static func alertMismatch(_ plan: Plan, detail: String, subject: String, context: HandlerContext) throws {
@@ -138,11 +140,13 @@ public final class ExecutorPlugin: Plugin {
 
     /// Steps 5–8 from whatever state the record is in: performs what `OrderLifecycle` says and
     /// answers its asks. Every exchange call is made only while this host holds the symbol's lease.
-    private func run(_ start: OrderRecord, revision startRevision: UInt64, context: HandlerContext) async throws {
+    /// `claims` carries the entry the claim just wrote, when the run follows it.
+    private func run(_ start: OrderRecord, revision startRevision: UInt64, context: HandlerContext, claims known: LedgerClaims? = nil) async throws {
         var record = start
         var revision = startRevision
         let orders = try await context.kv("qt_orders")
-        let claims = LedgerClaims(ledger: try await context.kv("qt_ledger"), symbol: record.symbol, clientOrderID: record.clientOrderID)
+        let ledger = try await context.kv("qt_ledger")
+        let claims = known ?? LedgerClaims(ledger: ledger, symbol: record.symbol, clientOrderID: record.clientOrderID)
         var event = OrderLifecycle.Event.resumed
         while true {
             let step = try OrderLifecycle.step(record, event, nowMs: desk.clock.nowMs())

@@ -1,10 +1,16 @@
 import Foundation
 import Host
 import Messages
+import Synchronization
 
 /// One symbol's ledger entry as the executor changes it: every write is a compare-and-set, and a
 /// claim (`pending_client_order_id`) marks the one order in flight for the symbol.
-struct LedgerClaims {
+///
+/// The entry each compare-and-set wrote is kept: the next change starts from it instead of a
+/// read, since a write that succeeded is the latest state the executor can know (issue 20, "drop
+/// reads that a compare-and-set already implies"). A write by someone else in between (a fill
+/// applied for the symbol) makes the next compare-and-set fail; that one reads and retries.
+final class LedgerClaims: Sendable {
     enum ClaimOutcome: Equatable {
         case claimed
         case stale(String)
@@ -16,6 +22,13 @@ struct LedgerClaims {
     let ledger: PluginKV
     let symbol: String
     let clientOrderID: String
+    private let known = Mutex<(entry: LedgerEntry, revision: UInt64)?>(nil)
+
+    init(ledger: PluginKV, symbol: String, clientOrderID: String) {
+        self.ledger = ledger
+        self.symbol = symbol
+        self.clientOrderID = clientOrderID
+    }
 
     /// Step 3. Exits claim at the plan's revision; entries need a flat entry with no claim. A
     /// claim already held by this client order id (a crash after claiming) is kept.
@@ -39,7 +52,8 @@ struct LedgerClaims {
         entry.pendingClientOrderID = clientOrderID
         entry.pendingPlanID = plan.planID
         do {
-            try await ledger.write(symbol, entry, over: found?.revision)
+            let revision = try await ledger.write(symbol, entry, over: found?.revision)
+            known.withLock { $0 = (entry, revision) }
             return .claimed
         } catch is KVConflict {
             return .stale("the ledger of \(symbol) changed while claiming")
@@ -80,9 +94,11 @@ struct LedgerClaims {
         }
     }
 
-    /// The stop the entry holds now (the one a CLOSE or UPDATE_STOP will cancel).
+    /// The stop the entry holds now (the one a CLOSE or UPDATE_STOP will cancel): as the claim
+    /// just wrote it, or read.
     func currentStop() async throws -> String {
-        try await ledger.get(LedgerEntry.self, symbol)?.value.stopAlgoID ?? ""
+        if let claimed = known.withLock({ $0 }) { return claimed.entry.stopAlgoID }
+        return try await ledger.get(LedgerEntry.self, symbol)?.value.stopAlgoID ?? ""
     }
 
     /// Read, change, compare-and-set; retried when another write came first. `update` returns
@@ -90,13 +106,26 @@ struct LedgerClaims {
     @discardableResult
     private func change(_ update: (inout LedgerEntry) throws -> Bool) async throws -> (value: LedgerEntry, revision: UInt64) {
         for _ in 0..<Self.attempts {
-            guard let found = try await ledger.get(LedgerEntry.self, symbol) else {
+            let found: (value: LedgerEntry, revision: UInt64)
+            let written = known.withLock { state in defer { state = nil }; return state }
+            if let written {
+                found = (written.entry, written.revision)
+            } else if let read = try await ledger.get(LedgerEntry.self, symbol) {
+                found = read
+            } else {
                 throw PluginError.transient("qt_ledger/\(symbol) is missing while order \(clientOrderID) holds a claim on it")
             }
             var entry = found.value
-            guard try update(&entry) else { return found }
+            guard try update(&entry) else {
+                // "Nothing to write" is judged on the bucket, never on the kept entry alone.
+                if written != nil { continue }
+                known.withLock { $0 = (found.value, found.revision) }
+                return found
+            }
             do {
-                return (entry, try await ledger.update(symbol, entry, expectedRevision: found.revision))
+                let revision = try await ledger.update(symbol, entry, expectedRevision: found.revision)
+                known.withLock { $0 = (entry, revision) }
+                return (entry, revision)
             } catch is KVConflict {
                 continue
             }

@@ -70,6 +70,8 @@ public final class GovernorPlugin: Plugin {
     private let filters: FilterCache
     private let limits: Limits
     private let ledgerView = LedgerView()
+    private let control = ControlView()
+    private let marketStates = BucketView<MarketState>("qt_marketstate")
     /// How far a plan's event time may lie behind the market state it is sized on.
     static let maxPlanLagMs: Int64 = 86_400_000
 
@@ -109,7 +111,7 @@ public final class GovernorPlugin: Plugin {
     }
 
     private func sizeClose(_ plan: inout Plan, context: HandlerContext) async throws -> ReasonCode {
-        try await TradingControl.check(context, entry: false)
+        try await control.check(context, entry: false)
         guard let position = try await LedgerPosition.read(plan.symbol, from: try await context.kv("qt_ledger")) else {
             throw GateRefusal(reason: .noPosition, detail: "the ledger holds no \(plan.symbol) position to close")
         }
@@ -122,10 +124,10 @@ public final class GovernorPlugin: Plugin {
             throw PluginError.permanent("plan \(plan.planID) on \(input.subject): an OPEN needs side BUY or SELL, leverage ≥ 1 "
                                         + "and no reduce_only (side \(plan.side), leverage \(plan.leverage))")
         }
-        try await TradingControl.check(context, entry: true)
+        try await control.check(context, entry: true)
         let symbol = plan.symbol
         let eventTimeMs = input.eventTimeMs
-        let stored = try await context.kv("qt_marketstate").read(MarketState.self, symbol)
+        let stored = try await marketStates.read(symbol, context)
         if case .unreadable(let why) = stored { throw GateRefusal(reason: .unreadableState, detail: "\(why): entries on \(symbol) are held") }
         guard let state = stored.value,
               eventTimeMs - state.asOfMs <= limits.marketStateMaxAgeMs, state.asOfMs - eventTimeMs <= Self.maxPlanLagMs else {
@@ -161,8 +163,7 @@ public final class GovernorPlugin: Plugin {
         let rules = try await filters.filters(for: symbol)
         let mark = try await marks.mark(symbol)
         guard mark > 0 else { throw PluginError.transient("\(symbol): mark price \(mark.plainString)") }
-        let ledger = try await context.kv("qt_ledger")
-        let reading = try await ledgerView.read(ledger)
+        let reading = try await ledgerView.read(context)
         let scan = reading.scan
         if let why = scan.unreadable[symbol] {
             throw GateRefusal(reason: .unreadableState, detail: "qt_ledger/\(symbol) cannot be read, entries are held: \(why)")

@@ -37,6 +37,11 @@ public final class IntentBridgePlugin: Plugin {
     private let minConfidence: Double
     private let maxAgeMs: Int64
 
+    /// Entries read the universe and the ledger from views (no round trip); a close reads its
+    /// symbol's entry from the bucket.
+    private let universeView = UniverseView()
+    private let ledgerView = LedgerView()
+
     init(minConfidence: Double, maxAgeMs: Int64) {
         self.minConfidence = minConfidence
         self.maxAgeMs = maxAgeMs
@@ -74,12 +79,12 @@ public final class IntentBridgePlugin: Plugin {
             case .hold:
                 return try skip(.hold, "HOLD makes no plan")
             case .openLong, .openShort:
-                let universe = try await ActiveUniverse.read(context)
+                let universe = try await universeView.read(context, listing: symbol)
                 guard universe.contains(symbol) else { return try skip(.notInUniverse, universe.absence(of: symbol)) }
                 guard intent.confidence >= minConfidence else {
                     return try skip(.lowConfidence, "confidence \(intent.confidence) < min_confidence \(minConfidence)")
                 }
-                if let position = try await LedgerPosition.read(symbol, from: try await context.kv("qt_ledger")) {
+                if let position = try await ledgerView.position(symbol, context) {
                     return try skip(.positionExists, "\(symbol) holds \(position.amount.plainString): no pyramiding, no implicit flip")
                 }
                 guard intent.leverage > 0 else {

@@ -40,7 +40,12 @@ public final class PortfolioGatePlugin: Plugin {
     private let maxMarginRatio: Double
     private let snapshotMaxAgeMs: Int64
     private let permitTTLMs: Int64
+    /// What every entry reads, kept by watches (exits read their symbol's ledger entry from the bucket).
     private let ledgerView = LedgerView()
+    private let control = ControlView()
+    private let universeView = UniverseView()
+    private let account = BucketView<AccountSnapshot>("qt_snapshot") { $0 == "_account" }
+    private let positionSnapshots = BucketView<PositionSnapshot>("qt_snapshot") { $0 != "_account" }
 
     init(maxPositions: Int, maxMarginRatio: Double, snapshotMaxAgeMs: Int64, permitTTLMs: Int64) {
         self.maxPositions = maxPositions
@@ -86,15 +91,17 @@ public final class PortfolioGatePlugin: Plugin {
         guard plan.kind == .open, !plan.reduceOnly else {
             throw PluginError.permanent("plan \(plan.planID): a P33 permit is for OPEN plans without reduce_only, not \(plan.kind)")
         }
-        try await TradingControl.check(context, entry: true)
+        try await control.check(context, entry: true)
 
-        let universe = try await ActiveUniverse.read(context)
+        let universe = try await universeView.read(context, listing: plan.symbol)
         guard universe.contains(plan.symbol) else { throw GateRefusal(reason: .notInUniverse, detail: universe.absence(of: plan.symbol)) }
         let holds = try await context.kv("qt_state").get(PluginState.self, "position-brain.\(PositionBrainPlugin.holdState)")
         if holds?.value.symbols.contains(plan.symbol) == true {
             throw GateRefusal(reason: .reconcileHold, detail: "\(plan.symbol) is on reconcile hold: exchange and ledger disagree")
         }
-        let snapshot = try await context.kv("qt_snapshot").read(AccountSnapshot.self, "_account")
+        let snapshot = try await account.read("_account", context) { reading in
+            reading.value.map { nowMs - $0.asOfMs <= snapshotMaxAgeMs } ?? false
+        }
         if case .unreadable(let why) = snapshot {
             throw GateRefusal(reason: .unreadableState, detail: "\(why): entries are held")
         }
@@ -104,14 +111,15 @@ public final class PortfolioGatePlugin: Plugin {
         if account.marginRatio >= maxMarginRatio {
             throw GateRefusal(reason: .marginRatio, detail: "margin ratio \(account.marginRatio) ≥ max_margin_ratio \(maxMarginRatio)")
         }
-        if case .unreadable(let why) = try await context.kv("qt_snapshot").read(PositionSnapshot.self, plan.symbol) {
+        if case .unreadable(let why) = try await positionSnapshots.read(plan.symbol, context) {
             throw GateRefusal(reason: .unreadableState, detail: "\(why): entries on \(plan.symbol) are held")
         }
-        let ledger = try await context.kv("qt_ledger")
-        if let position = try await LedgerPosition.read(plan.symbol, from: ledger) {
+        // The view may trail the bucket by a watch delivery: the executor's claim refuses an OPEN
+        // on a symbol that holds a position, exactly.
+        if let position = try await ledgerView.position(plan.symbol, context) {
             throw GateRefusal(reason: .positionExists, detail: "\(plan.symbol) already holds \(position.amount.plainString): no pyramiding")
         }
-        let slots = EntrySlots(context: context, ledger: ledger, view: ledgerView, maxPositions: maxPositions)
+        let slots = EntrySlots(context: context, view: ledgerView, maxPositions: maxPositions)
         let claimed: Bool
         do {
             claimed = try await slots.claim(plan.symbol, untilMs: nowMs + permitTTLMs, nowMs: nowMs)
@@ -127,7 +135,7 @@ public final class PortfolioGatePlugin: Plugin {
         guard plan.kind != .open, plan.kind == .updateStop || plan.reduceOnly else {
             throw PluginError.permanent("plan \(plan.planID): a P26 permit is for reduce-only CLOSE, REDUCE or UPDATE_STOP, not \(plan.kind)")
         }
-        try await TradingControl.check(context, entry: false)
+        try await control.check(context, entry: false)
         guard let position = try await LedgerPosition.read(plan.symbol, from: try await context.kv("qt_ledger")) else {
             throw GateRefusal(reason: .noPosition, detail: "the ledger holds no \(plan.symbol) position to exit")
         }

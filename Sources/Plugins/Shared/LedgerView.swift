@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Host
 import Messages
 
@@ -16,112 +15,48 @@ import Messages
 /// fails the read throws, so the entry waiting on it is retried rather than sized on old data.
 /// Only entries read the view; exits read their symbol's entry from the bucket.
 public final class LedgerView: Sendable {
-    private enum Value {
-        case entry(LedgerEntry)
-        case undecodable(String)
-        case deleted
-    }
-
-    private struct State {
-        var values: [String: (value: Value, revision: UInt64)] = [:]
-        var watch: KeyChanges<LedgerEntry>?
-        var follower: Task<Void, Never>?
-        var generation = 0
-        var current = false
-        var restarts = 0
-    }
-
-    private let state = Mutex(State())
+    private let view = BucketView<LedgerEntry>("qt_ledger")
 
     public init() {}
 
-    deinit {
-        state.withLock { state in
-            state.follower?.cancel()
-            state.watch?.stop()
-        }
-    }
-
     /// How often a watch that ended was replaced (for tests and logs).
-    public var restarts: Int { state.withLock { $0.restarts } }
+    public var restarts: Int { view.restarts }
 
     /// The ledger as the view holds it: every readable entry, the open positions, the claimed
     /// symbols, and each unreadable entry (undecodable, or a field that does not parse).
-    public func read(_ ledger: PluginKV) async throws -> LedgerReading {
-        if !state.withLock({ $0.current }) { try await load(ledger) }
-        let (entries, undecodable) = state.withLock { state in
-            var entries: [(symbol: String, entry: LedgerEntry, revision: UInt64)] = []
-            var undecodable: [String: String] = [:]
-            for (key, held) in state.values {
-                switch held.value {
-                case .entry(let entry): entries.append((key, entry, held.revision))
-                case .undecodable(let why): undecodable[key] = why
-                case .deleted: break
-                }
+    public func read(_ context: HandlerContext) async throws -> LedgerReading {
+        var entries: [(symbol: String, entry: LedgerEntry, revision: UInt64)] = []
+        var unreadable: [String: String] = [:]
+        for (key, held) in try await view.read(context) {
+            switch held {
+            case .value(let entry, let revision): entries.append((key, entry, revision))
+            case .unreadable(let why, _): unreadable[key] = why
+            case .deleted: break
             }
-            return (entries.sorted { $0.symbol < $1.symbol }, undecodable)
         }
-        var scan = LedgerPosition.scan(entries)
-        scan.unreadable.merge(undecodable) { parsed, _ in parsed }
-        return LedgerReading(entries: entries, scan: scan)
+        var scan = LedgerPosition.scan(entries.sorted { $0.symbol < $1.symbol })
+        scan.unreadable.merge(unreadable) { parsed, _ in parsed }
+        return LedgerReading(entries: entries.sorted { $0.symbol < $1.symbol }, scan: scan)
     }
 
-    /// The watch starts before the scan, so no change falls between them; either may deliver a
-    /// key first, and the higher revision wins. A stale view starts over from an empty map: a
-    /// key deleted while no watch ran must not survive.
-    private func load(_ ledger: PluginKV) async throws {
-        let watch = try await ledger.changes(LedgerEntry.self)
-        let generation = state.withLock { state -> Int in
-            state.follower?.cancel()
-            state.watch?.stop()
-            if state.generation > 0 { state.restarts += 1 }
-            state.generation += 1
-            state.values = [:]
-            state.watch = watch
-            state.current = false
-            return state.generation
-        }
-        let follower = Task.detached { [weak self] in
-            for await change in watch {
-                let value: Value = change.value.map { .entry($0) } ?? change.problem.map { .undecodable($0) } ?? .deleted
-                self?.apply(change.key, value, revision: change.revision, generation: generation)
+    /// One symbol's open position, or nil: from the view when it shows none, confirmed from the
+    /// bucket when it shows one (or an unreadable entry), so a refusal never rests on a lagging
+    /// view. An entry that cannot be read is a gate's refusal (UNREADABLE_STATE), as
+    /// `LedgerPosition.read` makes it.
+    func position(_ symbol: String, _ context: HandlerContext) async throws -> LedgerPosition? {
+        let reading = try await view.read(symbol, context) { reading in
+            switch reading {
+            case .missing: return true
+            case .unreadable: return false
+            case .value(let entry, _): return Decimal.parse(entry.positionAmt).map { $0 == 0 } ?? entry.positionAmt.isEmpty
             }
-            self?.watchEnded(generation: generation)
         }
-        state.withLock { $0.follower = follower }
-        do {
-            for key in try await ledger.keys() {
-                do {
-                    if let found = try await ledger.get(LedgerEntry.self, key) {
-                        apply(key, .entry(found.value), revision: found.revision, generation: generation)
-                    }
-                } catch {
-                    apply(key, .undecodable("\(error)"), revision: 0, generation: generation)
-                }
-            }
-        } catch {
-            watch.stop()
-            throw error
-        }
-        state.withLock { state in
-            if state.generation == generation, state.watch != nil { state.current = true }
-        }
-    }
-
-    private func apply(_ key: String, _ value: Value, revision: UInt64, generation: Int) {
-        state.withLock { state in
-            guard state.generation == generation else { return }
-            // An entry `get` could not decode comes with revision 0: the watch's copy replaces it.
-            if let known = state.values[key], known.revision >= revision { return }
-            state.values[key] = (value, revision)
-        }
-    }
-
-    private func watchEnded(generation: Int) {
-        state.withLock { state in
-            guard state.generation == generation else { return }
-            state.current = false
-            state.watch = nil
+        switch reading {
+        case .missing: return nil
+        case .unreadable(let why): throw GateRefusal(reason: .unreadableState, detail: "\(why): \(symbol) is held (the sentinel alerts)")
+        case .value(let entry, let revision):
+            let position = try LedgerPosition(symbol: symbol, entry: entry, revision: revision)
+            return position.isOpen ? position : nil
         }
     }
 }

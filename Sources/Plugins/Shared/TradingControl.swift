@@ -30,14 +30,21 @@ struct TradingControl {
 
     static func read(_ context: HandlerContext) async throws -> TradingControl {
         let control = try await context.kv("qt_control")
-        let state = try await control.read(Control.self, "trading_state")
-        let kill: Bool
-        switch try await control.read(Control.self, "kill_switch") {
-        case .missing: kill = false
-        case .value(let value, _): kill = value.killSwitch
-        case .unreadable: kill = true  // a switch that cannot be read may be on
+        return TradingControl(state: try await control.read(Control.self, "trading_state"), kill: try await control.read(Control.self, "kill_switch"))
+    }
+
+    init(state: TradingState, killSwitch: Bool) {
+        self.state = state
+        self.killSwitch = killSwitch
+    }
+
+    init(state: KeyReading<Control>, kill: KeyReading<Control>) {
+        self.state = Self.effectiveState(state)
+        switch kill {
+        case .missing: killSwitch = false
+        case .value(let value, _): killSwitch = value.killSwitch
+        case .unreadable: killSwitch = true  // a switch that cannot be read may be on
         }
-        return TradingControl(state: effectiveState(state), killSwitch: kill)
     }
 
     /// No `trading_state` key means ACTIVE (the state before any operator action). A key that
@@ -57,5 +64,20 @@ struct TradingControl {
         case .active, .reducing, .halted: return true
         case .unspecified, .UNRECOGNIZED: return false
         }
+    }
+}
+
+/// `qt_control` kept in memory by a watch (`BucketView`): the trading state and the kill switch
+/// without a round trip per message, failing closed as a read of the bucket does.
+final class ControlView: Sendable {
+    private let view = BucketView<Control>("qt_control")
+
+    func read(_ context: HandlerContext) async throws -> TradingControl {
+        TradingControl(state: try await view.read("trading_state", context), kill: try await view.read("kill_switch", context))
+    }
+
+    /// Throws the refusal for a gate to turn into its BLOCK decision.
+    func check(_ context: HandlerContext, entry: Bool) async throws {
+        if let (reason, detail) = try await read(context).refusal(entry: entry) { throw GateRefusal(reason: reason, detail: detail) }
     }
 }
