@@ -71,6 +71,7 @@ public final class GovernorPlugin: Plugin {
     private let limits: Limits
     private let ledgerView = LedgerView()
     private let control = ControlView()
+    private let notionalRounds = StateRounds()
     private let marketStates = BucketView<MarketState>("qt_marketstate")
     /// How far a plan's event time may lie behind the market state it is sized on.
     static let maxPlanLagMs: Int64 = 86_400_000
@@ -173,7 +174,7 @@ public final class GovernorPlugin: Plugin {
         let claimed = reading.claimed
         let nowMs = context.clock.nowMs()
         var quantity = Decimal(0)
-        let reservations = NotionalReservations(context: context, maxTotal: limits.maxTotalNotional)
+        let reservations = NotionalReservations(context: context, rounds: notionalRounds, maxTotal: limits.maxTotalNotional)
         let notional = try await reservations.reserve(plan, open: open, claimed: claimed, untilMs: nowMs + limits.reservationMs,
                                                       nowMs: nowMs) { room in
             let wanted = min(limits.maxNotionalPerTrade, room) * Decimal(gate.scale)

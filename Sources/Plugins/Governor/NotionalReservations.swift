@@ -12,6 +12,7 @@ struct NotionalReservations {
     static let stateName = "notional"
 
     let context: HandlerContext
+    let rounds: StateRounds
     let maxTotal: Decimal
 
     /// Reserves what `size` makes of the room left (ledger positions and other live reservations
@@ -20,7 +21,7 @@ struct NotionalReservations {
                  size: (_ room: Decimal) throws -> Decimal) async throws -> Decimal {
         let openNotional = open.reduce(Decimal(0)) { $0 + abs($1.amount) * $1.entryPrice }
         let openSymbols = Set(open.map(\.symbol))
-        return try await StateRounds.rewrite(Self.stateName, context: context) { stored in
+        return try await rounds.rewrite(Self.stateName, context: context) { stored in
             var reservations = (stored?.values ?? [:]).filter { symbol, value in
                 guard let reservation = Reservation(value) else { return false }
                 return !openSymbols.contains(symbol) && (reservation.untilMs > nowMs || claimed.contains(symbol))

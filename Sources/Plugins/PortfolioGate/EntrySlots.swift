@@ -11,6 +11,7 @@ struct EntrySlots {
     static let stateName = "entry-slots"
 
     let context: HandlerContext
+    let rounds: StateRounds
     let view: LedgerView
     let maxPositions: Int
 
@@ -18,7 +19,7 @@ struct EntrySlots {
     /// Positions the ledger holds count whether or not they came through a slot (an adopted one).
     func claim(_ symbol: String, untilMs: Int64, nowMs: Int64) async throws -> Bool {
         let occupied = try await view.read(context).occupied
-        return try await StateRounds.rewrite(Self.stateName, context: context) { stored in
+        return try await rounds.rewrite(Self.stateName, context: context) { stored in
             guard let slots = try Self.allot(symbol, untilMs: untilMs, nowMs: nowMs, held: stored?.values ?? [:],
                                              occupied: occupied, maxPositions: maxPositions) else { return (nil, false) }
             var state = PluginState()

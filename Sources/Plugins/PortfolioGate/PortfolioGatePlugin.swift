@@ -43,6 +43,7 @@ public final class PortfolioGatePlugin: Plugin {
     /// What every entry reads, kept by watches (exits read their symbol's ledger entry from the bucket).
     private let ledgerView = LedgerView()
     private let control = ControlView()
+    private let slotRounds = StateRounds()
     private let universeView = UniverseView()
     private let account = BucketView<AccountSnapshot>("qt_snapshot") { $0 == "_account" }
     private let positionSnapshots = BucketView<PositionSnapshot>("qt_snapshot") { $0 != "_account" }
@@ -119,7 +120,7 @@ public final class PortfolioGatePlugin: Plugin {
         if let position = try await ledgerView.position(plan.symbol, context) {
             throw GateRefusal(reason: .positionExists, detail: "\(plan.symbol) already holds \(position.amount.plainString): no pyramiding")
         }
-        let slots = EntrySlots(context: context, view: ledgerView, maxPositions: maxPositions)
+        let slots = EntrySlots(context: context, rounds: slotRounds, view: ledgerView, maxPositions: maxPositions)
         let claimed: Bool
         do {
             claimed = try await slots.claim(plan.symbol, untilMs: nowMs + permitTTLMs, nowMs: nowMs)

@@ -1,27 +1,46 @@
 import Foundation
 import Host
 import Messages
+import Synchronization
 
 /// One `qt_state` key shared by every host running a plugin, rewritten by compare-and-set: read,
 /// decide, write; on a conflict (another host wrote first) read again, up to `attempts` rounds, then
 /// leave it to the input's redelivery. `decide` returns the new state (nil: nothing to write) and
 /// what the caller gets back.
-enum StateRounds {
+///
+/// What this host wrote last is kept and the next round starts from it instead of a read (a
+/// compare-and-set that succeeded implies the value); another host's write in between fails the
+/// compare-and-set, and that round reads. A refusal (`decide` throws) or "nothing to write" is
+/// never judged on the kept value alone: the round is repeated on a fresh read first.
+final class StateRounds: Sendable {
     static let attempts = 8
 
-    static func rewrite<T>(_ name: String, context: HandlerContext,
-                           _ decide: (PluginState?) throws -> (state: PluginState?, result: T)) async throws -> T {
-        for _ in 0..<attempts {
-            let stored = try await context.loadState(name)
-            let (state, result) = try decide(stored?.state)
-            guard let state else { return result }
+    private let written = Mutex<[String: (state: PluginState, revision: UInt64)]>([:])
+
+    func rewrite<T>(_ name: String, context: HandlerContext,
+                    _ decide: (PluginState?) throws -> (state: PluginState?, result: T)) async throws -> T {
+        for _ in 0..<Self.attempts {
+            let kept = written.withLock { $0.removeValue(forKey: name) }
+            let stored: (state: PluginState, revision: UInt64)?
+            if let kept { stored = kept } else { stored = try await context.loadState(name) }
+            let decided: (state: PluginState?, result: T)
             do {
-                _ = try await context.saveState(name, state, expectedRevision: stored?.revision ?? 0)
-                return result
+                decided = try decide(stored?.state)
+            } catch where kept != nil {
+                continue
+            }
+            guard let state = decided.state else {
+                if kept != nil { continue }
+                return decided.result
+            }
+            do {
+                let revision = try await context.saveState(name, state, expectedRevision: stored?.revision ?? 0)
+                written.withLock { $0[name] = (state, revision) }
+                return decided.result
             } catch is KVConflict {
                 continue
             }
         }
-        throw PluginError.transient("\(attempts) compare-and-set conflicts in a row on qt_state/\(context.plugin).\(name)")
+        throw PluginError.transient("\(Self.attempts) compare-and-set conflicts in a row on qt_state/\(context.plugin).\(name)")
     }
 }
