@@ -72,35 +72,26 @@ struct EndToEndBench: AsyncParsableCommand {
             _ = try await driver.run(rate: 50, seconds: 2)
 
             let marksBefore = simulator.exchange.requests("GET /fapi/v1/premiumIndex")
-            let (tripsBefore, requestsBefore) = (host.metrics.roundTrips, Self.requests(simulator))
+            let entryCosts = TradeCosts(host: host, simulator: simulator)
             let measured = try await driver.run(rate: rate, seconds: duration)
             printLine("latency at \(Int(rate))/s for \(Int(duration)) s: " + measured.description)
-            let entryTrips = RoundTripTally(host, since: tripsBefore, trades: measured.completed)
-            let entryCalls = Self.requests(simulator, since: requestsBefore)
-            printLine(String(format: "KV and JetStream round trips per OPEN (counted by the Bus): %.1f — ", entryTrips.perTrade(of: Self.entryPath))
-                      + entryTrips.describe(Self.entryPath))
-            printLine(String(format: "exchange requests per OPEN: %.2f — ", Double(entryCalls.values.reduce(0, +)) / Double(max(1, measured.completed)))
-                      + Self.describe(entryCalls, per: measured.completed))
+            let entryCost = entryCosts.report("OPEN", path: Self.entryPath, trades: measured.completed)
             let marksRead = simulator.exchange.requests("GET /fapi/v1/premiumIndex") - marksBefore
             printLine(String(format: "mark price over REST (premiumIndex) during the run: %d requests for %d intents (%.3f per intent; the governor reads marks from the mark stream)",
                              marksRead, measured.sent, Double(marksRead) / Double(max(1, measured.sent))))
 
             var exits: (checked: IntentDriver.Run, unchecked: IntentDriver.Run)?
+            var exitCost: (roundTrips: Double, exchangeRequests: Double)?
             if exitRate > 0 {
                 // Right after the entries, which left up to rate · duration positions open: half of
                 // them closed with the plan digest, half without it (the same host, one after the
                 // other), so the check's cost is seen beside the path without it.
                 let positions = try await openPositions(bus, simulator: simulator)
                 let half = positions.count / 2
-                let (exitTripsBefore, exitRequestsBefore) = (host.metrics.roundTrips, Self.requests(simulator))
+                let exitCosts = TradeCosts(host: host, simulator: simulator)
                 let checked = try await driver.runExits(rate: exitRate, seconds: duration, positions: Array(positions[..<half]))
                 printLine("exit latency (harvest proposal → ledger) at \(Int(exitRate))/s with the plan digest: " + checked.description)
-                let exitTrips = RoundTripTally(host, since: exitTripsBefore, trades: checked.completed)
-                let exitCalls = Self.requests(simulator, since: exitRequestsBefore)
-                printLine(String(format: "KV and JetStream round trips per exit: %.1f — ", exitTrips.perTrade(of: Self.exitPath))
-                          + exitTrips.describe(Self.exitPath))
-                printLine(String(format: "exchange requests per exit: %.2f — ", Double(exitCalls.values.reduce(0, +)) / Double(max(1, checked.completed)))
-                          + Self.describe(exitCalls, per: checked.completed))
+                exitCost = exitCosts.report("exit", path: Self.exitPath, trades: checked.completed)
                 PlanDigest.skippedForBenchmark.store(true, ordering: .relaxed)
                 let unchecked = try await driver.runExits(rate: exitRate, seconds: duration, positions: Array(positions[half...]))
                 PlanDigest.skippedForBenchmark.store(false, ordering: .relaxed)
@@ -139,6 +130,12 @@ struct EndToEndBench: AsyncParsableCommand {
                              measured.p50, floor.p50))
             printLine(String(format: "| intent → ledger committed at %d/s, p99 | %.1f ms | %.1f ms | ≤ 20 ms |", Int(rate), measured.p99, floor.p99))
             printLine("| completed / sent at \(Int(rate))/s | \(measured.completed) / \(measured.sent) (blocked or skipped: \(measured.refused)) | | all |")
+            printLine(String(format: "| KV and JetStream round trips per OPEN (Bus counts) | %.1f | | ≤ 12 |", entryCost.roundTrips))
+            printLine(String(format: "| exchange requests per OPEN | %.2f | | 2 |", entryCost.exchangeRequests))
+            if let exitCost {
+                printLine(String(format: "| KV and JetStream round trips per exit | %.1f | | |", exitCost.roundTrips))
+                printLine(String(format: "| exchange requests per exit | %.2f | | |", exitCost.exchangeRequests))
+            }
             if let exits {
                 for (label, run) in [("with the plan digest", exits.checked), ("without it (same run)", exits.unchecked)] {
                     printLine(String(format: "| harvest proposal → ledger committed at %d/s, %@, p50 / p99 | %.1f / %.1f ms | %.1f / %.1f ms | |",
@@ -221,20 +218,6 @@ struct EndToEndBench: AsyncParsableCommand {
 
     static let entryPath = ["intent-bridge", "governor", "portfolio-gate", "executor"]
     static let exitPath = ["heat-gate", "apply-layer", "executor"]
-
-    /// Requests the simulator has answered so far, by endpoint (`GET /fapi/v1/klines`), or since `before`.
-    static func requests(_ simulator: SimulatorServer, since before: [String: Int] = [:]) -> [String: Int] {
-        var counts: [String: Int] = [:]
-        for row in simulator.exchange.weightByEndpoint where row.requests > before[row.endpoint] ?? 0 {
-            counts[row.endpoint] = row.requests - (before[row.endpoint] ?? 0)
-        }
-        return counts
-    }
-
-    static func describe(_ requests: [String: Int], per trades: Int) -> String {
-        requests.sorted { $0.value > $1.value }
-            .map { String(format: "%@ %.2f", $0.key, Double($0.value) / Double(max(1, trades))) }.joined(separator: ", ")
-    }
 
     /// The benchmark profile: the entry path with its limits raised so every intent passes, and the
     /// exit path from a harvest proposal (heat-gate in shadow calibration, so a FULL_CLOSE stays one).
