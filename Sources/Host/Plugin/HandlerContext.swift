@@ -231,8 +231,10 @@ public struct PluginKV: Sendable, KeyValueReading {
 
     public func keys() async throws -> [String] { try await store.keys() }
 
-    /// The bucket's current values, then every change, decoded as `M` (see `KeyValueBucket.watch`).
-    public func changes<M: BusMessage>(_ type: M.Type) async throws -> KeyChanges<M> { try await store.changes(type) }
+    /// The bucket's current values (or one key's), then every change, decoded as `M` (see `KeyValueBucket.watch`).
+    public func changes<M: BusMessage>(_ type: M.Type, key: String? = nil) async throws -> KeyChanges<M> {
+        try await store.changes(type, key: key)
+    }
 
     @discardableResult
     public func put<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64 {

@@ -13,7 +13,12 @@ public protocol KeyValueStore: Sendable {
     func create<M: BusMessage>(_ key: String, _ value: M) async throws -> UInt64
     func update<M: BusMessage>(_ key: String, _ value: M, expectedRevision: UInt64) async throws -> UInt64
     func delete(_ key: String) async throws
-    func changes<M: BusMessage>(_ type: M.Type) async throws -> KeyChanges<M>
+    /// The current values and then every change of `key`, or of every key when nil.
+    func changes<M: BusMessage>(_ type: M.Type, key: String?) async throws -> KeyChanges<M>
+}
+
+extension KeyValueStore {
+    public func changes<M: BusMessage>(_ type: M.Type) async throws -> KeyChanges<M> { try await changes(type, key: nil) }
 }
 
 /// A JetStream KV bucket behind the plugin API.
@@ -42,7 +47,9 @@ struct NatsKeyValueStore: KeyValueStore {
 
     func delete(_ key: String) async throws { try await bucket.delete(key) }
 
-    func changes<M: BusMessage>(_ type: M.Type) async throws -> KeyChanges<M> { KeyChanges(try await bucket.watch()) }
+    func changes<M: BusMessage>(_ type: M.Type, key: String?) async throws -> KeyChanges<M> {
+        KeyChanges(try await bucket.watch(key ?? ">"))
+    }
 }
 
 /// A compare-and-set lost: someone else wrote the key first. Plugins may catch it to reload and

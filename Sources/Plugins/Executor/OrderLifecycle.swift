@@ -8,8 +8,8 @@ import Messages
 /// one effect that asks something (the last one of a step) with the next event; no step reads
 /// the clock, the bus or the exchange.
 ///
-/// CLAIMED → SENT → FILLED → APPLIED, or SENT → REJECTED; an UPDATE_STOP goes CLAIMED → FILLED
-/// without an order. Every `.save` is a compare-and-set of the record, and the crash points sit
+/// CLAIMED → SENT → (FILLED, in memory) → APPLIED, or SENT → REJECTED; an UPDATE_STOP goes
+/// CLAIMED → FILLED (saved) without an order. Every `.save` is a compare-and-set of the record, and the crash points sit
 /// where DESIGN.md §5's crash analysis puts them: a crash anywhere leaves a record that a
 /// redelivery or the recovery pass finishes from its status without a second order.
 enum OrderLifecycle {
@@ -134,8 +134,11 @@ enum OrderLifecycle {
             next.fee = trades.reduce(Decimal(0)) { $0 + $1.commission }.plainString
             next.realizedPnl = trades.reduce(Decimal(0)) { $0 + $1.realizedPnl }.plainString
             next.fillIds = trades.map { String($0.id) }
+            // Not saved: FILLED would only cache what the exchange answers again. A crash before the
+            // APPLIED save leaves the record SENT; its query finds the same fill and the settle
+            // finds the claim gone if it already ran (docs/decisions.md, the crash table).
             let filled = saved(.filled)
-            return Step(record: filled, effects: [.save, .crashPoint(.afterFill), .settleLedger(try LedgerChange(filled))])
+            return Step(record: filled, effects: [.crashPoint(.afterFill), .settleLedger(try LedgerChange(filled))])
 
         case (.filled, .resumed):
             return Step(record: record, effects: [.settleLedger(try LedgerChange(record))])

@@ -128,10 +128,12 @@ public final class GovernorPlugin: Plugin {
         try await control.check(context, entry: true)
         let symbol = plan.symbol
         let eventTimeMs = input.eventTimeMs
-        let stored = try await marketStates.read(symbol, context)
+        let isCurrent = { [limits] (state: MarketState) in
+            eventTimeMs - state.asOfMs <= limits.marketStateMaxAgeMs && state.asOfMs - eventTimeMs <= Self.maxPlanLagMs
+        }
+        let stored = try await marketStates.read(symbol, context) { $0.value.map(isCurrent) ?? false }
         if case .unreadable(let why) = stored { throw GateRefusal(reason: .unreadableState, detail: "\(why): entries on \(symbol) are held") }
-        guard let state = stored.value,
-              eventTimeMs - state.asOfMs <= limits.marketStateMaxAgeMs, state.asOfMs - eventTimeMs <= Self.maxPlanLagMs else {
+        guard let state = stored.value, isCurrent(state) else {
             // Both ways, with different bounds: the state may run ahead of a plan by the pipeline's
             // lag (minutes of event time in the simulator, which compresses time), but a plan a day
             // behind the state (event time 0, an intent replayed from days ago) is stale.

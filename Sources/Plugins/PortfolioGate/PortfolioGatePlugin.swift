@@ -45,7 +45,8 @@ public final class PortfolioGatePlugin: Plugin {
     private let control = ControlView()
     private let slotRounds = StateRounds()
     private let universeView = UniverseView()
-    private let account = BucketView<AccountSnapshot>("qt_snapshot") { $0 == "_account" }
+    private let account = BucketView<AccountSnapshot>("qt_snapshot", key: "_account")
+    private let reconcileHolds = BucketView<PluginState>("qt_state", key: "position-brain.\(PositionBrainPlugin.holdState)")
     private let positionSnapshots = BucketView<PositionSnapshot>("qt_snapshot") { $0 != "_account" }
 
     init(maxPositions: Int, maxMarginRatio: Double, snapshotMaxAgeMs: Int64, permitTTLMs: Int64) {
@@ -96,8 +97,14 @@ public final class PortfolioGatePlugin: Plugin {
 
         let universe = try await universeView.read(context, listing: plan.symbol)
         guard universe.contains(plan.symbol) else { throw GateRefusal(reason: .notInUniverse, detail: universe.absence(of: plan.symbol)) }
-        let holds = try await context.kv("qt_state").get(PluginState.self, "position-brain.\(PositionBrainPlugin.holdState)")
-        if holds?.value.symbols.contains(plan.symbol) == true {
+        let holds = try await reconcileHolds.read("position-brain.\(PositionBrainPlugin.holdState)", context) { reading in
+            if case .unreadable = reading { return false }
+            return reading.value?.symbols.contains(plan.symbol) != true
+        }
+        if case .unreadable(let why) = holds {
+            throw GateRefusal(reason: .unreadableState, detail: "\(why): entries are held")
+        }
+        if holds.value?.symbols.contains(plan.symbol) == true {
             throw GateRefusal(reason: .reconcileHold, detail: "\(plan.symbol) is on reconcile hold: exchange and ledger disagree")
         }
         let snapshot = try await account.read("_account", context) { reading in

@@ -37,7 +37,7 @@ struct ActiveUniverse {
 /// `qt_universe/active` kept in memory by a watch (`BucketView`), for the entry gates that read it
 /// per message.
 final class UniverseView: Sendable {
-    private let view = BucketView<Universe>("qt_universe") { $0 == ActiveUniverse.key }
+    private let view = BucketView<Universe>("qt_universe", key: ActiveUniverse.key)
 
     /// The universe, confirmed from the bucket when the view does not list `symbol` as active.
     func read(_ context: HandlerContext, listing symbol: String) async throws -> ActiveUniverse {

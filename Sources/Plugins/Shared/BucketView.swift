@@ -40,13 +40,23 @@ final class BucketView<M: BusMessage>: Sendable {
     }
 
     let bucket: String
+    /// The one key watched (the server sends only its changes), or nil: every key `includes` takes.
+    private let key: String?
     private let includes: @Sendable (String) -> Bool
     private let state = Mutex(State())
 
     /// The keys of `bucket` for which `includes` is true (every key by default).
     init(_ bucket: String, includes: @escaping @Sendable (String) -> Bool = { _ in true }) {
         self.bucket = bucket
+        self.key = nil
         self.includes = includes
+    }
+
+    /// One key of `bucket`, watched alone (a key of a busy bucket such as `qt_state`).
+    init(_ bucket: String, key: String) {
+        self.bucket = bucket
+        self.key = key
+        self.includes = { $0 == key }
     }
 
     deinit {
@@ -102,7 +112,7 @@ final class BucketView<M: BusMessage>: Sendable {
     /// key first, and the higher revision wins. A stale view starts over from an empty map: a
     /// key deleted while no watch ran must not survive.
     private func load(_ kv: PluginKV) async throws {
-        let watch = try await kv.changes(M.self)
+        let watch = try await kv.changes(M.self, key: key)
         let generation = state.withLock { state -> Int in
             state.follower?.cancel()
             state.watch?.stop()
@@ -128,7 +138,9 @@ final class BucketView<M: BusMessage>: Sendable {
         }
         state.withLock { $0.follower = follower }
         do {
-            for key in try await kv.keys() where includes(key) {
+            var keys = [String]()
+            if let watched = self.key { keys = [watched] } else { keys = try await kv.keys() }
+            for key in keys where includes(key) {
                 switch try await kv.read(M.self, key) {
                 case .missing: break
                 case .value(let value, let revision): apply(key, .value(value, revision: revision), generation: generation)

@@ -67,15 +67,17 @@ public final class MemoryKeyValueStore: KeyValueStore {
         }
     }
 
-    public func changes<M: BusMessage>(_ type: M.Type) async throws -> KeyChanges<M> {
+    public func changes<M: BusMessage>(_ type: M.Type, key watched: String?) async throws -> KeyChanges<M> {
         let (stream, continuation) = AsyncStream.makeStream(of: KeyChange<M>.self)
         let id = state.withLock { state in
-            for (key, entry) in state.entries.sorted(by: { $0.value.revision < $1.value.revision }) where isLive(entry) {
+            for (key, entry) in state.entries.sorted(by: { $0.value.revision < $1.value.revision })
+            where isLive(entry) && (watched == nil || watched == key) {
                 continuation.yield(KeyChange(key: key, bytes: entry.bytes, revision: entry.revision))
             }
             let id = state.nextWatcher
             state.nextWatcher += 1
             state.watchers[id] = Watcher(deliver: { key, bytes, revision in
+                guard watched == nil || watched == key else { return }
                 continuation.yield(bytes.map { KeyChange(key: key, bytes: $0, revision: revision) }
                                    ?? KeyChange(key: key, value: nil, revision: revision))
             }, end: { continuation.finish() })
