@@ -34,9 +34,10 @@ public final class LedgerView: Sendable {
             case .deleted: break
             }
         }
-        var scan = LedgerPosition.scan(entries.sorted { $0.symbol < $1.symbol })
+        entries.sort { $0.symbol < $1.symbol }
+        var scan = LedgerPosition.scan(entries)
         scan.unreadable.merge(unreadable) { parsed, _ in parsed }
-        return LedgerReading(entries: entries.sorted { $0.symbol < $1.symbol }, scan: scan)
+        return LedgerReading(entries: entries, scan: scan)
     }
 
     /// One symbol's open position, or nil: from the view when it shows none, confirmed from the
