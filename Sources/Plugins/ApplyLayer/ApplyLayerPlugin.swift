@@ -37,6 +37,7 @@ public final class ApplyLayerPlugin: Plugin {
     }
 
     private let filters: FilterCache
+    private let control = ControlView()
     private let planTTLMs: Int64
 
     init(filters: FilterCache, planTTLMs: Int64) {
@@ -63,7 +64,7 @@ public final class ApplyLayerPlugin: Plugin {
             try context.decide(.skip, reason: .hold, about: about, kind: .proposal, symbol: symbol, before: before)
             return
         }
-        if let (reason, detail) = try await TradingControl.read(context).refusal(entry: false) {
+        if let (reason, detail) = try await control.read(context).refusal(entry: false) {
             try context.decide(.block, reason: reason, about: about, kind: .proposal, symbol: symbol, detail: detail, before: before)
             return
         }

@@ -110,7 +110,13 @@ public final class ExecutorPlugin: Plugin {
         }
         crashHook(.afterClaim)
 
-        let record = OrderLifecycle.claimed(plan, nowMs: nowMs)
+        // The claim has just read the ledger, so the stop it holds is known: the record starts at the
+        // step after CLAIMED (SENT for an order), one write where there were two. A crash before the
+        // order goes out leaves a SENT record, which recovery queries and sends again once the first
+        // request can no longer arrive (docs/decisions.md, the crash table).
+        let first = try OrderLifecycle.step(OrderLifecycle.claimed(plan, nowMs: nowMs),
+                                            .currentStop(clientAlgoID: try await claims.currentStop()), nowMs: nowMs)
+        let record = first.record
         let revision: UInt64
         do {
             revision = try await orders.create(clientOrderID, record)
@@ -121,7 +127,7 @@ public final class ExecutorPlugin: Plugin {
         }
         crashHook(.afterRecord)
         try await context.kv("qt_permits").delete(plan.planID)
-        try await run(record, revision: revision, context: context, claims: claims)
+        try await run(record, revision: revision, context: context, claims: claims, then: first.effects.filter { $0 != .save })
     }
 
     private static func alertMismatch(_ plan: Plan, detail: String, subject: String, context: HandlerContext) throws {
@@ -140,19 +146,29 @@ public final class ExecutorPlugin: Plugin {
 
     /// Steps 5–8 from whatever state the record is in: performs what `OrderLifecycle` says and
     /// answers its asks. Every exchange call is made only while this host holds the symbol's lease.
-    /// `claims` carries the entry the claim just wrote, when the run follows it.
-    private func run(_ start: OrderRecord, revision startRevision: UInt64, context: HandlerContext, claims known: LedgerClaims? = nil) async throws {
+    /// `claims` carries the entry the claim just wrote, when the run follows it; `then`, the effects
+    /// of the step that made `start` (already saved) still to perform.
+    private func run(_ start: OrderRecord, revision startRevision: UInt64, context: HandlerContext, claims known: LedgerClaims? = nil,
+                     then pending: [OrderLifecycle.Effect]? = nil) async throws {
         var record = start
+        var firstEffects = pending
         var revision = startRevision
         let orders = try await context.kv("qt_orders")
         let ledger = try await context.kv("qt_ledger")
         let claims = known ?? LedgerClaims(ledger: ledger, symbol: record.symbol, clientOrderID: record.clientOrderID)
         var event = OrderLifecycle.Event.resumed
         while true {
-            let step = try OrderLifecycle.step(record, event, nowMs: desk.clock.nowMs())
-            record = step.record
+            let effects: [OrderLifecycle.Effect]
+            if let pending = firstEffects {
+                effects = pending
+                firstEffects = nil
+            } else {
+                let step = try OrderLifecycle.step(record, event, nowMs: desk.clock.nowMs())
+                record = step.record
+                effects = step.effects
+            }
             var answer: OrderLifecycle.Event?
-            for effect in step.effects {
+            for effect in effects {
                 switch effect {
                 case .crashPoint(let point):
                     crashHook(point)

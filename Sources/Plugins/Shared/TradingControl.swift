@@ -68,12 +68,16 @@ struct TradingControl {
 }
 
 /// `qt_control` kept in memory by a watch (`BucketView`): the trading state and the kill switch
-/// without a round trip per message, failing closed as a read of the bucket does.
+/// without a round trip per message, failing closed as a read of the bucket does. Anything but
+/// ACTIVE with the switch off is confirmed from the bucket, so a view that has not seen a resume
+/// yet never refuses an order on its own.
 final class ControlView: Sendable {
     private let view = BucketView<Control>("qt_control")
 
     func read(_ context: HandlerContext) async throws -> TradingControl {
-        TradingControl(state: try await view.read("trading_state", context), kill: try await view.read("kill_switch", context))
+        let viewed = TradingControl(state: try await view.read("trading_state", context), kill: try await view.read("kill_switch", context))
+        if viewed.state == .active, !viewed.killSwitch { return viewed }
+        return try await TradingControl.read(context)
     }
 
     /// Throws the refusal for a gate to turn into its BLOCK decision.
