@@ -95,6 +95,8 @@ final class BucketView<M: BusMessage>: Sendable {
     }
 
     private func ensureCurrent(_ context: HandlerContext) async throws {
+        // The common case, a current view, is a lock and a flag: no bucket handle is looked up.
+        if state.withLock({ $0.current }) { return }
         let kv = try await context.kv(bucket)
         let loading = state.withLock { state -> Task<Void, Error>? in
             if state.current { return nil }
