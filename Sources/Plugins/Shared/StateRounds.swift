@@ -12,13 +12,21 @@ import Synchronization
 /// compare-and-set that succeeded implies the value); another host's write in between fails the
 /// compare-and-set, and that round reads. A refusal (`decide` throws) or "nothing to write" is
 /// never judged on the kept value alone: the round is repeated on a fresh read first.
+///
+/// Rounds on one name take turns within this process: handlers running at once would otherwise
+/// all read the same revision and all but one lose the compare-and-set (eight losses in a row
+/// for one plan at 50 entries/s). Taking turns, each round starts from the value the previous
+/// one wrote, and only another host's write costs a retry.
 final class StateRounds: Sendable {
     static let attempts = 8
 
     private let written = Mutex<[String: (state: PluginState, revision: UInt64)]>([:])
+    private let turns = Turns()
 
     func rewrite<T>(_ name: String, context: HandlerContext,
                     _ decide: (PluginState?) throws -> (state: PluginState?, result: T)) async throws -> T {
+        await turns.take(name)
+        defer { turns.pass(name) }
         for _ in 0..<Self.attempts {
             let kept = written.withLock { $0.removeValue(forKey: name) }
             let stored: (state: PluginState, revision: UInt64)?
@@ -42,5 +50,38 @@ final class StateRounds: Sendable {
             }
         }
         throw PluginError.transient("\(Self.attempts) compare-and-set conflicts in a row on qt_state/\(context.plugin).\(name)")
+    }
+}
+
+/// One holder per name at a time, the others waiting in arrival order.
+private final class Turns: Sendable {
+    /// A name is held while it has an entry; the entry lists who waits for it.
+    private let waiting = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
+
+    func take(_ name: String) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let free = waiting.withLock { waiting -> Bool in
+                guard waiting[name] != nil else {
+                    waiting[name] = []
+                    return true
+                }
+                waiting[name]!.append(continuation)
+                return false
+            }
+            if free { continuation.resume() }
+        }
+    }
+
+    func pass(_ name: String) {
+        let next = waiting.withLock { waiting -> CheckedContinuation<Void, Never>? in
+            guard var queue = waiting[name], !queue.isEmpty else {
+                waiting[name] = nil
+                return nil
+            }
+            let first = queue.removeFirst()
+            waiting[name] = queue
+            return first
+        }
+        next?.resume()
     }
 }
