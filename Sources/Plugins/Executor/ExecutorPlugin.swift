@@ -6,8 +6,9 @@ import Messages
 
 /// The one plugin that touches money (DESIGN.md §5, R7). For each approved plan, in steps that
 /// are each safe to repeat after a crash anywhere:
-/// 1. an existing `qt_orders` record is resumed from its state;
-/// 2. the permit must exist and the plan must not have expired;
+/// 1. the permit must exist (without one, an existing `qt_orders` record is resumed from its
+///    state) and the plan must not have expired;
+/// 2. the trading state must allow it;
 /// 3. the symbol is claimed in the ledger by compare-and-set (`pending_client_order_id`) at the
 ///    plan's revision (exits) or flat with no claim (entries);
 /// 4. the record is created (CLAIMED) and the permit deleted;
@@ -87,21 +88,28 @@ public final class ExecutorPlugin: Plugin {
         try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planApproved(plan.symbol), sized: true)
         let clientOrderID = Self.clientOrderID(planID: plan.planID)
         let orders = try await context.kv("qt_orders")
-        if let found = try await orders.get(OrderRecord.self, clientOrderID) {
-            // A crash between creating the record and deleting the permit leaves the permit.
-            let permits = try await context.kv("qt_permits")
-            if try await permits.get(Permit.self, plan.planID) != nil { try await permits.delete(plan.planID) }
+        let permits = try await context.kv("qt_permits")
+        // The permit is read first: it is deleted right after the record is created, so a plan that
+        // still has one has no record (one read where there were two), unless a crash fell between
+        // the two writes; the record's create and the refusal below look for that record.
+        let permit = try await permits.get(Permit.self, plan.planID)?.value
+        if permit == nil, let found = try await orders.get(OrderRecord.self, clientOrderID) {
             return try await run(found.value, revision: found.revision, context: context)
         }
         let ledger = try await context.kv("qt_ledger")
         let claims = LedgerClaims(ledger: ledger, symbol: plan.symbol, clientOrderID: clientOrderID)
         let nowMs = desk.clock.nowMs()
-        let permit = try await context.kv("qt_permits").get(Permit.self, plan.planID)?.value
         var refusal = OrderLifecycle.admissionRefusal(plan, permit: permit, control: try await control.read(context), nowMs: nowMs)
         if refusal == nil, case .stale(let why) = try await claims.claim(plan) {
             refusal = (.stale, why)
         }
         if let (reason, detail) = refusal {
+            // A record with its permit still there (a crash between the two writes): the record goes on;
+            // an order may be out, so nothing is refused or released.
+            if permit != nil, let found = try await orders.get(OrderRecord.self, clientOrderID) {
+                try await permits.delete(plan.planID)
+                return try await run(found.value, revision: found.revision, context: context)
+            }
             // A claim of this plan left by a crash before its record: no order was sent, so it is released.
             try await claims.release()
             try context.decide(.block, reason: reason, about: plan.planID, kind: .plan, symbol: plan.symbol, detail: detail)
@@ -122,11 +130,13 @@ public final class ExecutorPlugin: Plugin {
             revision = try await orders.create(clientOrderID, record)
         } catch is KVConflict {
             // Another host created it between our read and now: continue from what it wrote.
+            // A record with its permit still there is ours from before a crash, or another host's.
             guard let found = try await orders.get(OrderRecord.self, clientOrderID) else { throw PluginError.transient("qt_orders/\(clientOrderID) vanished") }
+            try await permits.delete(plan.planID)
             return try await run(found.value, revision: found.revision, context: context)
         }
         crashHook(.afterRecord)
-        try await context.kv("qt_permits").delete(plan.planID)
+        try await permits.delete(plan.planID)
         try await run(record, revision: revision, context: context, claims: claims, then: first.effects.filter { $0 != .save })
     }
 
