@@ -145,6 +145,13 @@ public final class HandlerContext: @unchecked Sendable {
                         shadow: scope.settings.shadow, fence: fence, journal: scope.journal, instance: scope.instance)
     }
 
+    /// `qt_state` to read only: a plugin's view of its own keys (`<plugin>.…`) follows it. Every
+    /// write goes through `saveState`.
+    public func stateReader() async throws -> PluginKV {
+        PluginKV(store: try await scope.backend.store("qt_state"), plugin: plugin, canWrite: false,
+                 shadow: scope.settings.shadow, fence: fence, journal: scope.journal, instance: scope.instance)
+    }
+
     /// This plugin's own state `qt_state/<plugin>.<name>`, with its revision for compare-and-set.
     public func loadState(_ name: String) async throws -> (state: PluginState, revision: UInt64)? {
         let store = try await scope.backend.store("qt_state")

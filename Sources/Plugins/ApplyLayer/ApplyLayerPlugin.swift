@@ -38,6 +38,8 @@ public final class ApplyLayerPlugin: Plugin {
 
     private let filters: FilterCache
     private let control = ControlView()
+    /// The plan ids made per symbol (`OnceMemory`), kept by a watch.
+    private let madePlans = BucketView<PluginState>.ownState(of: name, prefix: "plans-")
     private let planTTLMs: Int64
 
     init(filters: FilterCache, planTTLMs: Int64) {
@@ -72,7 +74,7 @@ public final class ApplyLayerPlugin: Plugin {
         let eventTimeMs = input.eventTimeMs
         let planID = ContentID.hash(symbol, String(proposal.ledgerRevision), String(action.rawValue),
                                     String(Self.floorDiv(eventTimeMs, Self.planBucketMs)))
-        let memory = OnceMemory(context: context, name: "plans-\(symbol)", keepMs: Self.memoryMs)
+        let memory = OnceMemory(context: context, view: madePlans, name: "plans-\(symbol)", keepMs: Self.memoryMs)
         if try await memory.record(planID, eventTimeMs: eventTimeMs, inputSequence: input.streamSequence, symbol: symbol) == .duplicate {
             try context.decide(.skip, reason: .duplicate, about: about, kind: .proposal, symbol: symbol,
                                detail: "plan \(planID) was already made this minute for this ledger revision", before: before,

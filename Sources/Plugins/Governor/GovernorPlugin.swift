@@ -72,6 +72,10 @@ public final class GovernorPlugin: Plugin {
     private let ledgerView = LedgerView()
     private let control = ControlView()
     private let notionalRounds = StateRounds()
+    /// Each symbol's entries of the last hour (`rate-<symbol>`), kept by a watch: the rate's write
+    /// is a compare-and-set at the revision read here, so a view that trails fails it and the
+    /// plan comes back to a fresh count.
+    private let rates = BucketView<PluginState>.ownState(of: name, prefix: "rate-")
     private let marketStates = BucketView<MarketState>("qt_marketstate")
     /// How far a plan's event time may lie behind the market state it is sized on.
     static let maxPlanLagMs: Int64 = 86_400_000
@@ -152,7 +156,7 @@ public final class GovernorPlugin: Plugin {
             throw GateRefusal(reason: .killScoreBlock, detail: "entry kill score \(kill) ≥ \(GovernorKernel.blockFrom)")
         }
 
-        let rate = try await context.loadState("rate-\(symbol)")
+        let rate = try await rates.state("rate-\(symbol)", context)
         var passed = rate?.state.values ?? [:]
         let isRedelivery = passed[plan.planID] != nil
         if !isRedelivery { try checkRate(passed, eventTimeMs: eventTimeMs, symbol: symbol) }
@@ -201,7 +205,7 @@ public final class GovernorPlugin: Plugin {
             var record = PluginState()
             record.values = passed
             record.symbols = [symbol]
-            _ = try await context.saveState("rate-\(symbol)", record, expectedRevision: rate?.revision ?? 0)
+            _ = try await rates.save("rate-\(symbol)", record, expectedRevision: rate?.revision ?? 0, context)
         }
         return reasons.first ?? .passed
     }

@@ -41,6 +41,8 @@ public final class IntentBridgePlugin: Plugin {
     /// symbol's entry from the bucket.
     private let universeView = UniverseView()
     private let ledgerView = LedgerView()
+    /// The intent ids bridged per symbol (`OnceMemory`), kept by a watch.
+    private let bridgedIntents = BucketView<PluginState>.ownState(of: name, prefix: "intents-")
 
     init(minConfidence: Double, maxAgeMs: Int64) {
         self.minConfidence = minConfidence
@@ -106,7 +108,7 @@ public final class IntentBridgePlugin: Plugin {
             return try skip(refusal.reason, refusal.detail)  // an unreadable ledger entry holds the symbol
         }
 
-        let memory = OnceMemory(context: context, name: "intents-\(symbol)", keepMs: Self.memoryMs)
+        let memory = OnceMemory(context: context, view: bridgedIntents, name: "intents-\(symbol)", keepMs: Self.memoryMs)
         if try await memory.record(intent.intentID, eventTimeMs: input.eventTimeMs, inputSequence: input.streamSequence,
                                    symbol: symbol) == .duplicate {
             return try skip(.duplicate, "intent \(intent.intentID) was already bridged")

@@ -40,23 +40,28 @@ final class BucketView<M: BusMessage>: Sendable {
     }
 
     let bucket: String
-    /// The one key watched (the server sends only its changes), or nil: every key `includes` takes.
-    private let key: String?
+    /// What the watch asks the server for: one key, a pattern (`governor.>`), or nil for every key.
+    private let watched: String?
     private let includes: @Sendable (String) -> Bool
+    private let source: @Sendable (HandlerContext) async throws -> PluginKV
     private let state = Mutex(State())
 
     /// The keys of `bucket` for which `includes` is true (every key by default).
-    init(_ bucket: String, includes: @escaping @Sendable (String) -> Bool = { _ in true }) {
-        self.bucket = bucket
-        self.key = nil
-        self.includes = includes
+    convenience init(_ bucket: String, includes: @escaping @Sendable (String) -> Bool = { _ in true }) {
+        self.init(bucket, watching: nil, includes: includes) { try await $0.kv(bucket) }
     }
 
     /// One key of `bucket`, watched alone (a key of a busy bucket such as `qt_state`).
-    init(_ bucket: String, key: String) {
+    convenience init(_ bucket: String, key: String) {
+        self.init(bucket, watching: key, includes: { $0 == key }) { try await $0.kv(bucket) }
+    }
+
+    private init(_ bucket: String, watching: String?, includes: @escaping @Sendable (String) -> Bool,
+                 source: @escaping @Sendable (HandlerContext) async throws -> PluginKV) {
         self.bucket = bucket
-        self.key = key
-        self.includes = { $0 == key }
+        self.watched = watching
+        self.includes = includes
+        self.source = source
     }
 
     deinit {
@@ -97,7 +102,7 @@ final class BucketView<M: BusMessage>: Sendable {
     private func ensureCurrent(_ context: HandlerContext) async throws {
         // The common case, a current view, is a lock and a flag: no bucket handle is looked up.
         if state.withLock({ $0.current }) { return }
-        let kv = try await context.kv(bucket)
+        let kv = try await source(context)
         let loading = state.withLock { state -> Task<Void, Error>? in
             if state.current { return nil }
             if let running = state.loading { return running }
@@ -114,7 +119,7 @@ final class BucketView<M: BusMessage>: Sendable {
     /// key first, and the higher revision wins. A stale view starts over from an empty map: a
     /// key deleted while no watch ran must not survive.
     private func load(_ kv: PluginKV) async throws {
-        let watch = try await kv.changes(M.self, key: key)
+        let watch = try await kv.changes(M.self, key: watched)
         let generation = state.withLock { state -> Int in
             state.follower?.cancel()
             state.watch?.stop()
@@ -141,7 +146,7 @@ final class BucketView<M: BusMessage>: Sendable {
         state.withLock { $0.follower = follower }
         do {
             var keys = [String]()
-            if let watched = self.key { keys = [watched] } else { keys = try await kv.keys() }
+            if let watched, !watched.contains(where: { $0 == "*" || $0 == ">" }) { keys = [watched] } else { keys = try await kv.keys() }
             for key in keys where includes(key) {
                 switch try await kv.read(M.self, key) {
                 case .missing: break
@@ -159,6 +164,13 @@ final class BucketView<M: BusMessage>: Sendable {
         }
     }
 
+    /// A value this plugin just wrote at `revision`: the next read sees it even before the watch
+    /// delivers it (a compare-and-set that succeeded implies the value).
+    func remember(_ key: String, _ value: M, revision: UInt64) {
+        let generation = state.withLock { $0.generation }
+        apply(key, .value(value, revision: revision), generation: generation)
+    }
+
     private func apply(_ key: String, _ held: Held, generation: Int) {
         state.withLock { state in
             guard state.generation == generation else { return }
@@ -173,5 +185,35 @@ final class BucketView<M: BusMessage>: Sendable {
             state.current = false
             state.watch = nil
         }
+    }
+}
+
+/// A plugin's own `qt_state` keys named `<plugin>.<prefix>…`, for state read before a
+/// compare-and-set (`saveState` at the revision read): a view that trails makes that write fail,
+/// and the caller reads the bucket (`loadState`) and tries again. Per-symbol state costs one write
+/// per message instead of a read and a write.
+extension BucketView where M == PluginState {
+    static func ownState(of plugin: String, prefix: String) -> BucketView<PluginState> {
+        let keys = "\(plugin).\(prefix)"
+        return BucketView("qt_state", watching: "\(plugin).>", includes: { $0.hasPrefix(keys) }) { try await $0.stateReader() }
+    }
+
+    /// `loadState(name)`, from the view.
+    func state(_ name: String, _ context: HandlerContext) async throws -> (state: PluginState, revision: UInt64)? {
+        switch try await read("\(context.plugin).\(name)", context) {
+        case .missing: return nil
+        case .value(let state, let revision): return (state, revision)
+        case .unreadable(let why): throw why
+        }
+    }
+
+    /// `saveState(name, …)`, remembered by the view.
+    func save(_ name: String, _ state: PluginState, expectedRevision: UInt64, _ context: HandlerContext) async throws -> UInt64 {
+        let revision = try await context.saveState(name, state, expectedRevision: expectedRevision)
+        var stamped = state
+        stamped.plugin = context.plugin
+        stamped.name = name
+        remember("\(context.plugin).\(name)", stamped, revision: revision)
+        return revision
     }
 }

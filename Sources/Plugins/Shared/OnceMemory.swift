@@ -16,22 +16,32 @@ struct OnceMemory {
     }
 
     let context: HandlerContext
+    /// The plugin's view of these keys (`BucketView.ownState`): the first round reads it, a round
+    /// after a lost compare-and-set reads the bucket.
+    let view: BucketView<PluginState>
     let name: String
     let keepMs: Int64
 
     func record(_ id: String, eventTimeMs: Int64, inputSequence: UInt64, symbol: String) async throws -> Outcome {
-        let stored = try await context.loadState(name)
-        var made = stored?.state.values ?? [:]
-        if let maker = made[id].flatMap(Maker.init) {
-            return maker.inputSequence == inputSequence ? .redelivery : .duplicate
+        var fromView = true
+        while true {
+            let stored = fromView ? try await view.state(name, context) : try await context.loadState(name)
+            var made = stored?.state.values ?? [:]
+            if let maker = made[id].flatMap(Maker.init) {
+                return maker.inputSequence == inputSequence ? .redelivery : .duplicate
+            }
+            made = made.filter { (Maker($0.value)?.eventTimeMs ?? 0) > eventTimeMs - keepMs }
+            made[id] = Maker(eventTimeMs: eventTimeMs, inputSequence: inputSequence).encoded
+            var state = PluginState()
+            state.values = made
+            state.symbols = [symbol]
+            do {
+                _ = try await view.save(name, state, expectedRevision: stored?.revision ?? 0, context)
+                return .first
+            } catch is KVConflict where fromView {
+                fromView = false
+            }
         }
-        made = made.filter { (Maker($0.value)?.eventTimeMs ?? 0) > eventTimeMs - keepMs }
-        made[id] = Maker(eventTimeMs: eventTimeMs, inputSequence: inputSequence).encoded
-        var state = PluginState()
-        state.values = made
-        state.symbols = [symbol]
-        _ = try await context.saveState(name, state, expectedRevision: stored?.revision ?? 0)
-        return .first
     }
 
     private struct Maker {

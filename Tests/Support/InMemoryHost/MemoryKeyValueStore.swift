@@ -69,15 +69,17 @@ public final class MemoryKeyValueStore: KeyValueStore {
 
     public func changes<M: BusMessage>(_ type: M.Type, key watched: String?) async throws -> KeyChanges<M> {
         let (stream, continuation) = AsyncStream.makeStream(of: KeyChange<M>.self)
+        // A key or a pattern (`governor.>`), as a NATS watch takes it.
+        let pattern = watched.map(SubjectPattern.init)
         let id = state.withLock { state in
             for (key, entry) in state.entries.sorted(by: { $0.value.revision < $1.value.revision })
-            where isLive(entry) && (watched == nil || watched == key) {
+            where isLive(entry) && (pattern?.matches(key) ?? true) {
                 continuation.yield(KeyChange(key: key, bytes: entry.bytes, revision: entry.revision))
             }
             let id = state.nextWatcher
             state.nextWatcher += 1
             state.watchers[id] = Watcher(deliver: { key, bytes, revision in
-                guard watched == nil || watched == key else { return }
+                guard pattern?.matches(key) ?? true else { return }
                 continuation.yield(bytes.map { KeyChange(key: key, bytes: $0, revision: revision) }
                                    ?? KeyChange(key: key, value: nil, revision: revision))
             }, end: { continuation.finish() })
