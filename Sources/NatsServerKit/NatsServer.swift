@@ -32,6 +32,8 @@ public final class NatsServer: @unchecked Sendable {
     public let storeDirectory: URL
     public private(set) var port: Int = -1
     public var url: String { "nats://127.0.0.1:\(port)" }
+    /// The running server's process id (for its CPU time in benchmarks).
+    public var processID: Int32? { process.map { $0.processIdentifier } }
 
     /// Ports file and log; always temporary (the store may live elsewhere).
     private let workDirectory: URL

@@ -14,7 +14,7 @@ final class SecureBenchTests: XCTestCase {
         XCTAssertEqual(made.status, 0, made.stderr)
 
         let (process, output) = try qtProcess(["bench", "e2e", "--rate", "20", "--duration", "4", "--ladder", "10", "--symbols", "40",
-                                               "--rss-seconds", "0", "--secure", "--certificates", certificates.path])
+                                               "--rss-seconds", "0", "--high-rate", "0", "--secure", "--certificates", certificates.path])
         try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
