@@ -213,8 +213,16 @@ struct SimAccount: Sendable {
 
     /// Fires the open conditional orders of `symbol` that the mark has crossed: each becomes a
     /// reduce-only MARKET fill (its order's client id is the algo's client id).
-    mutating func triggerStops(listing: SimListing, mark: Decimal, nowMs: Int64) {
-        for (id, algo) in algoOrders where algo.symbol == listing.symbol && algo.algoStatus == .new {
+    /// The live stops by symbol, their ids in placing order: what each market step must check.
+    /// Finished ones stay in `algoOrders` for queries and are never scanned again.
+    var liveStopsBySymbol: [String: [Int64]] {
+        Dictionary(grouping: algoOrders.filter { $0.value.algoStatus == .new }.keys.sorted(), by: { algoOrders[$0]!.symbol })
+    }
+
+    /// Fires the stops among `ids` (live stops of `listing`) that `mark` crosses.
+    mutating func triggerStops(_ ids: [Int64], listing: SimListing, mark: Decimal, nowMs: Int64) {
+        for id in ids {
+            guard let algo = algoOrders[id], algo.algoStatus == .new else { continue }
             guard Self.fires(type: algo.orderType, side: algo.side, trigger: algo.triggerPrice, mark: mark) else { continue }
             var updated = algo
             updated.triggerTime = nowMs
