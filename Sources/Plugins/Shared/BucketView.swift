@@ -34,6 +34,8 @@ final class BucketView<M: BusMessage>: Sendable {
         var generation = 0
         var current = false
         var restarts = 0
+        /// Counts every change the view took in (and every reload): equal counts, equal contents.
+        var version = 0
         /// The load under way: concurrent readers wait for it rather than each starting one
         /// (which would cancel the others' and never finish on a large bucket).
         var loading: Task<Void, Error>?
@@ -76,8 +78,14 @@ final class BucketView<M: BusMessage>: Sendable {
 
     /// Every key the view holds, current as of this read.
     func read(_ context: HandlerContext) async throws -> [String: Held] {
+        try await readVersioned(context).values
+    }
+
+    /// Every key and the view's version: a caller that derives something from all of them (the
+    /// ledger's scan) derives it again only when the version moved.
+    func readVersioned(_ context: HandlerContext) async throws -> (values: [String: Held], version: Int) {
         try await ensureCurrent(context)
-        return state.withLock { $0.values }
+        return state.withLock { ($0.values, $0.version) }
     }
 
     /// One key, as `PluginKV.read` gives it.
@@ -126,6 +134,7 @@ final class BucketView<M: BusMessage>: Sendable {
             if state.generation > 0 { state.restarts += 1 }
             state.generation += 1
             state.values = [:]
+            state.version += 1
             state.watch = watch
             state.current = false
             return state.generation
@@ -176,6 +185,7 @@ final class BucketView<M: BusMessage>: Sendable {
             guard state.generation == generation else { return }
             if let known = state.values[key], known.revision >= held.revision { return }
             state.values[key] = held
+            state.version += 1
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Host
 import Messages
+import Synchronization
 
 /// The whole ledger in memory, kept current by a KV watch, for gates that need every position
 /// per message (the governor's open notional, the portfolio gate's occupied slots). Scanning
@@ -16,6 +17,9 @@ import Messages
 /// Only entries read the view; exits read their symbol's entry from the bucket.
 public final class LedgerView: Sendable {
     private let view = BucketView<LedgerEntry>("qt_ledger")
+    /// The last reading and the view version it was made from: the governor and the portfolio
+    /// gate read the whole ledger per entry, and between two entries it rarely changed.
+    private let lastReading = Mutex<(version: Int, reading: LedgerReading)?>(nil)
 
     public init() {}
 
@@ -25,9 +29,11 @@ public final class LedgerView: Sendable {
     /// The ledger as the view holds it: every readable entry, the open positions, the claimed
     /// symbols, and each unreadable entry (undecodable, or a field that does not parse).
     public func read(_ context: HandlerContext) async throws -> LedgerReading {
+        let (values, version) = try await view.readVersioned(context)
+        if let last = lastReading.withLock({ $0 }), last.version == version { return last.reading }
         var entries: [(symbol: String, entry: LedgerEntry, revision: UInt64)] = []
         var unreadable: [String: String] = [:]
-        for (key, held) in try await view.read(context) {
+        for (key, held) in values {
             switch held {
             case .value(let entry, let revision): entries.append((key, entry, revision))
             case .unreadable(let why, _): unreadable[key] = why
@@ -37,7 +43,9 @@ public final class LedgerView: Sendable {
         entries.sort { $0.symbol < $1.symbol }
         var scan = LedgerPosition.scan(entries)
         scan.unreadable.merge(unreadable) { parsed, _ in parsed }
-        return LedgerReading(entries: entries, scan: scan)
+        let reading = LedgerReading(entries: entries, scan: scan)
+        lastReading.withLock { $0 = (version, reading) }
+        return reading
     }
 
     /// One symbol's open position, or nil: from the view when it shows none, confirmed from the
