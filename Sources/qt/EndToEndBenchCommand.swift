@@ -75,13 +75,21 @@ struct EndToEndBench: AsyncParsableCommand {
 
             let marksBefore = simulator.exchange.requests("GET /fapi/v1/premiumIndex")
             let entryCosts = TradeCosts(host: host, simulator: simulator)
-            let cpuBefore = (bench: CPUSeconds.ofThisProcess, nats: server.processID.flatMap(CPUSeconds.of))
+            // What the system burns with no intent (market streams, the simulator's clock, timers) is
+            // measured first and taken off, so the figure is what intents cost.
+            let natsCPU = { server.processID.flatMap(CPUSeconds.of) }
+            let idleStart = (bench: CPUSeconds.ofThisProcess, nats: natsCPU(), at: DispatchTime.now().uptimeNanoseconds)
+            try await Task.sleep(nanoseconds: 5_000_000_000)
+            let idle = Self.cpuPerSecond(from: idleStart, to: (CPUSeconds.ofThisProcess, natsCPU(), DispatchTime.now().uptimeNanoseconds))
+            let runStart = (bench: CPUSeconds.ofThisProcess, nats: natsCPU(), at: DispatchTime.now().uptimeNanoseconds)
             let measured = try await driver.run(rate: rate, seconds: duration)
             printLine("latency at \(Int(rate))/s for \(Int(duration)) s: " + measured.description)
-            let cpu = Self.cpuPerThousand(before: cpuBefore, after: (CPUSeconds.ofThisProcess, server.processID.flatMap(CPUSeconds.of)),
-                                          intents: measured.sent)
-            printLine(cpu.map { String(format: "CPU-seconds per 1,000 intents: this process (host, simulator and driver together) %.2f, nats-server %.2f",
-                                       $0.bench, $0.nats) } ?? "CPU-seconds: /proc not readable")
+            let runEnd = DispatchTime.now().uptimeNanoseconds
+            let busy = Self.cpuPerSecond(from: runStart, to: (CPUSeconds.ofThisProcess, natsCPU(), runEnd))
+            let cpu = Self.cpuPerThousand(idle: idle, busy: busy, seconds: Double(runEnd - runStart.at) / 1e9, intents: measured.sent)
+            printLine(cpu.map { String(format: "CPU-seconds per 1,000 intents above idle: this process (host, simulator and driver together) %.2f, nats-server %.2f"
+                                       + " (idle: %.2f and %.2f CPU-seconds per second)", $0.bench, $0.nats, idle!.bench, idle!.nats) }
+                      ?? "CPU-seconds: /proc not readable")
             let entryCost = entryCosts.report("OPEN", path: Self.entryPath, trades: measured.completed)
             var high: IntentDriver.Run?
             if highRate > 0 {
@@ -148,7 +156,7 @@ struct EndToEndBench: AsyncParsableCommand {
                 printLine("| completed / sent at \(Int(highRate))/s | \(high.completed) / \(high.sent) (blocked or skipped: \(high.refused)) | | all |")
             }
             if let cpu {
-                printLine(String(format: "| CPU-seconds per 1,000 intents at %d/s: this process (host + simulator + driver) / nats-server | %.2f / %.2f | | |",
+                printLine(String(format: "| CPU-seconds per 1,000 intents at %d/s, above idle: this process (host + simulator + driver) / nats-server | %.2f / %.2f | | |",
                                  Int(rate), cpu.bench, cpu.nats))
             }
             printLine(String(format: "| KV and JetStream round trips per OPEN (Bus counts) | %.1f | | ≤ 12 |", entryCost.roundTrips))
@@ -206,13 +214,21 @@ struct EndToEndBench: AsyncParsableCommand {
         try await bus.keyValue("qt_snapshot").put("_account", message: account)
     }
 
-    /// CPU time used between two readings, per 1,000 intents sent.
-    static func cpuPerThousand(before: (bench: Double?, nats: Double?), after: (bench: Double?, nats: Double?),
-                               intents: Int) -> (bench: Double, nats: Double)? {
-        guard let benchBefore = before.bench, let benchAfter = after.bench, let natsBefore = before.nats, let natsAfter = after.nats,
-              intents > 0 else { return nil }
-        let perThousand = 1000 / Double(intents)
-        return ((benchAfter - benchBefore) * perThousand, (natsAfter - natsBefore) * perThousand)
+    /// CPU-seconds per wall second between two readings (of this process and of nats-server).
+    static func cpuPerSecond(from start: (bench: Double?, nats: Double?, at: UInt64),
+                             to end: (bench: Double?, nats: Double?, at: UInt64)) -> (bench: Double, nats: Double)? {
+        guard let benchStart = start.bench, let benchEnd = end.bench, let natsStart = start.nats, let natsEnd = end.nats,
+              end.at > start.at else { return nil }
+        let seconds = Double(end.at - start.at) / 1e9
+        return ((benchEnd - benchStart) / seconds, (natsEnd - natsStart) / seconds)
+    }
+
+    /// What a run of `seconds` used above idle, per 1,000 of its intents.
+    static func cpuPerThousand(idle: (bench: Double, nats: Double)?, busy: (bench: Double, nats: Double)?,
+                               seconds: Double, intents: Int) -> (bench: Double, nats: Double)? {
+        guard let idle, let busy, intents > 0 else { return nil }
+        let perThousand = seconds * 1000 / Double(intents)
+        return (max(0, busy.bench - idle.bench) * perThousand, max(0, busy.nats - idle.nats) * perThousand)
     }
 
     /// The positions in the ledger with nothing pending, for the exit run.
