@@ -28,7 +28,10 @@ struct SimAccount: Sendable {
     private(set) var orders: [Int64: OrderResponse] = [:]
     private var orderByClientID: [String: Int64] = [:]
     private(set) var trades: [String: [UserTrade]] = [:]
+    /// Every algo order ever placed (queries find finished ones); written only through `keep`.
     private(set) var algoOrders: [Int64: AlgoOrder] = [:]
+    /// The ids of the live (NEW) ones, which every market step checks.
+    private var liveAlgoIDs: Set<Int64> = []
     private var algoByClientID: [String: Int64] = [:]
     private var nextOrderID: Int64 = 8_000_000_001
     private var nextTradeID: Int64 = 500_000_001
@@ -176,7 +179,7 @@ struct SimAccount: Sendable {
             positionSide: "BOTH", timeInForce: "GTC", quantity: closePosition ? 0 : quantity, algoStatus: .new,
             triggerPrice: triggerPrice, price: 0, workingType: workingType, closePosition: closePosition, priceProtect: false,
             reduceOnly: true, createTime: nowMs, updateTime: nowMs, triggerTime: 0, actualOrderId: "", executedQty: 0, avgPrice: 0)
-        algoOrders[algoID] = order
+        keep(order)
         algoByClientID[clientAlgoId] = algoID
         events.append(.algo(order))
         return order
@@ -193,14 +196,19 @@ struct SimAccount: Sendable {
         }
         order.algoStatus = .canceled
         order.updateTime = nowMs
-        algoOrders[order.algoId] = order
+        keep(order)
         events.append(.algo(order))
         return order
     }
 
-    var openAlgoOrders: [AlgoOrder] { algoOrders.values.filter { $0.algoStatus == .new }.sorted { $0.algoId < $1.algoId } }
+    private mutating func keep(_ order: AlgoOrder) {
+        algoOrders[order.algoId] = order
+        if order.algoStatus == .new { liveAlgoIDs.insert(order.algoId) } else { liveAlgoIDs.remove(order.algoId) }
+    }
 
-    var hasOpenAlgoOrders: Bool { algoOrders.values.contains { $0.algoStatus == .new } }
+    var openAlgoOrders: [AlgoOrder] { liveAlgoIDs.sorted().compactMap { algoOrders[$0] } }
+
+    var hasOpenAlgoOrders: Bool { !liveAlgoIDs.isEmpty }
 
     static func fires(type: String, side: OrderSide, trigger: Decimal, mark: Decimal) -> Bool {
         // A stop sells below (buys above) the market; a take-profit the other way round.
@@ -216,7 +224,7 @@ struct SimAccount: Sendable {
     /// The live stops by symbol, their ids in placing order: what each market step must check.
     /// Finished ones stay in `algoOrders` for queries and are never scanned again.
     var liveStopsBySymbol: [String: [Int64]] {
-        Dictionary(grouping: algoOrders.filter { $0.value.algoStatus == .new }.keys.sorted(), by: { algoOrders[$0]!.symbol })
+        Dictionary(grouping: liveAlgoIDs.sorted(), by: { algoOrders[$0]!.symbol })
     }
 
     /// Fires the stops among `ids` (live stops of `listing`) that `mark` crosses.
@@ -231,7 +239,7 @@ struct SimAccount: Sendable {
             let closes = (algo.side == .sell && position > 0) || (algo.side == .buy && position < 0)
             guard closes else {
                 updated.algoStatus = .expired  // nothing left to close
-                algoOrders[id] = updated
+                keep(updated)
                 events.append(.algo(updated))
                 continue
             }
@@ -252,7 +260,7 @@ struct SimAccount: Sendable {
             updated.actualOrderId = String(orderID)
             updated.executedQty = quantity
             updated.avgPrice = price
-            algoOrders[id] = updated
+            keep(updated)
             // Binance reports the trigger (ALGO_UPDATE with the actual order id) before the fill.
             events.append(.algo(updated))
             events.append(.trade(trade, order))

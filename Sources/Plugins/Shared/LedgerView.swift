@@ -19,7 +19,7 @@ public final class LedgerView: Sendable {
     private let view = BucketView<LedgerEntry>("qt_ledger")
     /// The last reading and the view version it was made from: the governor and the portfolio
     /// gate read the whole ledger per entry, and between two entries it rarely changed.
-    private let lastReading = Mutex<(version: Int, reading: LedgerReading)?>(nil)
+    private let lastReading = Mutex<(version: Int, reading: LedgerReading, parsed: [String: LedgerPosition.Parsed])?>(nil)
 
     public init() {}
 
@@ -30,7 +30,8 @@ public final class LedgerView: Sendable {
     /// symbols, and each unreadable entry (undecodable, or a field that does not parse).
     public func read(_ context: HandlerContext) async throws -> LedgerReading {
         let (values, version) = try await view.readVersioned(context)
-        if let last = lastReading.withLock({ $0 }), last.version == version { return last.reading }
+        let last = lastReading.withLock { $0 }
+        if let last, last.version == version { return last.reading }
         var entries: [(symbol: String, entry: LedgerEntry, revision: UInt64)] = []
         var unreadable: [String: String] = [:]
         for (key, held) in values {
@@ -41,10 +42,11 @@ public final class LedgerView: Sendable {
             }
         }
         entries.sort { $0.symbol < $1.symbol }
-        var scan = LedgerPosition.scan(entries)
+        let scanned = LedgerPosition.scan(entries, reusing: last?.parsed ?? [:])
+        var scan = scanned.scan
         scan.unreadable.merge(unreadable) { parsed, _ in parsed }
         let reading = LedgerReading(entries: entries, scan: scan)
-        lastReading.withLock { $0 = (version, reading) }
+        lastReading.withLock { $0 = (version, reading, scanned.parsed) }
         return reading
     }
 
