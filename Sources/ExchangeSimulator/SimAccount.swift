@@ -50,7 +50,8 @@ struct SimAccount: Sendable {
 
     /// A MARKET order: validated, filled completely, recorded with its trade.
     mutating func placeMarketOrder(listing: SimListing, side: OrderSide, quantity: Decimal, reduceOnly: Bool,
-                                   clientOrderId: String, mark: Decimal, nowMs: Int64, marks: [String: Decimal]) throws -> OrderResponse {
+                                   clientOrderId: String, mark: Decimal, nowMs: Int64,
+                                   marks: (_ ofSymbols: [String]) -> [String: Decimal]) throws -> OrderResponse {
         let filters = listing.filters
         guard quantity > 0 else { throw BinanceError(.quantityLessThanZero, "Quantity less than or equal to zero.") }
         guard filters.isOnStep(quantity) else { throw BinanceError(.badPrecision, "Precision is over the maximum defined for this asset.") }
@@ -74,7 +75,8 @@ struct SimAccount: Sendable {
         let opening = Self.openingPart(current: position.amount, change: signed)
         if opening != 0 {
             let required = abs(opening) * price / Decimal(leverage(listing.symbol)) + abs(opening) * price * takerFeeRate
-            guard required <= availableBalance(marks: marks) else { throw BinanceError(.marginInsufficient, "Margin is insufficient.") }
+            // The marks of every position are needed only when margin is (not for a reduction).
+            guard required <= availableBalance(marks: marks(Array(positions.keys))) else { throw BinanceError(.marginInsufficient, "Margin is insufficient.") }
         }
         let orderID = nextOrderID
         nextOrderID += 1
@@ -275,7 +277,11 @@ struct SimAccount: Sendable {
     }
 
     func initialMargin(marks: [String: Decimal]) -> Decimal {
-        positions.reduce(0) { sum, entry in sum + abs(entry.value.amount) * (marks[entry.key] ?? 0) / Decimal(leverage(entry.key)) }
+        // One division per leverage in use rather than one per position: Decimal division was the
+        // simulator's costliest step of an order with hundreds of positions open.
+        var notionalByLeverage: [Int: Decimal] = [:]
+        for (symbol, position) in positions { notionalByLeverage[leverage(symbol), default: 0] += abs(position.amount) * (marks[symbol] ?? 0) }
+        return notionalByLeverage.reduce(0) { $0 + $1.value / Decimal($1.key) }
     }
 
     func maintenanceMargin(marks: [String: Decimal]) -> Decimal {

@@ -113,7 +113,7 @@ extension SimExchange {
         let clientOrderId = try request.parameters["newClientOrderId"].map(Self.checkedClientID) ?? "sim-\(request.wallMs)-\(index)"
         let order = try account.placeMarketOrder(
             listing: listing, side: side, quantity: try request.decimal("quantity"), reduceOnly: try request.bool("reduceOnly"),
-            clientOrderId: clientOrderId, mark: markDecimal(index), nowMs: request.simulatedMs, marks: positionMarks())
+            clientOrderId: clientOrderId, mark: markDecimal(index), nowMs: request.simulatedMs, marks: { self.marks(of: $0) })
         return try json(order)
     }
 

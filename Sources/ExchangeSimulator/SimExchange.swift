@@ -341,9 +341,12 @@ public final class SimExchange: @unchecked Sendable {
     }
 
     /// Marks of the symbols with a position: what margin needs.
-    func positionMarks() -> [String: Decimal] {
+    func positionMarks() -> [String: Decimal] { marks(of: Array(account.positions.keys)) }
+
+    /// Reads `market` alone (never `account`), so an account change under way may ask for it.
+    func marks(of symbols: [String]) -> [String: Decimal] {
         var marks: [String: Decimal] = [:]
-        for symbol in account.positions.keys { if let index = market.index[symbol] { marks[symbol] = markDecimal(index) } }
+        for symbol in symbols { if let index = market.index[symbol] { marks[symbol] = markDecimal(index) } }
         return marks
     }
 }
