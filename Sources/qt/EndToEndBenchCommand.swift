@@ -149,6 +149,8 @@ struct EndToEndBench: AsyncParsableCommand {
             printLine(String(format: "| intent → ledger committed at %d/s, p50 | %.1f ms | %.1f ms (exchange calls alone) | ≤ floor p50 + 5 ms |", Int(rate),
                              measured.p50, floor.p50))
             printLine(String(format: "| intent → ledger committed at %d/s, p99 | %.1f ms | %.1f ms | ≤ floor p99 + 10 ms |", Int(rate), measured.p99, floor.p99))
+            printLine(String(format: "| pipeline's own time at %d/s (intent → ledger minus that trade's exchange calls), p50 / p99 | %.1f / %.1f ms | | |",
+                             Int(rate), measured.ownTimes.p50, measured.ownTimes.p99))
             printLine("| completed / sent at \(Int(rate))/s | \(measured.completed) / \(measured.sent) (blocked or skipped: \(measured.refused)) | | all |")
             if let high {
                 printLine(String(format: "| intent → ledger committed at %d/s for %d s, p50 / p99 | %.1f / %.1f ms | %.1f / %.1f ms | p99 ≤ floor p99 + 20 ms |",

@@ -68,6 +68,9 @@ public final class ExecutorPlugin: Plugin {
         self.skew = skew
     }
 
+    /// The pass decision's `after` key holding the milliseconds this delivery spent in exchange calls.
+    public static let exchangeTimeKey = "exchange_ms"
+
     /// `qt-` + the first 32 hex of the plan id: one client order id per plan, forever.
     public static func clientOrderID(planID: String) -> String { "qt-" + planID.prefix(32) }
 
@@ -167,6 +170,14 @@ public final class ExecutorPlugin: Plugin {
         let ledger = try await context.kv("qt_ledger")
         let claims = known ?? LedgerClaims(ledger: ledger, symbol: record.symbol, clientOrderID: record.clientOrderID)
         var event = OrderLifecycle.Event.resumed
+        // Wall time inside exchange calls, reported with the decision so the pipeline's own share
+        // of a trade's latency can be told apart from the exchange's (issue 20).
+        var exchangeNanos: UInt64 = 0
+        func timed<T>(_ call: () async throws -> T) async throws -> T {
+            let start = DispatchTime.now().uptimeNanoseconds
+            defer { exchangeNanos += DispatchTime.now().uptimeNanoseconds - start }
+            return try await call()
+        }
         while true {
             let effects: [OrderLifecycle.Effect]
             if let pending = firstEffects {
@@ -190,16 +201,18 @@ public final class ExecutorPlugin: Plugin {
                     answer = .currentStop(clientAlgoID: try await claims.currentStop())
                 case .placeStop(let stop):
                     try context.checkLease(symbol: record.symbol)
-                    try await stops.place(stop)
+                    try await timed { try await stops.place(stop) }
                     answer = .stopPlaced
                 case .send(let order):
                     try context.checkLease(symbol: record.symbol)
-                    answer = .sent(try await desk.send(order, sentAtMs: record.sentAtMs))
+                    answer = .sent(try await timed { try await desk.send(order, sentAtMs: record.sentAtMs) })
                 case .query:
                     try context.checkLease(symbol: record.symbol)
-                    answer = .queried(try await desk.resolve(symbol: record.symbol, clientOrderID: record.clientOrderID, sentAtMs: record.sentAtMs))
+                    answer = .queried(try await timed {
+                        try await desk.resolve(symbol: record.symbol, clientOrderID: record.clientOrderID, sentAtMs: record.sentAtMs)
+                    })
                 case .listTrades(let response):
-                    answer = .tradesListed(response, try await desk.trades(of: response))
+                    answer = .tradesListed(response, try await timed { try await desk.trades(of: response) })
                 case .settleLedger(let change):
                     let eventTimeMs = context.eventTimeMs
                     let settled = try await claims.settle(eventTimeMs: eventTimeMs) { try change.apply(to: &$0, eventTimeMs: eventTimeMs) }
@@ -207,15 +220,15 @@ public final class ExecutorPlugin: Plugin {
                 case .placeInitialStop(let initial):
                     try context.checkLease(symbol: record.symbol)
                     let stop = initial.order(roundedBy: try await filters.filters(for: record.symbol))
-                    try await stops.place(stop)
+                    try await timed { try await stops.place(stop) }
                     try await claims.recordStop(clientAlgoID: stop.clientAlgoId, price: stop.triggerPrice.plainString)
                     answer = .stopsSettled
                 case .cancelStop(let stopID):
                     try context.checkLease(symbol: record.symbol)
-                    try await stops.cancel(clientAlgoID: stopID)
+                    try await timed { try await stops.cancel(clientAlgoID: stopID) }
                     answer = .stopsSettled
                 case .publishResult:
-                    try publish(record, context: context)
+                    try publish(record, exchangeMs: Double(exchangeNanos) / 1e6, context: context)
                     return
                 }
             }
@@ -226,7 +239,7 @@ public final class ExecutorPlugin: Plugin {
         }
     }
 
-    private func publish(_ record: OrderRecord, context: HandlerContext) throws {
+    private func publish(_ record: OrderRecord, exchangeMs: Double, context: HandlerContext) throws {
         var result = OrderResult()
         result.planID = record.planID
         result.clientOrderID = record.clientOrderID
@@ -250,7 +263,8 @@ public final class ExecutorPlugin: Plugin {
                                detail: "Binance \(record.errorCode): \(record.errorMessage)", id: decisionID)
         } else {
             try context.decide(.pass, reason: .passed, about: record.planID, kind: .plan, symbol: record.symbol,
-                               after: ["executed_qty": record.executedQty, "avg_price": record.avgPrice], id: decisionID)
+                               after: ["executed_qty": record.executedQty, "avg_price": record.avgPrice,
+                                       Self.exchangeTimeKey: String(format: "%.3f", exchangeMs)], id: decisionID)
         }
     }
 }
