@@ -129,13 +129,24 @@ struct EndToEndBench: AsyncParsableCommand {
                 String(format: "%@ %.2f ms", name, host.metrics.plugin(name).latency.meanMilliseconds)
             }
             printLine("mean handler time per message: " + stages.joined(separator: ", "))
+            // The step that fell behind leaves orders in flight (some waiting out a retry): the books
+            // are compared once the pipeline has finished them, or after a minute.
+            let compareBooks = {
+                try await LedgerCheck.compare(bus, exchange: Dictionary(uniqueKeysWithValues: listed.map { ($0, simulator.exchange.positionAmount($0)) }),
+                                              symbols: listed)
+            }
+            let settling = DispatchTime.now().uptimeNanoseconds
+            var books = try await compareBooks()
+            while !books.agrees, DispatchTime.now().uptimeNanoseconds - settling < 60_000_000_000 {
+                try await Task.sleep(nanoseconds: 500_000_000)
+                books = try await compareBooks()
+            }
+            printLine(String(format: "books compared %.1f s after the last step", Double(DispatchTime.now().uptimeNanoseconds - settling) / 1e9))
             await host.shutdown()
             driver.stop()
             // Measured with the host stopped: the loop holds one of the two cooperative threads.
             let digest = Self.planDigestCost()
             printLine(String(format: "plan digest (portfolio-gate writes it, the executor checks it): %.2f µs per plan", digest))
-            let books = try await LedgerCheck.compare(bus, exchange: Dictionary(uniqueKeysWithValues: listed.map { ($0, simulator.exchange.positionAmount($0)) }),
-                                                      symbols: listed)
             printLine(books.summary)
 
             let floor = try await exchangeFloor(simulator: simulator, credentials: credentials, symbols: listed)
