@@ -229,8 +229,47 @@ final class OrderLifecycleTests: XCTestCase {
         XCTAssertEqual(result.record.realizedPnl, "-1.25")
         XCTAssertEqual(result.record.fillIds, ["1", "2"])
         XCTAssertEqual(result.record.updatedAtMs, now)
-        XCTAssertEqual(result.effects, [.crashPoint(.afterFill), .settleLedger(try LedgerChange(result.record))],
-                       "FILLED is not saved: after a crash the query of the SENT order answers the same fill")
+        XCTAssertEqual(result.effects.first, .crashPoint(.afterFill))
+        XCTAssertFalse(result.effects.contains(.save), "FILLED is not saved: after a crash the query of the SENT order answers the same fill")
+    }
+
+    func testAnOpenThatFilledPlacesItsStopBeforeTheSettleFromTheFillsPrice() throws {
+        let long = try step(record(.sent), .tradesListed(response(.filled, avgPrice: 2001.5), [trade(1, qty: 2, fee: 0.8, pnl: 0)]))
+        XCTAssertEqual(long.effects, [.crashPoint(.afterFill), .protectFill(InitialStop(
+            symbol: "ETHUSDT", closingSide: .sell, clientAlgoID: "qs-0123456789abcdef0123456789abcdef", entryPrice: 2001.5,
+            isLong: true, distance: Decimal(0.05), requestedTrigger: nil))],
+            "the claim required a flat entry: the position is this fill, at its average price")
+        let short = try step(record(.sent, side: .sell), .tradesListed(response(.filled), [trade(1, qty: 2, fee: 0.8, pnl: 0)]))
+        guard case .protectFill(let stop) = short.effects.last else { return XCTFail("\(short.effects)") }
+        XCTAssertEqual(stop.closingSide, .buy)
+        XCTAssertFalse(stop.isLong)
+    }
+
+    func testAnExitThatFilledSettlesAtOnce() throws {
+        let close = try step(record(.sent, kind: .close, side: .sell), .tradesListed(response(.filled), [trade(1, qty: 2, fee: 0.8, pnl: 3)]))
+        XCTAssertEqual(close.effects, [.crashPoint(.afterFill), .settleLedger(try LedgerChange(close.record))])
+    }
+
+    func testTheSettleRecordsTheStopPlacedBeforeIt() throws {
+        let open = filled()
+        let placed = PlacedStop(clientAlgoID: "qs-0123456789abcdef0123456789abcdef", triggerPrice: "1900")
+        let result = try step(open, .fillProtected(placed))
+        XCTAssertEqual(result.effects, [.settleLedger(try LedgerChange(open, stop: placed))])
+        var ledger = entry(position: "0", entryPrice: "0")
+        try LedgerChange(open, stop: placed).apply(to: &ledger, eventTimeMs: 42)
+        XCTAssertEqual(ledger.positionAmt, "2")
+        XCTAssertEqual(ledger.stopAlgoID, placed.clientAlgoID, "one compare-and-set records the fill and its stop")
+        XCTAssertEqual(ledger.stopPrice, "1900")
+        let settled = try step(open, .ledgerSettled(ledger))
+        XCTAssertEqual(settled.record.status, .applied, "the stop is recorded: nothing is placed after the settle")
+    }
+
+    func testAFillWhoseStopWasNotPlacedIsSettledAndTheStopTriedAfter() throws {
+        let open = filled()
+        XCTAssertEqual(try step(open, .fillProtected(nil)).effects, [.settleLedger(try LedgerChange(open))])
+        guard case .placeInitialStop = try step(open, .ledgerSettled(entry(position: "2"))).effects.first else {
+            return XCTFail("a refused stop is tried again after the settle, which reports the refusal")
+        }
     }
 
     func testARefusalRejectsTheRecordReleasesTheClaimAndPublishes() throws {
@@ -379,8 +418,8 @@ final class OrderLifecycleTests: XCTestCase {
                 case .readCurrentStop: event = .currentStop(clientAlgoID: "")
                 case .send: event = .sent(.filled(response(.filled)))
                 case .listTrades(let filled): event = .tradesListed(filled, [trade(1, qty: 2, fee: 0.8, pnl: 0)])
-                case .settleLedger: event = .ledgerSettled(entry(position: "2"))
-                case .placeInitialStop: event = .stopsSettled
+                case .protectFill(let stop): event = .fillProtected(PlacedStop(clientAlgoID: stop.clientAlgoID, triggerPrice: "1900"))
+                case .settleLedger(let change): event = .ledgerSettled(entry(position: "2", stop: change.initialStop?.clientAlgoID ?? ""))
                 case .publishResult: break walk
                 default: return XCTFail("unexpected \(effect)")
                 }

@@ -11,10 +11,11 @@ import Messages
 /// 2. the trading state must allow it;
 /// 3. the symbol is claimed in the ledger by compare-and-set (`pending_client_order_id`) at the
 ///    plan's revision (exits) or flat with no claim (entries);
-/// 4. the record is created (CLAIMED) and the permit deleted;
+/// 4. the record is created (SENT for an order, CLAIMED for an UPDATE_STOP) and the permit deleted;
 /// 5. the order is sent (SENT first, so a crash leaves a query, never a blind resend);
-/// 6. one ledger compare-and-set applies the fill and clears the claim;
-/// 7. protective stop: placed after an OPEN, replaced by UPDATE_STOP, cancelled after a CLOSE;
+/// 6. an OPEN's protective stop is placed while the claim still holds;
+/// 7. one ledger compare-and-set applies the fill, records that stop and clears the claim; then
+///    the stop is replaced by an UPDATE_STOP or cancelled after a CLOSE;
 /// 8. the record is APPLIED and the `OrderResult` published with the ack.
 /// Fills it did not place (`qt.exec.fill.*`) are applied to the ledger once per trade id. A timer
 /// (`Recovery`) finishes records a crash left behind and releases claims no plan can finish.
@@ -217,6 +218,24 @@ public final class ExecutorPlugin: Plugin {
                     let eventTimeMs = context.eventTimeMs
                     let settled = try await claims.settle(eventTimeMs: eventTimeMs) { try change.apply(to: &$0, eventTimeMs: eventTimeMs) }
                     answer = .ledgerSettled(settled.value)
+                case .protectFill(let initial):
+                    // A claim already settled means this ran before a crash and the settle recorded
+                    // what it placed; placing again might add a second stop.
+                    guard try await claims.holdsClaim() else {
+                        answer = .fillProtected(nil)
+                        break
+                    }
+                    try context.checkLease(symbol: record.symbol)
+                    let stop = initial.order(roundedBy: try await filters.filters(for: record.symbol))
+                    do {
+                        try await timed { try await stops.place(stop) }
+                        answer = .fillProtected(PlacedStop(clientAlgoID: stop.clientAlgoId, triggerPrice: stop.triggerPrice.plainString))
+                    } catch let error as PluginError {
+                        // Refused: the fill is settled without it, and the step after the settle
+                        // tries once more and reports the refusal, as before stops came first.
+                        guard case .permanent = error else { throw error }
+                        answer = .fillProtected(nil)
+                    }
                 case .placeInitialStop(let initial):
                     try context.checkLease(symbol: record.symbol)
                     let stop = initial.order(roundedBy: try await filters.filters(for: record.symbol))

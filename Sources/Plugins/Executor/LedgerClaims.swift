@@ -94,6 +94,12 @@ final class LedgerClaims: Sendable {
         }
     }
 
+    /// Whether this order's claim is still on the entry: as the claim wrote it, or read.
+    func holdsClaim() async throws -> Bool {
+        if let claimed = known.withLock({ $0 }) { return claimed.entry.pendingClientOrderID == clientOrderID }
+        return try await ledger.get(LedgerEntry.self, symbol)?.value.pendingClientOrderID == clientOrderID
+    }
+
     /// The stop the entry holds now (the one a CLOSE or UPDATE_STOP will cancel): as the claim
     /// just wrote it, or read.
     func currentStop() async throws -> String {

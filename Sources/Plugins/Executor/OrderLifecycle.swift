@@ -24,6 +24,9 @@ enum OrderLifecycle {
         case sent(OrderOutcome)
         case queried(OrderOutcome)
         case tradesListed(OrderResponse, [UserTrade])
+        /// The answer to `.protectFill`: the stop now on the exchange, or nil when none was placed
+        /// (the claim was already settled before a crash, or the exchange refused the stop).
+        case fillProtected(PlacedStop?)
         /// The ledger entry after the fill was applied and the claim cleared.
         case ledgerSettled(LedgerEntry)
         /// The protective stop is placed or cancelled as the plan needs.
@@ -42,6 +45,9 @@ enum OrderLifecycle {
         case query
         case listTrades(OrderResponse)
         case settleLedger(LedgerChange)
+        /// After an OPEN's fill, before the settle: place the protective stop while this order
+        /// still holds the claim, so the settle records it in the same compare-and-set.
+        case protectFill(InitialStop)
         case placeInitialStop(InitialStop)
         case cancelStop(clientAlgoID: String)
         /// The `OrderResult` and the decision: the run ends here.
@@ -138,7 +144,12 @@ enum OrderLifecycle {
             // APPLIED save leaves the record SENT; its query finds the same fill and the settle
             // finds the claim gone if it already ran (docs/decisions.md, the crash table).
             let filled = saved(.filled)
+            if let protection = try initialStop(filled, filledAt: response) {
+                return Step(record: filled, effects: [.crashPoint(.afterFill), .protectFill(protection)])
+            }
             return Step(record: filled, effects: [.crashPoint(.afterFill), .settleLedger(try LedgerChange(filled))])
+        case (.filled, .fillProtected(let stop)):
+            return Step(record: record, effects: [.settleLedger(try LedgerChange(record, stop: stop))])
 
         case (.filled, .resumed):
             return Step(record: record, effects: [.settleLedger(try LedgerChange(record))])
@@ -157,7 +168,21 @@ enum OrderLifecycle {
         }
     }
 
-    /// Step 7: after an OPEN, a stop unless the entry has this plan's already; after a CLOSE or
+    /// Step 7 for an OPEN that filled, placed before the settle: the claim required a flat entry, so
+    /// the position is this fill alone and its entry price the fill's average price. Nil for every
+    /// other kind and for an order that filled nothing.
+    static func initialStop(_ record: OrderRecord, filledAt response: OrderResponse) throws -> InitialStop? {
+        let plan = record.plan
+        guard plan.kind == .open, response.executedQty > 0, response.avgPrice > 0 else { return nil }
+        let side = try exchangeSide(record.side)
+        return InitialStop(symbol: record.symbol, closingSide: side == .buy ? .sell : .buy,
+                           clientAlgoID: ProtectiveStops.clientAlgoID(planID: plan.planID), entryPrice: response.avgPrice,
+                           isLong: side == .buy, distance: Decimal(InitialStop.distance(plan.stopDistPct)),
+                           requestedTrigger: Decimal.parse(plan.stopPrice).flatMap { $0 > 0 ? $0 : nil })
+    }
+
+    /// Step 7 after the settle: after an OPEN, a stop unless the entry has this plan's already (it
+    /// has when `protectFill` placed it); after a CLOSE or
     /// REDUCE that left the symbol flat, and after an UPDATE_STOP, the old stop is cancelled.
     static func stopChange(_ record: OrderRecord, after entry: LedgerEntry) throws -> Effect? {
         let plan = record.plan
@@ -211,8 +236,11 @@ struct LedgerChange: Equatable, Sendable {
     let stopDistPct: Double
     let stopPrice: String
     let stopAlgoID: String
+    /// An OPEN's protective stop placed before the settle: recorded with the fill.
+    let initialStop: PlacedStop?
 
-    init(_ record: OrderRecord) throws {
+    init(_ record: OrderRecord, stop: PlacedStop? = nil) throws {
+        initialStop = stop
         let plan = record.plan
         planID = plan.planID
         kind = plan.kind
@@ -229,7 +257,12 @@ struct LedgerChange: Equatable, Sendable {
         if let execution { _ = try LedgerBook.apply(execution, to: &entry, eventTimeMs: eventTimeMs) }
         entry.lastPlanID = planID
         switch kind {
-        case .open: entry.stopDistPct = stopDistPct
+        case .open:
+            entry.stopDistPct = stopDistPct
+            if let initialStop, Decimal.parse(entry.positionAmt).map({ $0 != 0 }) == true {
+                entry.stopAlgoID = initialStop.clientAlgoID
+                entry.stopPrice = initialStop.triggerPrice
+            }
         case .reduce where !entry.positionAmt.isEmpty && Decimal.parse(entry.positionAmt) != 0:
             entry.tranchesTaken = min(3, entry.tranchesTaken + 1)
         case .updateStop:
@@ -238,6 +271,12 @@ struct LedgerChange: Equatable, Sendable {
         default: break
         }
     }
+}
+
+/// A protective stop the exchange accepted: what the ledger entry records of it.
+struct PlacedStop: Equatable, Sendable {
+    let clientAlgoID: String
+    let triggerPrice: String
 }
 
 /// The protective stop after an OPEN: the plan's stop price when it has one, else the entry
