@@ -179,6 +179,12 @@ public final class ExecutorPlugin: Plugin {
             defer { exchangeNanos += DispatchTime.now().uptimeNanoseconds - start }
             return try await call()
         }
+        func placeStop(_ initial: InitialStop) async throws -> PlacedStop {
+            try context.checkLease(symbol: record.symbol)
+            let stop = initial.order(roundedBy: try await filters.filters(for: record.symbol))
+            try await timed { try await stops.place(stop) }
+            return PlacedStop(clientAlgoID: stop.clientAlgoId, triggerPrice: stop.triggerPrice.plainString)
+        }
         while true {
             let effects: [OrderLifecycle.Effect]
             if let pending = firstEffects {
@@ -225,11 +231,8 @@ public final class ExecutorPlugin: Plugin {
                         answer = .fillProtected(nil)
                         break
                     }
-                    try context.checkLease(symbol: record.symbol)
-                    let stop = initial.order(roundedBy: try await filters.filters(for: record.symbol))
                     do {
-                        try await timed { try await stops.place(stop) }
-                        answer = .fillProtected(PlacedStop(clientAlgoID: stop.clientAlgoId, triggerPrice: stop.triggerPrice.plainString))
+                        answer = .fillProtected(try await placeStop(initial))
                     } catch let error as PluginError {
                         // Refused: the fill is settled without it, and the step after the settle
                         // tries once more and reports the refusal, as before stops came first.
@@ -237,10 +240,8 @@ public final class ExecutorPlugin: Plugin {
                         answer = .fillProtected(nil)
                     }
                 case .placeInitialStop(let initial):
-                    try context.checkLease(symbol: record.symbol)
-                    let stop = initial.order(roundedBy: try await filters.filters(for: record.symbol))
-                    try await timed { try await stops.place(stop) }
-                    try await claims.recordStop(clientAlgoID: stop.clientAlgoId, price: stop.triggerPrice.plainString)
+                    let placed = try await placeStop(initial)
+                    try await claims.recordStop(clientAlgoID: placed.clientAlgoID, price: placed.triggerPrice)
                     answer = .stopsSettled
                 case .cancelStop(let stopID):
                     try context.checkLease(symbol: record.symbol)

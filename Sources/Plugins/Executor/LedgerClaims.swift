@@ -94,17 +94,20 @@ final class LedgerClaims: Sendable {
         }
     }
 
-    /// Whether this order's claim is still on the entry: as the claim wrote it, or read.
+    /// Whether this order's claim is still on the entry.
     func holdsClaim() async throws -> Bool {
-        if let claimed = known.withLock({ $0 }) { return claimed.entry.pendingClientOrderID == clientOrderID }
-        return try await ledger.get(LedgerEntry.self, symbol)?.value.pendingClientOrderID == clientOrderID
+        try await entryNow()?.pendingClientOrderID == clientOrderID
     }
 
-    /// The stop the entry holds now (the one a CLOSE or UPDATE_STOP will cancel): as the claim
-    /// just wrote it, or read.
+    /// The stop the entry holds now (the one a CLOSE or UPDATE_STOP will cancel).
     func currentStop() async throws -> String {
-        if let claimed = known.withLock({ $0 }) { return claimed.entry.stopAlgoID }
-        return try await ledger.get(LedgerEntry.self, symbol)?.value.stopAlgoID ?? ""
+        try await entryNow()?.stopAlgoID ?? ""
+    }
+
+    /// The entry as this executor's last compare-and-set wrote it, or read.
+    private func entryNow() async throws -> LedgerEntry? {
+        if let written = known.withLock({ $0 }) { return written.entry }
+        return try await ledger.get(LedgerEntry.self, symbol)?.value
     }
 
     /// Read, change, compare-and-set; retried when another write came first. `update` returns

@@ -174,10 +174,15 @@ enum OrderLifecycle {
     static func initialStop(_ record: OrderRecord, filledAt response: OrderResponse) throws -> InitialStop? {
         let plan = record.plan
         guard plan.kind == .open, response.executedQty > 0, response.avgPrice > 0 else { return nil }
-        let side = try exchangeSide(record.side)
-        return InitialStop(symbol: record.symbol, closingSide: side == .buy ? .sell : .buy,
-                           clientAlgoID: ProtectiveStops.clientAlgoID(planID: plan.planID), entryPrice: response.avgPrice,
-                           isLong: side == .buy, distance: Decimal(InitialStop.distance(plan.stopDistPct)),
+        return protectiveStop(record, entryPrice: response.avgPrice, isLong: try exchangeSide(record.side) == .buy)
+    }
+
+    /// The OPEN plan's protective stop for a position at `entryPrice`.
+    static func protectiveStop(_ record: OrderRecord, entryPrice: Decimal, isLong: Bool) -> InitialStop {
+        let plan = record.plan
+        return InitialStop(symbol: record.symbol, closingSide: isLong ? .sell : .buy,
+                           clientAlgoID: ProtectiveStops.clientAlgoID(planID: plan.planID), entryPrice: entryPrice, isLong: isLong,
+                           distance: Decimal(InitialStop.distance(plan.stopDistPct)),
                            requestedTrigger: Decimal.parse(plan.stopPrice).flatMap { $0 > 0 ? $0 : nil })
     }
 
@@ -191,11 +196,7 @@ enum OrderLifecycle {
         case .open:
             let stopID = ProtectiveStops.clientAlgoID(planID: plan.planID)
             guard position.isOpen, entry.stopAlgoID != stopID else { return nil }
-            return .placeInitialStop(InitialStop(
-                symbol: record.symbol, closingSide: try exchangeSide(position.closingSide), clientAlgoID: stopID,
-                entryPrice: position.entryPrice, isLong: position.amount > 0,
-                distance: Decimal(InitialStop.distance(plan.stopDistPct)),
-                requestedTrigger: Decimal.parse(plan.stopPrice).flatMap { $0 > 0 ? $0 : nil }))
+            return .placeInitialStop(protectiveStop(record, entryPrice: position.entryPrice, isLong: position.amount > 0))
         case .close, .reduce, .updateStop:
             guard plan.kind == .updateStop || !position.isOpen, !record.stopClientAlgoID.isEmpty else { return nil }
             return .cancelStop(clientAlgoID: record.stopClientAlgoID)
