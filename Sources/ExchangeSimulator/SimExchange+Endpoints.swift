@@ -15,6 +15,7 @@ extension SimExchange {
         "DELETE /fapi/v1/order": Endpoint(.signed, SimExchange.cancelOrder),
         "GET /fapi/v1/openOrders": Endpoint(.signed, SimExchange.openOrders),
         "GET /fapi/v1/userTrades": Endpoint(.signed, SimExchange.userTrades),
+        "GET /fapi/v1/commissionRate": Endpoint(.signed, SimExchange.commissionRate),
         "GET /fapi/v2/positionRisk": Endpoint(.signed, SimExchange.positionRisk),
         "GET /fapi/v2/account": Endpoint(.signed, SimExchange.account),
         "GET /fapi/v2/balance": Endpoint(.signed, SimExchange.balance),
@@ -162,14 +163,21 @@ extension SimExchange {
             throw BinanceError(code: -1130, message: "Invalid data sent for a parameter: limit must be 1 to 1000.", httpStatus: 400)
         }
         var trades = account.trades[listing.symbol] ?? []
+        if let orderId = try request.int("orderId") { trades = trades.filter { $0.orderId == orderId } }
         if let fromId = try request.int("fromId") { trades = trades.filter { $0.id >= fromId } }
         if let start = try request.int("startTime") { trades = trades.filter { $0.time >= start } }
         if let end = try request.int("endTime") { trades = trades.filter { $0.time <= end } }
-        let fromStart = request.parameters["fromId"] != nil || request.parameters["startTime"] != nil
+        let fromStart = request.parameters["fromId"] != nil || request.parameters["orderId"] != nil || request.parameters["startTime"] != nil
         return try json(Array(fromStart ? trades.prefix(limit) : trades.suffix(limit)))
     }
 
     // MARK: Account
+
+    func commissionRate(_ request: Request) throws -> Reply {
+        let (_, listing) = try listing(request)
+        return try json(CommissionRate(symbol: listing.symbol, makerCommissionRate: account.takerFeeRate * 2 / 5,
+                                       takerCommissionRate: account.takerFeeRate))
+    }
 
     func positionRisk(_ request: Request) throws -> Reply {
         let indices = request.parameters["symbol"] != nil ? [try listing(request).0] : Array(market.listings.indices)

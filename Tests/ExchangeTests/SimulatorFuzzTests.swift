@@ -47,6 +47,7 @@ final class SimulatorFuzzTests: SimulatorTestCase {
             Endpoint(method: "GET", path: "/fapi/v1/openOrders", signed: true, parameters: [("symbol", symbol)]),
             Endpoint(method: "GET", path: "/fapi/v1/userTrades", signed: true,
                      parameters: [("symbol", symbol), ("limit", "10"), ("fromId", "1"), ("startTime", "1800000000000")]),
+            Endpoint(method: "GET", path: "/fapi/v1/commissionRate", signed: true, parameters: [("symbol", symbol)]),
             Endpoint(method: "GET", path: "/fapi/v2/positionRisk", signed: true, parameters: [("symbol", symbol)]),
             Endpoint(method: "GET", path: "/fapi/v2/account", signed: true, parameters: []),
             Endpoint(method: "GET", path: "/fapi/v2/balance", signed: true, parameters: []),

@@ -63,6 +63,19 @@ final class ExecutorTests: ExecutionTestCase {
         XCTAssertEqual(flat.stopAlgoID, "")
         let left = try await client.openAlgoOrders(symbol: symbol)
         XCTAssertTrue(left.isEmpty, "the CLOSE cancels the protective stop: \(left.map(\.clientAlgoId))")
+
+        // Priced from the order response and the claimed entry, without listing trades: the same
+        // figures as the exchange's trade list, and the ledger's realized PnL is the exchange's.
+        XCTAssertEqual(simulator.exchange.requests("GET /fapi/v1/userTrades"), 0, "no trade list on the way")
+        for result in closed {
+            let trades = try await client.userTrades(symbol: symbol, orderId: result.exchangeOrderID)
+            XCTAssertFalse(trades.isEmpty)
+            XCTAssertEqual(Decimal.parse(result.realizedPnl), trades.reduce(Decimal(0)) { $0 + $1.realizedPnl }, "\(result.planKind)")
+            XCTAssertEqual(Decimal.parse(result.fee), trades.reduce(Decimal(0)) { $0 + $1.commission }, "\(result.planKind)")
+        }
+        XCTAssertNotEqual(closed.last?.realizedPnl, "0", "the close realized something (the price moved)")
+        XCTAssertEqual(Decimal.parse(flat.realizedPnl), Decimal.parse(closed.last?.realizedPnl ?? ""))
+        XCTAssertTrue(flat.appliedFillIds.contains(LedgerBook.orderFillID(closed.last?.exchangeOrderID ?? 0)), "\(flat.appliedFillIds)")
     }
 
     /// Issue 18: a plan published on qt.plan.approved with a real permit id but other terms is

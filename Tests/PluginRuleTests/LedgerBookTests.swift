@@ -39,6 +39,31 @@ final class LedgerBookTests: XCTestCase {
         XCTAssertEqual(entry.appliedFillIds, ["1", "2", "3", "4", "5"])
     }
 
+    /// The executor prices its own fills from the order response and the claimed entry: the PnL
+    /// must be the one the exchange books (the trade list's `realizedPnl`), long and short.
+    func testRealizedPnlIsTheReducedPartTimesTheMoveFromTheEntry() throws {
+        var long = LedgerEntry()
+        long.symbol = "BTCUSDT"
+        XCTAssertEqual(try LedgerBook.realizedPnl(side: .buy, quantity: 2, price: 100, against: long), 0, "a first entry realizes nothing")
+        _ = try LedgerBook.apply(execution(.buy, "2", at: "100", trades: ["1"]), to: &long, eventTimeMs: 10)
+        _ = try LedgerBook.apply(execution(.buy, "2", at: "110", trades: ["2"]), to: &long, eventTimeMs: 20)
+        XCTAssertEqual(try LedgerBook.realizedPnl(side: .buy, quantity: 1, price: 130, against: long), 0, "an increase realizes nothing")
+        XCTAssertEqual(try LedgerBook.realizedPnl(side: .sell, quantity: 1, price: 120, against: long), 15)
+        XCTAssertEqual(try LedgerBook.realizedPnl(side: .sell, quantity: 4, price: 90, against: long), -60)
+        XCTAssertEqual(try LedgerBook.realizedPnl(side: .sell, quantity: 9, price: 90, against: long), -60,
+                       "only the part that closes realizes; the rest would open the other way")
+
+        var short = LedgerEntry()
+        short.symbol = "ETHUSDT"
+        _ = try LedgerBook.apply(execution(.sell, "1.5", at: "2000", trades: ["3"]), to: &short, eventTimeMs: 10)
+        XCTAssertEqual(try LedgerBook.realizedPnl(side: .buy, quantity: 0.5, price: 1900, against: short), 50)
+        XCTAssertEqual(try LedgerBook.realizedPnl(side: .buy, quantity: 1.5, price: 2100, against: short), -150)
+
+        var unreadable = long
+        unreadable.entryPrice = "abc"
+        XCTAssertThrowsError(try LedgerBook.realizedPnl(side: .sell, quantity: 1, price: 120, against: unreadable))
+    }
+
     func testATradeIdIsAppliedOnce() throws {
         var entry = LedgerEntry()
         _ = try LedgerBook.apply(execution(.sell, "1.5", at: "10", trades: ["7"]), to: &entry, eventTimeMs: 1)
@@ -46,6 +71,21 @@ final class LedgerBookTests: XCTestCase {
         XCTAssertEqual(try LedgerBook.apply(execution(.sell, "1.5", at: "10", trades: ["7"]), to: &entry, eventTimeMs: 2), .alreadyApplied)
         XCTAssertEqual(entry, once)
         XCTAssertEqual(entry.positionAmt, "-1.5")
+    }
+
+    /// The executor records its own order's fill by the order id; a trade of that order arriving as
+    /// a `Fill` later (position-brain after `qt_orders` forgot the order) is the same fill.
+    func testATradeOfAnOrderAppliedByItsOrderIdIsAlreadyApplied() throws {
+        var entry = LedgerEntry()
+        _ = try LedgerBook.apply(execution(.buy, "2", at: "10", trades: [LedgerBook.orderFillID(501)]), to: &entry, eventTimeMs: 1)
+        let once = entry
+        var trade = execution(.buy, "2", at: "10", trades: ["9001"])
+        trade.exchangeOrderID = 501
+        XCTAssertEqual(try LedgerBook.apply(trade, to: &entry, eventTimeMs: 2), .alreadyApplied)
+        XCTAssertEqual(entry, once)
+        trade.exchangeOrderID = 502
+        XCTAssertEqual(try LedgerBook.apply(trade, to: &entry, eventTimeMs: 3), .applied, "another order's trade is new")
+        XCTAssertEqual(entry.positionAmt, "4")
     }
 
     func testCrossingZeroOpensTheRestAtTheExecutionPrice() throws {

@@ -203,6 +203,8 @@ final class OrderLifecycleTests: XCTestCase {
         assertPermanent(try step(sideless, .currentStop(clientAlgoID: "")), "neither BUY nor SELL")
     }
 
+    func terms(pnl: Decimal = 0) -> FillTerms { FillTerms(fee: 0.8, realizedPnl: pnl, fillIDs: [LedgerBook.orderFillID(77)]) }
+
     // MARK: SENT
 
     func testASentRecordIsQueriedNeverSentAgain() throws {
@@ -210,17 +212,17 @@ final class OrderLifecycleTests: XCTestCase {
         XCTAssertEqual(try step(sent, .resumed), .init(record: sent, effects: [.query]))
     }
 
-    func testAFilledAnswerListsTheOrdersTradesAfterTheSendCrashPoint() throws {
+    func testAFilledAnswerAsksForTheFillsTermsAfterTheSendCrashPoint() throws {
         let sent = record(.sent)
         let filled = response(.filled)
         for event in [OrderLifecycle.Event.sent(.filled(filled)), .queried(.filled(filled))] {
-            XCTAssertEqual(try step(sent, event), .init(record: sent, effects: [.crashPoint(.afterSend), .listTrades(filled)]), "\(event)")
+            XCTAssertEqual(try step(sent, event), .init(record: sent, effects: [.crashPoint(.afterSend), .priceFill(filled)]), "\(event)")
         }
     }
 
-    func testTheTradesMakeTheRecordFilledWithFeesAndRealizedPnl() throws {
+    func testTheFillsTermsMakeTheRecordFilledWithFeesAndRealizedPnl() throws {
         let trades = [trade(1, qty: 1.5, fee: 0.6, pnl: 0), trade(2, qty: 0.5, fee: 0.2, pnl: -1.25)]
-        let result = try step(record(.sent), .tradesListed(response(.filled, avgPrice: 2001.5), trades))
+        let result = try step(record(.sent), .fillPriced(response(.filled, avgPrice: 2001.5), FillTerms.listed(trades)))
         XCTAssertEqual(result.record.status, .filled)
         XCTAssertEqual(result.record.exchangeOrderID, 77)
         XCTAssertEqual(result.record.executedQty, "2")
@@ -233,20 +235,43 @@ final class OrderLifecycleTests: XCTestCase {
         XCTAssertFalse(result.effects.contains(.save), "FILLED is not saved: after a crash the query of the SENT order answers the same fill")
     }
 
+    /// Without a trade list: the PnL against the entry the claim holds, the fee at the taker rate,
+    /// and the order's own id in `applied_fill_ids`, which a second application finds.
+    func testAFillPricedFromTheResponseRealizesAgainstTheClaimedEntry() throws {
+        let claimed = entry(position: "-2", entryPrice: "2100")
+        let cover = response(.filled, executed: 2, avgPrice: 2000)
+        let terms = try FillTerms.priced(cover, side: .buy, claimed: claimed, takerRate: Decimal(string: "0.0005")!)
+        XCTAssertEqual(terms.realizedPnl, 200, "a short covered 100 lower")
+        XCTAssertEqual(terms.fee, 2, "4,000 of quote at 0.05 %")
+        XCTAssertEqual(terms.fillIDs, ["order:77"])
+        XCTAssertEqual(LedgerBook.exchangeOrderID(ofFillID: terms.fillIDs[0]), 77)
+        XCTAssertNil(LedgerBook.exchangeOrderID(ofFillID: "77"), "a trade id is not an order's fill id")
+
+        var close = record(.sent, kind: .close, side: .buy)
+        close = try step(close, .fillPriced(cover, terms)).record
+        var ledger = claimed
+        try LedgerChange(close).apply(to: &ledger, eventTimeMs: 5)
+        XCTAssertEqual(ledger.positionAmt, "0")
+        XCTAssertEqual(ledger.realizedPnl, "200")
+        let once = ledger
+        try LedgerChange(close).apply(to: &ledger, eventTimeMs: 6)
+        XCTAssertEqual(ledger, once, "the same order's fill is applied once")
+    }
+
     func testAnOpenThatFilledPlacesItsStopBeforeTheSettleFromTheFillsPrice() throws {
-        let long = try step(record(.sent), .tradesListed(response(.filled, avgPrice: 2001.5), [trade(1, qty: 2, fee: 0.8, pnl: 0)]))
+        let long = try step(record(.sent), .fillPriced(response(.filled, avgPrice: 2001.5), terms()))
         XCTAssertEqual(long.effects, [.crashPoint(.afterFill), .protectFill(InitialStop(
             symbol: "ETHUSDT", closingSide: .sell, clientAlgoID: "qs-0123456789abcdef0123456789abcdef", entryPrice: 2001.5,
             isLong: true, distance: Decimal(0.05), requestedTrigger: nil))],
             "the claim required a flat entry: the position is this fill, at its average price")
-        let short = try step(record(.sent, side: .sell), .tradesListed(response(.filled), [trade(1, qty: 2, fee: 0.8, pnl: 0)]))
+        let short = try step(record(.sent, side: .sell), .fillPriced(response(.filled), terms()))
         guard case .protectFill(let stop) = short.effects.last else { return XCTFail("\(short.effects)") }
         XCTAssertEqual(stop.closingSide, .buy)
         XCTAssertFalse(stop.isLong)
     }
 
     func testAnExitThatFilledSettlesAtOnce() throws {
-        let close = try step(record(.sent, kind: .close, side: .sell), .tradesListed(response(.filled), [trade(1, qty: 2, fee: 0.8, pnl: 3)]))
+        let close = try step(record(.sent, kind: .close, side: .sell), .fillPriced(response(.filled), terms(pnl: 3)))
         XCTAssertEqual(close.effects, [.crashPoint(.afterFill), .settleLedger(try LedgerChange(close.record))])
     }
 
@@ -417,7 +442,7 @@ final class OrderLifecycleTests: XCTestCase {
                 case .save: statuses.append(current.status)
                 case .readCurrentStop: event = .currentStop(clientAlgoID: "")
                 case .send: event = .sent(.filled(response(.filled)))
-                case .listTrades(let filled): event = .tradesListed(filled, [trade(1, qty: 2, fee: 0.8, pnl: 0)])
+                case .priceFill(let filled): event = .fillPriced(filled, terms())
                 case .protectFill(let stop): event = .fillProtected(PlacedStop(clientAlgoID: stop.clientAlgoID, triggerPrice: "1900"))
                 case .settleLedger(let change): event = .ledgerSettled(entry(position: "2", stop: change.initialStop?.clientAlgoID ?? ""))
                 case .publishResult: break walk

@@ -78,12 +78,24 @@ extension BinanceFutures {
     /// The account's trades in `symbol`, oldest first; `fromId` continues after the last one seen.
     public func userTrades(symbol: String, fromId: Int64? = nil, startTime: Int64? = nil, endTime: Int64? = nil,
                            limit: Int? = nil) async throws -> [UserTrade] {
+        try await userTrades(symbol: symbol, orderId: nil, fromId: fromId, startTime: startTime, endTime: endTime, limit: limit)
+    }
+
+    /// The trades of one order (`orderId`), or the account's trades in `symbol` as above.
+    public func userTrades(symbol: String, orderId: Int64?, fromId: Int64? = nil, startTime: Int64? = nil, endTime: Int64? = nil,
+                           limit: Int? = nil) async throws -> [UserTrade] {
         var parameters = [("symbol", symbol)]
+        if let orderId { parameters.append(("orderId", String(orderId))) }
         if let fromId { parameters.append(("fromId", String(fromId))) }
         if let startTime { parameters.append(("startTime", String(startTime))) }
         if let endTime { parameters.append(("endTime", String(endTime))) }
         if let limit { parameters.append(("limit", String(limit))) }
         return try await call("GET", "/fapi/v1/userTrades", parameters, security: .signed, as: [UserTrade].self)
+    }
+
+    /// The account's maker and taker rates for `symbol` (weight 20: ask once, not per order).
+    public func commissionRate(symbol: String) async throws -> CommissionRate {
+        try await call("GET", "/fapi/v1/commissionRate", [("symbol", symbol)], security: .signed, as: CommissionRate.self)
     }
 
     public func positionRisk(symbol: String? = nil) async throws -> [PositionRisk] {

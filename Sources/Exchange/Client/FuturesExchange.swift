@@ -19,6 +19,8 @@ public protocol FuturesExchange: Sendable {
     func newOrder(_ order: NewOrder) async throws -> OrderResponse
     func queryOrder(symbol: String, clientOrderId: String) async throws -> OrderResponse
     func userTrades(symbol: String, fromId: Int64?, startTime: Int64?, endTime: Int64?, limit: Int?) async throws -> [UserTrade]
+    func userTrades(symbol: String, orderId: Int64?, fromId: Int64?, startTime: Int64?, endTime: Int64?, limit: Int?) async throws -> [UserTrade]
+    func commissionRate(symbol: String) async throws -> CommissionRate
     func positionRisk(symbol: String?) async throws -> [PositionRisk]
     func account() async throws -> AccountInfo
     func isHedgeMode() async throws -> Bool
@@ -40,6 +42,11 @@ extension FuturesExchange {
 
     public func userTrades(symbol: String, fromId: Int64? = nil, limit: Int? = nil) async throws -> [UserTrade] {
         try await userTrades(symbol: symbol, fromId: fromId, startTime: nil, endTime: nil, limit: limit)
+    }
+
+    /// The trades of one order.
+    public func userTrades(symbol: String, orderId: Int64) async throws -> [UserTrade] {
+        try await userTrades(symbol: symbol, orderId: orderId, fromId: nil, startTime: nil, endTime: nil, limit: nil)
     }
 
     public func positionRisk() async throws -> [PositionRisk] { try await positionRisk(symbol: nil) }

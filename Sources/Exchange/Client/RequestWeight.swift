@@ -20,6 +20,7 @@ package enum RequestWeight {
         case ("GET", "/fapi/v1/userTrades"), ("GET", "/fapi/v1/allOrders"), ("GET", "/fapi/v1/allAlgoOrders"): return 5
         case ("GET", "/fapi/v2/positionRisk"), ("GET", "/fapi/v3/positionRisk"), ("GET", "/fapi/v2/account"), ("GET", "/fapi/v3/account"),
              ("GET", "/fapi/v2/balance"), ("GET", "/fapi/v3/balance"): return 5
+        case ("GET", "/fapi/v1/commissionRate"): return 20
         case ("GET", "/fapi/v1/income"): return 30
         case ("GET", "/fapi/v1/positionSide/dual"): return 30
         default: return 1

@@ -306,6 +306,20 @@ public struct LeverageResponse: Codable, Sendable {
     }
 }
 
+/// `GET /fapi/v1/commissionRate`: the account's fee rates for one symbol (fractions: 0.0005 is 0.05 %).
+public struct CommissionRate: Codable, Sendable, Equatable {
+    public var symbol: String
+    @DecimalString public var makerCommissionRate: Decimal
+    @DecimalString public var takerCommissionRate: Decimal
+
+    /// Every field, for the simulator (another target of this package) and tests.
+    package init(symbol: String, makerCommissionRate: Decimal, takerCommissionRate: Decimal) {
+        self.symbol = symbol
+        self.makerCommissionRate = makerCommissionRate
+        self.takerCommissionRate = takerCommissionRate
+    }
+}
+
 public struct PositionMode: Codable, Sendable {
     public var dualSidePosition: Bool
 

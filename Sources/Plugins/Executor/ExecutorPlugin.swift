@@ -56,6 +56,7 @@ public final class ExecutorPlugin: Plugin {
     private let stops: ProtectiveStops
     private let filters: FilterCache
     private let recovery = Recovery()
+    private let takerRate = TakerRate()
     private let skew: ClockSkewWatch
     /// The trading state and kill switch, kept by a watch: read per plan without a round trip.
     private let control = ControlView()
@@ -218,8 +219,15 @@ public final class ExecutorPlugin: Plugin {
                     answer = .queried(try await timed {
                         try await desk.resolve(symbol: record.symbol, clientOrderID: record.clientOrderID, sentAtMs: record.sentAtMs)
                     })
-                case .listTrades(let response):
-                    answer = .tradesListed(response, try await timed { try await desk.trades(of: response) })
+                case .priceFill(let response):
+                    // The claim's entry is the position before this fill; once the settle has run
+                    // (a crash after it), only the exchange's trade list still tells.
+                    if let entry = try await claims.claimedEntry() {
+                        let rate = try await timed { try await takerRate.rate(symbol: record.symbol, exchange: desk.exchange) }
+                        answer = .fillPriced(response, try FillTerms.priced(response, side: record.side, claimed: entry, takerRate: rate))
+                    } else {
+                        answer = .fillPriced(response, FillTerms.listed(try await timed { try await desk.trades(of: response) }))
+                    }
                 case .settleLedger(let change):
                     let eventTimeMs = context.eventTimeMs
                     let settled = try await claims.settle(eventTimeMs: eventTimeMs) { try change.apply(to: &$0, eventTimeMs: eventTimeMs) }

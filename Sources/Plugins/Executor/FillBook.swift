@@ -4,7 +4,8 @@ import Host
 import Messages
 
 /// Fills the executor did not place (a protective stop, a liquidation, a manual trade), from
-/// position-brain on `qt.exec.fill.<SYM>`: applied to the ledger once per trade id.
+/// position-brain on `qt.exec.fill.<SYM>`: applied to the ledger once per trade id (and never for a
+/// trade of an order whose whole fill the executor applied by the order's id).
 struct FillBook {
     let context: HandlerContext
 
@@ -19,7 +20,8 @@ struct FillBook {
             throw PluginError.permanent("fill \(fill.tradeID) on \(subject): qty \"\(fill.qty)\", price \"\(fill.price)\" must be decimal strings")
         }
         let execution = LedgerBook.Execution(side: fill.side, quantity: quantity, price: price,
-                                             realizedPnl: Decimal.parse(fill.realizedPnl) ?? 0, tradeIDs: [String(fill.tradeID)])
+                                             realizedPnl: Decimal.parse(fill.realizedPnl) ?? 0, tradeIDs: [String(fill.tradeID)],
+                                             exchangeOrderID: fill.orderID != 0 ? fill.orderID : nil)
         let ledger = try await context.kv("qt_ledger")
         let about = String(fill.tradeID)
         for _ in 0..<LedgerClaims.attempts {

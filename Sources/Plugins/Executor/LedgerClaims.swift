@@ -96,7 +96,13 @@ final class LedgerClaims: Sendable {
 
     /// Whether this order's claim is still on the entry.
     func holdsClaim() async throws -> Bool {
-        try await entryNow()?.pendingClientOrderID == clientOrderID
+        try await claimedEntry() != nil
+    }
+
+    /// The entry while this order's claim is on it (the position before its fill), else nil.
+    func claimedEntry() async throws -> LedgerEntry? {
+        guard let entry = try await entryNow(), entry.pendingClientOrderID == clientOrderID else { return nil }
+        return entry
     }
 
     /// The stop the entry holds now (the one a CLOSE or UPDATE_STOP will cancel).

@@ -3,7 +3,7 @@ import Foundation
 import Host
 
 /// The executor's exchange side: one MARKET order per client order id, its outcome found out
-/// when the answer was lost, and its trades. Never sends a second client order id for a plan;
+/// when the answer was lost, and its trades when a crash left nothing else to price its fill by. Never sends a second client order id for a plan;
 /// sends the same one again only once the exchange cannot still accept the first request.
 struct OrderDesk: Sendable {
     let exchange: any FuturesExchange
@@ -59,8 +59,7 @@ struct OrderDesk: Sendable {
     func trades(of order: OrderResponse) async throws -> [UserTrade] {
         let giveUp = clock.nowMs() + patienceMs
         while true {
-            // The most recent trades (no start time: the exchange's clock may not be ours).
-            let trades = try await exchange.userTrades(symbol: order.symbol).filter { $0.orderId == order.orderId }
+            let trades = try await exchange.userTrades(symbol: order.symbol, orderId: order.orderId).filter { $0.orderId == order.orderId }
             if trades.reduce(Decimal(0), { $0 + $1.qty }) >= order.executedQty, !trades.isEmpty { return trades }
             guard clock.nowMs() < giveUp else {
                 throw PluginError.transient("order \(order.clientOrderId) filled \(order.executedQty.plainString) but its trades are not listed yet")

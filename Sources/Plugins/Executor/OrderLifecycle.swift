@@ -23,7 +23,8 @@ enum OrderLifecycle {
         /// The answer to `.send` and to `.query`.
         case sent(OrderOutcome)
         case queried(OrderOutcome)
-        case tradesListed(OrderResponse, [UserTrade])
+        /// The answer to `.priceFill`.
+        case fillPriced(OrderResponse, FillTerms)
         /// The answer to `.protectFill`: the stop now on the exchange, or nil when none was placed
         /// (the claim was already settled before a crash, or the exchange refused the stop).
         case fillProtected(PlacedStop?)
@@ -43,7 +44,8 @@ enum OrderLifecycle {
         case placeStop(NewStopOrder)
         case send(NewOrder)
         case query
-        case listTrades(OrderResponse)
+        /// The fill's fee, realized PnL and ids (`FillTerms`).
+        case priceFill(OrderResponse)
         case settleLedger(LedgerChange)
         /// After an OPEN's fill, before the settle: place the protective stop while this order
         /// still holds the claim, so the settle records it in the same compare-and-set.
@@ -127,19 +129,19 @@ enum OrderLifecycle {
             let resent = saved(.sent)
             return Step(record: resent, effects: [.save, .send(try order(resent))])
         case (.sent, .sent(.filled(let response))), (.sent, .queried(.filled(let response))):
-            return Step(record: record, effects: [.crashPoint(.afterSend), .listTrades(response)])
+            return Step(record: record, effects: [.crashPoint(.afterSend), .priceFill(response)])
         case (.sent, .sent(.refused(let code, let message))), (.sent, .queried(.refused(let code, let message))):
             next.errorCode = Int32(clamping: code)
             next.errorMessage = message
             return Step(record: saved(.rejected),
                         effects: [.crashPoint(.afterSend), .save, .releaseClaim, .crashPoint(.beforeAck), .publishResult])
-        case (.sent, .tradesListed(let response, let trades)):
+        case (.sent, .fillPriced(let response, let terms)):
             next.exchangeOrderID = response.orderId
             next.executedQty = response.executedQty.plainString
             next.avgPrice = response.avgPrice.plainString
-            next.fee = trades.reduce(Decimal(0)) { $0 + $1.commission }.plainString
-            next.realizedPnl = trades.reduce(Decimal(0)) { $0 + $1.realizedPnl }.plainString
-            next.fillIds = trades.map { String($0.id) }
+            next.fee = terms.fee.plainString
+            next.realizedPnl = terms.realizedPnl.plainString
+            next.fillIds = terms.fillIDs
             // Not saved: FILLED would only cache what the exchange answers again. A crash before the
             // APPLIED save leaves the record SENT; its query finds the same fill and the settle
             // finds the claim gone if it already ran (docs/decisions.md, the crash table).

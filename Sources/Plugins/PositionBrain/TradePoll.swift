@@ -28,7 +28,7 @@ struct TradePoll {
             let start: Int64?
             if let cursor = cursors[symbol].flatMap(Int64.init) {
                 start = cursor + 1
-            } else if ledger[symbol]?.isOpen == true, let first = entry?.appliedFillIds.compactMap(Int64.init).min() {
+            } else if ledger[symbol]?.isOpen == true, let first = try await firstAppliedTrade(of: entry, symbol: symbol) {
                 start = first
             } else {
                 start = nil
@@ -38,7 +38,7 @@ struct TradePoll {
             defer { cursors[symbol] = String(newest) }
             guard start != nil else { continue }
             let applied = Set(entry?.appliedFillIds ?? [])
-            for trade in trades where !applied.contains(String(trade.id)) {
+            for trade in trades where !applied.contains(String(trade.id)) && !applied.contains(LedgerBook.orderFillID(trade.orderId)) {
                 if executorOrders == nil { executorOrders = try await Self.executorOrderIDs(context) }
                 if executorOrders!.contains(trade.orderId) { continue }
                 try await publish(trade, stopClientAlgoID: entry?.stopAlgoID ?? "")
@@ -52,6 +52,18 @@ struct TradePoll {
             try await context.saveState(Self.cursorState, state, expectedRevision: stored?.revision ?? 0)
         }
         return filled
+    }
+
+    /// The oldest trade the open entry applied: a trade id it holds, or the first trade of the
+    /// oldest executor order it holds by order id (those were priced without listing trades).
+    private func firstAppliedTrade(of entry: LedgerEntry?, symbol: String) async throws -> Int64? {
+        let fillIDs = entry?.appliedFillIds ?? []
+        let oldestTrade = fillIDs.compactMap(Int64.init).min()
+        guard let oldestOrder = fillIDs.compactMap(LedgerBook.exchangeOrderID(ofFillID:)).min() else {
+            return oldestTrade
+        }
+        let orderStart = try await exchange.userTrades(symbol: symbol, orderId: oldestOrder).map(\.id).min()
+        return [oldestTrade, orderStart].compactMap { $0 }.min()
     }
 
     private func publish(_ trade: UserTrade, stopClientAlgoID: String) async throws {
