@@ -57,6 +57,8 @@ public final class ExecutorPlugin: Plugin {
     private let filters: FilterCache
     private let recovery = Recovery()
     private let takerRate = TakerRate()
+    /// The ledger as a watch keeps it: a claim is tried at the revision it shows, without a read.
+    private let ledgerView = BucketView<LedgerEntry>("qt_ledger")
     private let skew: ClockSkewWatch
     /// The trading state and kill switch, kept by a watch: read per plan without a round trip.
     private let control = ControlView()
@@ -105,7 +107,9 @@ public final class ExecutorPlugin: Plugin {
         let claims = LedgerClaims(ledger: ledger, symbol: plan.symbol, clientOrderID: clientOrderID)
         let nowMs = desk.clock.nowMs()
         var refusal = OrderLifecycle.admissionRefusal(plan, permit: permit, control: try await control.read(context), nowMs: nowMs)
-        if refusal == nil, case .stale(let why) = try await claims.claim(plan) {
+        // A view that cannot be brought up to date is no reason to hold a plan: the bucket decides.
+        let viewed = try? await ledgerView.read(plan.symbol, context)
+        if refusal == nil, case .stale(let why) = try await claims.claim(plan, viewed: viewed) {
             refusal = (.stale, why)
         }
         if let (reason, detail) = refusal {

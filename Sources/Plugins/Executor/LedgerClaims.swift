@@ -32,8 +32,24 @@ final class LedgerClaims: Sendable {
 
     /// Step 3. Exits claim at the plan's revision; entries need a flat entry with no claim. A
     /// claim already held by this client order id (a crash after claiming) is kept.
-    func claim(_ plan: Plan) async throws -> ClaimOutcome {
-        let found = try await ledger.get(LedgerEntry.self, symbol)
+    ///
+    /// `viewed` is the entry as a watched view shows it: the claim is first tried on it, at its
+    /// revision, which costs no read. The compare-and-set is the guard: a view that trails the
+    /// bucket can only make it fail, and a refusal or a lost compare-and-set on the view is judged
+    /// again on the bucket, so the view's lag never refuses a plan.
+    func claim(_ plan: Plan, viewed: KeyReading<LedgerEntry>? = nil) async throws -> ClaimOutcome {
+        switch viewed {
+        case .value(let entry, let revision):
+            if try await claim(plan, found: (entry, revision)) == .claimed { return .claimed }
+        case .missing:
+            if try await claim(plan, found: nil) == .claimed { return .claimed }
+        case .unreadable, nil:
+            break
+        }
+        return try await claim(plan, found: try await ledger.get(LedgerEntry.self, symbol))
+    }
+
+    private func claim(_ plan: Plan, found: (value: LedgerEntry, revision: UInt64)?) async throws -> ClaimOutcome {
         if let found, found.value.pendingClientOrderID == clientOrderID { return .claimed }
         if let found, !found.value.pendingClientOrderID.isEmpty {
             return .stale("order \(found.value.pendingClientOrderID) is in flight for \(symbol)")
