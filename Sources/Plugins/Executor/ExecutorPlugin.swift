@@ -145,8 +145,12 @@ public final class ExecutorPlugin: Plugin {
             return try await run(found.value, revision: found.revision, context: context)
         }
         crashHook(.afterRecord)
-        try await permits.delete(plan.planID)
+        // The permit's delete goes out beside the order rather than before it: the record already
+        // guards against a second order, and a crash before the delete lands is the crash between
+        // these two writes that the permit-first read above already finishes (the crash table).
+        async let permitDeleted: Void = permits.delete(plan.planID)
         try await run(record, revision: revision, context: context, claims: claims, then: first.effects.filter { $0 != .save })
+        try await permitDeleted
     }
 
     private static func alertMismatch(_ plan: Plan, detail: String, subject: String, context: HandlerContext) throws {
