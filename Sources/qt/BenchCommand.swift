@@ -21,6 +21,7 @@ struct BusBench: AsyncParsableCommand {
     @Option(help: "Rounds; the median of each side is reported.") var rounds = 3
     @Option(help: "Messages per async publish batch (both sides).") var chunk = 1_000
     @Option(help: "Messages per fetch (both sides).") var batch = 256
+    @Option(help: "Sequential KV compare-and-set updates per round (both sides).") var kvCount = 2_000
     @Option(help: "NATS URL; without it a nats-server is started in a temporary directory.") var server: String?
 
     func run() async throws {
@@ -60,6 +61,23 @@ struct BusBench: AsyncParsableCommand {
                       + String(format: "%.2f | %.2f–%.2f", Self.median(publishRatios), publishRatios.min()!, publishRatios.max()!) + " | ≥ 0.80 |")
             printLine("| durable fetch + ack | \(Int(median["raw consume"]!)) | \(Int(median["bus consume"]!)) | "
                       + String(format: "%.2f | %.2f–%.2f", Self.median(consumeRatios), consumeRatios.min()!, consumeRatios.max()!) + " | ≥ 0.60 |")
+
+            // One KV compare-and-set after another, as a handler makes them: the raw loop stays on
+            // one thread; each Bus call goes from the caller's task to a worker thread and back.
+            var rawMicros: [Double] = [], busMicros: [Double] = []
+            let bucket = try await bus.keyValue("qt_state")
+            let value = Array(repeating: UInt8(ascii: "x"), count: 200)
+            for round in 0..<rounds {
+                rawMicros.append(try await RawNatsBaseline.sequentialUpdates(bus, bucket: "qt_state", key: "bench.kv-raw",
+                                                                             value: value, count: kvCount) / Double(kvCount) * 1e6)
+                var revision = try await bucket.put("bench.kv-bus", value)
+                let start = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<kvCount { revision = try await bucket.update("bench.kv-bus", value, expectedRevision: revision) }
+                busMicros.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3 / Double(kvCount))
+                printLine(String(format: "round %d: KV update one after another: raw %.0f µs, Bus %.0f µs", round + 1, rawMicros.last!, busMicros.last!))
+            }
+            printLine(String(format: "| KV compare-and-set, one after another (µs each, median) | %.0f | %.0f | %.2f (time, Bus / raw) | | |",
+                             Self.median(rawMicros), Self.median(busMicros), Self.median(busMicros) / Self.median(rawMicros)))
         }
     }
 

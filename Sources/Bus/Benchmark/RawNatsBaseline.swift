@@ -62,6 +62,28 @@ public enum RawNatsBaseline {
     }
 }
 
+extension RawNatsBaseline {
+    /// `count` compare-and-set updates of one key, one after another, in one blocking loop on one
+    /// thread: a KV round trip with no hand-off between threads. Returns seconds.
+    public static func sequentialUpdates(_ connection: BusConnection, bucket: String, key: String, value: [UInt8],
+                                         count: Int) async throws -> Double {
+        try await connection.pool.run {
+            var kv: OpaquePointer?
+            try NatsCall.check(js_KeyValue(&kv, connection.jetStream, bucket), "raw open KV bucket \(bucket)")
+            defer { kvStore_Destroy(kv) }
+            var revision: UInt64 = 0
+            return try value.withUnsafeBytes { bytes in
+                try NatsCall.check(kvStore_Put(&revision, kv, key, bytes.baseAddress, Int32(bytes.count)), "raw KV put")
+                let start = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<count {
+                    try NatsCall.check(kvStore_Update(&revision, kv, key, bytes.baseAddress, Int32(bytes.count), revision), "raw KV update")
+                }
+                return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            }
+        }
+    }
+}
+
 /// A JetStream context whose async PubAcks are only counted, and the options that complete a
 /// chunk: what both raw loops publish through.
 private struct CountingPublisher {
