@@ -27,6 +27,9 @@ struct EndToEndBench: AsyncParsableCommand {
     @Option(help: "Seconds of the latency measurement.") var duration = 20.0
     @Option(help: "Rates tried, in order, for the maximum sustained rate (each for 5 s).") var ladder = "20,40,60,80,100,150,200,250,300"
     @Option(help: "Symbols listed by the simulator (and active in the universe).") var symbols = 566
+    @Flag(name: .customLong("stage-times"),
+          help: "Also follow the intent and plan subjects and report each chain's time per stage (adds a fetch per message: CPU figures differ).")
+    var stageTimes = false
     @Flag(help: "Every plugin on its own NATS identity over TLS (the server knows only what `qt auth generate` derives); needs --certificates.")
     var secure = false
     @Option(help: "With --secure: a directory made by deploy/tls/make-certs (ca.pem, server.pem, server-key.pem).")
@@ -68,7 +71,7 @@ struct EndToEndBench: AsyncParsableCommand {
             try await prepareState(bus, symbols: listed, eventTimeMs: eventTimeMs)
             let host = try await startPipelineHost(nodeYAML(security?.natsSection(server.url) ?? "{ servers: [\(server.url)] }"), provisioningOn: bus)
 
-            let driver = IntentDriver(bus: bus, symbols: listed, eventTimeMs: eventTimeMs)
+            let driver = IntentDriver(bus: bus, symbols: listed, eventTimeMs: eventTimeMs, stageTimes: stageTimes)
             try await driver.start()
             printLine("warm-up: 2 s at 50/s")
             _ = try await driver.run(rate: 50, seconds: 2)

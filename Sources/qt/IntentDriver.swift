@@ -22,6 +22,8 @@ final class IntentDriver: Sendable {
         var ownTimes = LatencySample()
         /// Every chain ended within a second of the last intent: no backlog built up.
         var keptUp = false
+        /// With stage times: each completed chain's time per step, from one stored message to the next.
+        var stages: [ChainStage: LatencySample] = [:]
 
         var p50: Double { latencies.p50 }
         var p99: Double { latencies.p99 }
@@ -29,6 +31,9 @@ final class IntentDriver: Sendable {
             "\(completed)/\(sent) to the ledger, \(refused) refused, " + latencies.description + (keptUp ? "" : " — fell behind")
                 + (ownTimes.values.isEmpty ? "" : String(format: "; own time (minus its exchange calls) p50 %.1f ms, p99 %.1f ms", ownTimes.p50, ownTimes.p99))
                 + (refusals.isEmpty ? "" : " (refusals: " + refusals.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")")
+                + (stages.isEmpty ? "" : "; stage times p50 / p99: " + ChainStage.allCases.compactMap { stage in
+                    stages[stage].map { String(format: "%@ %.1f / %.1f ms", stage.label, $0.p50, $0.p99) }
+                }.joined(separator: ", "))
         }
     }
 
@@ -46,20 +51,29 @@ final class IntentDriver: Sendable {
         /// exchange times whose result has not come yet.
         var latencyAwaitingExchange: [String: Double] = [:]
         var exchangeAwaitingLatency: [String: Double] = [:]
+        /// With stage times: symbol → when each stage of its chain in flight was stored (wall ns).
+        var stageTimes: [String: [ChainStage: Int64]] = [:]
         var current = Run()
     }
 
     private let progress = Mutex(Progress())
     private let followers = Mutex<[Task<Void, Never>]>([])
 
-    init(bus: BusConnection, symbols: [String], eventTimeMs: Int64) {
+    /// Follows the intent and plan subjects too and reports each chain's time per stage: a tail
+    /// per subject costs the server and this process a fetch per message, so the CPU figures of
+    /// such a run are not comparable with one without.
+    private let timesStages: Bool
+
+    init(bus: BusConnection, symbols: [String], eventTimeMs: Int64, stageTimes: Bool = false) {
         self.bus = bus
         self.symbols = symbols
         self.eventTimeMs = eventTimeMs
+        self.timesStages = stageTimes
     }
 
     func start() async throws {
-        for subject in ["qt.exec.result.*", "qt.decision.*.*"] {
+        let stageSubjects = timesStages ? ChainStage.allCases.compactMap(\.storedOn).filter { $0 != "qt.exec.result.*" } : []
+        for subject in ["qt.exec.result.*", "qt.decision.*.*"] + stageSubjects {
             let tail = Task.detached { [self] () -> Void in
                 try? await bus.tail(subject, last: 0, follow: true) { [self] message in
                     observe(message)
@@ -75,6 +89,7 @@ final class IntentDriver: Sendable {
 
     private func observe(_ message: InboundMessage) {
         let now = DispatchTime.now().uptimeNanoseconds
+        if timesStages { recordStage(of: message) }
         if let result = try? OrderResult(serializedBytes: message.payload), message.subject.hasPrefix("qt.exec.result.") {
             let completed = result.status == .applied || result.status == .filled
             finish(result.symbol, at: now, completed: completed, why: completed ? "" : "executor \(shortName(result.status)) \(result.errorCode) \(result.errorMessage.prefix(60))")
@@ -97,6 +112,7 @@ final class IntentDriver: Sendable {
         progress.withLock { progress in
             guard let started = progress.inFlight.removeValue(forKey: symbol) else { return }
             if completed {
+                if let times = progress.stageTimes.removeValue(forKey: symbol) { Self.addStages(times, to: &progress.current) }
                 let latency = Double(now - started) / 1e6
                 progress.current.completed += 1
                 progress.current.latencies.add(latency)
@@ -167,6 +183,7 @@ final class IntentDriver: Sendable {
             let (symbol, message) = try make(index)
             progress.withLock { progress in
                 progress.inFlight[symbol] = DispatchTime.now().uptimeNanoseconds
+                if timesStages { progress.stageTimes[symbol] = [.published: WallClock.nanoseconds] }
                 progress.current.sent += 1
             }
             _ = try await bus.publish(message)
@@ -181,6 +198,27 @@ final class IntentDriver: Sendable {
             progress.inFlight.removeAll()
             progress.current.keptUp = drainedAt.map { $0 - scheduleEnd < 1_000_000_000 } ?? false
             return progress.current
+        }
+    }
+
+    /// The stored time of a stage's message, for the symbol's chain in flight (its first only).
+    private func recordStage(of message: InboundMessage) {
+        let seenAt = WallClock.nanoseconds
+        guard let stage = ChainStage.allCases.first(where: { $0.storedOn.map { message.subject.hasPrefix(String($0.dropLast())) } ?? false }),
+              let symbol = message.subject.split(separator: ".").last.map(String.init) else { return }
+        progress.withLock { progress in
+            guard progress.stageTimes[symbol] != nil, progress.stageTimes[symbol]?[stage] == nil else { return }
+            progress.stageTimes[symbol]?[stage] = message.timestampNs
+            if stage == .result { progress.stageTimes[symbol]?[.seen] = seenAt }
+        }
+    }
+
+    /// Each stage whose predecessor was recorded too: an exit's chain starts at a harvest
+    /// proposal, which is not followed, so its first stages are left out.
+    private static func addStages(_ times: [ChainStage: Int64], to run: inout Run) {
+        for stage in ChainStage.allCases {
+            guard let previous = stage.previous, let from = times[previous], let to = times[stage] else { continue }
+            run.stages[stage, default: LatencySample()].add(Double(to - from) / 1e6)
         }
     }
 
@@ -203,3 +241,49 @@ final class IntentDriver: Sendable {
         return intent
     }
 }
+
+/// The steps of an entry's chain, each ending when its message was stored (the server's clock,
+/// which on one machine is the driver's): the driver's publish, then one stage per plugin, then
+/// the driver seeing the result.
+enum ChainStage: Int, CaseIterable, Comparable {
+    case published, intent, proposed, sized, approved, result, seen
+
+    static func < (lhs: ChainStage, rhs: ChainStage) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    var previous: ChainStage? { ChainStage(rawValue: rawValue - 1) }
+
+    /// The subject whose stored message ends this stage.
+    var storedOn: String? {
+        switch self {
+        case .intent: return "qt.signal.intent.*"
+        case .proposed: return "qt.plan.proposed.*"
+        case .sized: return "qt.plan.sized.*"
+        case .approved: return "qt.plan.approved.*"
+        case .result: return "qt.exec.result.*"
+        case .published, .seen: return nil
+        }
+    }
+
+    /// Who spent the time that ends with this stage.
+    var label: String {
+        switch self {
+        case .published: return "driver"
+        case .intent: return "publish → stored"
+        case .proposed: return "intent-bridge"
+        case .sized: return "governor"
+        case .approved: return "portfolio-gate"
+        case .result: return "executor"
+        case .seen: return "result stored → seen"
+        }
+    }
+}
+
+/// Wall-clock nanoseconds since the epoch, comparable with JetStream's stored times on this machine.
+enum WallClock {
+    static var nanoseconds: Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+}
+

@@ -14,7 +14,7 @@ final class SecureBenchTests: XCTestCase {
         XCTAssertEqual(made.status, 0, made.stderr)
 
         let (process, output) = try qtProcess(["bench", "e2e", "--rate", "20", "--duration", "4", "--ladder", "10", "--symbols", "40",
-                                               "--rss-seconds", "0", "--high-rate", "0", "--secure", "--certificates", certificates.path])
+                                               "--rss-seconds", "0", "--high-rate", "0", "--stage-times", "--secure", "--certificates", certificates.path])
         try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
@@ -24,6 +24,10 @@ final class SecureBenchTests: XCTestCase {
         XCTAssertTrue(text.contains("no claim pending"), String(text.suffix(3_000)))
         let entries = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix("latency at 20/s") }, String(text.suffix(3_000)))
         XCTAssertFalse(entries.contains(": 0/"), "no entry reached the ledger: \(entries)")
+        // Each plugin's step of an entry's chain, from one stored message to the next.
+        for stage in ["publish → stored", "intent-bridge", "governor", "portfolio-gate", "executor", "result stored → seen"] {
+            XCTAssertTrue(entries.contains(stage + " "), "no \(stage) stage time: \(entries)")
+        }
         let exits = text.split(separator: "\n").filter { $0.hasPrefix("exit latency") }
         XCTAssertEqual(exits.count, 2, String(text.suffix(3_000)))
         for line in exits { XCTAssertFalse(line.contains(": 0/"), "no exit reached the ledger: \(line)") }
