@@ -228,7 +228,15 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
             if Task.isCancelled || isStopped || subscription.isClosed { return nil }
             if let buffered = popBuffered() { return buffered }
             do {
-                let batch = try await (takePrefetch() ?? { let settings = fetchSettings(); return startFetch(gate: settings.gate, batch: settings.batch) }()).value
+                let batch: [InboundMessage]
+                if let prefetched = takePrefetch() {
+                    batch = try await prefetched.value
+                } else {
+                    // Awaited here rather than through a task of its own: the fetched batch then
+                    // resumes this loop directly, one hop onto the cooperative pool instead of two.
+                    let settings = fetchSettings()
+                    batch = try await fetch(gate: settings.gate, batch: settings.batch)
+                }
                 transientFailures = 0
                 guard install(batch) else {
                     // Stopped while this batch was on its way: nothing of the loop's is in hand,
@@ -251,11 +259,13 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
 
     /// `gate` is read by the caller (under the lock where it holds it).
     private func startFetch(gate: (@Sendable () -> Bool)?, batch: Int? = nil) -> Task<[InboundMessage], Error> {
-        Task { [subscription, spec, operations] in
-            let fetched = try await subscription.fetch(batch: batch ?? spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs, gate: gate)
-            if !fetched.isEmpty { operations?.add(.fetch) }
-            return fetched
-        }
+        Task { [self] in try await fetch(gate: gate, batch: batch) }
+    }
+
+    private func fetch(gate: (@Sendable () -> Bool)?, batch: Int?) async throws -> [InboundMessage] {
+        let fetched = try await subscription.fetch(batch: batch ?? spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs, gate: gate)
+        if !fetched.isEmpty { operations?.add(.fetch) }
+        return fetched
     }
 
     func widenFirstFetch(to batch: Int) {
