@@ -245,10 +245,8 @@ final class IntentDriver: Sendable {
 /// The steps of an entry's chain, each ending when its message was stored (the server's clock,
 /// which on one machine is the driver's): the driver's publish, then one stage per plugin, then
 /// the driver seeing the result.
-enum ChainStage: Int, CaseIterable, Comparable {
+enum ChainStage: Int, CaseIterable {
     case published, intent, proposed, sized, approved, result, seen
-
-    static func < (lhs: ChainStage, rhs: ChainStage) -> Bool { lhs.rawValue < rhs.rawValue }
 
     var previous: ChainStage? { ChainStage(rawValue: rawValue - 1) }
 

@@ -3,8 +3,9 @@ import Foundation
 import Host
 
 /// The executor's exchange side: one MARKET order per client order id, its outcome found out
-/// when the answer was lost, and its trades when a crash left nothing else to price its fill by. Never sends a second client order id for a plan;
-/// sends the same one again only once the exchange cannot still accept the first request.
+/// when the answer was lost, and its trades when a crash left nothing else to price its fill by.
+/// Never sends a second client order id for a plan; sends the same one again only once the
+/// exchange cannot still accept the first request.
 struct OrderDesk: Sendable {
     let exchange: any FuturesExchange
     let clock: any PluginClock
@@ -59,7 +60,7 @@ struct OrderDesk: Sendable {
     func trades(of order: OrderResponse) async throws -> [UserTrade] {
         let giveUp = clock.nowMs() + patienceMs
         while true {
-            let trades = try await exchange.userTrades(symbol: order.symbol, orderId: order.orderId).filter { $0.orderId == order.orderId }
+            let trades = try await exchange.userTrades(symbol: order.symbol, orderId: order.orderId)
             if trades.reduce(Decimal(0), { $0 + $1.qty }) >= order.executedQty, !trades.isEmpty { return trades }
             guard clock.nowMs() < giveUp else {
                 throw PluginError.transient("order \(order.clientOrderId) filled \(order.executedQty.plainString) but its trades are not listed yet")
