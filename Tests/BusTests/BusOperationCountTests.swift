@@ -38,9 +38,12 @@ final class BusOperationCountTests: BusTestCase {
         spec.fetchBatch = 10
         _ = try await bus.ensureConsumer(spec)
         let consumer = try bus.consume(Kline.self, spec: spec, producer: "counting@bus-tests", countingIn: counter)
-        let batch = try await consumer.nextBatch()
+        // The request stays open: the six arrive one after another and are handed out as they come.
+        var received: [Delivery<Kline>] = []
+        while received.count < 6 { received += try await consumer.nextBatch() }
         consumer.stop()
-        XCTAssertEqual(batch.count, 6)
+        XCTAssertEqual(received.map(\.streamSequence), received.map(\.streamSequence).sorted())
+        XCTAssertEqual(received.count, 6)
         XCTAssertEqual(counter.count(.fetch), 1, "one pull request brought all six")
         XCTAssertEqual(counter.roundTrips, 3)
     }

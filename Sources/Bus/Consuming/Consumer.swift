@@ -6,23 +6,26 @@ import SwiftProtobuf
 extension BusConnection {
     /// Binds to the durable of `spec` (create it first with `ensureConsumer`) and returns its
     /// messages decoded as `M`. `producer` (`plugin@host`) signs the dead letters it writes; its
-    /// fetches are counted in `counter`.
+    /// pull requests are counted in `counter`.
     public func consume<M: BusMessage>(_ type: M.Type, spec: ConsumerSpec, producer: String,
                                        countingIn counter: BusOperationCounter? = nil) throws -> Consumer<M> {
         guard spec.typeName == M.protoMessageName else {
             throw BusError.wrongType(subject: spec.filterSubject, expected: spec.typeName, actual: M.protoMessageName)
         }
-        let subscription = try bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.wireFilterSubject)
-        return Consumer(core: ConsumerCore(connection: self, subscription: subscription, spec: spec, producer: producer,
-                                           operations: counter))
+        var served: (@Sendable () -> Void)?
+        if let counter { served = { counter.add(.fetch) } }
+        let pull = try standingPull(stream: spec.stream, durable: spec.durable, served: served)
+        return Consumer(core: ConsumerCore(connection: self, subscription: pull, spec: spec, producer: producer))
     }
 }
 
 /// The messages of one durable consumer as an `AsyncSequence` of typed deliveries.
 ///
-/// A batch is fetched only when the previous one is used up (fetch on demand, on the
-/// subscription's own thread), so nothing is dropped and nothing is fetched that the handler
-/// has not asked for. A payload that does not decode as `M`, carries another `Qt-Type`, or
+/// Messages come through a standing pull (`StandingPull`): one pull request of up to a batch is
+/// open while the handler works, so the next messages are on their way while a batch is handled,
+/// and a new request goes out only when the previous one has ended and what it brought is used
+/// up: the server never holds more than two batches of the durable's messages for this host, and
+/// nothing is dropped. A payload that does not decode as `M`, carries another `Qt-Type`, or
 /// holds an enum value the schema does not know never reaches the handler: it is copied to
 /// `qt.dlq.<consumer>` as a `DeadLetter` (plus an `Alert`) and terminated (R2).
 /// One task iterates a consumer; the sequence ends when `stop()` is called or the task is cancelled.
@@ -32,8 +35,8 @@ public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> Iterator { Iterator(core: core) }
 
-    /// Ends the sequence; messages fetched but not yet handed out are NAKed for immediate
-    /// redelivery (to this or another host).
+    /// Ends the sequence; messages fetched but not yet handed out, and those the open pull
+    /// request still brings, are NAKed for immediate redelivery (to this or another host).
     public func stop() {
         core.stop()
         core.nakLeftoversNow()
@@ -44,10 +47,10 @@ public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
     /// redeliveries, which follow them in order) stay in stream order.
     public func stopFetching() { core.stop() }
 
-    /// After `stopFetching()`: NAKs the messages fetched and never handed out, then the batch
-    /// that was being prefetched once it has come in, each with the delay `delayMs` gives it (a
-    /// subject whose earlier message waits out a retry comes back after it). Returns when every
-    /// NAK is sent.
+    /// After `stopFetching()`: NAKs the messages fetched and never handed out, then those that
+    /// arrived behind them and arrive until the open pull request ends, each with the delay
+    /// `delayMs` gives it (a subject whose earlier message waits out a retry comes back after it).
+    /// Returns when the request has ended and every NAK is sent.
     public func nakLeftovers(delayMs: @escaping @Sendable (InboundMessage) -> Int64 = { _ in 0 }) async {
         await core.nakLeftovers(delayMs: delayMs)
     }
@@ -73,12 +76,11 @@ public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
     public func widenFirstFetch(to batch: Int) { core.widenFirstFetch(to: batch) }
 
     /// Makes a stopped or abandoned consumer fetch again (a partition this host owns once more).
-    /// The subscription is kept for the connection's life rather than destroyed and bound anew:
-    /// a NAK of a prefetched message may still be on its way after a stop, and libnats acks
-    /// through the subscription.
+    /// The subscription is kept for the connection's life rather than made anew: its open pull
+    /// request may still bring messages after a stop.
     public func restart() { core.restart() }
 
-    /// After `stop()`: returns once the batch that was being prefetched has come in and been
+    /// After `stop()`: returns once the open pull request has ended and what it brought was
     /// NAKed, so a clean hand-off releases its lease only when nothing of the partition is held here.
     public func drained() async { await core.drained() }
 
@@ -105,32 +107,25 @@ public struct Consumer<M: BusMessage>: AsyncSequence, Sendable {
 
 final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
     let connection: BusConnection
-    let subscription: PullSubscription
+    let subscription: StandingPull
     let spec: ConsumerSpec
     let producer: String
-    let operations: BusOperationCounter?
     private let lock = NSLock()
     private var buffer: [InboundMessage] = []
     private var bufferIndex = 0
     private var stopped = false
     private var deadLetters = 0
-    /// The fetch already under way for the batch after this one (`spec.prefetch`).
-    private var prefetch: Task<[InboundMessage], Error>?
-    /// NAKs of the prefetched batch a stop left behind.
+    /// The end of the open pull request a `stop()` left behind (its arrivals NAKed).
     private var stopping: Task<Void, Never>?
-    /// What a stop found fetched and not handed out: NAKed or dropped after it.
-    private var dropping = false
     private var firstFetchBatch: Int?
-    private var leftovers: (unstarted: [InboundMessage], fetch: Task<[InboundMessage], Error>?)?
+    private var leftovers: [InboundMessage]?
     private var gate: (@Sendable () -> Bool)?
 
-    init(connection: BusConnection, subscription: PullSubscription, spec: ConsumerSpec, producer: String,
-         operations: BusOperationCounter? = nil) {
+    init(connection: BusConnection, subscription: StandingPull, spec: ConsumerSpec, producer: String) {
         self.connection = connection
         self.subscription = subscription
         self.spec = spec
         self.producer = producer
-        self.operations = operations
     }
 
     func setGate(_ mayFetch: @escaping @Sendable () -> Bool) {
@@ -148,50 +143,49 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
     }
 
     func restart() {
-        lock.lock(); defer { lock.unlock() }
-        stopped = false
-        stopping = nil
-        leftovers = nil
-        dropping = false
-        firstFetchBatch = nil
-        buffer = []
-        bufferIndex = 0
-        prefetch = nil
+        lock.withLock {
+            stopped = false
+            stopping = nil
+            leftovers = nil
+            firstFetchBatch = nil
+            buffer = []
+            bufferIndex = 0
+        }
+        subscription.resumeArrivals()
     }
 
     func stop() {
-        lock.lock(); defer { lock.unlock() }
-        stopped = true
-        if leftovers == nil { leftovers = (Array(buffer[bufferIndex...]), prefetch) }
-        buffer = []
-        bufferIndex = 0
-        prefetch = nil
+        lock.withLock {
+            stopped = true
+            if leftovers == nil { leftovers = Array(buffer[bufferIndex...]) }
+            buffer = []
+            bufferIndex = 0
+        }
+        subscription.holdArrivals()
     }
 
     func dropLeftovers() {
-        lock.withLock { leftovers = nil; dropping = true }
+        lock.withLock { leftovers = nil }
+        subscription.dropKept()
     }
 
-    private func takeLeftovers() -> (unstarted: [InboundMessage], fetch: Task<[InboundMessage], Error>?)? {
+    private func takeLeftovers() -> [InboundMessage] {
         lock.lock(); defer { lock.unlock() }
         defer { leftovers = nil }
-        return leftovers
+        return leftovers ?? []
     }
 
-    func nakLeftovers(delayMs: @Sendable (InboundMessage) -> Int64) async {
-        guard let (unstarted, fetch) = takeLeftovers() else { return }
-        for message in unstarted { try? message.nak(delayMs: delayMs(message)) }
-        // A prefetched batch nobody will handle goes back at once, not after AckWait.
-        for message in (try? await fetch?.value) ?? [] { try? message.nak(delayMs: delayMs(message)) }
+    /// Waits for the open pull request to end before NAKing: a NAK while it is open would bring
+    /// the message straight back to it. What the request brought goes back at once, not after AckWait.
+    func nakLeftovers(delayMs: @escaping @Sendable (InboundMessage) -> Int64) async {
+        let unstarted = takeLeftovers()
+        let behind = await subscription.takeKeptOnceEnded(nakingStraysWith: delayMs)
+        for message in unstarted + behind { try? message.nak(delayMs: delayMs(message)) }
     }
 
     func nakLeftoversNow() {
-        guard let (unstarted, fetch) = takeLeftovers() else { return }
-        for message in unstarted { try? message.nak(delayMs: 0) }
-        if let fetch {
-            let naks = Task { for message in (try? await fetch.value) ?? [] { try? message.nak(delayMs: 0) } }
-            lock.withLock { stopping = naks }
-        }
+        let naks = Task { await nakLeftovers(delayMs: { _ in 0 }) }
+        lock.withLock { stopping = naks }
     }
 
     func drained() async {
@@ -228,20 +222,14 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
             if Task.isCancelled || isStopped || subscription.isClosed { return nil }
             if let buffered = popBuffered() { return buffered }
             do {
-                let batch: [InboundMessage]
-                if let prefetched = takePrefetch() {
-                    batch = try await prefetched.value
-                } else {
-                    // Awaited here rather than through a task of its own: the fetched batch then
-                    // resumes this loop directly, one hop onto the cooperative pool instead of two.
-                    let settings = fetchSettings()
-                    batch = try await fetch(gate: settings.gate, batch: settings.batch)
-                }
+                let settings = fetchSettings()
+                let batch = try await subscription.fetch(batch: settings.batch ?? spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs,
+                                                         wholeBatch: settings.batch != nil, gate: settings.gate)
                 transientFailures = 0
                 guard install(batch) else {
-                    // Stopped while this batch was on its way: nothing of the loop's is in hand,
-                    // so it goes back now; an abandoned partition's is left for its new owner.
-                    if !lock.withLock({ dropping }) { for message in batch { try? message.nak(delayMs: 0) } }
+                    // Stopped while this batch was being taken: it goes with what the open request
+                    // brings after it (NAKed after the request, or left for a partition's new owner).
+                    subscription.giveBack(batch)
                     return nil
                 }
             } catch BusError.closed {
@@ -257,17 +245,6 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         }
     }
 
-    /// `gate` is read by the caller (under the lock where it holds it).
-    private func startFetch(gate: (@Sendable () -> Bool)?, batch: Int? = nil) -> Task<[InboundMessage], Error> {
-        Task { [self] in try await fetch(gate: gate, batch: batch) }
-    }
-
-    private func fetch(gate: (@Sendable () -> Bool)?, batch: Int?) async throws -> [InboundMessage] {
-        let fetched = try await subscription.fetch(batch: batch ?? spec.fetchBatch, timeoutMs: spec.fetchTimeoutMs, gate: gate)
-        if !fetched.isEmpty { operations?.add(.fetch) }
-        return fetched
-    }
-
     func widenFirstFetch(to batch: Int) {
         lock.withLock { firstFetchBatch = batch > spec.fetchBatch ? batch : nil }
     }
@@ -279,21 +256,13 @@ final class ConsumerCore<M: BusMessage>: @unchecked Sendable {
         return (gate, firstFetchBatch)
     }
 
-    private func takePrefetch() -> Task<[InboundMessage], Error>? {
-        lock.lock(); defer { lock.unlock() }
-        defer { prefetch = nil }
-        return prefetch
-    }
-
-    /// Makes `batch` the buffer and, with `spec.prefetch`, starts fetching the one after it;
-    /// false when the consumer was stopped meanwhile.
+    /// Makes `batch` the buffer; false when the consumer was stopped meanwhile.
     private func install(_ batch: [InboundMessage]) -> Bool {
         lock.lock(); defer { lock.unlock() }
         guard !stopped else { return false }
         // Redeliveries come in the order their AckWait or NAK delay ran out, not in stream order.
         buffer = batch.isSorted(by: \.streamSequence) ? batch : batch.sorted { $0.streamSequence < $1.streamSequence }
         bufferIndex = 0
-        if spec.prefetch && !batch.isEmpty { prefetch = startFetch(gate: gate) }
         return true
     }
 

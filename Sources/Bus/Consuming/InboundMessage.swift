@@ -4,11 +4,16 @@ import Messages
 
 /// One message fetched from a durable consumer. Owns its natsMsg until it is released.
 ///
-/// `ack`, `nak`, `inProgress` and `term` publish a short reply into libnats' outgoing buffer and
-/// return without waiting for the server, so they are safe to call from async code; a lost
-/// ack means a redelivery, which every consumer must tolerate anyway (DESIGN.md §3.3).
+/// `ack`, `nak`, `inProgress` and `term` publish a short reply on the message's ack subject
+/// through the connection and return without waiting for the server, so they are safe to call
+/// from async code; a lost ack means a redelivery, which every consumer must tolerate anyway
+/// (DESIGN.md §3.3). They are published directly rather than through `natsMsg_Ack`: libnats 3.4.1
+/// reaches into the message's JetStream subscription there, and a standing pull's messages arrive
+/// on a plain subscription (DESIGN.md §11).
 public final class InboundMessage: @unchecked Sendable {
     private let msg: OpaquePointer
+    /// The natsConnection the acks go out on.
+    private let connection: OpaquePointer
     /// The logical subject (`qt.market.kline.BTCUSDT`): a keyed subject's partition token removed.
     public let subject: String
     /// The subject as stored, with the partition token of a keyed subject.
@@ -24,8 +29,9 @@ public final class InboundMessage: @unchecked Sendable {
 
     /// `stream` and `consumer` are the subscription's own (every message of it has the same),
     /// which spares two string copies per message.
-    init(taking msg: OpaquePointer, stream knownStream: String? = nil, consumer knownConsumer: String? = nil) {
+    init(taking msg: OpaquePointer, ackingOn connection: OpaquePointer, stream knownStream: String? = nil, consumer knownConsumer: String? = nil) {
         self.msg = msg
+        self.connection = connection
         self.wireSubject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
         self.subject = Partitioning.logicalSubject(wireSubject)
         if let reply = natsMsg_GetReply(msg), let parsed = AckSubject.parse(reply), let knownStream, let knownConsumer {
@@ -82,23 +88,25 @@ public final class InboundMessage: @unchecked Sendable {
         return result
     }
 
-    public func ack() throws {
-        try NatsCall.check(natsMsg_Ack(msg, nil), "ack \(subject) #\(streamSequence)")
-    }
+    public func ack() throws { try reply("+ACK", "ack") }
 
     /// Redeliver after `delayMs` milliseconds.
     public func nak(delayMs: Int64) throws {
-        try NatsCall.check(natsMsg_NakWithDelay(msg, delayMs, nil), "nak \(subject) #\(streamSequence)")
+        // The server reads the delay in nanoseconds.
+        try reply(delayMs > 0 ? "-NAK {\"delay\":\(delayMs * 1_000_000)}" : "-NAK", "nak")
     }
 
     /// Resets the AckWait timer for a handler that needs longer.
-    public func inProgress() throws {
-        try NatsCall.check(natsMsg_InProgress(msg, nil), "in-progress \(subject) #\(streamSequence)")
-    }
+    public func inProgress() throws { try reply("+WPI", "in-progress") }
 
     /// Never redeliver: a permanent failure (R2).
-    public func term() throws {
-        try NatsCall.check(natsMsg_Term(msg, nil), "term \(subject) #\(streamSequence)")
+    public func term() throws { try reply("+TERM", "term") }
+
+    private func reply(_ body: String, _ operation: String) throws {
+        guard let subject = natsMsg_GetReply(msg) else {
+            throw BusError.invalidArgument("\(operation) \(self.subject) #\(streamSequence): the message has no ack subject (not from a consumer)")
+        }
+        try NatsCall.check(natsConnection_PublishString(connection, subject, body), "\(operation) \(self.subject) #\(streamSequence)")
     }
 }
 

@@ -80,7 +80,7 @@ extension BusConnection {
             }
         }
         try NatsCall.check(status, "bind consumer \(stream)/\(durable)", jetStreamCode: code)
-        let subscription = PullSubscription(subscription: sub!, stream: stream, durable: durable)
+        let subscription = PullSubscription(subscription: sub!, connection: connection, stream: stream, durable: durable)
         onClose { subscription.close() }
         return subscription
     }
@@ -95,12 +95,15 @@ final class PullSubscription: @unchecked Sendable {
     let stream: String
     let durable: String
     private let subscription: OpaquePointer
+    /// The natsConnection the messages' acks go out on.
+    private let connection: OpaquePointer
     private let worker: BlockingWorker
     private let lock = NSLock()
     private var closed = false
 
-    init(subscription: OpaquePointer, stream: String, durable: String) {
+    init(subscription: OpaquePointer, connection: OpaquePointer, stream: String, durable: String) {
         self.subscription = subscription
+        self.connection = connection
         self.stream = stream
         self.durable = durable
         self.worker = BlockingWorker(name: "qt-fetch-\(durable)")
@@ -125,7 +128,7 @@ final class PullSubscription: @unchecked Sendable {
     func fetchBlocking(batch: Int, timeoutMs: Int64, gate: (@Sendable () -> Bool)? = nil) throws -> [InboundMessage] {
         guard !isClosed else { throw BusError.closed("consumer \(durable)") }
         if let gate, !gate() { throw FetchHeldBack() }
-        return try fetchRawBlocking(batch: batch, timeoutMs: timeoutMs).map { InboundMessage(taking: $0, stream: stream, consumer: durable) }
+        return try fetchRawBlocking(batch: batch, timeoutMs: timeoutMs).map { InboundMessage(taking: $0, ackingOn: connection, stream: stream, consumer: durable) }
     }
 
     /// Plain natsMsg pointers, owned by the caller; on the calling thread.

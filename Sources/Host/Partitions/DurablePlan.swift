@@ -21,7 +21,6 @@ public enum DurablePlan {
         var spec = try ConsumerSpec(plugin: instance, input: input.name, filterSubject: input.subject, partition: partition)
         spec.ackWaitMs = settings.ackWaitMs ?? input.ackWaitMs
         spec.fetchBatch = input.fetchBatch
-        spec.prefetch = input.prefetch
         spec.replayWithinMs = replayWithinMs(input.replayLimit, settings: settings, manifest: manifest)
         return spec
     }

@@ -33,9 +33,6 @@ public struct InputSpec: Sendable {
     public let type: any BusMessage.Type
     public var ackWaitMs: Int64
     public var fetchBatch: Int
-    /// Fetch the next batch while this one is handled. Turn it off for an input whose handler
-    /// is slow enough (exchange calls) that two batches might not finish inside AckWait.
-    public var prefetch: Bool
     /// Messages of a batch on different subjects handled at once, up to this many; one
     /// subject's messages always one after another, in stream order. For handlers that wait on
     /// I/O per message (the executor's exchange calls), where the subject is the unit that must
@@ -56,14 +53,13 @@ public struct InputSpec: Sendable {
     public static let planReplay = ReplayLimit.seconds(300)
 
     public init(_ name: String, subject: String, type: any BusMessage.Type, ackWaitMs: Int64? = nil, fetchBatch: Int = 64,
-                prefetch: Bool = true, concurrency: Int = 1, replayLimit: ReplayLimit? = nil) {
+                concurrency: Int = 1, replayLimit: ReplayLimit? = nil) {
         self.name = name
         self.subject = subject
         self.type = type
         let keyed = Topology.route(forFilter: subject)?.keyed == true
         self.ackWaitMs = ackWaitMs ?? (keyed ? Self.keyedAckWaitMs : Self.defaultAckWaitMs)
         self.fetchBatch = fetchBatch
-        self.prefetch = prefetch
         self.concurrency = max(1, concurrency)
         self.replayLimit = replayLimit
     }

@@ -215,7 +215,7 @@ public final class PluginHost: @unchecked Sendable {
                 await self.finishStarting(binding.instance, partition)
                 let loops = self.lock.withLock { self.partitionLoops[binding.instance]?.removeValue(forKey: partition) ?? [] }
                 loops.forEach { $0.loop.stop() }
-                // A loop ends after NAKing what it held, prefetched batches included.
+                // A loop ends after NAKing what it held and what its open pull request brought.
                 for entry in loops { await entry.task.value }
                 binding.plugin.forget(symbolsWhere: { partitioning.partition(of: $0) == partition })
                 self.journal?.partition("released", instance: binding.instance, partition: partition, leaseToken: 0)
