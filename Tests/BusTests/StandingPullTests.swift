@@ -13,6 +13,20 @@ final class StandingPullTests: BusTestCase {
         }
     }
 
+    /// A consumer whose pull request (open 1 s) brought one bar, handled and acked: the request is
+    /// still open when the test goes on.
+    private func consumerWithOneBarHandled(_ plugin: String, symbol: String, ackWaitMs: Int64) async throws -> (ConsumerSpec, Consumer<Kline>) {
+        var spec = try ConsumerSpec(plugin: plugin, input: "klines", filterSubject: "qt.market.kline.\(symbol)")
+        spec.ackWaitMs = ackWaitMs
+        spec.fetchTimeoutMs = 1_000
+        try await bus.ensureConsumer(spec)
+        let consumer = try bus.consume(Kline.self, spec: spec, producer: "\(plugin)@a")
+        try await publishBars(symbol, 0..<1)
+        let handled = try await take(1, from: consumer)
+        try XCTUnwrap(handled.first).ack()
+        return (spec, consumer)
+    }
+
     func testMessagesStoredAfterARequestExpiredStillArriveOnOneRequestEach() async throws {
         let counter = BusOperationCounter()
         var spec = try ConsumerSpec(plugin: "patient", input: "klines", filterSubject: "qt.market.kline.ADAUSDT")
@@ -36,14 +50,7 @@ final class StandingPullTests: BusTestCase {
     }
 
     func testAStoppedConsumerNaksWhatItsOpenRequestBringsSoTheNextOwnerGetsItAtOnce() async throws {
-        var spec = try ConsumerSpec(plugin: "handing-over", input: "klines", filterSubject: "qt.market.kline.XRPUSDT")
-        spec.ackWaitMs = 30_000
-        spec.fetchTimeoutMs = 1_000
-        try await bus.ensureConsumer(spec)
-        let first = try bus.consume(Kline.self, spec: spec, producer: "handing-over@a")
-        try await publishBars("XRPUSDT", 0..<1)
-        let handled = try await take(1, from: first)
-        try XCTUnwrap(handled.first).ack()
+        let (spec, first) = try await consumerWithOneBarHandled("handing-over", symbol: "XRPUSDT", ackWaitMs: 30_000)
         // The request is still open (1 s): these three arrive after the stop, on this host.
         first.stopFetching()
         try await publishBars("XRPUSDT", 1..<4)
@@ -61,14 +68,7 @@ final class StandingPullTests: BusTestCase {
     }
 
     func testAnAbandonedConsumerLeavesWhatItsOpenRequestBringsUnacked() async throws {
-        var spec = try ConsumerSpec(plugin: "abandoning", input: "klines", filterSubject: "qt.market.kline.DOTUSDT")
-        spec.ackWaitMs = 2_000
-        spec.fetchTimeoutMs = 1_000
-        try await bus.ensureConsumer(spec)
-        let first = try bus.consume(Kline.self, spec: spec, producer: "abandoning@a")
-        try await publishBars("DOTUSDT", 0..<1)
-        let handled = try await take(1, from: first)
-        try XCTUnwrap(handled.first).ack()
+        let (spec, first) = try await consumerWithOneBarHandled("abandoning", symbol: "DOTUSDT", ackWaitMs: 2_000)
         first.abandon()
         try await publishBars("DOTUSDT", 1..<3)
         try await eventually("the open request delivered both to the abandoned consumer") {

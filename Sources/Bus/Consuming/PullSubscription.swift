@@ -86,11 +86,9 @@ extension BusConnection {
     }
 }
 
-/// The consumer's fetch gate said no: no pull request was sent.
-struct FetchHeldBack: Error {}
-
 /// One bound pull subscription and the one thread that fetches from it (two concurrent
-/// fetches on one subscription are an error in libnats).
+/// fetches on one subscription are an error in libnats): for tails and the raw-libnats baseline,
+/// which read a batch at a time; consumers read through a `StandingPull`.
 final class PullSubscription: @unchecked Sendable {
     let stream: String
     let durable: String
@@ -114,20 +112,17 @@ final class PullSubscription: @unchecked Sendable {
         return closed
     }
 
-    /// Up to `batch` messages; empty when none arrived within the timeout. `gate` is asked on the
-    /// fetch thread just before the pull request goes out; when it says no, `FetchHeldBack` is thrown
-    /// and nothing is requested.
-    func fetch(batch: Int, timeoutMs: Int64, gate: (@Sendable () -> Bool)? = nil) async throws -> [InboundMessage] {
+    /// Up to `batch` messages; empty when none arrived within the timeout.
+    func fetch(batch: Int, timeoutMs: Int64) async throws -> [InboundMessage] {
         do {
-            return try await worker.run { [self] in try fetchBlocking(batch: batch, timeoutMs: timeoutMs, gate: gate) }
+            return try await worker.run { [self] in try fetchBlocking(batch: batch, timeoutMs: timeoutMs) }
         } catch is BlockingWorkerStopped {
             throw BusError.closed("consumer \(durable)")
         }
     }
 
-    func fetchBlocking(batch: Int, timeoutMs: Int64, gate: (@Sendable () -> Bool)? = nil) throws -> [InboundMessage] {
+    func fetchBlocking(batch: Int, timeoutMs: Int64) throws -> [InboundMessage] {
         guard !isClosed else { throw BusError.closed("consumer \(durable)") }
-        if let gate, !gate() { throw FetchHeldBack() }
         return try fetchRawBlocking(batch: batch, timeoutMs: timeoutMs).map { InboundMessage(taking: $0, ackingOn: connection, stream: stream, consumer: durable) }
     }
 

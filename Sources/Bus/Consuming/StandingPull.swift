@@ -327,6 +327,9 @@ final class StandingPull: @unchecked Sendable {
     }
 }
 
+/// The consumer's fetch gate said no: no pull request was sent.
+struct FetchHeldBack: Error {}
+
 private func standingPullArrived(_ connection: OpaquePointer?, _ subscription: OpaquePointer?, _ msg: OpaquePointer?,
                                  _ closure: UnsafeMutableRawPointer?) {
     guard let msg, let closure else { return }
