@@ -72,13 +72,22 @@ package final class PluginScope: Sendable {
 /// Which symbols a host owns now for one plugin: set once a keyed plugin's partitions are
 /// registered; nil (every symbol) for a plugin without keyed inputs.
 package final class Ownership: Sendable {
-    private let check = Mutex<(@Sendable (String) -> Bool)?>(nil)
+    /// The check inside a struct, not as the Mutex's value: a function value passed `inout` to
+    /// `withLock` is reabstracted on the way in and written back wrapped on the way out, so every
+    /// read of a `Mutex<(String) -> Bool>` wrapped the stored closure in two more thunks. Each
+    /// ownership check grew the chain the next one walked (profiled at 100 intents/s: 7 % of the
+    /// CPU in those thunks, and a long-running host would have overflowed its stack).
+    private struct Check: Sendable {
+        let owns: @Sendable (String) -> Bool
+    }
+
+    private let check = Mutex<Check?>(nil)
 
     package init() {}
 
     package var current: (@Sendable (String) -> Bool)? {
-        get { check.withLock { $0 } }
-        set { check.withLock { $0 = newValue } }
+        get { check.withLock { $0?.owns } }
+        set { check.withLock { $0 = newValue.map(Check.init) } }
     }
 }
 
