@@ -79,7 +79,7 @@ let package = Package(
         // Plugins used by the host's integration tests (a relay pipeline, a singleton ticker).
         .target(name: "TestPlugins", dependencies: ["Host", "Messages", "Identity"], path: "Tests/Support/TestPlugins"),
         // The in-memory host: a plugin's rules tested without NATS, on a manual clock.
-        .target(name: "InMemoryHost", dependencies: ["Host", "Messages"], path: "Tests/Support/InMemoryHost"),
+        .target(name: "InMemoryHost", dependencies: ["Bus", "Host", "Messages"], path: "Tests/Support/InMemoryHost"),
         // A host with the test plugins registered, run as a child process by the host tests.
         .executableTarget(name: "qt-test-host", dependencies: ["Host", "TestPlugins", "Plugins"], path: "Tests/Support/TestHost"),
         // Starts and stops a real nats-server: tests, benchmarks and (later) `qt up`.

@@ -43,6 +43,53 @@ final class KeyValueTests: BusTestCase {
         XCTAssertEqual(holder, "node-a")
     }
 
+    /// A write that rides in a publish batch (`HandlerContext.updateWithOutputs`) is stored as the
+    /// KV handle's own write would be: an update at the expected revision, a delete marker; and
+    /// the batch is one publish round trip, the writes counted in it.
+    func testWritesInAPublishBatchLandAsKeyValueWrites() async throws {
+        let counter = BusOperationCounter()
+        let ledger = try await bus.keyValue("qt_ledger")
+        let permits = try await bus.keyValue("qt_permits")
+        let first = try await ledger.create("BTCUSDT", message: entry("0.010"))
+        var permit = Permit()
+        permit.planID = "plan-1"
+        permit.symbol = "BTCUSDT"
+        try await permits.put("plan-1", message: permit)
+        let watch = try await permits.watch("plan-1")
+        var seen = watch.makeAsyncIterator()
+        _ = try await XCTUnwrapAsync(await seen.next())
+
+        let acks = try await bus.publishBatch([
+            try outgoing(kline("BTCUSDT", close: "100", at: 1), id: "bar-1"),
+            OutgoingMessage(KeyValueWrite(bucket: "qt_ledger", key: "BTCUSDT", operation: .update(expectedRevision: first)),
+                            value: try entry("0.020").serializedBytes()),
+            OutgoingMessage(KeyValueWrite(bucket: "qt_permits", key: "plan-1", operation: .delete), value: []),
+        ], countingIn: counter)
+        XCTAssertEqual(acks.map(\.stream), ["QT_MARKET", "KV_qt_ledger", "KV_qt_permits"])
+        let current = try await ledger.get(LedgerEntry.self, "BTCUSDT")
+        XCTAssertEqual(current?.value.positionAmt, "0.020")
+        XCTAssertEqual(current?.revision, acks[1].sequence, "the PubAck's sequence is the key's new revision")
+        let gone = try await permits.get(Permit.self, "plan-1")
+        XCTAssertNil(gone, "a delete marker reads as no value")
+        let deletion = try await XCTUnwrapAsync(await seen.next())
+        watch.stop()
+        XCTAssertEqual(deletion.key, "plan-1")
+        XCTAssertNil(try deletion.decoded(as: Permit.self), "watchers see the delete")
+        XCTAssertEqual(counter.snapshot, [.publish: 1])
+
+        // A moved revision refuses the write and fails the batch, as a refused publish does.
+        do {
+            _ = try await bus.publishBatch([
+                OutgoingMessage(KeyValueWrite(bucket: "qt_ledger", key: "BTCUSDT", operation: .update(expectedRevision: first)),
+                                value: try entry("0.030").serializedBytes())])
+            XCTFail("a stale revision must not write")
+        } catch let error as BusError {
+            XCTAssertTrue("\(error)".contains("wrong last sequence"), "\(error)")
+        }
+        let unchanged = try await ledger.get(LedgerEntry.self, "BTCUSDT")
+        XCTAssertEqual(unchanged?.value.positionAmt, "0.020")
+    }
+
     func testWatchSeesAPut() async throws {
         let control = try await bus.keyValue("qt_control")
         let watch = try await control.watch("trading_state")

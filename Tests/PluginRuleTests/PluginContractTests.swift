@@ -37,6 +37,81 @@ final class PluginContractTests: XCTestCase {
         }
     }
 
+    /// Counts bars in its own state with a write that goes out with its outputs; the bar's open
+    /// time says how the handler ends (1 well, 2 by throwing, 3 with a stale revision) (for the test of `updateWithOutputs`).
+    final class BarCounter: Plugin {
+        static let registration = PluginRegistration(
+            manifest: PluginManifest(name: "bar-counter", version: "1.0.0",
+                                     inputs: [InputSpec("bars", subject: "qt.market.kline.*", type: Kline.self)],
+                                     outputs: [OutputSpec("decisions", subject: "qt.decision.bar-counter.*", type: Decision.self)],
+                                     kvReads: ["qt_state"], kvWrites: ["qt_state"]),
+            make: { _ in BarCounter() })
+
+        func handle(_ input: Input, context: HandlerContext) async throws {
+            guard let bar = input.message(as: Kline.self) else { throw PluginError.permanent("expected a Kline") }
+            let stored = try await context.loadState("count")
+            var state = stored?.state ?? PluginState()
+            state.plugin = "bar-counter"
+            state.name = "count"
+            state.values["bars"] = String(Int(state.values["bars"] ?? "0")! + 1)
+            try context.decide(.pass, reason: .passed, about: bar.meta.id, kind: .plan, symbol: bar.symbol)
+            // A revision from before any write: a stale compare-and-set.
+            let revision = bar.openTimeMs == 3 ? 1_000 : stored?.revision ?? 0
+            if revision == 0 {
+                try await context.saveState("count", state, expectedRevision: 0)
+            } else {
+                try await context.updateWithOutputs("qt_state", "bar-counter.count", state, expectedRevision: revision)
+            }
+            if bar.openTimeMs == 2 { throw PluginError.transient("failed after queueing the write") }
+        }
+    }
+
+    /// A write that goes out with the outputs lands when they are published, not when it is
+    /// queued: a handler that throws after queueing it writes nothing, and a stale revision sends
+    /// the input back like a refused publish. Declared buckets and own keys are checked at once.
+    func testAWriteWithTheOutputsLandsOnlyWithThemAndAConflictSendsTheInputBack() async throws {
+        let host = InMemoryHost()
+        try await host.start(BarCounter.registration)
+        func bar(_ openTimeMs: Int64, _ symbol: String = "AAAUSDT") async throws {
+            var bar = Kline()
+            bar.symbol = symbol
+            bar.openTimeMs = openTimeMs
+            bar.closeTimeMs = 60_000
+            bar.open = "1"; bar.high = "1"; bar.low = "1"; bar.close = "1"
+            bar.volume = "1"
+            try await host.publish(bar, subject: Subjects.kline(symbol))
+        }
+        func count() async throws -> String? {
+            try await host.kv("qt_state").get(PluginState.self, "bar-counter.count")?.value.values["bars"]
+        }
+        try await bar(1)
+        try await bar(1)
+        await host.run()
+        let counted = try await count()
+        XCTAssertEqual(counted, "2", "the second bar's write went out with its decision")
+        let decided = await host.decisions("bar-counter").count
+        XCTAssertEqual(decided, 2)
+
+        try await bar(2)
+        await host.run()
+        let afterFailure = try await count()
+        XCTAssertEqual(afterFailure, "2", "a handler that threw wrote nothing")
+        let decidedAfterFailure = await host.decisions("bar-counter").count
+        XCTAssertEqual(decidedAfterFailure, 2, "and published nothing")
+        let retried = await host.retries["bar-counter"]
+        XCTAssertEqual(retried, 1)
+
+        // Another symbol: AAAUSDT's next bar waits behind the one being retried.
+        try await bar(3, "BBBUSDT")
+        await host.run()
+        let afterConflict = try await count()
+        XCTAssertEqual(afterConflict, "2", "a stale revision wrote nothing")
+        let retriedAgain = await host.retries["bar-counter"]
+        XCTAssertEqual(retriedAgain, 2, "the conflict sent the input back")
+        let pending = await host.pending
+        XCTAssertEqual(pending, 2, "both wait out their retry, in order")
+    }
+
     /// Issue 18: the in-memory host refuses what the server's generated permissions refuse.
     func testAPluginWritesOnlyItsOwnKeysInTheSharedStateBucket() async throws {
         let host = InMemoryHost()

@@ -19,6 +19,13 @@ enum NatsMessageBuilder {
                 throw NatsCall.error(headerStatus, "natsMsgHeader_Set(\(key))")
             }
         }
+        if let write = message.keyValueWrite {
+            switch write.operation {
+            case .update(let revision): try set("Nats-Expected-Last-Subject-Sequence", String(revision))
+            case .delete: try set("KV-Operation", "DEL")
+            }
+            return msg!
+        }
         try set(HeaderName.messageID, message.id)
         try set(HeaderName.type, message.typeName)
         try set(HeaderName.trace, message.traceID)

@@ -21,6 +21,31 @@ public struct Cause: Sendable, Equatable {
     }
 }
 
+/// A KV write sent as one message of a publish batch: it travels with the batch and is
+/// acknowledged with it, so it costs no round trip of its own (issue 20). A KV write is a
+/// JetStream publish on `$KV.<bucket>.<key>`; the headers say what kind.
+public struct KeyValueWrite: Sendable, Equatable {
+    public enum Operation: Sendable, Equatable {
+        /// Stored only while the key is still at this revision (`Nats-Expected-Last-Subject-Sequence`).
+        case update(expectedRevision: UInt64)
+        /// A delete marker (`KV-Operation: DEL`), as `kvStore_Delete` writes it.
+        case delete
+    }
+
+    public let bucket: String
+    public let key: String
+    public let operation: Operation
+
+    public init(bucket: String, key: String, operation: Operation) {
+        self.bucket = bucket
+        self.key = key
+        self.operation = operation
+    }
+
+    /// The subject the bucket's stream stores the key under.
+    public var subject: String { "$KV.\(bucket).\(key)" }
+}
+
 /// A message ready to publish: checked against the topology, `Meta` filled, serialized once.
 public struct OutgoingMessage: Sendable {
     public let subject: String
@@ -30,6 +55,9 @@ public struct OutgoingMessage: Sendable {
     public let causeID: String
     public let producer: String
     public let payload: [UInt8]
+    /// Set when this is a KV write riding in a batch: no Qt headers, no message id (a value is
+    /// not deduplicated), only the write's own header.
+    public let keyValueWrite: KeyValueWrite?
 
     /// Fills `meta` (id, trace, cause, producer; `event_time_ms` stays as the caller set it) and
     /// checks that `subject` carries `M` (R1). Every producer stamps messages through here.
@@ -59,6 +87,19 @@ public struct OutgoingMessage: Sendable {
         self.causeID = stamped.meta.causeID
         self.producer = producer
         self.payload = try stamped.serializedBytes()
+        self.keyValueWrite = nil
+    }
+
+    /// `write` of `value`'s bytes (nothing for a delete), to send in a batch of messages.
+    public init(_ write: KeyValueWrite, value: [UInt8]) {
+        self.subject = write.subject
+        self.typeName = ""
+        self.id = ""
+        self.traceID = ""
+        self.causeID = ""
+        self.producer = ""
+        self.payload = write.operation == .delete ? [] : value
+        self.keyValueWrite = write
     }
 
     /// Raw bytes under a given type name, for tests and tools that must send what a broken or
@@ -71,6 +112,7 @@ public struct OutgoingMessage: Sendable {
         self.causeID = ""
         self.producer = producer
         self.payload = payload
+        self.keyValueWrite = nil
     }
 
     /// `Qt-Cause` is left out when there is no cause (timers, polls): libnats mangles a

@@ -101,6 +101,28 @@ public final class HandlerContext: @unchecked Sendable {
         try emit("decisions", decision, subject: Subjects.decision(plugin: plugin, symbol: symbol), id: id)
     }
 
+    /// Writes `value` to `bucket/key` at `expectedRevision` together with the outputs: the write
+    /// goes out in the batch the host publishes when the handler returns (a timer's, at
+    /// `publishNow`) and is acknowledged with it, so it costs no round trip of its own. Only for a
+    /// write nothing in this handler waits for, whose loss the input's redelivery repairs: a
+    /// conflict, like a refused publish, sends the input back (transient), and nothing is written
+    /// when the handler throws. The batch is not atomic: its messages and writes may land apart.
+    public func updateWithOutputs<M: BusMessage>(_ bucket: String, _ key: String, _ value: M, expectedRevision: UInt64) async throws {
+        let store = try await kv(bucket)
+        try store.checkWrite(key, value)
+        if scope.settings.shadow { return }
+        outputs.append(OutgoingMessage(KeyValueWrite(bucket: bucket, key: key, operation: .update(expectedRevision: expectedRevision)),
+                                       value: try value.serializedBytes()))
+    }
+
+    /// Deletes `bucket/key` together with the outputs (see `updateWithOutputs`).
+    public func deleteWithOutputs(_ bucket: String, _ key: String) async throws {
+        let store = try await kv(bucket)
+        try store.checkWrite(key)
+        if scope.settings.shadow { return }
+        outputs.append(OutgoingMessage(KeyValueWrite(bucket: bucket, key: key, operation: .delete), value: []))
+    }
+
     /// A timer's context: outputs need content ids (an input's get ids from the input).
     public var isTimer: Bool { cause == nil }
 
@@ -192,8 +214,9 @@ public final class HandlerContext: @unchecked Sendable {
         guard !outputs.isEmpty else { return }
         try checkLease()
         let pending = outputs
-        try await scope.backend.publishNow(pending.map(Emission.init(outgoing:)))
-        scope.metrics.messagesOut.add(pending.count)
+        let sequences = try await scope.backend.publishNow(pending.map(Emission.init(outgoing:)))
+        scope.journal?.kvWrites(among: pending, sequences: sequences, instance: scope.instance, partition: fence?.partition)
+        scope.metrics.messagesOut.add(pending.filter { $0.keyValueWrite == nil }.count)
         outputs.removeAll()
     }
 }
@@ -278,7 +301,7 @@ public struct PluginKV: Sendable, KeyValueReading {
     }
 
     /// Declared, and still under the lease the work runs under.
-    private func checkWrite<M: BusMessage>(_ key: String, _ value: M) throws {
+    func checkWrite<M: BusMessage>(_ key: String, _ value: M) throws {
         try checkWrite(key)
         if let problem = UnreadableValue.problem(value) {
             throw PluginError.permanent("\(plugin) writes \(store.name)/\(key): \(problem)")
@@ -287,7 +310,7 @@ public struct PluginKV: Sendable, KeyValueReading {
 
     /// Declared, in the plugin's own part of a shared bucket (the server's permissions refuse the
     /// same write when the plugin runs on its own identity), and under the lease.
-    private func checkWrite(_ key: String) throws {
+    func checkWrite(_ key: String) throws {
         guard canWrite else { throw PluginError.contract("\(plugin) did not declare KV writes to \(store.name)") }
         if store.name == Self.sharedStateBucket, !key.hasPrefix("\(plugin).") {
             throw PluginError.contract("\(plugin) writes \(store.name)/\(key): a plugin writes only its own keys, \(store.name)/\(plugin).<name>")

@@ -9,7 +9,9 @@ import Synchronization
 /// from memory.
 package protocol PluginBackend: Sendable {
     func store(_ bucket: String) async throws -> any KeyValueStore
-    func publishNow(_ emissions: [Emission]) async throws
+    /// Publishes and waits for every PubAck; returns each emission's stream sequence (a KV
+    /// write's: the key's new revision), in order.
+    func publishNow(_ emissions: [Emission]) async throws -> [UInt64]
     func observeFleet() async throws -> FleetObservation
 }
 
@@ -21,6 +23,11 @@ public struct Emission: Sendable {
     public var subject: String { outgoing.subject }
     public var id: String { outgoing.id }
     public var typeName: String { outgoing.typeName }
+    /// Set for a KV write that goes out with the outputs (`HandlerContext.updateWithOutputs`).
+    package var keyValueWrite: KeyValueWrite? { outgoing.keyValueWrite }
+
+    /// A KV write's value bytes (empty for a delete).
+    package var payload: [UInt8] { outgoing.payload }
 
     /// The message as it will be published, decoded from its bytes.
     public func message() throws -> any BusMessage {
@@ -116,8 +123,8 @@ final class NatsPluginBackend: PluginBackend {
         return opened
     }
 
-    func publishNow(_ emissions: [Emission]) async throws {
-        _ = try await bus.publishBatch(emissions.map(\.outgoing), countingIn: operations)
+    func publishNow(_ emissions: [Emission]) async throws -> [UInt64] {
+        try await bus.publishBatch(emissions.map(\.outgoing), countingIn: operations).map(\.sequence)
     }
 
     func observeFleet() async throws -> FleetObservation { try await FleetObservation.read(observer) }

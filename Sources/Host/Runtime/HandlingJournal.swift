@@ -1,3 +1,4 @@
+package import Bus
 import Foundation
 import Synchronization
 
@@ -35,6 +36,15 @@ final class HandlingJournal: Sendable {
 
     func kvWrite(instance: String, bucket: String, key: String, revision: UInt64, partition: Int?) {
         write(["kind": "kv", "instance": instance, "bucket": bucket, "key": key, "revision": revision, "partition": partition ?? -1])
+    }
+
+    /// The KV writes among `sent` (those that went out with a batch of outputs), at the revisions
+    /// their PubAcks gave (`sequences`, in the batch's order).
+    func kvWrites(among sent: [OutgoingMessage], sequences: [UInt64], instance: String, partition: Int?) {
+        for (message, sequence) in zip(sent, sequences) {
+            guard let write = message.keyValueWrite else { continue }
+            kvWrite(instance: instance, bucket: write.bucket, key: write.key, revision: sequence, partition: partition)
+        }
     }
 
     func partition(_ event: String, instance: String, partition: Int, leaseToken: UInt64) {

@@ -94,7 +94,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
             guard mayAct else { abandon(); break }
             var sent: SentBatch?
             do {
-                sent = SentBatch(ticket: outputs.isEmpty ? nil : try binding.bus.send(outputs, countingIn: binding.metrics.busOperations), outputs: outputs.count,
+                sent = SentBatch(ticket: outputs.isEmpty ? nil : try binding.bus.send(outputs, countingIn: binding.metrics.busOperations), outputs: outputs,
                                  handled: handled)
             } catch {
                 for delivery in handled { await retryLater(delivery, error: error) }
@@ -118,7 +118,8 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
 
     private struct SentBatch {
         let ticket: PublishTicket?
-        let outputs: Int
+        /// The messages and the KV writes that went out with them (`updateWithOutputs`).
+        let outputs: [OutgoingMessage]
         let handled: [Delivery<M>]
     }
 
@@ -127,8 +128,10 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     private func complete(_ sent: SentBatch) async {
         if let ticket = sent.ticket {
             do {
-                _ = try await ticket.acks()
-                binding.metrics.messagesOut.add(sent.outputs)
+                let acks = try await ticket.acks()
+                binding.metrics.messagesOut.add(sent.outputs.filter { $0.keyValueWrite == nil }.count)
+                // Journaled once answered, like `PluginKV`'s writes: at the revision the server gave.
+                binding.journal?.kvWrites(among: sent.outputs, sequences: acks.map(\.sequence), instance: binding.instance, partition: partition)
             } catch {
                 for delivery in sent.handled { await retryLater(delivery, error: error) }
                 return

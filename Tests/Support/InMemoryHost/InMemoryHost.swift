@@ -1,4 +1,5 @@
 import Foundation
+import Bus
 import Host
 import Messages
 
@@ -11,7 +12,8 @@ import Messages
 /// - a thrown `PluginError.permanent` or `.contract` dead-letters the input; any other error
 ///   redelivers it after 1 s, doubling to 30 s, on the manual clock, and the subject waits;
 /// - KV writes need the bucket declared, compare-and-set conflicts throw `KVConflict`, and a
-///   bucket's TTL runs on the manual clock.
+///   bucket's TTL runs on the manual clock; a write that goes out with the outputs is applied
+///   when they are published, and its conflict sends the input back as a refused publish would.
 /// No NATS, no threads of its own: `run()` handles what is due and returns.
 public actor InMemoryHost {
     public nonisolated let clock: ManualClock
@@ -139,14 +141,25 @@ public actor InMemoryHost {
     /// Inputs not handled yet (waiting out a retry, or behind one on their subject).
     public var pending: Int { queue.count }
 
-    func publish(_ emissions: [Emission]) throws {
+    /// Publishes in order; a KV write among them (`updateWithOutputs`) is applied to its bucket
+    /// at that point, and its conflict throws as a refused PubAck would. Returns each one's
+    /// sequence (a write's: the key's revision).
+    @discardableResult
+    func publish(_ emissions: [Emission]) throws -> [UInt64] {
+        var sequences: [UInt64] = []
         for emission in emissions {
+            if let write = emission.keyValueWrite {
+                sequences.append(try kv(write.bucket).apply(write, value: emission.payload))
+                continue
+            }
             guard let route = Topology.route(for: emission.subject) else { throw PluginError.contract("no stream carries \(emission.subject)") }
-            append(try emission.message(), subject: emission.subject, stream: route.stream)
+            sequences.append(append(try emission.message(), subject: emission.subject, stream: route.stream))
         }
+        return sequences
     }
 
-    private func append(_ message: any BusMessage, subject: String, stream: String) {
+    @discardableResult
+    private func append(_ message: any BusMessage, subject: String, stream: String) -> UInt64 {
         let sequence = (sequences[stream] ?? 0) + 1
         sequences[stream] = sequence
         let entry = Published(subject: subject, stream: stream, sequence: sequence, message: message, storedAtMs: clock.nowMs())
@@ -156,6 +169,7 @@ public actor InMemoryHost {
                 queue.append(Delivery(plugin: index, input: input, published: entry, deliveryCount: 1, dueMs: clock.nowMs()))
             }
         }
+        return sequence
     }
 
     /// The first delivery that is due and has no earlier delivery of its subject still queued.
@@ -215,7 +229,7 @@ struct MemoryBackend: PluginBackend {
         return store
     }
 
-    func publishNow(_ emissions: [Emission]) async throws { try await host.publish(emissions) }
+    func publishNow(_ emissions: [Emission]) async throws -> [UInt64] { try await host.publish(emissions) }
 
     func observeFleet() async throws -> FleetObservation {
         throw PluginError.transient("the in-memory host has no fleet to observe; test watchdogs on a real host")

@@ -1,4 +1,5 @@
 import Foundation
+import Bus
 import Host
 import Messages
 import Synchronization
@@ -98,6 +99,30 @@ public final class MemoryKeyValueStore: KeyValueStore {
             return Array(state.watchers.values)
         }
         for watcher in ended { watcher.end() }
+    }
+
+    /// A write that went out with a handler's outputs: an update at its expected revision or a
+    /// delete, as the bucket's stream takes it. Returns the new revision.
+    func apply(_ write: KeyValueWrite, value: [UInt8]) throws -> UInt64 {
+        switch write.operation {
+        case .update(let expected):
+            let now = clock.nowMs()
+            return try state.withLock { state in
+                let current = state.entries[write.key].flatMap { isLive($0) ? $0 : nil }
+                guard current?.revision == expected else { throw KVConflict(bucket: name, key: write.key) }
+                state.revision += 1
+                state.entries[write.key] = Entry(bytes: value, revision: state.revision, writtenMs: now)
+                for watcher in state.watchers.values { watcher.deliver(write.key, value, state.revision) }
+                return state.revision
+            }
+        case .delete:
+            return state.withLock { state in
+                state.revision += 1
+                state.entries.removeValue(forKey: write.key)
+                for watcher in state.watchers.values { watcher.deliver(write.key, nil, state.revision) }
+                return state.revision
+            }
+        }
     }
 
     /// Writes bytes no typed put would (a hostile or broken producer's value).
