@@ -34,8 +34,9 @@ final class ExecutorAdmissionRuleTests: RuleTestCase {
         return plan
     }
 
-    func permit(_ plan: Plan) async throws {
+    func permit(_ plan: Plan, grantedAtMs: Int64 = 0) async throws {
         var permit = Permit()
+        permit.grantedAtMs = grantedAtMs
         permit.planID = plan.planID
         permit.kind = plan.permitKind
         permit.symbol = plan.symbol
@@ -64,6 +65,26 @@ final class ExecutorAdmissionRuleTests: RuleTestCase {
         let reasons = await reasons("executor", symbol)
         XCTAssertEqual(reasons, [.permitMissing])
         try await assertNothingSent(before)
+    }
+
+    /// The executor reads permits from a watched view, but a view learns nothing when the
+    /// bucket's TTL (on the server's clock) removes a key: a permit it holds is taken only well
+    /// inside that TTL by the executor's clock, and an older one is read from the bucket. An exit
+    /// is judged by its permit alone (no plan expiry, R6), so this is what refuses a stale one.
+    func testAnExitWhosePermitTheBucketHasExpiredIsBlockedThoughTheViewStillHoldsIt() async throws {
+        let revision = try await position(symbol, amount: "2")
+        let before = try XCTUnwrap(simulator?.exchange.acceptedOrders)
+        let close = plan(.close, side: .sell, quantity: "2", revision: revision)
+        try await permit(close, grantedAtMs: host.clock.nowMs())
+        // A plan without a permit has the executor load its view, which now holds the close's permit.
+        try await approve(plan(.close, side: .sell, quantity: "2", revision: revision), permitted: false)
+        await host.advance(byMs: 61_000)
+        let expired = try await host.kv("qt_permits").get(Permit.self, close.planID)
+        XCTAssertNil(expired, "the bucket's TTL has removed the permit")
+        try await send(close, on: Subjects.planApproved(symbol), id: close.planID)
+        let reasons = await reasons("executor", symbol)
+        XCTAssertEqual(reasons, [.permitMissing, .permitMissing])
+        XCTAssertEqual(simulator?.exchange.acceptedOrders, before)
     }
 
     func testAnExpiredPlanIsBlocked() async throws {

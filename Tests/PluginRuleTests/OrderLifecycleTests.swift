@@ -362,7 +362,7 @@ final class OrderLifecycleTests: XCTestCase {
     func testAnOpenWhoseStopIsAlreadyRecordedIsApplied() throws {
         let result = try step(record(.filled), .ledgerSettled(entry(position: "2", stop: "qs-0123456789abcdef0123456789abcdef")))
         XCTAssertEqual(result.record.status, .applied)
-        XCTAssertEqual(result.effects, [.crashPoint(.afterLedger), .save, .crashPoint(.beforeAck), .publishResult])
+        XCTAssertEqual(result.effects, [.crashPoint(.afterLedger), .saveWithResult, .crashPoint(.beforeAck), .publishResult])
     }
 
     func testAnOpenThatLeftNoPositionPlacesNoStop() throws {
@@ -382,7 +382,7 @@ final class OrderLifecycleTests: XCTestCase {
         reduce.stopClientAlgoID = "qs-old"
         let result = try step(reduce, .ledgerSettled(entry(position: "1", stop: "qs-old")))
         XCTAssertEqual(result.record.status, .applied)
-        XCTAssertEqual(result.effects, [.crashPoint(.afterLedger), .save, .crashPoint(.beforeAck), .publishResult])
+        XCTAssertEqual(result.effects, [.crashPoint(.afterLedger), .saveWithResult, .crashPoint(.beforeAck), .publishResult])
     }
 
     func testAnUpdateStopCancelsTheStopItReplaced() throws {
@@ -401,7 +401,7 @@ final class OrderLifecycleTests: XCTestCase {
         let result = try step(record(.filled), .stopsSettled)
         XCTAssertEqual(result.record.status, .applied)
         XCTAssertEqual(result.record.updatedAtMs, now)
-        XCTAssertEqual(result.effects, [.crashPoint(.afterLedger), .save, .crashPoint(.beforeAck), .publishResult])
+        XCTAssertEqual(result.effects, [.crashPoint(.afterLedger), .saveWithResult, .crashPoint(.beforeAck), .publishResult])
     }
 
     // MARK: APPLIED, REJECTED and what does not follow
@@ -439,7 +439,7 @@ final class OrderLifecycleTests: XCTestCase {
             for effect in result.effects {
                 switch effect {
                 case .crashPoint(let point): crashPoints.append(point)
-                case .save: statuses.append(current.status)
+                case .save, .saveWithResult: statuses.append(current.status)
                 case .readCurrentStop: event = .currentStop(clientAlgoID: "")
                 case .send: event = .sent(.filled(response(.filled)))
                 case .priceFill(let filled): event = .fillPriced(filled, terms())

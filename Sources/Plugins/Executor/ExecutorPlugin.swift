@@ -11,12 +11,13 @@ import Messages
 /// 2. the trading state must allow it;
 /// 3. the symbol is claimed in the ledger by compare-and-set (`pending_client_order_id`) at the
 ///    plan's revision (exits) or flat with no claim (entries);
-/// 4. the record is created (SENT for an order, CLAIMED for an UPDATE_STOP) and the permit deleted;
+/// 4. the record is created (SENT for an order, CLAIMED for an UPDATE_STOP); the permit's delete
+///    goes out with the result;
 /// 5. the order is sent (SENT first, so a crash leaves a query, never a blind resend);
 /// 6. an OPEN's protective stop is placed while the claim still holds;
 /// 7. one ledger compare-and-set applies the fill, records that stop and clears the claim; then
 ///    the stop is replaced by an UPDATE_STOP or cancelled after a CLOSE;
-/// 8. the record is APPLIED and the `OrderResult` published with the ack.
+/// 8. the record's APPLIED write goes out with the `OrderResult`, in one batch, before the ack.
 /// Fills it did not place (`qt.exec.fill.*`) are applied to the ledger once per trade id. A timer
 /// (`Recovery`) finishes records a crash left behind and releases claims no plan can finish.
 public final class ExecutorPlugin: Plugin {
@@ -59,6 +60,8 @@ public final class ExecutorPlugin: Plugin {
     private let takerRate = TakerRate()
     /// The ledger as a watch keeps it: a claim is tried at the revision it shows, without a read.
     private let ledgerView = BucketView<LedgerEntry>("qt_ledger")
+    /// The permits, kept by a watch: a plan's permit is found without a round trip.
+    private let permits = PermitView()
     private let skew: ClockSkewWatch
     /// The trading state and kill switch, kept by a watch: read per plan without a round trip.
     private let control = ControlView()
@@ -95,17 +98,17 @@ public final class ExecutorPlugin: Plugin {
         try PlanCheck.validate(plan, subject: input.subject, expected: Subjects.planApproved(plan.symbol), sized: true)
         let clientOrderID = Self.clientOrderID(planID: plan.planID)
         let orders = try await context.kv("qt_orders")
-        let permits = try await context.kv("qt_permits")
-        // The permit is read first: it is deleted right after the record is created, so a plan that
-        // still has one has no record (one read where there were two), unless a crash fell between
-        // the two writes; the record's create and the refusal below look for that record.
-        let permit = try await permits.get(Permit.self, plan.planID)?.value
+        let nowMs = desk.clock.nowMs()
+        // The permit is read first (from the watched view, PermitView): it is deleted once the order
+        // has run, so a plan that still has one has no finished record, unless a crash or a retry
+        // fell between the record's create and that delete; the create and the refusal below look
+        // for that record.
+        let permit = try await permits.permit(of: plan.planID, nowMs: nowMs, context: context)
         if permit == nil, let found = try await orders.get(OrderRecord.self, clientOrderID) {
             return try await run(found.value, revision: found.revision, context: context)
         }
         let ledger = try await context.kv("qt_ledger")
         let claims = LedgerClaims(ledger: ledger, symbol: plan.symbol, clientOrderID: clientOrderID)
-        let nowMs = desk.clock.nowMs()
         var refusal = OrderLifecycle.admissionRefusal(plan, permit: permit, control: try await control.read(context), nowMs: nowMs)
         // A view that cannot be brought up to date is no reason to hold a plan: the bucket decides.
         let viewed = try? await ledgerView.read(plan.symbol, context)
@@ -116,7 +119,7 @@ public final class ExecutorPlugin: Plugin {
             // A record with its permit still there (a crash between the two writes): the record goes on;
             // an order may be out, so nothing is refused or released.
             if permit != nil, let found = try await orders.get(OrderRecord.self, clientOrderID) {
-                try await permits.delete(plan.planID)
+                try await context.deleteWithOutputs("qt_permits", plan.planID)
                 return try await run(found.value, revision: found.revision, context: context)
             }
             // A claim of this plan left by a crash before its record: no order was sent, so it is released.
@@ -141,16 +144,15 @@ public final class ExecutorPlugin: Plugin {
             // Another host created it between our read and now: continue from what it wrote.
             // A record with its permit still there is ours from before a crash, or another host's.
             guard let found = try await orders.get(OrderRecord.self, clientOrderID) else { throw PluginError.transient("qt_orders/\(clientOrderID) vanished") }
-            try await permits.delete(plan.planID)
+            try await context.deleteWithOutputs("qt_permits", plan.planID)
             return try await run(found.value, revision: found.revision, context: context)
         }
         crashHook(.afterRecord)
-        // The permit's delete goes out beside the order rather than before it: the record already
-        // guards against a second order, and a crash before the delete lands is the crash between
-        // these two writes that the permit-first read above already finishes (the crash table).
-        async let permitDeleted: Void = permits.delete(plan.planID)
+        // The permit's delete goes out with the result, in its round trip: the record already
+        // guards against a second order, and a crash or a retry before the delete lands is the
+        // case the permit-first read above already finishes (the crash table).
+        try await context.deleteWithOutputs("qt_permits", plan.planID)
         try await run(record, revision: revision, context: context, claims: claims, then: first.effects.filter { $0 != .save })
-        try await permitDeleted
     }
 
     private static func alertMismatch(_ plan: Plan, detail: String, subject: String, context: HandlerContext) throws {
@@ -211,6 +213,8 @@ public final class ExecutorPlugin: Plugin {
                     crashHook(point)
                 case .save:
                     revision = try await orders.update(record.clientOrderID, record, expectedRevision: revision)
+                case .saveWithResult:
+                    try await context.updateWithOutputs("qt_orders", record.clientOrderID, record, expectedRevision: revision)
                 case .releaseClaim:
                     try await claims.release()
                 case .readCurrentStop:

@@ -38,6 +38,9 @@ enum OrderLifecycle {
         case crashPoint(CrashPoint)
         /// Compare-and-set `qt_orders/<client order id>` to the step's record.
         case save
+        /// The same compare-and-set, sent with the `OrderResult` when the run ends: the last
+        /// write of a record nothing waits for, so it rides in the result's round trip.
+        case saveWithResult
         case releaseClaim
         // Each of the following asks; its answer is the next event.
         case readCurrentStop
@@ -159,7 +162,7 @@ enum OrderLifecycle {
             if let stopChange = try stopChange(record, after: entry) { return Step(record: record, effects: [stopChange]) }
             return try step(record, .stopsSettled, nowMs: nowMs)
         case (.filled, .stopsSettled):
-            return Step(record: saved(.applied), effects: [.crashPoint(.afterLedger), .save, .crashPoint(.beforeAck), .publishResult])
+            return Step(record: saved(.applied), effects: [.crashPoint(.afterLedger), .saveWithResult, .crashPoint(.beforeAck), .publishResult])
 
         case (.applied, .resumed), (.rejected, .resumed):
             return Step(record: record, effects: [.crashPoint(.beforeAck), .publishResult])

@@ -180,6 +180,18 @@ final class BucketView<M: BusMessage>: Sendable {
         apply(key, .value(value, revision: revision), generation: generation)
     }
 
+    /// Drops the keys `removes` picks (deletions, values past their use) from a current view, so
+    /// a bucket of short-lived keys does not grow the view without end. A key dropped and written
+    /// again comes back with the watch, at its higher revision.
+    func prune(removing removes: (String, Held) -> Bool) {
+        state.withLock { state in
+            guard state.current, state.loading == nil else { return }
+            let before = state.values.count
+            state.values = state.values.filter { !removes($0.key, $0.value) }
+            if state.values.count != before { state.version += 1 }
+        }
+    }
+
     private func apply(_ key: String, _ held: Held, generation: Int) {
         state.withLock { state in
             guard state.generation == generation else { return }
