@@ -20,7 +20,8 @@ final class IntentDriver: Sendable {
         /// Each completed trade's latency minus the time the executor spent in exchange calls for
         /// it (the pipeline's own share), paired by symbol from its decision.
         var ownTimes = LatencySample()
-        /// Every chain ended within a second of the last intent: no backlog built up.
+        /// Every intent reached the ledger or a refusal, the last within a second of the last
+        /// intent sent: no backlog built up.
         var keptUp = false
         /// With stage times: each completed chain's time per step, from one stored message to the next.
         var stages: [ChainStage: LatencySample] = [:]
@@ -196,7 +197,11 @@ final class IntentDriver: Sendable {
         }
         return progress.withLock { progress in
             progress.inFlight.removeAll()
-            progress.current.keptUp = drainedAt.map { $0 - scheduleEnd < 1_000_000_000 } ?? false
+            // Chains are tracked per symbol, so a symbol's later intent replaces its earlier one in
+            // flight: an empty map alone does not say every intent ended (a 300/s step once drained
+            // with 246 of 1,500 unaccounted for). Every intent must have reached the ledger or a refusal.
+            let accounted = progress.current.completed + progress.current.refused == progress.current.sent
+            progress.current.keptUp = accounted && (drainedAt.map { $0 - scheduleEnd < 1_000_000_000 } ?? false)
             return progress.current
         }
     }

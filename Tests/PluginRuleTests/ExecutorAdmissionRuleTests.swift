@@ -62,6 +62,9 @@ final class ExecutorAdmissionRuleTests: RuleTestCase {
     func testAPlanWithoutAPermitIsBlocked() async throws {
         let before = try XCTUnwrap(simulator?.exchange.acceptedOrders)
         try await approve(plan(), permitted: false)
+        let waiting = await reasons("executor", symbol)
+        XCTAssertEqual(waiting, [], "the permit travels beside the plan: its first delivery waits a retry")
+        await host.advance(byMs: 1_000)
         let reasons = await reasons("executor", symbol)
         XCTAssertEqual(reasons, [.permitMissing])
         try await assertNothingSent(before)
@@ -78,10 +81,11 @@ final class ExecutorAdmissionRuleTests: RuleTestCase {
         try await permit(close, grantedAtMs: host.clock.nowMs())
         // A plan without a permit has the executor load its view, which now holds the close's permit.
         try await approve(plan(.close, side: .sell, quantity: "2", revision: revision), permitted: false)
-        await host.advance(byMs: 61_000)
+        await host.advance(byMs: 61_000)  // also the plan's retry: it is refused
         let expired = try await host.kv("qt_permits").get(Permit.self, close.planID)
         XCTAssertNil(expired, "the bucket's TTL has removed the permit")
         try await send(close, on: Subjects.planApproved(symbol), id: close.planID)
+        await host.advance(byMs: 1_000)
         let reasons = await reasons("executor", symbol)
         XCTAssertEqual(reasons, [.permitMissing, .permitMissing])
         XCTAssertEqual(simulator?.exchange.acceptedOrders, before)

@@ -21,6 +21,7 @@ enum NatsMessageBuilder {
         }
         if let write = message.keyValueWrite {
             switch write.operation {
+            case .put: break
             case .update(let revision): try set("Nats-Expected-Last-Subject-Sequence", String(revision))
             case .delete: try set("KV-Operation", "DEL")
             }

@@ -26,6 +26,8 @@ public struct Cause: Sendable, Equatable {
 /// JetStream publish on `$KV.<bucket>.<key>`; the headers say what kind.
 public struct KeyValueWrite: Sendable, Equatable {
     public enum Operation: Sendable, Equatable {
+        /// Stored whatever the key holds (`kvStore_Put`).
+        case put
         /// Stored only while the key is still at this revision (`Nats-Expected-Last-Subject-Sequence`).
         case update(expectedRevision: UInt64)
         /// A delete marker (`KV-Operation: DEL`), as `kvStore_Delete` writes it.

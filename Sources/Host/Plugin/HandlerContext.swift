@@ -108,11 +108,21 @@ public final class HandlerContext: @unchecked Sendable {
     /// conflict, like a refused publish, sends the input back (transient), and nothing is written
     /// when the handler throws. The batch is not atomic: its messages and writes may land apart.
     public func updateWithOutputs<M: BusMessage>(_ bucket: String, _ key: String, _ value: M, expectedRevision: UInt64) async throws {
+        try await writeWithOutputs(bucket, key, value, .update(expectedRevision: expectedRevision))
+    }
+
+    /// Puts `value` at `bucket/key`, whatever it holds, together with the outputs (see
+    /// `updateWithOutputs`). Queued before an output, it is sent before it, but a reader of the
+    /// output may still find the key unwritten: a bucket's stream and the output's are stored apart.
+    public func putWithOutputs<M: BusMessage>(_ bucket: String, _ key: String, _ value: M) async throws {
+        try await writeWithOutputs(bucket, key, value, .put)
+    }
+
+    private func writeWithOutputs<M: BusMessage>(_ bucket: String, _ key: String, _ value: M, _ operation: KeyValueWrite.Operation) async throws {
         let store = try await kv(bucket)
         try store.checkWrite(key, value)
         if scope.settings.shadow { return }
-        outputs.append(OutgoingMessage(KeyValueWrite(bucket: bucket, key: key, operation: .update(expectedRevision: expectedRevision)),
-                                       value: try value.serializedBytes()))
+        outputs.append(OutgoingMessage(KeyValueWrite(bucket: bucket, key: key, operation: operation), value: try value.serializedBytes()))
     }
 
     /// Deletes `bucket/key` together with the outputs (see `updateWithOutputs`).

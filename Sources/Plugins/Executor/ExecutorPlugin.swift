@@ -7,7 +7,7 @@ import Messages
 /// The one plugin that touches money (DESIGN.md §5, R7). For each approved plan, in steps that
 /// are each safe to repeat after a crash anywhere:
 /// 1. the permit must exist (without one, an existing `qt_orders` record is resumed from its
-///    state) and the plan must not have expired;
+///    state; a plan met before its permit waits one retry) and the plan must not have expired;
 /// 2. the trading state must allow it;
 /// 3. the symbol is claimed in the ledger by compare-and-set (`pending_client_order_id`) at the
 ///    plan's revision (exits) or flat with no claim (entries);
@@ -104,8 +104,16 @@ public final class ExecutorPlugin: Plugin {
         // fell between the record's create and that delete; the create and the refusal below look
         // for that record.
         let permit = try await permits.permit(of: plan.planID, nowMs: nowMs, context: context)
-        if permit == nil, let found = try await orders.get(OrderRecord.self, clientOrderID) {
-            return try await run(found.value, revision: found.revision, context: context)
+        if permit == nil {
+            if let found = try await orders.get(OrderRecord.self, clientOrderID) {
+                return try await run(found.value, revision: found.revision, context: context)
+            }
+            // The gate's permit travels beside the plan, in another stream, so the plan can arrive
+            // first: its first delivery waits one retry (1 s) before the plan is refused.
+            if input.deliveryCount <= 1 {
+                context.count("permit_awaited")
+                throw PluginError.transient("plan \(plan.planID): no permit qt_permits/\(plan.planID) yet; looked again in a second, then refused")
+            }
         }
         let ledger = try await context.kv("qt_ledger")
         let claims = LedgerClaims(ledger: ledger, symbol: plan.symbol, clientOrderID: clientOrderID)

@@ -21,11 +21,21 @@ final class PermitView: Sendable {
     private let view = BucketView<Permit>("qt_permits")
     private let lastPruneMs = Mutex<Int64>(0)
 
+    /// How long a permit the view has never seen is waited for before the bucket is read: the
+    /// gate's put travels in the plan's batch, and its watch delivery and the plan race each
+    /// other here (about a third of plans arrived first in `qt bench e2e`).
+    static let awaitSteps = 10
+    static let awaitStepNs: UInt64 = 200_000
+
     /// `plan`'s permit, or nil when the bucket holds none.
     func permit(of planID: String, nowMs: Int64, context: HandlerContext) async throws -> Permit? {
         pruneIfDue(nowMs: nowMs)
-        if case .value(let permit, _)? = try? await view.read(planID, context), Self.isTakenFromView(permit, nowMs: nowMs) {
-            return permit
+        for step in 0...Self.awaitSteps {
+            let viewed = try? await view.read(planID, context)
+            if case .value(let permit, _)? = viewed, Self.isTakenFromView(permit, nowMs: nowMs) { return permit }
+            // Only a key the view has never seen may still be on its way; anything else is read now.
+            guard step < Self.awaitSteps, viewed != nil, view.neverSaw(planID) else { break }
+            try await Task.sleep(nanoseconds: Self.awaitStepNs)
         }
         return try await context.kv("qt_permits").get(Permit.self, planID)?.value
     }

@@ -82,7 +82,10 @@ public final class PortfolioGatePlugin: Plugin {
         permit.expiresAtMs = nowMs + permitTTLMs
         permit.maxQuantity = plan.quantity
         permit.planDigest = PlanDigest.of(plan)
-        _ = try await context.kv("qt_permits").put(plan.planID, permit)
+        // The permit travels in the plan's batch, ahead of it: one round trip for both. The two
+        // streams store apart, so the executor may meet the plan first; it then waits a retry for
+        // the permit before refusing the plan (docs/decisions.md, issue 20, fifth part).
+        try await context.putWithOutputs("qt_permits", plan.planID, permit)
         plan.expiresAtMs = permit.expiresAtMs
         try context.emit("approved", plan, subject: Subjects.planApproved(plan.symbol))
         try context.decide(reason == .passed ? .pass : .modify, reason: reason, about: plan.planID, kind: .plan, symbol: plan.symbol,

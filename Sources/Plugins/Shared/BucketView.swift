@@ -180,6 +180,12 @@ final class BucketView<M: BusMessage>: Sendable {
         apply(key, .value(value, revision: revision), generation: generation)
     }
 
+    /// True when the view holds nothing for `key`, not even a deletion: a key that may still be on
+    /// its way (a write that travels beside the message asking for it).
+    func neverSaw(_ key: String) -> Bool {
+        state.withLock { $0.values[key] == nil }
+    }
+
     /// Drops the keys `removes` picks (deletions, values past their use) from a current view, so
     /// a bucket of short-lived keys does not grow the view without end. A key dropped and written
     /// again comes back with the watch, at its higher revision.

@@ -101,15 +101,17 @@ public final class MemoryKeyValueStore: KeyValueStore {
         for watcher in ended { watcher.end() }
     }
 
-    /// A write that went out with a handler's outputs: an update at its expected revision or a
-    /// delete, as the bucket's stream takes it. Returns the new revision.
+    /// A write that went out with a handler's outputs: a put, an update at its expected revision
+    /// or a delete, as the bucket's stream takes it. Returns the new revision.
     func apply(_ write: KeyValueWrite, value: [UInt8]) throws -> UInt64 {
         switch write.operation {
-        case .update(let expected):
+        case .put, .update:
             let now = clock.nowMs()
             return try state.withLock { state in
                 let current = state.entries[write.key].flatMap { isLive($0) ? $0 : nil }
-                guard current?.revision == expected else { throw KVConflict(bucket: name, key: write.key) }
+                if case .update(let expected) = write.operation, current?.revision != expected {
+                    throw KVConflict(bucket: name, key: write.key)
+                }
                 state.revision += 1
                 state.entries[write.key] = Entry(bytes: value, revision: state.revision, writtenMs: now)
                 for watcher in state.watchers.values { watcher.deliver(write.key, value, state.revision) }
