@@ -7,7 +7,7 @@ import NatsServerKit
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that compare the product with a baseline in the same run.",
-        subcommands: [BusBench.self, HostBench.self, EndToEndBench.self, ExchangeBench.self, KernelBench.self, StopBench.self, WeightBench.self]
+        subcommands: [BusBench.self, HostBench.self, HopBench.self, EndToEndBench.self, ExchangeBench.self, KernelBench.self, StopBench.self, WeightBench.self]
     )
 }
 

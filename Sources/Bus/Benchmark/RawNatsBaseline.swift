@@ -130,9 +130,10 @@ private let countingAckHandler: jsPubAckHandler = { _, msg, ack, _, closure in
 extension RawNatsBaseline {
     /// The raw equivalent of a host running a pass-through plugin: fetch `batch` from a bound
     /// durable, publish each payload to `outputSubject` with the same five headers (async, then
-    /// complete the batch), ack the inputs. Returns seconds for `count` messages.
+    /// complete the batch), ack the inputs. Returns seconds for `count` messages. Output ids are
+    /// `idPrefix-N`: loops that publish to one stream need prefixes of their own (deduplication).
     public static func passThrough(_ connection: BusConnection, spec: ConsumerSpec, outputSubject: String,
-                                   count: Int, batch: Int) async throws -> Double {
+                                   count: Int, batch: Int, idPrefix: String = "raw-out") async throws -> Double {
         let subscription = try connection.bindPull(stream: spec.stream, durable: spec.durable, filterSubject: spec.wireFilterSubject)
         defer { subscription.close() }
         return try await connection.pool.run {
@@ -151,7 +152,7 @@ extension RawNatsBaseline {
                 for input in inputs {
                     var output: OpaquePointer?
                     natsMsg_Create(&output, wireOutput, nil, natsMsg_GetData(input), natsMsg_GetDataLength(input))
-                    let id = "raw-out-\(handled)"
+                    let id = "\(idPrefix)-\(handled)"
                     for (key, value) in [(HeaderName.messageID, id), (HeaderName.type, "qt.v1.Kline"), (HeaderName.trace, id),
                                          (HeaderName.cause, id), (HeaderName.producer, "raw@bench")] {
                         natsMsgHeader_Set(output, key, value)
@@ -166,6 +167,33 @@ extension RawNatsBaseline {
                 }
             }
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+    }
+}
+
+extension RawNatsBaseline {
+    /// One message at a time through one stage, whoever runs it: each input is published (sync,
+    /// PubAck) `intervalMs` after the last one's output arrived on a plain subscription to
+    /// `outputSubject`. Returns, per input, the milliseconds from its publish to its output.
+    public static func hopLatencies(_ connection: BusConnection, inputs: [OutgoingMessage], outputSubject: String,
+                                    intervalMs: Int) async throws -> [Double] {
+        try await connection.pool.run {
+            var subscription: OpaquePointer?
+            try NatsCall.check(natsConnection_SubscribeSync(&subscription, connection.connection,
+                                                             try connection.wireSubject(outputSubject)),
+                               "subscribe \(outputSubject)")
+            defer { natsSubscription_Destroy(subscription) }
+            var latencies: [Double] = []
+            for input in inputs {
+                usleep(useconds_t(intervalMs * 1_000))
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try connection.publishBlocking(input)
+                var output: OpaquePointer?
+                try NatsCall.check(natsSubscription_NextMsg(&output, subscription, 5_000), "the output of \(input.id)")
+                latencies.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                natsMsg_Destroy(output)
+            }
+            return latencies
         }
     }
 }
