@@ -43,6 +43,34 @@ final class KeyValueTests: BusTestCase {
         XCTAssertEqual(holder, "node-a")
     }
 
+    /// Writes go out as JetStream publishes (no `kvStore_*` call): a create over a delete marker
+    /// still writes, as `kvStore_Create` does, and a key the bucket's subjects cannot carry is
+    /// refused by name before anything is sent.
+    func testCreateWritesOverADeleteMarkerAndAnInvalidKeyIsRefusedByName() async throws {
+        let leases = try await bus.keyValue("qt_leases")
+        var lease = Lease()
+        lease.name = "universe"
+        lease.holder = "node-a"
+        let first = try await leases.create("universe", message: lease)
+        try await leases.delete("universe")
+        let afterDelete = try await leases.get("universe")
+        XCTAssertNil(afterDelete)
+        lease.holder = "node-b"
+        let second = try await leases.create("universe", message: lease)
+        XCTAssertEqual(second, first + 2, "the create lands right after the delete marker")
+        let holder = try await leases.get(Lease.self, "universe")?.value.holder
+        XCTAssertEqual(holder, "node-b")
+
+        for key in ["", ".universe", "universe.", "a b", "uni*"] {
+            do {
+                try await leases.put(key, message: lease)
+                XCTFail("key \"\(key)\" must be refused")
+            } catch BusError.invalidArgument(let text) {
+                XCTAssertTrue(text.contains("\"\(key)\"") && text.contains("qt_leases"), text)
+            }
+        }
+    }
+
     /// A write that rides in a publish batch (`HandlerContext.updateWithOutputs`) is stored as the
     /// KV handle's own write would be: an update at the expected revision, a delete marker; and
     /// the batch is one publish round trip, the writes counted in it.
