@@ -209,14 +209,23 @@ class HostTestCase: XCTestCase {
         let consumer = try bus.consume(M.self, spec: spec, producer: "reader@host-tests")
         // A fetch waits for messages; stopping the consumer at the deadline ends that wait.
         let timeout = Task { try await Task.sleep(nanoseconds: UInt64(seconds * 1e9)); consumer.stop() }
-        defer { timeout.cancel(); consumer.stop() }
         var result: [M] = []
         var iterator = consumer.makeAsyncIterator()
-        while !done(result) {
-            guard let delivery = try await iterator.next() else { break }
-            try delivery.ack()
-            result.append(delivery.message)
+        do {
+            while !done(result) {
+                guard let delivery = try await iterator.next() else { break }
+                try delivery.ack()
+                result.append(delivery.message)
+            }
+        } catch {
+            timeout.cancel()
+            consumer.stop()
+            try? await bus.deleteConsumer(stream: spec.stream, durable: spec.durable)
+            throw error
         }
+        timeout.cancel()
+        consumer.stop()
+        try await bus.deleteConsumer(stream: spec.stream, durable: spec.durable)
         return result
     }
 
@@ -248,23 +257,39 @@ func storedCount(_ subject: String, bus: BusConnection) async throws -> UInt64 {
     return try await bus.consumerInfo(stream: spec.stream, durable: spec.durable).numPending
 }
 
-/// Every message stored on `subject` now, read through a throwaway durable.
+/// Every message stored on `subject` now, read through a throwaway durable, deleted after the
+/// read: tests that poll with it would otherwise leave hundreds of consumers behind, each of which
+/// the sentinel lists and the server keeps pending counts for.
 func storedMessages<M: BusMessage>(_ type: M.Type, subject: String, bus: BusConnection) async throws -> [M] {
     let spec = try ConsumerSpec(durable: "reader_\(UUID().uuidString.prefix(8))", filterSubject: subject)
     try await bus.ensureConsumer(spec)
-    let expected = try await bus.consumerInfo(stream: spec.stream, durable: spec.durable).numPending
-    let consumer = try bus.consume(M.self, spec: spec, producer: "reader@tests")
-    defer { consumer.stop() }
-    var result: [M] = []
-    // Messages that break the rules (a hostile producer's) are dead-lettered by this reader too:
-    // they count as read, or the loop would wait for them forever.
-    while result.count + consumer.deadLettered < expected {
-        let batch = try await consumer.nextBatch()
-        if batch.isEmpty { break }
-        for delivery in batch {
-            try delivery.ack()
-            result.append(delivery.message)
-        }
+    // The count comes before the first pull: the pending count drops as messages are delivered.
+    let expected: UInt64
+    do {
+        expected = try await bus.consumerInfo(stream: spec.stream, durable: spec.durable).numPending
+    } catch {
+        try? await bus.deleteConsumer(stream: spec.stream, durable: spec.durable)
+        throw error
     }
+    let consumer = try bus.consume(M.self, spec: spec, producer: "reader@tests")
+    var result: [M] = []
+    do {
+        // Messages that break the rules (a hostile producer's) are dead-lettered by this reader too:
+        // they count as read, or the loop would wait for them forever.
+        while result.count + consumer.deadLettered < expected {
+            let batch = try await consumer.nextBatch()
+            if batch.isEmpty { break }
+            for delivery in batch {
+                try delivery.ack()
+                result.append(delivery.message)
+            }
+        }
+    } catch {
+        consumer.stop()
+        try? await bus.deleteConsumer(stream: spec.stream, durable: spec.durable)
+        throw error
+    }
+    consumer.stop()
+    try await bus.deleteConsumer(stream: spec.stream, durable: spec.durable)
     return result
 }

@@ -125,32 +125,42 @@ final class HostileInputTests: PipelineTestCase {
 
     // MARK: - phase 2
 
+    /// A plan a gate judged just before a key broke may have its decision published a moment
+    /// after (a batch's outputs go out together): counting starts once those are out.
+    private let inFlightBatchesSettle: UInt64 = 1_000_000_000
+
     private func unknownTradingStateHalts() async throws {
-        let approvedBefore = try await approvedEntries()
         var control = Control()
         control.tradingState = .UNRECOGNIZED(99)
         control.setBy = "hostile@tests"
         _ = try await bus.keyValue("qt_control").put("trading_state", message: control)
         let alert = try await waitForAlert("qt_control/trading_state", kind: .control)
         XCTAssertEqual(alert.severity, .critical)
+        try await Task.sleep(nanoseconds: inFlightBatchesSettle)
+        let approvedBefore = try await approvedEntries()
         try await Task.sleep(nanoseconds: 5_000_000_000)
         let approvedDuring = try await approvedEntries()
-        XCTAssertEqual(approvedDuring, approvedBefore, "no entry approved while the trading state is unknown")
+        XCTAssertEqual(approvedDuring.count, approvedBefore.count, "no entry approved while the trading state is unknown; approved: "
+            + approvedDuring.dropFirst(approvedBefore.count).map { "\($0.symbol) \($0.subjectID) by \($0.meta.producer)" }.joined(separator: ", "))
         try await setTradingState(.active, bus)
     }
 
     private func unreadableAccountRefusesEntriesButNotExits(_ market: Market, good: [String]) async throws {
         try await waitUntil("an open position on a good symbol, to exit", seconds: 45) { try await self.openPosition(among: good) != nil }
         let resultsAtStart = try await storedMessages(OrderResult.self, subject: "qt.exec.result.*", bus: bus).count
-        // position-brain rewrites `_account` every poll: a broken producer keeps writing its value.
+        // position-brain rewrites `_account` every poll, and the sentinel's checks fall on the same
+        // clock ticks as those polls: a broken producer that wrote on its own schedule would lose
+        // that race nearly every time. This one answers each good value with a broken one at once.
         let snapshots = try await bus.keyValue("qt_snapshot")
+        let broken: [UInt8] = [0xFF, 0xFF, 0xFF]
+        let watch = try await snapshots.watch("_account")
+        _ = try await snapshots.put("_account", broken)
         let writer = Task {
-            while !Task.isCancelled {
-                _ = try? await snapshots.put("_account", [0xFF, 0xFF, 0xFF])
-                try? await Task.sleep(nanoseconds: 20_000_000)
+            for await entry in watch where entry.operation == .put && entry.value != broken {
+                _ = try? await snapshots.put("_account", broken)
             }
         }
-        defer { writer.cancel() }
+        defer { watch.stop(); writer.cancel() }
         // The operator closes a position while the account cannot be read (an intent through the
         // whole exit path); a position may also close by itself meanwhile: either is an exit.
         var closing = try await openPosition(among: good)
@@ -179,7 +189,7 @@ final class HostileInputTests: PipelineTestCase {
                 .joined(separator: "\n  ") + "\n" + (try await decisionTally()))
             throw error
         }
-        writer.cancel()
+        watch.stop()
         _ = await writer.value
     }
 
@@ -200,13 +210,24 @@ final class HostileInputTests: PipelineTestCase {
         slots.values = ["BTCUSDT": "soon"]
         _ = try await states.put(key, message: slots)
         _ = try await waitForAlert("qt_state/\(key)", kind: .unreadableState)
+        try await Task.sleep(nanoseconds: inFlightBatchesSettle)
         let refusalsBefore = try await gateDecisions(reason: .unreadableState).count
         let approvedBefore = try await approvedEntries()
-        try await waitUntil("an entry refused for the broken slots", seconds: 30) {
-            try await self.gateDecisions(reason: .unreadableState).count > refusalsBefore
+        let decisionsBefore = try await storedMessages(Decision.self, subject: "qt.decision.*.*", bus: bus).count
+        do {
+            try await waitUntil("an entry refused for the broken slots", seconds: 30) {
+                try await self.gateDecisions(reason: .unreadableState).count > refusalsBefore
+            }
+        } catch {
+            let since = try await storedMessages(Decision.self, subject: "qt.decision.*.*", bus: bus).dropFirst(decisionsBefore)
+            let tally = Dictionary(grouping: since) { "\($0.plugin) \($0.verdict) \($0.reason)" }.map { "  \($0.value.count)\t\($0.key)" }.sorted()
+            print("decisions while the slots were broken:\n" + tally.joined(separator: "\n") + "\nlast:\n  "
+                + since.suffix(15).map { "\($0.plugin) \($0.symbol) \($0.verdict) \($0.reason) \($0.detail)" }.joined(separator: "\n  "))
+            throw error
         }
         let approvedDuring = try await approvedEntries()
-        XCTAssertEqual(approvedDuring, approvedBefore, "no entry approved while the slots cannot be counted")
+        XCTAssertEqual(approvedDuring.count, approvedBefore.count, "no entry approved while the slots cannot be counted; approved: "
+            + approvedDuring.dropFirst(approvedBefore.count).map { "\($0.symbol) \($0.subjectID) by \($0.meta.producer)" }.joined(separator: ", "))
         try await states.delete(key)
     }
 
@@ -270,9 +291,10 @@ final class HostileInputTests: PipelineTestCase {
         return passes
     }
 
-    private func approvedEntries() async throws -> Int {
+    /// The portfolio gate's P33 permits (entries it let through), oldest first.
+    private func approvedEntries() async throws -> [Decision] {
         try await storedMessages(Decision.self, subject: "qt.decision.\(PortfolioGatePlugin.name).*", bus: bus)
-            .filter { $0.verdict == .pass && $0.before["permit_kind"] == "\(PermitKind.p33)" }.count
+            .filter { $0.verdict == .pass && $0.before["permit_kind"] == "\(PermitKind.p33)" }
     }
 
     private func gateDecisions(reason: ReasonCode) async throws -> [Decision] {
@@ -282,6 +304,8 @@ final class HostileInputTests: PipelineTestCase {
     @discardableResult
     private func waitForAlert(_ subject: String, kind: AlertKind, seconds: Double = 30) async throws -> Alert {
         var found: Alert?
+        let started = Date()
+        defer { print(String(format: "hostile: waited %.1f s for the %@ alert about %@", Date().timeIntervalSince(started), "\(kind)", subject)) }
         do {
             try await waitUntil("a \(kind) alert about \(subject)", seconds: seconds) {
                 found = try await storedMessages(Alert.self, subject: Subjects.alert(kind), bus: self.bus).last { $0.subject == subject }
