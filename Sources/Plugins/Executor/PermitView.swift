@@ -24,19 +24,18 @@ final class PermitView: Sendable {
     /// How long a permit the view has never seen is waited for before the bucket is read: the
     /// gate's put travels in the plan's batch, and its watch delivery and the plan race each
     /// other here (about a third of plans arrived first in `qt bench e2e`).
-    static let awaitSteps = 10
-    static let awaitStepNs: UInt64 = 200_000
+    static let arrivalTimeoutNs: UInt64 = 2_000_000
 
     /// `plan`'s permit, or nil when the bucket holds none.
     func permit(of planID: String, nowMs: Int64, context: HandlerContext) async throws -> Permit? {
         pruneIfDue(nowMs: nowMs)
-        for step in 0...Self.awaitSteps {
-            let viewed = try? await view.read(planID, context)
-            if case .value(let permit, _)? = viewed, Self.isTakenFromView(permit, nowMs: nowMs) { return permit }
-            // Only a key the view has never seen may still be on its way; anything else is read now.
-            guard step < Self.awaitSteps, viewed != nil, view.neverSaw(planID) else { break }
-            try await Task.sleep(nanoseconds: Self.awaitStepNs)
+        var viewed = try? await view.read(planID, context)
+        // Only a key the view has never seen may still be on its way; anything else is read now.
+        if viewed != nil, view.neverSaw(planID) {
+            await view.awaitArrival(of: planID, timeoutNs: Self.arrivalTimeoutNs)
+            viewed = try? await view.read(planID, context)
         }
+        if case .value(let permit, _)? = viewed, Self.isTakenFromView(permit, nowMs: nowMs) { return permit }
         return try await context.kv("qt_permits").get(Permit.self, planID)?.value
     }
 

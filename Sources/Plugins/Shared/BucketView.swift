@@ -39,6 +39,9 @@ final class BucketView<M: BusMessage>: Sendable {
         /// The load under way: concurrent readers wait for it rather than each starting one
         /// (which would cancel the others' and never finish on a large bucket).
         var loading: Task<Void, Error>?
+        /// Readers waiting for a key's first delivery (`awaitArrival`), by key and waiter.
+        var arrivals: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
+        var nextWaiter = 0
     }
 
     let bucket: String
@@ -186,6 +189,38 @@ final class BucketView<M: BusMessage>: Sendable {
         state.withLock { $0.values[key] == nil }
     }
 
+    /// Returns once the view holds something for `key` (a value, a deletion, an unreadable value),
+    /// the watch ends, or `timeoutNs` passes: resumed by the watch's delivery itself, so a key
+    /// written beside the message asking for it costs no more than that delivery (sleeping in
+    /// steps and reading again cost up to a step more, and a timer per step).
+    func awaitArrival(of key: String, timeoutNs: UInt64) async {
+        var timeout: Task<Void, Never>?
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let waiter = state.withLock { state -> Int? in
+                guard state.values[key] == nil, state.watch != nil else { return nil }
+                state.nextWaiter += 1
+                state.arrivals[key, default: [:]][state.nextWaiter] = continuation
+                return state.nextWaiter
+            }
+            guard let waiter else { return continuation.resume() }
+            // Started once the waiter is registered, so the timeout can never come first and be lost.
+            timeout = Task {
+                try? await Task.sleep(nanoseconds: timeoutNs)
+                self.resumeArrival(of: key, waiter: waiter)
+            }
+        }
+        timeout?.cancel()
+    }
+
+    private func resumeArrival(of key: String, waiter: Int) {
+        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            let found = state.arrivals[key]?.removeValue(forKey: waiter)
+            if state.arrivals[key]?.isEmpty == true { state.arrivals[key] = nil }
+            return found
+        }
+        continuation?.resume()
+    }
+
     /// Drops the keys `removes` picks (deletions, values past their use) from a current view, so
     /// a bucket of short-lived keys does not grow the view without end. A key dropped and written
     /// again comes back with the watch, at its higher revision.
@@ -199,20 +234,25 @@ final class BucketView<M: BusMessage>: Sendable {
     }
 
     private func apply(_ key: String, _ held: Held, generation: Int) {
-        state.withLock { state in
-            guard state.generation == generation else { return }
-            if let known = state.values[key], known.revision >= held.revision { return }
+        let waiting = state.withLock { state -> [Int: CheckedContinuation<Void, Never>]? in
+            guard state.generation == generation else { return nil }
+            if let known = state.values[key], known.revision >= held.revision { return nil }
             state.values[key] = held
             state.version += 1
+            return state.arrivals.removeValue(forKey: key)
         }
+        waiting?.values.forEach { $0.resume() }
     }
 
     private func watchEnded(generation: Int) {
-        state.withLock { state in
-            guard state.generation == generation else { return }
+        let waiting = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard state.generation == generation else { return [] }
             state.current = false
             state.watch = nil
+            defer { state.arrivals = [:] }
+            return state.arrivals.values.flatMap(\.values)
         }
+        waiting.forEach { $0.resume() }
     }
 }
 
