@@ -17,6 +17,9 @@ class BusTestCase: XCTestCase {
     override func tearDown() async throws {
         bus?.close()
         server?.stop()
+        // XCTest keeps every test case object to the end of the run: released here, the server's
+        // temporary store is removed now rather than never.
+        server = nil
         bus = nil
         server = nil
     }

@@ -22,6 +22,7 @@ final class OperatorCommandTests: XCTestCase {
     override func tearDown() async throws {
         await simulator?.stop()
         server?.stop()
+        server = nil
     }
 
     func qt(_ arguments: String...) throws -> ChildProcess.Result {

@@ -34,6 +34,9 @@ class HostTestCase: XCTestCase {
         inProcess = []
         bus?.close()
         server?.stop()
+        // XCTest keeps every test case object to the end of the run: released here, the server's
+        // temporary store is removed now rather than never.
+        server = nil
         try? FileManager.default.removeItem(at: scratch)
     }
 

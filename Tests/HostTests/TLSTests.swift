@@ -43,6 +43,7 @@ final class TLSTests: XCTestCase {
 
     override func tearDown() async throws {
         server?.stop()
+        server = nil
         if let directory { try? FileManager.default.removeItem(at: directory) }
     }
 
