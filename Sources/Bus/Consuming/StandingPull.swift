@@ -140,12 +140,15 @@ final class StandingPull: @unchecked Sendable {
     private func send(batch: Int, expiresMs: Int64, noWait: Bool) throws {
         let expiresNs = expiresMs * 1_000_000
         let body = "{\"batch\":\(batch),\"expires\":\(expiresNs)" + (noWait ? ",\"no_wait\":true}" : "}")
-        let number = lock.withLock {
+        // Published under the lock that `close` takes: the connection's owner runs `close` before
+        // it destroys the connection, so a request never goes out on a destroyed one (a fetch that
+        // checked `closed` just before a close crashed the process in glibc's mutex code).
+        let (number, status) = try lock.withLock { () throws -> (Int, natsStatus) in
+            if closed { throw BusError.closed("consumer \(durable)") }
             requests += 1
             open = OpenRequest(number: requests, remaining: batch, wholeBatch: noWait)
-            return requests
+            return (requests, natsConnection_PublishRequestString(connection, requestSubject, "\(inbox).\(requests)", body))
         }
-        let status = natsConnection_PublishRequestString(connection, requestSubject, "\(inbox).\(number)", body)
         guard status == NATS_OK else {
             end(number, refusal: nil)
             throw NatsCall.error(status, "pull request \(stream)/\(durable)")
