@@ -43,8 +43,11 @@ final class IncidentTests: ExecutionTestCase {
         let letters = try await readAll(DeadLetter.self, subject: "qt.dlq.*", expected: 2)
         let durable = "heat-gate__proposals__p\(try Partitioning(count: Partitioning.defaultCount).partition(of: symbol))"
         XCTAssertEqual(letters.map(\.consumer), [durable, durable], "the durable of the symbol's partition")
-        XCTAssertTrue(letters[0].error.contains("HARVEST_ACTION_UNSPECIFIED"), letters[0].error)
-        XCTAssertTrue(letters[1].error.contains("value 42 is not a member of enum HarvestAction"), letters[1].error)
+        // Either order: the unknown value is refused when the batch is decoded, the drifted one by
+        // the handler, so in one batch the second message is dead-lettered first.
+        let errors = letters.map(\.error)
+        XCTAssertEqual(errors.filter { $0.contains("HARVEST_ACTION_UNSPECIFIED") }.count, 1, "\(errors)")
+        XCTAssertEqual(errors.filter { $0.contains("value 42 is not a member of enum HarvestAction") }.count, 1, "\(errors)")
         XCTAssertEqual(letters.map(\.originalSubject), [Subjects.harvestProposed(symbol), Subjects.harvestProposed(symbol)])
         let alerts = try await readAll(Alert.self, subject: Subjects.alert(.deadLetter), expected: 2)
         XCTAssertEqual(alerts.count, 2)
