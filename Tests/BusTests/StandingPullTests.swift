@@ -98,3 +98,32 @@ final class StandingPullTests: BusTestCase {
         consumer.stop()
     }
 }
+
+/// An ack can come from a handler task that outlives its connection: it must be refused, and
+/// the message redelivered, not published on a destroyed connection.
+final class AckAfterCloseTests: BusTestCase {
+    func testAnAckAfterItsConnectionClosedIsRefusedAndTheMessageComesBack() async throws {
+        var spec = try ConsumerSpec(plugin: "outliving", input: "klines", filterSubject: "qt.market.kline.AVAXUSDT")
+        spec.ackWaitMs = 1_000
+        try await bus.ensureConsumer(spec)
+        let closing = try BusConnection(options(for: server))
+        let first = try closing.consume(Kline.self, spec: spec, producer: "outliving@a")
+        _ = try await bus.publish(outgoing(kline("AVAXUSDT", close: "20.5", at: 0), id: "AVAXUSDT-0"))
+        let taken = try await take(1, from: first, ack: false)
+        let held = try XCTUnwrap(taken.first)
+        closing.close()
+
+        XCTAssertThrowsError(try held.ack()) { error in
+            guard case BusError.closed(let what) = error else { return XCTFail("expected BusError.closed, got \(error)") }
+            XCTAssertTrue(what.contains("ack qt.market.kline.AVAXUSDT"), what)
+        }
+        XCTAssertThrowsError(try held.nak(delayMs: 0))
+
+        let second = try bus.consume(Kline.self, spec: spec, producer: "outliving@b")
+        let redelivered = try await take(1, from: second, seconds: 10)
+        second.stop()
+        XCTAssertEqual(redelivered.map(\.message.close), ["20.5"])
+        XCTAssertEqual(redelivered.map(\.deliveryCount), [2], "the refused ack left it unacked: back after AckWait")
+        try redelivered.first?.ack()
+    }
+}

@@ -10,6 +10,8 @@ import Messages
 public final class BusConnection: @unchecked Sendable {
     public let options: ConnectionOptions
     let connection: OpaquePointer
+    /// The connection for acks, which may come after `close` (see ConnectionLiveness).
+    let liveness: ConnectionLiveness
     /// For sync publishes, KV and the JetStream API.
     let jetStream: OpaquePointer
     let pool: BlockingWorkerPool
@@ -54,6 +56,7 @@ public final class BusConnection: @unchecked Sendable {
             throw BusError.unreachable(servers: options.servers.map(ConnectionOptions.redacted), text: text)
         }
         self.connection = nc
+        self.liveness = ConnectionLiveness(nc)
 
         var jsOpts = jsOptions()
         jsOptions_Init(&jsOpts)
@@ -183,6 +186,7 @@ public final class BusConnection: @unchecked Sendable {
         pool.shutdown()
         asyncPublisher.destroy()
         jsCtx_Destroy(jetStream)
+        liveness.markClosed()
         natsConnection_Close(connection)
         natsConnection_Destroy(connection)
     }

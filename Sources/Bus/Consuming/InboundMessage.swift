@@ -9,11 +9,12 @@ import Messages
 /// from async code; a lost ack means a redelivery, which every consumer must tolerate anyway
 /// (DESIGN.md §3.3). They are published directly rather than through `natsMsg_Ack`: libnats 3.4.1
 /// reaches into the message's JetStream subscription there, and a standing pull's messages arrive
-/// on a plain subscription (DESIGN.md §11).
+/// on a plain subscription (DESIGN.md §11). After the connection is closed they throw
+/// `BusError.closed`, and the server redelivers.
 public final class InboundMessage: @unchecked Sendable {
     private let msg: OpaquePointer
-    /// The natsConnection the acks go out on.
-    private let connection: OpaquePointer
+    /// The natsConnection the acks go out on, while it is open.
+    private let connection: ConnectionLiveness
     /// The logical subject (`qt.market.kline.BTCUSDT`): a keyed subject's partition token removed.
     public let subject: String
     /// The subject as stored, with the partition token of a keyed subject.
@@ -29,7 +30,7 @@ public final class InboundMessage: @unchecked Sendable {
 
     /// `stream` and `consumer` are the subscription's own (every message of it has the same),
     /// which spares two string copies per message.
-    init(taking msg: OpaquePointer, ackingOn connection: OpaquePointer, stream knownStream: String? = nil, consumer knownConsumer: String? = nil) {
+    init(taking msg: OpaquePointer, ackingOn connection: ConnectionLiveness, stream knownStream: String? = nil, consumer knownConsumer: String? = nil) {
         self.msg = msg
         self.connection = connection
         self.wireSubject = natsMsg_GetSubject(msg).map { String(cString: $0) } ?? ""
@@ -106,7 +107,11 @@ public final class InboundMessage: @unchecked Sendable {
         guard let subject = natsMsg_GetReply(msg) else {
             throw BusError.invalidArgument("\(operation) \(self.subject) #\(streamSequence): the message has no ack subject (not from a consumer)")
         }
-        try NatsCall.check(natsConnection_PublishString(connection, subject, body), "\(operation) \(self.subject) #\(streamSequence)")
+        let what = "\(operation) \(self.subject) #\(streamSequence)"
+        guard let status = connection.whileOpen({ natsConnection_PublishString($0, subject, body) }) else {
+            throw BusError.closed("\(what): the connection is closed")
+        }
+        try NatsCall.check(status, what)
     }
 }
 

@@ -80,7 +80,7 @@ extension BusConnection {
             }
         }
         try NatsCall.check(status, "bind consumer \(stream)/\(durable)", jetStreamCode: code)
-        let subscription = PullSubscription(subscription: sub!, connection: connection, stream: stream, durable: durable)
+        let subscription = PullSubscription(subscription: sub!, connection: liveness, stream: stream, durable: durable)
         onClose { subscription.close() }
         return subscription
     }
@@ -94,12 +94,12 @@ final class PullSubscription: @unchecked Sendable {
     let durable: String
     private let subscription: OpaquePointer
     /// The natsConnection the messages' acks go out on.
-    private let connection: OpaquePointer
+    private let connection: ConnectionLiveness
     private let worker: BlockingWorker
     private let lock = NSLock()
     private var closed = false
 
-    init(subscription: OpaquePointer, connection: OpaquePointer, stream: String, durable: String) {
+    init(subscription: OpaquePointer, connection: ConnectionLiveness, stream: String, durable: String) {
         self.subscription = subscription
         self.connection = connection
         self.stream = stream

@@ -6,7 +6,7 @@ extension BusConnection {
     /// A standing pull on an existing durable (see `ensureConsumer`); its messages are fetched
     /// without a thread waiting in libnats, and every request that brings any counts once in `served`.
     func standingPull(stream: String, durable: String, served: (@Sendable () -> Void)?) throws -> StandingPull {
-        let pull = try StandingPull(connection: connection, inboxPrefix: options.inboxPrefix ?? "_INBOX",
+        let pull = try StandingPull(connection: connection, acks: liveness, inboxPrefix: options.inboxPrefix ?? "_INBOX",
                                     stream: stream, durable: durable, served: served)
         onClose { pull.close() }
         return pull
@@ -33,6 +33,8 @@ final class StandingPull: @unchecked Sendable {
     let stream: String
     let durable: String
     private let connection: OpaquePointer
+    /// What the messages' acks go out on.
+    private let acks: ConnectionLiveness
     private let requestSubject: String
     private let inbox: String
     private let served: (@Sendable () -> Void)?
@@ -67,9 +69,10 @@ final class StandingPull: @unchecked Sendable {
     private var refusal: BusError?
     private var closed = false
 
-    init(connection: OpaquePointer, inboxPrefix: String, stream: String, durable: String,
+    init(connection: OpaquePointer, acks: ConnectionLiveness, inboxPrefix: String, stream: String, durable: String,
          served: (@Sendable () -> Void)?) throws {
         self.connection = connection
+        self.acks = acks
         self.stream = stream
         self.durable = durable
         self.served = served
@@ -201,7 +204,7 @@ final class StandingPull: @unchecked Sendable {
             end(number, refusal: refused)
             return
         }
-        let message = InboundMessage(taking: msg, ackingOn: connection, stream: stream, consumer: durable)
+        let message = InboundMessage(taking: msg, ackingOn: acks, stream: stream, consumer: durable)
         var firstOfRequest = false
         var nakDelay: (@Sendable (InboundMessage) -> Int64)?
         let (fetcher, enders): (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) = lock.withLock {
