@@ -52,7 +52,7 @@ final class UpCommandTests: XCTestCase {
     }
 }
 
-private final class LineCollector: Sendable {
+final class LineCollector: Sendable {
     private let data = Mutex(Data())
     func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
     var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }

@@ -306,6 +306,8 @@ public final class ExecutorPlugin: Plugin {
                          id: ContentID.hash(Self.name, "result", record.clientOrderID))
         // A replayed plan is a new input and gets its own decision; a timer's needs a content id.
         let decisionID = context.isTimer ? ContentID.hash(Self.name, "decision", record.clientOrderID) : nil
+        // Counted per result published: a result published again (a redelivery after a crash) counts again.
+        context.count(record.status == .rejected ? "orders_rejected" : "orders_applied")
         if record.status == .rejected {
             try context.decide(.block, reason: .exchangeRejected, about: record.planID, kind: .plan, symbol: record.symbol,
                                detail: "Binance \(record.errorCode): \(record.errorMessage)", id: decisionID)

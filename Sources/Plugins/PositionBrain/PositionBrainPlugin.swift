@@ -105,6 +105,7 @@ public final class PositionBrainPlugin: Plugin {
             if position.positionAmt != 0 { snapshotted.insert(position.symbol) } else { snapshotted.remove(position.symbol) }
         }
         try await snapshots.put("_account", Self.snapshot(account, asOfMs: nowMs))
+        Self.recordAccount(account, openPositions: exchangeAmounts.values.filter { $0 != 0 }.count, context: context)
 
         let ledger = try await context.kv("qt_ledger")
         var ledgerEntries: [String: LedgerPosition] = [:]
@@ -239,6 +240,15 @@ public final class PositionBrainPlugin: Plugin {
         snapshot.asOfMs = asOfMs
         snapshot.meta.eventTimeMs = asOfMs
         return snapshot
+    }
+
+    /// The account as the exchange reported it, for the PnL panels of deploy/grafana.
+    static func recordAccount(_ account: AccountInfo, openPositions: Int, context: HandlerContext) {
+        context.record(account.totalMarginBalance.doubleValue, as: "account_equity_usdt")
+        context.record(account.totalWalletBalance.doubleValue, as: "account_wallet_balance_usdt")
+        context.record(account.totalUnrealizedProfit.doubleValue, as: "account_unrealized_pnl_usdt")
+        context.record(account.marginRatio.doubleValue, as: "account_margin_ratio")
+        context.record(Double(openPositions), as: "open_positions")
     }
 
     static func snapshot(_ account: AccountInfo, asOfMs: Int64) -> AccountSnapshot {

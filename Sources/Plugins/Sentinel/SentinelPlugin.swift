@@ -170,6 +170,12 @@ public final class SentinelPlugin: Plugin {
         }
         let state = try await context.kv("qt_control").read(Control.self, "trading_state")
         if let finding = Self.controlFinding(state) { findings.append(finding) }
+        // For deploy/prometheus's "no fills while ACTIVE": a missing or unreadable state is not active.
+        if case .value(let control, _) = state, control.tradingState == .active {
+            context.record(1, as: "trading_active")
+        } else {
+            context.record(0, as: "trading_active")
+        }
         if let finding = try await Self.slotFinding(context) { findings.append(finding) }
         if case .known(let heat) = try await HeatGatePlugin.read(context), HeatKernel.bucket(heat) == .hot {
             findings.append(Finding(key: "heat-hot", alert: Self.alert(.heatHot, .warning, subject: "portfolio",
