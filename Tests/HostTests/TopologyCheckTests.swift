@@ -50,6 +50,14 @@ final class TopologyCheckTests: XCTestCase {
         XCTAssertTrue(problems.first?.detail.contains("heat-gate@a") ?? false)
     }
 
+    func testAlertsAndDeadLettersAlwaysHaveAProducerTheHostsThemselves() {
+        // Every host publishes dead letters and its own alerts: a relay of them alone is no gap.
+        let fleet = [host("a", [plugin("alert-relay", inputs: [binding("alerts", "qt.alert.*", "qt.v1.Alert")], reads: ["qt_control"])])]
+        XCTAssertEqual(TopologyCheck.problems(in: fleet), [])
+        let narrower = [host("a", [plugin("lag-pager", inputs: [binding("lag", "qt.alert.consumer_lag", "qt.v1.Alert")], reads: ["qt_control"])])]
+        XCTAssertEqual(TopologyCheck.problems(in: narrower), [])
+    }
+
     func testAShadowPluginIsNoProducer() {
         let fleet = [host("a", [
             plugin("proposer", outputs: [binding("proposed", "qt.harvest.proposed.*", "qt.v1.HarvestProposal")], shadow: true),

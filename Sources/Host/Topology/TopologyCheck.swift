@@ -22,6 +22,9 @@ public struct TopologyProblem: Sendable, CustomStringConvertible, Equatable {
 public enum TopologyCheck {
     /// Buckets written by the host itself or by operators, not by plugins.
     static let bucketsWrittenOutsidePlugins: Set<String> = ["qt_control", "qt_hosts", "qt_leases"]
+    /// Subjects every host publishes on itself (dead letters; redelivery, timer and topology alerts),
+    /// so a consumer of them (alert-relay) has a producer wherever a host runs.
+    static let subjectsPublishedByHosts: [SubjectPattern] = [SubjectPattern("qt.alert.*"), SubjectPattern("qt.dlq.*")]
 
     public static func problems(in hosts: [HostInfo]) -> [TopologyProblem] {
         let plugins = hosts.flatMap { host in host.plugins.map { (host: host.hostID, plugin: $0) } }
@@ -32,7 +35,7 @@ public enum TopologyCheck {
             for input in entry.plugin.inputs {
                 let pattern = SubjectPattern(input.subject)
                 let producers = liveOutputs.filter { pattern.overlaps(SubjectPattern($0.1.subject)) }
-                if producers.isEmpty {
+                if producers.isEmpty, !subjectsPublishedByHosts.contains(where: pattern.overlaps) {
                     problems.append(TopologyProblem(kind: .noProducer, subject: input.subject,
                         detail: "consumed by \(entry.plugin.name)@\(entry.host) (input \(input.name)); no live plugin produces it"))
                 }
