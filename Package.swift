@@ -41,8 +41,10 @@ let package = Package(
         .target(name: "Bus", dependencies: ["CNats", "Messages", "Identity", "BlockingIO"]),
         // Binance USDⓈ-M futures: the REST client (libcurl + OpenSSL HMAC), its models and symbol filters.
         .target(name: "Numbers"),
+        // HTTP through libcurl's easy interface on dedicated threads (the exchange's REST, webhooks).
+        .target(name: "CurlHTTP", dependencies: ["CCurl", "BlockingIO"]),
         // REST through libcurl on dedicated threads; the WebSocket streams on SwiftNIO (Hummingbird's client).
-        .target(name: "Exchange", dependencies: ["CCurl", "COpenSSL", "BlockingIO", "Numbers",
+        .target(name: "Exchange", dependencies: ["CCurl", "CurlHTTP", "COpenSSL", "BlockingIO", "Numbers",
                                                  .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                                                  .product(name: "NIOSSL", package: "swift-nio-ssl"),
                                                  .product(name: "NIOCore", package: "swift-nio"),
@@ -73,13 +75,18 @@ let package = Package(
         // universe ranking): no I/O, no clock, no Host or Exchange, so their tests build alone.
         .target(name: "Kernels", dependencies: ["Messages"]),
         // The trading plugins, one folder each: the I/O around the kernels.
-        .target(name: "Plugins", dependencies: ["Host", "Messages", "Identity", "Exchange", "Kernels", "Numbers",
+        .target(name: "Plugins", dependencies: ["Host", "Messages", "Identity", "Exchange", "CurlHTTP", "Kernels", "Numbers",
                                                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                                                 .product(name: "Logging", package: "swift-log")]),
         // Plugins used by the host's integration tests (a relay pipeline, a singleton ticker).
         .target(name: "TestPlugins", dependencies: ["Host", "Messages", "Identity"], path: "Tests/Support/TestPlugins"),
         // The in-memory host: a plugin's rules tested without NATS, on a manual clock.
         .target(name: "InMemoryHost", dependencies: ["Bus", "Host", "Messages"], path: "Tests/Support/InMemoryHost"),
+        // A local webhook / Slack / Telegram endpoint for the alert relay's tests.
+        .target(name: "FakeSinks", dependencies: [.product(name: "Hummingbird", package: "hummingbird"),
+                                                  .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                                  .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
+                path: "Tests/Support/FakeSinks"),
         // A host with the test plugins registered, run as a child process by the host tests.
         .executableTarget(name: "qt-test-host", dependencies: ["Host", "TestPlugins", "Plugins"], path: "Tests/Support/TestHost"),
         // Starts and stops a real nats-server: tests, benchmarks and (later) `qt up`.
@@ -98,7 +105,7 @@ let package = Package(
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange", "ExchangeSimulator", "Kernels"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Messages"]),
         // Each gate rule on the in-memory host (with the simulator where a rule reads the exchange).
-        .testTarget(name: "PluginRuleTests", dependencies: ["InMemoryHost", "Plugins", "Kernels", "Host", "Messages", "Identity", "Exchange", "ExchangeSimulator"]),
-        .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "Plugins", "Kernels", "Exchange", "ExchangeSimulator", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .testTarget(name: "PluginRuleTests", dependencies: ["InMemoryHost", "FakeSinks", "Plugins", "Kernels", "Host", "Messages", "Identity", "Exchange", "ExchangeSimulator"]),
+        .testTarget(name: "HostTests", dependencies: ["Host", "Bus", "Messages", "Identity", "NatsServerKit", "TestPlugins", "FakeSinks", "Plugins", "Kernels", "Exchange", "ExchangeSimulator", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     ]
 )

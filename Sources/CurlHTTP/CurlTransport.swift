@@ -3,44 +3,53 @@ import CCurl
 import Foundation
 
 /// One HTTP request as the client sends it: the query string is final (signed when needed).
-struct TransportRequest: Sendable {
-    var method: String
-    var url: String
-    var headers: [String] = []
+public struct TransportRequest: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [String]
+    /// Sent as is; nil or empty sends an empty body (a POST or PUT still says Content-Length: 0).
+    public var body: Data?
+
+    public init(method: String, url: String, headers: [String] = [], body: Data? = nil) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+    }
 }
 
-struct TransportResponse: Sendable {
-    let status: Int
-    let body: Data
+public struct TransportResponse: Sendable {
+    public let status: Int
+    public let body: Data
     /// Header names lower-cased.
-    let headers: [String: String]
+    public let headers: [String: String]
 }
 
 /// A transport failure: nothing, or not all, came back.
-struct TransportError: Error, CustomStringConvertible {
-    let code: Int32
-    let text: String
-    var isTimeout: Bool { code == Int32(CURLE_OPERATION_TIMEDOUT.rawValue) }
-    var description: String { "curl \(code): \(text)" }
+public struct TransportError: Error, CustomStringConvertible {
+    public let code: Int32
+    public let text: String
+    public var isTimeout: Bool { code == Int32(CURLE_OPERATION_TIMEDOUT.rawValue) }
+    public var description: String { "curl \(code): \(text)" }
 }
 
 /// libcurl's easy interface on dedicated threads: each thread keeps one easy handle for its
 /// whole life, so connections are reused (keep-alive) and no blocking call ever runs on
 /// Swift's cooperative pool. Requests go to the least busy thread.
-final class CurlTransport: @unchecked Sendable {
+public final class CurlTransport: @unchecked Sendable {
     private let lanes: [Lane]
     private let lock = NSLock()
     private let timeoutMs: Int
     private let connectTimeoutMs: Int
 
-    init(threads: Int, timeoutMs: Int, connectTimeoutMs: Int) {
+    public init(threads: Int, timeoutMs: Int, connectTimeoutMs: Int) {
         CurlGlobal.initialize()
         self.timeoutMs = timeoutMs
         self.connectTimeoutMs = connectTimeoutMs
         lanes = (0..<max(1, threads)).map { Lane(worker: BlockingWorker(name: "qt-http-\($0)")) }
     }
 
-    func perform(_ request: TransportRequest) async throws -> TransportResponse {
+    public func perform(_ request: TransportRequest) async throws -> TransportResponse {
         let lane = lock.withLock {
             let lane = lanes.min { $0.inFlight < $1.inFlight }!
             lane.inFlight += 1
@@ -51,7 +60,7 @@ final class CurlTransport: @unchecked Sendable {
         return try await lane.worker.run { try lane.performBlocking(request, timeoutMs: timeoutMs, connectTimeoutMs: connectTimeoutMs) }
     }
 
-    func shutdown() {
+    public func shutdown() {
         for lane in lanes {
             lane.worker.shutdown()
             lane.close()
@@ -88,7 +97,11 @@ final class CurlTransport: @unchecked Sendable {
                     _ = qt_curl_set_long(curl, CURLOPT_TIMEOUT_MS, timeoutMs)
                     _ = qt_curl_set_long(curl, CURLOPT_CONNECTTIMEOUT_MS, connectTimeoutMs)
                     _ = qt_curl_set_long(curl, CURLOPT_TCP_NODELAY, 1)
-                    if request.method == "POST" || request.method == "PUT" { CurlGlobal.sendEmptyBody(curl) }
+                    if let body = request.body, !body.isEmpty {
+                        CurlGlobal.send(body, curl)
+                    } else if request.method == "POST" || request.method == "PUT" {
+                        CurlGlobal.sendEmptyBody(curl)
+                    }
                     _ = qt_curl_set_pointer(curl, CURLOPT_HTTPHEADER, headerList)
                     let box = Unmanaged.passUnretained(sink).toOpaque()
                     _ = qt_curl_set_callback(curl, CURLOPT_WRITEFUNCTION, curlWriteBody)
@@ -108,16 +121,22 @@ final class CurlTransport: @unchecked Sendable {
     }
 }
 
-enum CurlGlobal {
+public enum CurlGlobal {
     private static let once: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
-    static func initialize() { _ = once }
+    public static func initialize() { _ = once }
 
     /// Every parameter travels in the query string; the body is empty. libcurl keeps only a
     /// pointer to CURLOPT_POSTFIELDS, so a Swift string there dangles once the call returns
     /// (seen: a stray byte in the body broke the signature): the copying option, size first.
-    static func sendEmptyBody(_ curl: UnsafeMutableRawPointer) {
+    public static func sendEmptyBody(_ curl: UnsafeMutableRawPointer) {
         _ = qt_curl_set_long(curl, CURLOPT_POSTFIELDSIZE, 0)
         _ = qt_curl_set_pointer(curl, CURLOPT_COPYPOSTFIELDS, "")
+    }
+
+    /// A body (a webhook's JSON), copied by libcurl for the same reason.
+    static func send(_ body: Data, _ curl: UnsafeMutableRawPointer) {
+        _ = qt_curl_set_long(curl, CURLOPT_POSTFIELDSIZE, body.count)
+        body.withUnsafeBytes { bytes in _ = qt_curl_set_pointer(curl, CURLOPT_COPYPOSTFIELDS, bytes.baseAddress) }
     }
 }
 

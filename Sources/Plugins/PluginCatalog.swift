@@ -18,6 +18,7 @@ public enum PluginCatalog {
             PortfolioGatePlugin.registration,
             ExecutorPlugin.registration(exchanges: exchanges, crashHook: crashHook),
             SentinelPlugin.registration,
+            AlertRelayPlugin.registration,
         ]
     }
 

@@ -10,7 +10,7 @@ final class PluginsDescribeTests: XCTestCase {
         let all = try ChildProcess.run(try qtBinary(), ["plugins", "describe"])
         XCTAssertEqual(all.status, 0, all.stderr)
         let registry = PluginCatalog.registry
-        XCTAssertEqual(registry.names.count, 13)
+        XCTAssertEqual(registry.names.count, 14)
         for name in registry.names {
             XCTAssertTrue(all.stdout.contains("\n\(name) ") || all.stdout.hasPrefix("\(name) "), name)
             let result = try ChildProcess.run(try qtBinary(), ["plugins", "describe", name])

@@ -42,7 +42,7 @@ final class DeployTests: XCTestCase {
         }
         let identities = try FleetIdentities.plan(configs: configs, registry: PluginCatalog.registry,
                                                   partitioning: try Partitioning(count: Partitioning.defaultCount))
-        XCTAssertEqual(identities.filter { $0.role == .plugin }.count, 13)
+        XCTAssertEqual(identities.filter { $0.role == .plugin }.count, 14)
         XCTAssertEqual(identities.filter { $0.role == .host }.map(\.name), ["host-node-a", "host-node-b", "host-node-c"])
 
         let written = try AuthorizationFile.systemdDropIns(configs, installedAt: "/etc/qt/identities", into: scratch.path)

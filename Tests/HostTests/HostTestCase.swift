@@ -85,7 +85,7 @@ class HostTestCase: XCTestCase {
     }
 
     /// Starts a host of the built-in plugins in a child process, with extra environment variables.
-    func spawnQTHost(_ host: String, plugins: [String: [String: String]], exchange: String, environment: [String: String] = [:]) async throws -> Process {
+    func spawnQTHost(_ host: String, plugins: [String: [String: String]], exchange: String?, environment: [String: String] = [:]) async throws -> Process {
         let yaml = configYAML(host: host, plugins: plugins, exchange: exchange)
         try await provision(for: try NodeConfig.parse(yaml, file: "\(host).yaml", registry: PluginCatalog.registry),
                             registry: PluginCatalog.registry)

@@ -1,4 +1,5 @@
 import CCurl
+import CurlHTTP
 import Foundation
 
 /// The baseline the client is measured against (`qt bench exchange`): the same signed MARKET
