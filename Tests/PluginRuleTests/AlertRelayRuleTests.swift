@@ -3,7 +3,7 @@ import Foundation
 import Host
 import InMemoryHost
 import Messages
-import Plugins
+@testable import Plugins
 import XCTest
 
 /// alert-relay on the in-memory host against local fake sinks (issue 21): the rate limit and its
@@ -56,12 +56,12 @@ final class AlertRelayRuleTests: XCTestCase {
         try await publish((0..<100).map { alert(kinds[$0 % kinds.count], .warning, "burst \($0)") })
 
         XCTAssertEqual(webhook.accepted.count, 5, "the limit, and nothing more until the window is over")
-        try await host.tick(AlertRelayPlugin.name, "digest")
+        try await host.tick(AlertRelayPlugin.name, "check")
         XCTAssertEqual(webhook.accepted.count, 5, "no digest inside the window")
 
         await host.advance(byMs: 60_000)
-        try await host.tick(AlertRelayPlugin.name, "digest")
-        try await host.tick(AlertRelayPlugin.name, "digest")
+        try await host.tick(AlertRelayPlugin.name, "check")
+        try await host.tick(AlertRelayPlugin.name, "check")
         let received = webhook.accepted.map(\.json)
         XCTAssertEqual(received.count, 6, "five alerts and one digest: \(received)")
         let digest = try XCTUnwrap(received.last)
@@ -115,6 +115,70 @@ final class AlertRelayRuleTests: XCTestCase {
         XCTAssertEqual(texts.count, 2)
         XCTAssertTrue(texts[0].hasPrefix("[CRITICAL] MARGIN_RATIO · sentinel"), texts[0])
         XCTAssertTrue(texts[1].hasSuffix("heat"), texts[1])
+    }
+
+    private func heartbeat(_ hostID: String) async throws {
+        var info = HostInfo()
+        info.hostID = hostID
+        info.heartbeatAtMs = host.clock.nowMs()
+        _ = try await host.kv("qt_hosts").put(hostID, info)
+    }
+
+    func testAHostSilentForLongerThanTheLimitRaisesOneCriticalAlertAndAnInfoOneWhenItIsBack() async throws {
+        let webhook = try await sink()
+        try await host.start(AlertRelayPlugin.registration, settings: ["webhook_url": "\"\(webhook.baseURL)/hook\"", "host_silence_s": "60"])
+        try await heartbeat("node-a")
+        try await heartbeat("node-b")
+        try await host.tick(AlertRelayPlugin.name, "check")
+        XCTAssertEqual(webhook.accepted.count, 0, "both heartbeat")
+
+        // node-b goes on heartbeating; node-a stops, and its key leaves qt_hosts with the bucket's TTL.
+        for _ in 0..<7 {
+            await host.advance(byMs: 10_000)
+            try await heartbeat("node-b")
+            try await host.tick(AlertRelayPlugin.name, "check")
+        }
+        let keys = try await host.kv("qt_hosts").keys()
+        XCTAssertEqual(keys, ["node-b"], "node-a's heartbeat expired from qt_hosts")
+        try await host.tick(AlertRelayPlugin.name, "check")
+        var received = webhook.accepted.map(\.json)
+        XCTAssertEqual(received.count, 1, "one alert for one silence: \(received)")
+        XCTAssertEqual(received.first?["kind"] as? String, "host_silent")
+        XCTAssertEqual(received.first?["severity"] as? String, "critical")
+        XCTAssertEqual(received.first?["subject"] as? String, "qt_hosts/node-a")
+        XCTAssertTrue((received.first?["message"] as? String)?.contains("no heartbeat for 60 s") == true, "\(received)")
+        let published = await host.messages(Alert.self, on: "qt.alert.host_silent")
+        XCTAssertEqual(published.count, 1, "published on the bus, so every reader of alerts sees it")
+
+        try await heartbeat("node-a")
+        try await host.tick(AlertRelayPlugin.name, "check")
+        received = webhook.accepted.map(\.json)
+        XCTAssertEqual(received.count, 2)
+        XCTAssertEqual(received.last?["severity"] as? String, "info")
+        XCTAssertEqual(received.last?["silent"] as? Bool, true, "info is silent by default")
+        XCTAssertEqual(received.last?["message"] as? String, "host node-a heartbeats again")
+    }
+
+    /// The sink's record, as data: a digest takes off only what it reported, and a storm cannot
+    /// grow the record without end.
+    func testTheSinkRecordKeepsWhatWasHeldBackAfterTheDigestWasReadAndCapsItsIDs() {
+        var ledger = SinkLedger()
+        XCTAssertEqual(ledger.admit("a", kind: "timer", limit: 1, windowMs: 1_000, nowMs: 0), .send)
+        XCTAssertEqual(ledger.admit("b", kind: "timer", limit: 1, windowMs: 1_000, nowMs: 10), .holdBack)
+        XCTAssertEqual(ledger.admit("b", kind: "timer", limit: 1, windowMs: 1_000, nowMs: 20), .done, "a redelivery is not counted twice")
+        XCTAssertNil(ledger.digestDue(windowMs: 1_000, nowMs: 999))
+        let due = ledger.digestDue(windowMs: 1_000, nowMs: 1_000)
+        XCTAssertEqual(due, ["timer": 1])
+        XCTAssertEqual(ledger.admit("c", kind: "lease", limit: 0, windowMs: 1_000, nowMs: 1_001), .holdBack, "held back after the digest was read")
+        ledger.digestSent(due ?? [:])
+        XCTAssertEqual(ledger.heldBackByKind, ["lease": 1])
+        XCTAssertEqual(SinkLedger(ledger.state(sink: "webhook")), ledger, "the record survives its round trip through qt_state")
+
+        for index in 0..<(SinkLedger.heldBackIDLimit + 50) {
+            _ = ledger.admit("storm-\(index)", kind: "consumer_lag", limit: 0, windowMs: 1_000, nowMs: 2_000)
+        }
+        XCTAssertEqual(ledger.heldBackIDs.count, SinkLedger.heldBackIDLimit)
+        XCTAssertEqual(ledger.heldBackByKind["consumer_lag"], SinkLedger.heldBackIDLimit + 50, "every one is counted")
     }
 
     func testSettingsThatCannotWorkAreRefusedByName() async throws {

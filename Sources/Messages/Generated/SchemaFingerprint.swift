@@ -3,12 +3,12 @@
 /// Fingerprints of the schema: hosts whose values differ run different schemas.
 public enum SchemaFingerprint {
     /// SHA-256 of proto/qt/v1/*.proto.
-    public static let value = "4baa97f59838e9c1a05e507fbde075dce611b0c07d07156e3d5e165bd57c0d49"
+    public static let value = "388a9156f43fbc3edf7a367f040704862459f03f9ba8d18589d466ddf3bb9694"
 
     /// Per message type: SHA-256 of its definition and of the types it uses.
     public static let types: [String: String] = [
         "qt.v1.AccountSnapshot": "7f4631985511d85890703650948e504bb6cdd2abb09e77edbf7d424ae130a131",
-        "qt.v1.Alert": "2994e9772cdf69558f5231f288fc927f8e50c17cf7343e827c261c72d863cdda",
+        "qt.v1.Alert": "6c4560d9a39a6cc39683e2c9e29e128a9cd40fad69570bbc808597b2622c4085",
         "qt.v1.BarWindow": "12fe07b20def5d11348e871efe4bff6feed5403b9abf7be2bfc6a1db7477edf7",
         "qt.v1.CalibratedProposal": "f4d74c53c7f4b39094526c856cd14ce2d3f52c915682cd486c769dc748d22b30",
         "qt.v1.CloseWindow": "f4856a9fc6ce6d0d0a78ea3a20e944c5ee614ca38f2b010a62036f3424c91dcf",

@@ -153,6 +153,10 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
   /// A plan reached the executor that differs from what its permit approved: someone other
   /// than portfolio-gate published on qt.plan.approved, or a producer is broken.
   case permitMismatch // = 17
+
+  /// A host that heartbeated to qt_hosts has not done so for longer than alert-relay's
+  /// host_silence_s (CRITICAL), or heartbeats again after such a silence (INFO).
+  case hostSilent // = 18
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -179,6 +183,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case 15: self = .clock
     case 16: self = .unreadableState
     case 17: self = .permitMismatch
+    case 18: self = .hostSilent
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -203,6 +208,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     case .clock: return 15
     case .unreadableState: return 16
     case .permitMismatch: return 17
+    case .hostSilent: return 18
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -227,6 +233,7 @@ public nonisolated enum AlertKind: SwiftProtobuf.Enum, Swift.CaseIterable {
     .clock,
     .unreadableState,
     .permitMismatch,
+    .hostSilent,
   ]
 
 }
@@ -456,7 +463,7 @@ nonisolated extension DecisionSubject: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension AlertKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_KIND_UNSPECIFIED\0\u{1}ALERT_KIND_DEAD_LETTER\0\u{1}ALERT_KIND_REDELIVERY\0\u{1}ALERT_KIND_TOPOLOGY\0\u{1}ALERT_KIND_MAX_POSITIONS\0\u{1}ALERT_KIND_HEAT_HOT\0\u{1}ALERT_KIND_MARGIN_RATIO\0\u{1}ALERT_KIND_CONSUMER_LAG\0\u{1}ALERT_KIND_RECONCILE\0\u{1}ALERT_KIND_STALE_INPUT\0\u{1}ALERT_KIND_EXIT_BLOCKED\0\u{1}ALERT_KIND_LIMIT\0\u{1}ALERT_KIND_LEASE\0\u{1}ALERT_KIND_CONTROL\0\u{1}ALERT_KIND_TIMER\0\u{1}ALERT_KIND_CLOCK\0\u{1}ALERT_KIND_UNREADABLE_STATE\0\u{1}ALERT_KIND_PERMIT_MISMATCH\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALERT_KIND_UNSPECIFIED\0\u{1}ALERT_KIND_DEAD_LETTER\0\u{1}ALERT_KIND_REDELIVERY\0\u{1}ALERT_KIND_TOPOLOGY\0\u{1}ALERT_KIND_MAX_POSITIONS\0\u{1}ALERT_KIND_HEAT_HOT\0\u{1}ALERT_KIND_MARGIN_RATIO\0\u{1}ALERT_KIND_CONSUMER_LAG\0\u{1}ALERT_KIND_RECONCILE\0\u{1}ALERT_KIND_STALE_INPUT\0\u{1}ALERT_KIND_EXIT_BLOCKED\0\u{1}ALERT_KIND_LIMIT\0\u{1}ALERT_KIND_LEASE\0\u{1}ALERT_KIND_CONTROL\0\u{1}ALERT_KIND_TIMER\0\u{1}ALERT_KIND_CLOCK\0\u{1}ALERT_KIND_UNREADABLE_STATE\0\u{1}ALERT_KIND_PERMIT_MISMATCH\0\u{1}ALERT_KIND_HOST_SILENT\0")
 }
 
 nonisolated extension AlertSeverity: SwiftProtobuf._ProtoNameProviding {

@@ -138,6 +138,7 @@ extension AlertKind {
         case .clock: return "clock"
         case .unreadableState: return "unreadable_state"
         case .permitMismatch: return "permit_mismatch"
+        case .hostSilent: return "host_silent"
         case .UNRECOGNIZED(let value): return "unrecognized_\(value)"
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import Identity
 import Messages
 
 /// Alerts out to people (issue 21): every `qt.alert.*` to the sinks its routing picks, a generic
@@ -13,6 +14,10 @@ import Messages
 ///
 /// Rate limit: at most `limit_per_window` alerts per sink per `window_s`; the rest are held back,
 /// and once the window is over one digest per sink says how many and of which kinds.
+///
+/// Dead man's switch: a host that heartbeated to `qt_hosts` and then stays silent for
+/// `host_silence_s` raises a CRITICAL `host_silent` alert (published, so it reaches the sinks
+/// like any other), and an INFO one when it heartbeats again.
 public final class AlertRelayPlugin: Plugin {
     public static let name = "alert-relay"
     static let defaultRoute = "critical=on, warning=on, info=silent"
@@ -21,9 +26,10 @@ public final class AlertRelayPlugin: Plugin {
         manifest: PluginManifest(
             name: name, version: "1.0.0",
             inputs: [InputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
-            kvReads: ["qt_state"],
+            outputs: [OutputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
+            kvReads: ["qt_state", "qt_hosts"],
             kvWrites: ["qt_state"],
-            timers: [TimerSpec("digest", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "digest_check_s")],
+            timers: [TimerSpec("check", intervalMs: 5_000, singleton: true, intervalSecondsSetting: "check_s")],
             config: [
                 ConfigKey("webhook_url", .string, default: .string(""), help: "generic JSON webhook, POSTed one alert per request; empty: no webhook"),
                 ConfigKey("webhook_route", .string, default: .string(defaultRoute), help: routeHelp),
@@ -37,7 +43,10 @@ public final class AlertRelayPlugin: Plugin {
                 ConfigKey("telegram_route", .string, default: .string(defaultRoute), help: routeHelp),
                 ConfigKey("limit_per_window", .int, default: .int(10), range: 1...100_000, help: "alerts per sink per window; the rest go into one digest"),
                 ConfigKey("window_s", .double, default: .double(60), range: 1...86_400, help: "the rate limit's window in seconds"),
-                ConfigKey("digest_check_s", .double, default: .double(5), range: 0.2...3_600, help: "seconds between checks for a digest that is due"),
+                ConfigKey("check_s", .double, default: .double(5), range: 0.2...3_600,
+                          help: "seconds between checks for a digest that is due and for silent hosts"),
+                ConfigKey("host_silence_s", .double, default: .double(60), range: 0...86_400,
+                          help: "alert when a host has written no heartbeat to qt_hosts for this long; 0: no dead man's switch"),
                 ConfigKey("timeout_ms", .int, default: .int(5_000), range: 100...60_000, help: "a sink's answer time before the alert is retried"),
             ]),
         make: { setup in try AlertRelayPlugin(settings: setup.settings) })
@@ -47,6 +56,7 @@ public final class AlertRelayPlugin: Plugin {
     let sinks: [AlertSink]
     private let limit: Int
     private let windowMs: Int64
+    private let silenceMs: Int64
     private let client: SinkClient
     private let rounds = StateRounds()
 
@@ -81,6 +91,7 @@ public final class AlertRelayPlugin: Plugin {
         self.sinks = sinks
         limit = try settings.int("limit_per_window")
         windowMs = Int64(try settings.double("window_s") * 1000)
+        silenceMs = Int64(try settings.double("host_silence_s") * 1000)
         client = SinkClient(timeoutMs: try settings.int("timeout_ms"))
     }
 
@@ -110,14 +121,63 @@ public final class AlertRelayPlugin: Plugin {
     }
 
     public func tick(_ timer: String, context: HandlerContext) async throws {
+        if silenceMs > 0 { try await checkHeartbeats(context) }
         for sink in sinks {
             let nowMs = context.clock.nowMs()
             guard let stored = try await context.loadState(Self.ledgerName(sink)),
                   let due = SinkLedger(stored.state).digestDue(windowMs: windowMs, nowMs: nowMs) else { continue }
             try await client.post(sink.digestBody(due, windowMs: windowMs), to: sink)
-            _ = try await rewriteLedger(of: sink, context) { ledger in ledger.digestSent(due.keys) }
+            _ = try await rewriteLedger(of: sink, context) { ledger in ledger.digestSent(due) }
             context.count("digests_sent_\(sink.name)")
         }
+    }
+
+    /// The alerts go out before the silence is recorded: a crash in between emits them again
+    /// with the same content ids, which JetStream drops as duplicates.
+    private func checkHeartbeats(_ context: HandlerContext) async throws {
+        let hosts = try await context.kv("qt_hosts")
+        var heartbeats: [String: Int64] = [:]
+        for key in try await hosts.keys() {
+            // A HostInfo that cannot be read is the topology check's to report, not a silence.
+            guard case .value(let info, _) = try await hosts.read(HostInfo.self, key) else { continue }
+            heartbeats[key] = info.heartbeatAtMs
+        }
+        let stored = try await context.loadState(Self.hostsState)
+        let before = HostSilence(stored?.state)
+        var silence = before
+        let nowMs = context.clock.nowMs()
+        let changes = silence.observe(heartbeats, nowMs: nowMs, silenceMs: silenceMs)
+        for change in changes {
+            try context.emit("alerts", Self.alert(change, nowMs: nowMs), subject: Subjects.alert(.hostSilent),
+                             id: ContentID.hash(Self.name, "host-silent", change.key))
+        }
+        if !changes.isEmpty { try await context.publishNow() }
+        if silence != before {
+            _ = try await context.saveState(Self.hostsState, silence.state, expectedRevision: stored?.revision ?? 0)
+        }
+    }
+
+    static let hostsState = "hosts"
+
+    static func alert(_ change: HostSilence.Change, nowMs: Int64) -> Alert {
+        var alert = Alert()
+        alert.kind = .hostSilent
+        alert.plugin = name
+        switch change {
+        case .silent(let host, let at):
+            alert.severity = .critical
+            alert.subject = "qt_hosts/\(host)"
+            alert.message = "host \(host) has written no heartbeat for \((nowMs - at) / 1000) s: its plugins' partitions move to the other hosts, "
+                + "its singleton timers to another holder; is it down, or cut off from NATS?"
+            alert.details = ["host": host, "last_heartbeat_ms": String(at)]
+        case .back(let host, let at):
+            alert.severity = .info
+            alert.subject = "qt_hosts/\(host)"
+            alert.message = "host \(host) heartbeats again"
+            alert.details = ["host": host, "heartbeat_ms": String(at)]
+        }
+        alert.meta.eventTimeMs = nowMs
+        return alert
     }
 
     static func ledgerName(_ sink: AlertSink) -> String { "sink-\(sink.name)" }

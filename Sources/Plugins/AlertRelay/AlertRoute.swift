@@ -21,12 +21,10 @@ struct AlertRoute: Sendable, Equatable {
         return (name, kind)
     })
 
-    /// `consumer_lag` for `.consumerLag`: the proto enum name, lower case, without its prefix.
+    /// `consumer_lag` for `.consumerLag`: the kind's subject token (`qt.alert.<kind>`).
     static func kindName(_ kind: AlertKind) -> String? {
         if case .UNRECOGNIZED(_) = kind { return nil }
-        return "\(kind)".reduce(into: "") { name, character in
-            if character.isUppercase { name += "_" + character.lowercased() } else { name.append(character) }
-        }
+        return kind.subjectToken
     }
 
     init(parsing text: String, setting: String) throws {

@@ -35,12 +35,12 @@ struct AlertSink: Sendable {
     }
 
     /// One message for the alerts the rate limit held back.
-    func digestBody(_ heldBack: [String: String], windowMs: Int64) -> Data {
-        let byKind = Dictionary(grouping: heldBack.values, by: { $0 }).mapValues(\.count)
-        let text = "Rate limit: \(heldBack.count) more alert(s) in \(windowMs / 1000) s were held back ("
+    func digestBody(_ byKind: [String: Int], windowMs: Int64) -> Data {
+        let total = byKind.values.reduce(0, +)
+        let text = "Rate limit: \(total) more alert(s) in \(windowMs / 1000) s were held back ("
             + byKind.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + ")"
         switch kind {
-        case .webhook: return Self.json(["digest": true, "held_back": heldBack.count, "by_kind": byKind, "text": text])
+        case .webhook: return Self.json(["digest": true, "held_back": total, "by_kind": byKind, "text": text])
         case .slack: return Self.json(["text": text])
         case .telegram: return Self.json(["chat_id": chatID, "text": text, "disable_notification": true])
         }
@@ -57,12 +57,16 @@ struct AlertSink: Sendable {
         return nil
     }
 
+    /// Telegram refuses a text over 4,096 characters; alerts that list problems can be longer.
+    static let maxTextCharacters = 3_500
+
     static func text(_ alert: Alert) -> String {
         var text = "[\(severityName(alert.severity).uppercased())] \((AlertRoute.kindName(alert.kind) ?? "unknown").uppercased())"
         if !alert.plugin.isEmpty { text += " · \(alert.plugin)" }
         if !alert.symbol.isEmpty { text += " · \(alert.symbol)" }
         if !alert.subject.isEmpty { text += " · \(alert.subject)" }
-        return text + "\n" + alert.message
+        text += "\n" + alert.message
+        return text.count > maxTextCharacters ? String(text.prefix(maxTextCharacters)) + " …" : text
     }
 
     static func severityName(_ severity: AlertSeverity) -> String {
