@@ -181,6 +181,38 @@ final class AlertRelayRuleTests: XCTestCase {
         XCTAssertEqual(ledger.heldBackByKind["consumer_lag"], SinkLedger.heldBackIDLimit + 50, "every one is counted")
     }
 
+    func testASummaryAfterEachPeriodCountsTradesRealizedPnLAndAlertsOnce() async throws {
+        let webhook = try await sink()
+        try await host.start(AlertRelayPlugin.registration, settings: ["webhook_url": "\"\(webhook.baseURL)/hook\"", "summary_every_s": "3600",
+                                                                        "host_silence_s": "0"])
+        try await host.tick(AlertRelayPlugin.name, "check")
+        for (index, (status, pnl)) in [(OrderStatus.applied, "1.5"), (.applied, "-0.25"), (.rejected, "")].enumerated() {
+            var result = OrderResult()
+            result.planID = "plan-\(index)"
+            result.clientOrderID = "qt-plan-\(index)"
+            result.symbol = "BTCUSDT"
+            result.status = status
+            result.realizedPnl = pnl
+            try await host.publish(result, subject: Subjects.execResult("BTCUSDT"), id: "result-\(index)")
+        }
+        try await publish([alert(.consumerLag, .warning, "lag"), alert(.heatHot, .warning, "heat")])
+        try await host.tick(AlertRelayPlugin.name, "check")
+        XCTAssertEqual(webhook.accepted.filter { $0.json["summary"] != nil }.count, 0, "no summary before the hour is over")
+
+        await host.advance(byMs: 3_600_000)
+        try await host.tick(AlertRelayPlugin.name, "check")
+        try await host.tick(AlertRelayPlugin.name, "check")
+        let summaries = webhook.accepted.map(\.json).filter { $0["summary"] as? Bool == true }
+        XCTAssertEqual(summaries.count, 1, "one summary per period")
+        let summary = try XCTUnwrap(summaries.first)
+        XCTAssertEqual(summary["filled"] as? Int, 2)
+        XCTAssertEqual(summary["rejected"] as? Int, 1)
+        XCTAssertEqual(summary["realized_pnl"] as? String, "1.25")
+        XCTAssertEqual(summary["alerts_by_severity"] as? [String: Int], ["warning": 2])
+        XCTAssertTrue((summary["text"] as? String)?.contains("2 trade(s) filled, 1 rejected; realized PnL +1.25 USDT; 2 alert(s) (2 warning)") == true,
+                      "\(summary)")
+    }
+
     func testSettingsThatCannotWorkAreRefusedByName() async throws {
         try await assertRefused([:], naming: ["no sink"])
         try await assertRefused(["webhook_url": "\"http://127.0.0.1:9/hook\"", "webhook_route": "\"critical=loud\""],

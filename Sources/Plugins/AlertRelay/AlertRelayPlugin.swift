@@ -18,6 +18,9 @@ import Messages
 /// Dead man's switch: a host that heartbeated to `qt_hosts` and then stays silent for
 /// `host_silence_s` raises a CRITICAL `host_silent` alert (published, so it reaches the sinks
 /// like any other), and an INFO one when it heartbeats again.
+///
+/// Summary: every `summary_every_s` (a day) one message per sink with the trades filled and
+/// rejected, their realized PnL and the alerts of the period, counted from `qt.exec.result.*`.
 public final class AlertRelayPlugin: Plugin {
     public static let name = "alert-relay"
     static let defaultRoute = "critical=on, warning=on, info=silent"
@@ -25,7 +28,8 @@ public final class AlertRelayPlugin: Plugin {
     public static let registration = PluginRegistration(
         manifest: PluginManifest(
             name: name, version: "1.0.0",
-            inputs: [InputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
+            inputs: [InputSpec("alerts", subject: "qt.alert.*", type: Alert.self),
+                     InputSpec("results", subject: "qt.exec.result.*", type: OrderResult.self)],
             outputs: [OutputSpec("alerts", subject: "qt.alert.*", type: Alert.self)],
             kvReads: ["qt_state", "qt_hosts"],
             kvWrites: ["qt_state"],
@@ -47,6 +51,8 @@ public final class AlertRelayPlugin: Plugin {
                           help: "seconds between checks for a digest that is due and for silent hosts"),
                 ConfigKey("host_silence_s", .double, default: .double(60), range: 0...86_400,
                           help: "alert when a host has written no heartbeat to qt_hosts for this long; 0: no dead man's switch"),
+                ConfigKey("summary_every_s", .double, default: .double(86_400), range: 0...604_800,
+                          help: "seconds between summaries (trades, realized PnL, alerts) to every sink; 0: none"),
                 ConfigKey("timeout_ms", .int, default: .int(5_000), range: 100...60_000, help: "a sink's answer time before the alert is retried"),
             ]),
         make: { setup in try AlertRelayPlugin(settings: setup.settings) })
@@ -57,6 +63,7 @@ public final class AlertRelayPlugin: Plugin {
     private let limit: Int
     private let windowMs: Int64
     private let silenceMs: Int64
+    private let summaryMs: Int64
     private let client: SinkClient
     private let rounds = StateRounds()
 
@@ -92,15 +99,21 @@ public final class AlertRelayPlugin: Plugin {
         limit = try settings.int("limit_per_window")
         windowMs = Int64(try settings.double("window_s") * 1000)
         silenceMs = Int64(try settings.double("host_silence_s") * 1000)
+        summaryMs = Int64(try settings.double("summary_every_s") * 1000)
         client = SinkClient(timeoutMs: try settings.int("timeout_ms"))
     }
 
     public func stop() async { client.shutdown() }
 
     public func handle(_ input: Input, context: HandlerContext) async throws {
-        guard let alert = input.message(as: Alert.self) else { throw PluginError.permanent("expected an Alert") }
-        let id = alert.meta.id.isEmpty ? "\(input.subject)#\(input.streamSequence)" : alert.meta.id
+        let id = input.message.meta.id.isEmpty ? "\(input.subject)#\(input.streamSequence)" : input.message.meta.id
+        if let result = input.message(as: OrderResult.self) {
+            guard summaryMs > 0 else { return }
+            return try await rewriteSummary(context) { summary in summary.add(result: id, result) }
+        }
+        guard let alert = input.message(as: Alert.self) else { throw PluginError.permanent("expected an Alert or an OrderResult") }
         let kind = AlertRoute.kindName(alert.kind) ?? "unknown"
+        if summaryMs > 0 { try await rewriteSummary(context) { summary in summary.add(alert: id, severity: AlertSink.severityName(alert.severity)) } }
         for sink in sinks {
             let mode = sink.route.mode(for: alert)
             guard mode != .off else { continue }
@@ -122,6 +135,7 @@ public final class AlertRelayPlugin: Plugin {
 
     public func tick(_ timer: String, context: HandlerContext) async throws {
         if silenceMs > 0 { try await checkHeartbeats(context) }
+        if summaryMs > 0 { try await sendSummary(context) }
         for sink in sinks {
             let nowMs = context.clock.nowMs()
             guard let stored = try await context.loadState(Self.ledgerName(sink)),
@@ -158,6 +172,39 @@ public final class AlertRelayPlugin: Plugin {
     }
 
     static let hostsState = "hosts"
+    static let summaryState = "summary"
+
+    /// Each sink that has not yet taken this period's summary gets it; once all have, the next
+    /// period starts. A sink that fails is asked again at the next check, the others are not.
+    private func sendSummary(_ context: HandlerContext) async throws {
+        let nowMs = context.clock.nowMs()
+        var summary = SummaryLedger()
+        let due = try await rewriteSummary(context) { stored -> Bool in
+            let isDue = stored.due(everyMs: summaryMs, nowMs: nowMs)
+            summary = stored
+            return isDue
+        }
+        guard due else { return }
+        let text = summary.text(nowMs: nowMs)
+        for sink in sinks where !summary.sentTo.contains(sink.name) {
+            try await client.post(sink.summaryBody(summary, text: text, nowMs: nowMs), to: sink)
+            _ = try await rewriteSummary(context) { stored in stored.sentTo.insert(sink.name) }
+            context.count("summaries_sent_\(sink.name)")
+        }
+        let period = summary.periodStartMs
+        try await rewriteSummary(context) { stored in
+            if stored.periodStartMs == period, stored.sentTo.count >= sinks.count { stored.startNextPeriod(nowMs: nowMs) }
+        }
+    }
+
+    private func rewriteSummary<T>(_ context: HandlerContext, _ change: (inout SummaryLedger) -> T) async throws -> T {
+        try await rounds.rewrite(Self.summaryState, context: context) { stored in
+            var summary = SummaryLedger(stored)
+            let before = summary
+            let result = change(&summary)
+            return (summary == before ? nil : summary.state, result)
+        }
+    }
 
     static func alert(_ change: HostSilence.Change, nowMs: Int64) -> Alert {
         var alert = Alert()

@@ -46,6 +46,18 @@ struct AlertSink: Sendable {
         }
     }
 
+    /// The periodic summary, without a notification sound where the sink has one.
+    func summaryBody(_ summary: SummaryLedger, text: String, nowMs: Int64) -> Data {
+        switch kind {
+        case .webhook:
+            return Self.json(["summary": true, "period_start_ms": summary.periodStartMs, "period_end_ms": nowMs, "filled": summary.filled,
+                              "rejected": summary.rejected, "realized_pnl": summary.realizedPnl.plainString,
+                              "alerts_by_severity": summary.alertsBySeverity, "text": text])
+        case .slack: return Self.json(["text": text])
+        case .telegram: return Self.json(["chat_id": chatID, "text": text, "disable_notification": true])
+        }
+    }
+
     /// Nil when the sink accepted what it answered with, else why not.
     func refusal(_ response: TransportResponse) -> String? {
         let answer = String(decoding: response.body.prefix(300), as: UTF8.self)
