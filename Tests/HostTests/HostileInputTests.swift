@@ -20,17 +20,22 @@ final class HostileInputTests: PipelineTestCase {
         let market = try await startSimulator(symbols: symbolCount, startMs: 1_800_000_000_000, seed: 23)
         defer { Task { await market.simulator.stop() } }
         let names = ["host-a", "host-b"]
-        // More slots than the default 10, so entries go on through the whole run.
+        // More slots and more total notional than the defaults (10 positions, 2000 USDT), so entries
+        // reach the portfolio gate through the whole run: phase 2 needs one while its slots are broken.
         let configs = try names.map {
             let base = try pipelineConfig($0, servers: [server.url], replicas: 1, market: market).yaml
             let yaml = base.replacingOccurrences(of: "portfolio-gate: {}", with: "portfolio-gate: { max_positions: 100 }")
+                .replacingOccurrences(of: "governor: { stop_dist_pct: 0.3 }", with: "governor: { stop_dist_pct: 0.3, max_total_notional: 100000 }")
+            XCTAssertTrue(yaml.contains("max_positions: 100") && yaml.contains("max_total_notional: 100000"), yaml)
             return (yaml: yaml, config: try NodeConfig.parse(yaml, file: "\($0).yaml", registry: PluginCatalog.registry))
         }
         _ = try await DeploymentProvisioning.provision(bus, replicas: 1, configs: configs.map(\.config), registry: PluginCatalog.registry)
         var hosts: [String: Process] = [:]
         for (name, config) in zip(names, configs) { hosts[name] = try spawnNode(name, config.yaml) }
         let ordersAtStart = market.simulator.exchange.acceptedOrders
+        let spawned = Date()
         try await waitUntil("the first order", seconds: 60) { market.simulator.exchange.acceptedOrders > ordersAtStart }
+        print(String(format: "hostile: the first order after %.1f s", Date().timeIntervalSince(spawned)))
 
         // Phase 1: one bad ledger entry and one bad snapshot, each on a symbol without a position.
         let ledger = try await bus.keyValue("qt_ledger")
