@@ -48,24 +48,9 @@ final class MonitoringTests: XCTestCase {
         let wanted = try Self.dashboardPanels().flatMap(\.exprs).flatMap(Self.selectors) + (try Self.ruleExpressions()).flatMap(Self.selectors)
         XCTAssertGreaterThan(Set(wanted.map(\.name)).count, 8, "selectors found: \(wanted)")
 
-        let data = FileManager.default.temporaryDirectory.appendingPathComponent("qt-up-metrics-\(UUID().uuidString.prefix(8))")
-        defer { try? FileManager.default.removeItem(at: data) }
-        let (process, output) = try qtProcess(["up", "--data", data.path, "--symbols", "10", "--plain"])
-        let lines = LineCollector()
-        output.fileHandleForReading.readabilityHandler = { lines.append($0.availableData) }
-        try process.run()
-        defer {
-            if process.isRunning {
-                kill(process.processIdentifier, SIGINT)
-                process.waitUntilExit()
-            }
-            output.fileHandleForReading.readabilityHandler = nil
-        }
-        let tradedBy = Date().addingTimeInterval(120)
-        while Date() < tradedBy, !lines.text.split(separator: "\n").contains(where: { UpCommandTests.tradedBothWays(String($0)) }) {
-            try await Task.sleep(nanoseconds: 500_000_000)
-        }
-        let port = try XCTUnwrap(Self.httpPort(in: lines.text), "qt up printed no http port:\n\(lines.text.suffix(2_000))")
+        let run = try QtUpRun()
+        _ = try await run.waitUntilTradedBothWays()
+        let port = try XCTUnwrap(run.httpPort, "qt up printed no http port:\n\(run.text.suffix(2_000))")
 
         // The account and trading-state gauges come with the next poll and sentinel tick after the trades.
         var missing = wanted
@@ -201,11 +186,5 @@ final class MonitoringTests: XCTestCase {
             let body = String(line[line.index(after: nameEnd)..<close])
             return Series(name: name, labels: Dictionary(labelPairs(body).map { ($0.label, $0.value) }) { first, _ in first })
         }
-    }
-
-    /// From qt up's "host: … (node config: …; http :PORT)" line.
-    static func httpPort(in output: String) -> Int? {
-        guard let range = output.range(of: #"http :(\d+)\)"#, options: .regularExpression) else { return nil }
-        return Int(output[range].dropFirst("http :".count).dropLast())
     }
 }

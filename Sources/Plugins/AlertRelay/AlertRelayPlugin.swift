@@ -198,12 +198,7 @@ public final class AlertRelayPlugin: Plugin {
     }
 
     private func rewriteSummary<T>(_ context: HandlerContext, _ change: (inout SummaryLedger) -> T) async throws -> T {
-        try await rounds.rewrite(Self.summaryState, context: context) { stored in
-            var summary = SummaryLedger(stored)
-            let before = summary
-            let result = change(&summary)
-            return (summary == before ? nil : summary.state, result)
-        }
+        try await rounds.rewrite(Self.summaryState, context: context, read: SummaryLedger.init, write: \.state, change)
     }
 
     static func alert(_ change: HostSilence.Change, nowMs: Int64) -> Alert {
@@ -232,11 +227,7 @@ public final class AlertRelayPlugin: Plugin {
     /// Reads the sink's ledger, lets `change` decide, and writes it back by compare-and-set
     /// (another relay's write in between: read and decide again).
     private func rewriteLedger<T>(of sink: AlertSink, _ context: HandlerContext, _ change: (inout SinkLedger) -> T) async throws -> T {
-        try await rounds.rewrite(Self.ledgerName(sink), context: context) { stored in
-            var ledger = SinkLedger(stored)
-            let before = ledger
-            let result = change(&ledger)
-            return (ledger == before ? nil : ledger.state(sink: sink.name), result)
-        }
+        try await rounds.rewrite(Self.ledgerName(sink), context: context, read: SinkLedger.init,
+                                 write: { $0.state(sink: sink.name) }, change)
     }
 }

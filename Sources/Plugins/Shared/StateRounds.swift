@@ -53,6 +53,20 @@ final class StateRounds: Sendable {
     }
 }
 
+extension StateRounds {
+    /// `rewrite` for a record kept as a `PluginState`: `read` turns the stored state into the
+    /// record, `change` edits it, and only a record that changed is written back (`write`).
+    func rewrite<Record: Equatable, T>(_ name: String, context: HandlerContext, read: (PluginState?) -> Record,
+                                       write: (Record) -> PluginState, _ change: (inout Record) -> T) async throws -> T {
+        try await rewrite(name, context: context) { stored in
+            var record = read(stored)
+            let before = record
+            let result = change(&record)
+            return (record == before ? nil : write(record), result)
+        }
+    }
+}
+
 /// One holder per name at a time, the others waiting in arrival order.
 private final class Turns: Sendable {
     /// A name is held while it has an entry; the entry lists who waits for it.
