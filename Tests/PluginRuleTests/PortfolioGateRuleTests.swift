@@ -138,6 +138,26 @@ final class PortfolioGateRuleTests: RuleTestCase {
         XCTAssertEqual(out.first?.quantity, "4")
     }
 
+    /// The apply layer's UPDATE_STOP carries the new stop price and no quantity (the stop closes
+    /// the whole position): it passes, and one without a stop price is dead-lettered.
+    func testAStopMoveWithoutAQuantityPassesAndOneWithoutAStopPriceIsRefused() async throws {
+        try await startGate()
+        var move = exit(.updateStop, quantity: "")
+        move.stopPrice = "95.5"
+        try await submit(move)
+        let decided = await decisions("portfolio-gate", held)
+        XCTAssertEqual(decided.map(\.verdict), [.pass], summary(decided))
+        let out = await approved(held)
+        XCTAssertEqual(out.map(\.stopPrice), ["95.5"])
+
+        var noPrice = exit(.updateStop, quantity: "")
+        noPrice.stopPrice = ""
+        try await submit(noPrice)
+        let letters = await host.deadLetters
+        XCTAssertEqual(letters.count, 1)
+        XCTAssertTrue(letters.first?.reason.contains("stop_price is empty") == true, letters.first?.reason ?? "no dead letter")
+    }
+
     func testAnExitOnTheWrongSideIsBlocked() async throws {
         try await startGate()
         try await submit(exit(side: .buy))

@@ -8,7 +8,8 @@ import Messages
 /// finite and in range. A plan that fails is a permanent error (dead letter, naming the field and
 /// the value), never rounded into something tradable.
 enum PlanCheck {
-    /// `sized`: the plan must carry its quantity (after the governor); before, an OPEN has none.
+    /// `sized`: the plan must carry its quantity (after the governor; before, an OPEN has none),
+    /// except an UPDATE_STOP, which carries the new stop price instead (the stop closes the whole position).
     static func validate(_ plan: Plan, subject: String, expected: String, sized: Bool = false) throws {
         guard !plan.planID.isEmpty, Symbols.isValid(plan.symbol), subject == expected else {
             throw PluginError.permanent("plan on \(subject): plan_id \"\(plan.planID)\", symbol \"\(plan.symbol)\"; expected an id, a symbol of "
@@ -27,7 +28,8 @@ enum PlanCheck {
     /// The first field whose value no stage may act on, or nil: the plan's field rules
     /// (`FieldRules`, which the host also applies on consume), and a quantity once it is sized.
     static func numberProblem(_ plan: Plan, sized: Bool) -> String? {
-        if sized, plan.quantity.isEmpty { return "quantity is empty, expected a positive decimal string once sized" }
+        if sized, plan.kind == .updateStop, plan.stopPrice.isEmpty { return "stop_price is empty, expected the price an UPDATE_STOP moves the stop to" }
+        if sized, plan.kind != .updateStop, plan.quantity.isEmpty { return "quantity is empty, expected a positive decimal string once sized" }
         return FieldRules.problem(plan)
     }
 }
