@@ -41,6 +41,32 @@ final class ExchangeStreamTests: ExecutionTestCase {
         XCTAssertLessThanOrEqual(restRequests, symbols.count * 3 + 6, "klines requests beyond the initial backfill")
     }
 
+    /// A candidate the universe filtered out (trend strength under `min_ts`) keeps its bars: its
+    /// market state must stay current for it to qualify again. Fed only while active, every
+    /// candidate could fall out at once and freeze there (seen in a `qt up` run: no bars, no trades).
+    func testACandidateTheUniverseFilteredOutKeepsItsBarsAndASymbolOutsideItGetsNone() async throws {
+        let symbols = Array(simulator.exchange.symbols.prefix(3))
+        var universe = Universe()
+        universe.version = 1
+        universe.maxActive = 1
+        universe.entries = [(symbols[0], UniverseReason.active), (symbols[1], .belowMinTs)].enumerated().map { index, candidate in
+            var entry = UniverseEntry()
+            entry.symbol = candidate.0
+            entry.rank = Int32(index + 1)
+            entry.active = candidate.1 == .active
+            entry.reason = candidate.1
+            return entry
+        }
+        try await bus.keyValue("qt_universe").put("active", message: universe)
+        _ = try await startPipeline(["market-feed": ["backfill_bars": "20"]], streaming: true)
+        for symbol in symbols.prefix(2) {
+            let bars = try await read(Kline.self, subject: Subjects.kline(symbol), seconds: 30) { !$0.isEmpty }
+            XCTAssertFalse(bars.isEmpty, "\(symbol): bars for a universe candidate, active or not")
+        }
+        let outside = try await read(Kline.self, subject: Subjects.kline(symbols[2]), seconds: 3) { !$0.isEmpty }
+        XCTAssertEqual(outside.count, 0, "\(symbols[2]) is not a candidate: no bars")
+    }
+
     /// A protective stop the exchange triggers reaches the ledger from the user data stream: the
     /// trade poll runs only once a minute here, so only the stream can deliver it in time.
     func testATriggeredStopReachesTheLedgerFromTheUserDataStream() async throws {

@@ -197,11 +197,13 @@ public final class MarketFeedPlugin: Plugin {
         return kline
     }
 
-    /// The universe's active symbols and every symbol with an open (or unreadable) ledger entry, sorted.
+    /// Every universe candidate, active or filtered out, and every symbol with an open (or
+    /// unreadable) ledger entry, sorted. A filtered-out candidate needs its bars too: the universe
+    /// judges it again by a market state that only its bars keep current.
     static func symbolsToFeed(_ context: HandlerContext) async throws -> [String] {
         var symbols = Set<String>()
         if let universe = try await context.kv("qt_universe").get(Universe.self, "active") {
-            symbols.formUnion(universe.value.entries.filter(\.active).map(\.symbol))
+            symbols.formUnion(universe.value.entries.map(\.symbol))
         }
         let ledger = try await context.kv("qt_ledger")
         // A symbol whose entry cannot be read may still hold a position: it keeps its klines.
