@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "ExchangeSimulator",
             dependencies: [
-                "Exchange", "Kernels", .product(name: "Hummingbird", package: "hummingbird"),
+                "Exchange", "Kernels", "HTTPServing", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
@@ -62,8 +62,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Starting a Hummingbird server and waiting until it listens: the host's status endpoint,
+        // the simulator and the operator console.
+        .target(name: "HTTPServing", dependencies: [.product(name: "Hummingbird", package: "hummingbird"),
+                                                    .product(name: "HummingbirdCore", package: "hummingbird"),
+                                                    .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                                                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         // The plugin host: plugin API, node config, binding, leases, fleet registry, metrics.
-        .target(name: "Host", dependencies: ["Bus", "Messages", "Identity", .product(name: "Yams", package: "Yams"),
+        .target(name: "Host", dependencies: ["Bus", "Messages", "Identity", "HTTPServing", .product(name: "Yams", package: "Yams"),
                                              .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                                              .product(name: "Hummingbird", package: "hummingbird"),
                                              .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
@@ -94,14 +100,21 @@ let package = Package(
         .executableTarget(
             name: "qt",
             dependencies: [
-                "Bus", "Messages", "Identity", "NatsServerKit", "Host", "Exchange", "ExchangeSimulator", "Plugins", "Kernels", "Numbers",
+                "Bus", "Messages", "Identity", "NatsServerKit", "Host", "Exchange", "ExchangeSimulator", "Plugins", "Kernels", "Numbers", "HTTPServing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                // The operator console (qt console) is a Hummingbird server.
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "MessagesTests", dependencies: ["Messages", "Identity", "Numbers", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "BusTests", dependencies: ["Bus", "Messages", "Identity", "NatsServerKit"]),
-        .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit", "Exchange", "ExchangeSimulator", "Host", "Plugins"]),
+        .testTarget(name: "CLITests", dependencies: ["qt", "Bus", "Messages", "NatsServerKit", "Exchange", "ExchangeSimulator", "Host", "Plugins",
+                                                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                                                 .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange", "ExchangeSimulator", "Kernels"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Messages"]),
         // Each gate rule on the in-memory host (with the simulator where a rule reads the exchange).

@@ -4,20 +4,19 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
+import HTTPServing
 import Logging
 import NIOCore
-import ServiceLifecycle
 
 /// The simulator on loopback HTTP (Hummingbird): Binance's paths, answered by `SimExchange`.
 /// Embeddable: tests and `qt up` start one in-process; `qt sim` runs one on its own.
 public final class SimulatorServer: Sendable {
     public let exchange: SimExchange
-    public let port: Int
-    private let services: ServiceGroup
-    private let task: Task<Void, Error>
+    private let server: ListeningServer
     private let streams: SimStreamHub
     private let pump: Task<Void, Never>
 
+    public var port: Int { server.port }
     public var baseURL: String { "http://127.0.0.1:\(port)" }
     /// The WebSocket streams' base (market and user data), on the same port.
     public var streamURL: String { "ws://127.0.0.1:\(port)" }
@@ -25,12 +24,9 @@ public final class SimulatorServer: Sendable {
     /// Wall milliseconds between market steps that feed the streams (a stop triggers within one).
     static let pumpIntervalMs = 20
 
-    private init(exchange: SimExchange, port: Int, services: ServiceGroup, task: Task<Void, Error>, streams: SimStreamHub,
-                 pump: Task<Void, Never>) {
+    private init(exchange: SimExchange, server: ListeningServer, streams: SimStreamHub, pump: Task<Void, Never>) {
         self.exchange = exchange
-        self.port = port
-        self.services = services
-        self.task = task
+        self.server = server
         self.streams = streams
         self.pump = pump
     }
@@ -47,7 +43,6 @@ public final class SimulatorServer: Sendable {
         let exchange = SimExchange(config: config)
         var logger = Logger(label: "qt-sim")
         logger.logLevel = .warning
-        let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
             try await respond(to: request, exchange: exchange)
         }
@@ -76,22 +71,12 @@ public final class SimulatorServer: Sendable {
                 }
             }
         }
-        let application = Application(
-            responder: responder, server: upgrade,
-            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "qt-sim"),
-            onServerRunning: { channel in
-                portSink.yield(channel.localAddress?.port ?? 0)
-                portSink.finish()
-            },
-            logger: logger)
-        let services = ServiceGroup(configuration: .init(services: [application], logger: logger))
-        let task = Task { try await services.run() }
-        var bound: Int?
-        for await value in ports { bound = value }
-        guard let bound, bound > 0 else {
-            task.cancel()
-            _ = try? await task.value
-            throw ExchangeError.invalidRequest("the simulator could not listen on 127.0.0.1:\(port)")
+        let server: ListeningServer
+        do {
+            server = try await ListeningServer.start(responder: responder, server: upgrade, address: "127.0.0.1", port: port,
+                                                     serverName: "qt-sim", logger: logger)
+        } catch {
+            throw ExchangeError.invalidRequest("the simulator could not listen on 127.0.0.1:\(port): \(error)")
         }
         let pump = Task.detached {
             while !Task.isCancelled {
@@ -99,15 +84,14 @@ public final class SimulatorServer: Sendable {
                 try? await Task.sleep(for: .milliseconds(pumpIntervalMs))
             }
         }
-        return SimulatorServer(exchange: exchange, port: bound, services: services, task: task, streams: hub, pump: pump)
+        return SimulatorServer(exchange: exchange, server: server, streams: hub, pump: pump)
     }
 
     /// Stops accepting and closes the listener.
     public func stop() async {
         pump.cancel()
         _ = streams.dropAll()
-        await services.triggerGracefulShutdown()
-        _ = try? await task.value
+        await server.stop()
     }
 
     private static func respond(to request: Request, exchange: SimExchange) async throws -> Response {

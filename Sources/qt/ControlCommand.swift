@@ -71,21 +71,29 @@ struct ControlCommand: AsyncParsableCommand {
         try await reportingErrors {
             let bus = try change.connection.connect()
             defer { bus.close() }
-            let bucket = try await bus.keyValue("qt_control")
-            let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
-            var control = Control()
-            control.tradingState = state
-            control.reason = change.reason
-            control.setBy = change.by ?? ProcessInfo.processInfo.environment["USER"] ?? "operator"
-            control.setAtMs = nowMs
-            control.meta.eventTimeMs = nowMs
-            let revision = try await bucket.put("trading_state", message: control)
-            if state == .active, let kill = try await bucket.get(Control.self, "kill_switch"), kill.value.killSwitch {
-                var released = control
-                released.killSwitch = false
-                try await bucket.put("kill_switch", message: released)
-            }
+            let by = change.by ?? ProcessInfo.processInfo.environment["USER"] ?? "operator"
+            let revision = try await write(state, reason: change.reason, by: by, bus: bus)
             printLine("trading_state: \(name(state)) (revision \(revision))")
         }
+    }
+
+    /// Sets `qt_control/trading_state` (who and when recorded with it, and in the key's history);
+    /// ACTIVE also releases a tripped kill switch. Returns the new revision.
+    static func write(_ state: TradingState, reason: String, by: String, bus: BusConnection) async throws -> UInt64 {
+        let bucket = try await bus.keyValue("qt_control")
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        var control = Control()
+        control.tradingState = state
+        control.reason = reason
+        control.setBy = by
+        control.setAtMs = nowMs
+        control.meta.eventTimeMs = nowMs
+        let revision = try await bucket.put("trading_state", message: control)
+        if state == .active, let kill = try await bucket.get(Control.self, "kill_switch"), kill.value.killSwitch {
+            var released = control
+            released.killSwitch = false
+            try await bucket.put("kill_switch", message: released)
+        }
+        return revision
     }
 }

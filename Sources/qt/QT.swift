@@ -8,7 +8,7 @@ struct QT: AsyncParsableCommand {
         commandName: "qt",
         abstract: "Quantum Trader: a trading pipeline for Binance USDⓈ-M futures on NATS JetStream.",
         subcommands: [Up.self, Sim.self, HostCommand.self, Streams.self, KV.self, TopologyCommand.self, ControlCommand.self,
-                      LedgerCommand.self, TraceCommand.self, FleetCommand.self, ClusterCommand.self, PluginsCommand.self, AuthCommand.self, Bench.self]
+                      LedgerCommand.self, TraceCommand.self, ConsoleCommand.self, FleetCommand.self, ClusterCommand.self, PluginsCommand.self, AuthCommand.self, Bench.self]
     )
 }
 

@@ -25,6 +25,8 @@ struct PipelineState {
     var consumerLag: UInt64 = 0
     var mostBehind: String?
     var deadLetters: UInt64 = 0
+    /// Every stream, the pipeline's with their consumers.
+    var streams: [StreamSummary] = []
 
     static func read(_ bus: BusConnection) async throws -> PipelineState {
         var state = PipelineState()
@@ -47,7 +49,12 @@ struct PipelineState {
         case .known(let heat): state.heat = String(format: "%.3f %@", heat, shortName(HeatKernel.bucket(heat)))
         case .unknown(let why): state.heat = "UNKNOWN (\(why))"
         }
-        let streams = try await bus.streams()
+        // The stream list carries no consumers; each pipeline stream's info does (KV streams have none).
+        var streams: [StreamSummary] = []
+        for stream in try await bus.streams() {
+            streams.append(stream.name.hasPrefix("KV_") ? stream : try await bus.streamInfo(stream.name))
+        }
+        state.streams = streams
         state.deadLetters = streams.first { $0.name == "QT_DLQ" }?.messages ?? 0
         // The view's own tails are not part of the pipeline.
         let consumers = streams.flatMap(\.consumers).filter { !$0.name.hasPrefix("qt_tail_") }

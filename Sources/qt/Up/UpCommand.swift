@@ -22,6 +22,9 @@ struct Up: AsyncParsableCommand {
     @Flag(help: "Poll the exchange's REST endpoints for bars, positions and trades instead of streaming them (the fallback mode).")
     var poll = false
     @Option(help: "Make this many symbols active in the universe (default: the universe plugin's rollout, 10).") var active: Int?
+    @Flag(help: "Also serve the operator console (qt console) on 127.0.0.1, with a fresh operator token in the data directory.")
+    var console = false
+    @Option(name: .customLong("console-port"), help: "The console's port (0: a free one).") var consolePort = ConsoleCommand.defaultPort
     @OptionGroup var market: SimulatorOptions
 
     func run() async throws {
@@ -55,6 +58,16 @@ struct Up: AsyncParsableCommand {
             printLine("attach:     NATS_URL=\(server.url) qt streams ls   ·   qt trace --symbol BTCUSDT --last 5 --server \(server.url)")
             printLine(duration.map { "running for \(Int($0)) s; Ctrl-C stops earlier" } ?? "running; Ctrl-C stops")
 
+            var consoleServer: ConsoleServer?
+            if console {
+                let tokenFile = directory.appendingPathComponent("console-token")
+                let token = try ConsoleCommand.writeFreshToken(to: tokenFile)
+                let server = try await ConsoleServer.start(address: "127.0.0.1", port: consolePort, bus: bus,
+                                                           control: ControlPage(operatorToken: token, operatorBus: bus, readBus: bus))
+                consoleServer = server
+                printLine("console:    http://127.0.0.1:\(server.port)/ (operator token in \(tokenFile.path))")
+            }
+
             let activity = PipelineActivity()
             activity.start(bus)
             let weightAtStart = simulator.exchange.weightSpent, startedAt = Date()
@@ -65,6 +78,7 @@ struct Up: AsyncParsableCommand {
             view.cancel()
             _ = await view.value
 
+            await consoleServer?.stop()
             printLine("stopping:   draining the host")
             await host.shutdown()
             let final = try? await PipelineState.read(bus)
