@@ -69,7 +69,10 @@ let package = Package(
                                                     .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                                                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         // The plugin host: plugin API, node config, binding, leases, fleet registry, metrics.
-        .target(name: "Host", dependencies: ["Bus", "Messages", "Identity", "HTTPServing", .product(name: "Yams", package: "Yams"),
+        // The C plugin ABI (include/qt_plugin.h links here): what a shared-library plugin exports
+        // and the host callbacks it gets.
+        .target(name: "CQtPlugin"),
+        .target(name: "Host", dependencies: ["Bus", "Messages", "Identity", "HTTPServing", "CQtPlugin", "BlockingIO", .product(name: "Yams", package: "Yams"),
                                              .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                                              .product(name: "Hummingbird", package: "hummingbird"),
                                              .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),

@@ -63,7 +63,7 @@ public enum FleetIdentities {
         var plugins: [String: FleetIdentity] = [:]
         for config in configs {
             for entry in config.plugins {
-                guard let registration = registry[entry.name] else {
+                guard let registration = entry.registration(in: registry) else {
                     throw HostError.startup("\(config.file): plugin \(entry.name) is not registered")
                 }
                 let identity = try plugin(registration.manifest, settings: entry.settings, partitioning: partitioning)

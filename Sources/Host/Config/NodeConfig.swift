@@ -10,6 +10,19 @@ public struct NodeConfig: Sendable {
     public struct PluginEntry: Sendable {
         public let name: String
         public let settings: PluginSettings
+        /// A plugin from a shared library (`library:`), loaded while the config was read.
+        public let library: PluginRegistration?
+
+        init(name: String, settings: PluginSettings, library: PluginRegistration? = nil) {
+            self.name = name
+            self.settings = settings
+            self.library = library
+        }
+
+        /// The library's registration, or the built-in one of that name.
+        public func registration(in registry: PluginRegistry) -> PluginRegistration? {
+            library ?? registry[name]
+        }
     }
 
     public let file: String
@@ -122,6 +135,20 @@ public struct NodeConfig: Sendable {
         if let pluginsNode = top["plugins"] {
             let entries = try reader.orderedMapping(pluginsNode, key: "plugins")
             for (name, node) in entries {
+                if case .mapping(let mapping) = node, let pathNode = mapping["library"] {
+                    guard registry[name] == nil else {
+                        throw reader.error(node, "plugins.\(name).library", "\(name) is a built-in plugin; give the library's plugin another name")
+                    }
+                    let path = try reader.string(pathNode, key: "plugins.\(name).library")
+                    let registration: PluginRegistration
+                    do {
+                        registration = try LibraryPlugins.registration(name: name, path: path)
+                    } catch {
+                        throw reader.error(pathNode, "plugins.\(name).library", "\(error)")
+                    }
+                    plugins.append(PluginEntry(name: name, settings: try reader.librarySettings(node, plugin: name), library: registration))
+                    continue
+                }
                 guard let registration = registry[name] else {
                     throw reader.error(node, "plugins.\(name)", "unknown plugin", choices: registry.names)
                 }
@@ -276,13 +303,29 @@ private struct ConfigReader {
         return value
     }
 
-    func settings(_ node: Node, plugin manifest: PluginManifest) throws -> PluginSettings {
+    /// A library plugin's entry: `library`, its `settings` (any keys, scalar values, handed to the
+    /// library as strings: it checks them in `create`), and the host's own `shadow` and `ack_wait_s`.
+    func librarySettings(_ node: Node, plugin: String) throws -> PluginSettings {
+        let key = "plugins.\(plugin)"
+        let entry = try mapping(node, key: key, allowed: ["library", "settings", "shadow", "ack_wait_s"])
+        var values: [String: ConfigValue] = [:]
+        if let settings = entry["settings"] {
+            for (name, value) in try orderedMapping(settings, key: "\(key).settings") {
+                guard case .scalar(let scalar) = value else { throw error(value, "\(key).settings.\(name)", "expected a scalar value") }
+                values[name] = .string(scalar.string)
+            }
+        }
+        let common = try settings(node, plugin: PluginManifest(name: plugin, version: "0"), skipping: ["library", "settings"])
+        return PluginSettings(values: values, shadow: common.shadow, ackWaitMs: common.ackWaitMs)
+    }
+
+    func settings(_ node: Node, plugin manifest: PluginManifest, skipping: Set<String> = []) throws -> PluginSettings {
         let key = "plugins.\(manifest.name)"
         let declared = manifest.config.map(\.name)
         var values = Dictionary(uniqueKeysWithValues: manifest.config.map { ($0.name, $0.defaultValue) })
         var shadow = false
         var ackWaitMs: Int64?
-        for (name, value) in try orderedMapping(node, key: key) {
+        for (name, value) in try orderedMapping(node, key: key) where !skipping.contains(name) {
             let path = "\(key).\(name)"
             if name == "shadow" {
                 guard case .scalar = value, let flag = value.bool else { throw error(value, path, "expected true or false") }

@@ -54,11 +54,11 @@ public enum DurablePlan {
     package static func consumers(configs: [NodeConfig], registry: PluginRegistry, partitioning: Partitioning) throws -> [ConsumerSpec] {
         var chosen: [String: (spec: ConsumerSpec, file: String)] = [:]
         var order: [String] = []
-        let entries: [(file: String, name: String, settings: PluginSettings)] = configs.isEmpty
-            ? registry.names.map { ("(manifest defaults)", $0, PluginSettings(values: [:], shadow: false)) }
-            : configs.flatMap { config in config.plugins.map { (config.file, $0.name, $0.settings) } }
+        let entries: [(file: String, name: String, settings: PluginSettings, registration: PluginRegistration?)] = configs.isEmpty
+            ? registry.names.map { ("(manifest defaults)", $0, PluginSettings(values: [:], shadow: false), registry[$0]) }
+            : configs.flatMap { config in config.plugins.map { (config.file, $0.name, $0.settings, $0.registration(in: registry)) } }
         for entry in entries {
-            guard let registration = registry[entry.name] else {
+            guard let registration = entry.registration else {
                 throw HostError.startup("\(entry.file): plugin \(entry.name) is not registered")
             }
             for spec in try consumers(registration.manifest, settings: entry.settings, partitioning: partitioning) {

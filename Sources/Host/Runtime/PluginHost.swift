@@ -82,7 +82,7 @@ public final class PluginHost: @unchecked Sendable {
         lock.withLock { partitionKeeper = keeper }
 
         for entry in config.plugins {
-            guard let registration = registry[entry.name] else {
+            guard let registration = entry.registration(in: registry) else {
                 throw HostError.startup("plugin \(entry.name) is not registered")
             }
             try Self.checkOutputs(registration.manifest)

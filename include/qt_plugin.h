@@ -1,0 +1,1 @@
+../Sources/CQtPlugin/include/qt_plugin.h
