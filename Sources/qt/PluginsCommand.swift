@@ -6,8 +6,8 @@ import Host
 struct PluginsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plugins",
-        abstract: "The built-in plugins and their contracts.",
-        subcommands: [List.self, Describe.self]
+        abstract: "The built-in plugins and their contracts; a new C plugin from a template.",
+        subcommands: [List.self, Describe.self, New.self]
     )
 
     struct List: AsyncParsableCommand {
