@@ -112,6 +112,32 @@ final class LibraryPluginTests: PipelineTestCase {
         host.terminate()
     }
 
+    /// The decide and alert callbacks (the audit variant records each proposal as a decision and
+    /// announces it as an alert): published under the plugin's name, on its declared outputs.
+    func testTheDecideAndAlertCallbacksPublishUnderThePluginsName() async throws {
+        let library = try Self.buildBreakout(named: "libc_breakout_audit.so", flags: ["-DBREAKOUT_AUDIT"])
+        let market = try await startSimulator(symbols: 4, startMs: 1_800_000_000_000, seed: 33)
+        defer { Task { await market.simulator.stop() } }
+        let yaml = try Self.withBreakout(pipelineConfig("host-a", servers: [server.url], replicas: 1, market: market).yaml, library: library,
+                                         channelBars: 2)
+        let config = try NodeConfig.parse(yaml, file: "host-a.yaml", registry: PluginCatalog.registry)
+        _ = try await DeploymentProvisioning.provision(bus, replicas: 1, configs: [config], registry: PluginCatalog.registry)
+        let host = try spawnNode("host-a", yaml)
+        var decisions: [Decision] = []
+        try await waitUntil("a decision by c-breakout", seconds: 60) {
+            decisions = try await storedMessages(Decision.self, subject: "qt.decision.c-breakout.*", bus: self.bus)
+            return !decisions.isEmpty
+        }
+        let intents = Set(try await storedMessages(TradeIntent.self, subject: "qt.signal.intent.*", bus: bus).filter { $0.model == Self.model }.map(\.intentID))
+        XCTAssertTrue(decisions.allSatisfy { $0.plugin == "c-breakout" && $0.subjectKind == .intent && $0.verdict == .pass })
+        XCTAssertTrue(Set(decisions.map(\.subjectID)).isSubset(of: intents), "each decision is about one of its intents")
+        let alerts = try await storedMessages(Alert.self, subject: "qt.alert.*", bus: bus).filter { $0.plugin == "c-breakout" }
+        XCTAssertFalse(alerts.isEmpty, "an alert from c-breakout")
+        XCTAssertTrue(alerts.allSatisfy { $0.kind == .limit && $0.severity == .info && $0.message.contains("beyond the 2-bar channel") })
+        XCTAssertTrue(host.isRunning, exitReport(of: "host-a"))
+        host.terminate()
+    }
+
     /// A library built against another ABI version: refused at start, both versions named.
     func testALibraryOfAnotherABIVersionIsRefusedAtStartWithBothVersions() async throws {
         let library = try Self.buildBreakout(named: "libc_breakout_abi99.so", flags: ["-DBREAKOUT_ABI_VERSION=99"])

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "qt_plugin.h"
+#include "qt/v1/audit.pb-c.h"
 #include "qt/v1/control.pb-c.h"
 #include "qt/v1/market.pb-c.h"
 #include "qt/v1/signal.pb-c.h"
@@ -191,6 +192,35 @@ static void intent_id(const char *symbol, int64_t close_ms, const char *model, c
     snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, a, b);
 }
 
+#ifdef BREAKOUT_AUDIT
+static qt_status audit(breakout *plugin, qt_call *call, const Qt__V1__Kline *kline, const char *id, const char *reason) {
+    Qt__V1__Decision decision = QT__V1__DECISION__INIT;
+    decision.subject_kind = QT__V1__DECISION_SUBJECT__DECISION_SUBJECT_INTENT;
+    decision.subject_id = (char *)id;
+    decision.symbol = kline->symbol;
+    decision.verdict = QT__V1__VERDICT__VERDICT_PASS;
+    decision.reason = QT__V1__REASON_CODE__REASON_CODE_PASSED;
+    decision.detail = (char *)reason;
+    uint8_t buffer[1024];
+    size_t len = qt__v1__decision__get_packed_size(&decision);
+    if (len > sizeof buffer) return QT_PERMANENT;
+    qt__v1__decision__pack(&decision, buffer);
+    qt_status status = plugin->host->decide(call, buffer, len, NULL);
+    if (status != QT_OK) return status;
+
+    Qt__V1__Alert alert = QT__V1__ALERT__INIT;
+    alert.kind = QT__V1__ALERT_KIND__ALERT_KIND_LIMIT;
+    alert.severity = QT__V1__ALERT_SEVERITY__ALERT_SEVERITY_INFO;
+    alert.symbol = kline->symbol;
+    alert.subject = "qt.signal.intent";
+    alert.message = (char *)reason;
+    len = qt__v1__alert__get_packed_size(&alert);
+    if (len > sizeof buffer) return QT_PERMANENT;
+    qt__v1__alert__pack(&alert, buffer);
+    return plugin->host->alert(call, buffer, len, NULL);
+}
+#endif
+
 static qt_status emit_intent(breakout *plugin, qt_call *call, const Qt__V1__Kline *kline, Qt__V1__IntentAction action,
                              double level) {
     char id[33], subject[96], reason[160];
@@ -216,6 +246,11 @@ static qt_status emit_intent(breakout *plugin, qt_call *call, const Qt__V1__Klin
     qt_status status = plugin->host->emit(call, "intents", subject, "qt.v1.TradeIntent", bytes, len, NULL);
 #endif
     free(bytes);
+#ifdef BREAKOUT_AUDIT
+    /* The audit variant: each proposal is also recorded as a decision and announced as an alert
+     * (the decide and alert callbacks; outputs "decisions" and "alerts" in the manifest). */
+    if (status == QT_OK) status = audit(plugin, call, kline, id, reason);
+#endif
     return status;
 }
 
@@ -293,14 +328,25 @@ static void build_manifest(void) {
     intents.name = "intents";
     intents.subject = "qt.signal.intent.*";
     intents.type = "qt.v1.TradeIntent";
+#ifdef BREAKOUT_AUDIT
+    Qt__V1__SubjectBinding decisions = QT__V1__SUBJECT_BINDING__INIT, alerts = QT__V1__SUBJECT_BINDING__INIT;
+    decisions.name = "decisions";
+    decisions.subject = "qt.decision." PLUGIN_NAME ".*";
+    decisions.type = "qt.v1.Decision";
+    alerts.name = "alerts";
+    alerts.subject = "qt.alert.*";
+    alerts.type = "qt.v1.Alert";
+    Qt__V1__SubjectBinding *inputs[] = {&klines}, *outputs[] = {&intents, &decisions, &alerts};
+#else
     Qt__V1__SubjectBinding *inputs[] = {&klines}, *outputs[] = {&intents};
+#endif
     char *buckets[] = {"qt_state"};
     Qt__V1__PluginManifestInfo manifest = QT__V1__PLUGIN_MANIFEST_INFO__INIT;
     manifest.name = PLUGIN_NAME;
     manifest.version = "1";
     manifest.n_inputs = 1;
     manifest.inputs = inputs;
-    manifest.n_outputs = 1;
+    manifest.n_outputs = sizeof outputs / sizeof outputs[0];
     manifest.outputs = outputs;
     manifest.n_kv_reads = 1;
     manifest.kv_reads = buckets;
