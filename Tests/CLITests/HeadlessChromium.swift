@@ -40,7 +40,8 @@ final class HeadlessChromium {
         }
         guard let range = text.range(of: #"ws://127\.0\.0\.1:\d+/devtools/browser/[0-9a-f-]+"#, options: .regularExpression) else {
             process.terminate()
-            throw XCTSkip("Chromium did not open DevTools: \(text.suffix(1_000))")
+            // A failure, not a skip: CI installs Chromium, and a console test that did not run must not pass.
+            throw DevToolsPage.Failure(description: "Chromium did not open DevTools: \(text.suffix(1_000))")
         }
         browserURL = String(text[range])
         // Keep draining stderr so that Chromium never blocks on a full pipe.

@@ -73,7 +73,7 @@ extension ConsoleServer.Routes {
                 let json = try JSONSerialization.data(withJSONObject: fragments)
                 try await writer.write(ByteBuffer(string: "event: update\ndata: " + String(decoding: json, as: UTF8.self) + "\n\n"))
                 tick += 1
-                try await Task.sleep(nanoseconds: page == "symbol" ? 2_000_000_000 : 1_000_000_000)
+                try await routes.stopping.pause(seconds: page == "symbol" ? 2 : 1)
             }
             try await writer.finish(nil)
         })

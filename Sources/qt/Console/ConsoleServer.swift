@@ -53,10 +53,10 @@ final class ConsoleServer: Sendable {
         return ConsoleServer(server: server, sampler: sampler, stopping: stopping)
     }
 
-    /// Ends the live streams first: a graceful shutdown waits for every open response.
+    /// Ends the live streams first (each sees the signal within 100 ms): a graceful shutdown
+    /// waits for every open response.
     func stop() async {
         stopping.set()
-        try? await Task.sleep(nanoseconds: 1_200_000_000)
         await server.stop()
         sampler.stop()
     }
@@ -74,6 +74,14 @@ final class StopSignal: Sendable {
     private let flag = Atomic(false)
     func set() { flag.store(true, ordering: .releasing) }
     var isSet: Bool { flag.load(ordering: .acquiring) }
+
+    /// Waits `seconds`, returning early (within 100 ms) once the signal is set.
+    func pause(seconds: Double) async throws {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while !isSet, ContinuousClock.now < deadline {
+            try await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))
+        }
+    }
 }
 
 struct ValidationErrorText: Error, CustomStringConvertible {
