@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "ExchangeSimulator",
             dependencies: [
-                "Exchange", "Kernels", "HTTPServing", .product(name: "Hummingbird", package: "hummingbird"),
+                "Exchange", "Kernels", "HTTPServing", "BlockingIO", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import BlockingIO
 import Exchange
 import Foundation
 import HTTPTypes
@@ -20,6 +21,11 @@ public final class SimulatorServer: Sendable {
     public var baseURL: String { "http://127.0.0.1:\(port)" }
     /// The WebSocket streams' base (market and user data), on the same port.
     public var streamURL: String { "ws://127.0.0.1:\(port)" }
+
+    /// Every simulator in the process answers requests and steps its market on this thread, not on
+    /// the cooperative pool the host and its plugins share: an exchange's work is not the
+    /// pipeline's, and on two cores it would otherwise sit between a handler and its next step.
+    static let executor = ThreadExecutor(name: "qt-sim")
 
     /// Wall milliseconds between market steps that feed the streams (a stop triggers within one).
     static let pumpIntervalMs = 20
@@ -44,7 +50,7 @@ public final class SimulatorServer: Sendable {
         var logger = Logger(label: "qt-sim")
         logger.logLevel = .warning
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
-            try await respond(to: request, exchange: exchange)
+            try await withTaskExecutorPreference(executor) { try await respond(to: request, exchange: exchange) }
         }
         let hub = SimStreamHub(exchange: exchange)
         let upgrade = HTTPServerBuilder.http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 22))) { request, _, _ in
@@ -78,7 +84,7 @@ public final class SimulatorServer: Sendable {
         } catch {
             throw ExchangeError.invalidRequest("the simulator could not listen on 127.0.0.1:\(port): \(error)")
         }
-        let pump = Task.detached {
+        let pump = Task.detached(executorPreference: executor) {
             while !Task.isCancelled {
                 hub.pump()
                 try? await Task.sleep(for: .milliseconds(pumpIntervalMs))
