@@ -141,6 +141,23 @@ final class GovernorRuleTests: RuleTestCase {
         XCTAssertEqual(full.map(\.reason), [.notionalCap])
     }
 
+    /// The rate record goes out beside the reservation, so a plan refused for room must not have
+    /// started it: two refused entries, then room, and the third still passes under rate_per_5m 2.
+    func testAnEntryRefusedForRoomIsNotCountedByTheRateLimit() async throws {
+        try await startGovernor(["max_total_notional": "250"])
+        _ = try await position(symbols[1], amount: "1", entryPrice: "150")
+        _ = try await position(symbols[2], amount: "-1", entryPrice: "150")
+        for _ in 0..<2 { try await propose(proposed()) }
+        _ = try await position(symbols[1], amount: "0", entryPrice: "0")
+        _ = try await position(symbols[2], amount: "0", entryPrice: "0")
+        try await propose(proposed())
+        let decided = await decisions("governor", symbol)
+        XCTAssertEqual(decided.map(\.reason), [.notionalCap, .notionalCap, .passed], summary(decided))
+        XCTAssertEqual(decided.map(\.verdict), [.block, .block, .pass])
+        let rate = try await host.kv("qt_state").get(PluginState.self, "governor.rate-\(symbol)")
+        XCTAssertEqual(rate?.value.values.count, 1, "only the plan that passed is counted")
+    }
+
     func testAnEntryUnderTheExchangeMinimumNotionalIsBlocked() async throws {
         try await startGovernor(["max_notional_per_trade": "1"])
         try await propose(proposed())

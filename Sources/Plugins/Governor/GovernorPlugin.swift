@@ -180,9 +180,23 @@ public final class GovernorPlugin: Plugin {
         let claimed = reading.claimed
         let nowMs = context.clock.nowMs()
         var quantity = Decimal(0)
+        // The rate record counts this plan as passed. It goes out beside the reservation's
+        // compare-and-set, once the room is sized, rather than after it: both land before the sized
+        // plan does. Only when another governor's write makes the reservation's round run again and
+        // the new round refuses does the rate count a plan that did not pass: one more than it
+        // should, for an hour, on the side that blocks more.
+        var rateWrite: (@Sendable () async throws -> Void)?
+        if !isRedelivery {
+            passed = passed.filter { (Int64($0.value) ?? 0) > eventTimeMs - 3_600_000 }
+            passed[plan.planID] = String(eventTimeMs)
+            var record = PluginState()
+            record.values = passed
+            record.symbols = [symbol]
+            rateWrite = { [rates, record] in _ = try await rates.save("rate-\(symbol)", record, expectedRevision: rate?.revision ?? 0, context) }
+        }
         let reservations = NotionalReservations(context: context, rounds: notionalRounds, maxTotal: limits.maxTotalNotional)
         let notional = try await reservations.reserve(plan, open: open, claimed: claimed, untilMs: nowMs + limits.reservationMs,
-                                                      nowMs: nowMs) { room in
+                                                      nowMs: nowMs, alongside: rateWrite) { room in
             let wanted = min(limits.maxNotionalPerTrade, room) * Decimal(gate.scale)
             do {
                 quantity = try rules.marketQuantity(wanted / mark, price: mark, reduceOnly: false)
@@ -198,15 +212,6 @@ public final class GovernorPlugin: Plugin {
         plan.permitKind = .p33
         after["notional"] = notional.plainString
         after["mark"] = mark.plainString
-
-        if !isRedelivery {
-            passed = passed.filter { (Int64($0.value) ?? 0) > eventTimeMs - 3_600_000 }
-            passed[plan.planID] = String(eventTimeMs)
-            var record = PluginState()
-            record.values = passed
-            record.symbols = [symbol]
-            _ = try await rates.save("rate-\(symbol)", record, expectedRevision: rate?.revision ?? 0, context)
-        }
         return reasons.first ?? .passed
     }
 

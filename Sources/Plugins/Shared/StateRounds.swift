@@ -23,8 +23,29 @@ final class StateRounds: Sendable {
     private let written = Mutex<[String: (state: PluginState, revision: UInt64)]>([:])
     private let turns = Turns()
 
-    func rewrite<T>(_ name: String, context: HandlerContext,
+    /// `alongside` is another write that must land with this one and does not depend on it: it
+    /// starts once, as the first decided compare-and-set goes out, so the two round trips overlap
+    /// (with nothing to write, it runs after). A refusal before that skips it; one in a later round
+    /// (another host wrote first) comes after it has landed. It is awaited before `rewrite` returns
+    /// or throws, and its error is thrown first.
+    func rewrite<T>(_ name: String, context: HandlerContext, alongside: (@Sendable () async throws -> Void)? = nil,
                     _ decide: (PluginState?) throws -> (state: PluginState?, result: T)) async throws -> T {
+        var companion: Task<Void, Error>?
+        let result: T
+        do {
+            result = try await rounds(name, context: context, decide) {
+                if companion == nil, let alongside { companion = Task { try await alongside() } }
+            }
+        } catch {
+            try await companion?.value
+            throw error
+        }
+        if let companion { try await companion.value } else { try await alongside?() }
+        return result
+    }
+
+    private func rounds<T>(_ name: String, context: HandlerContext, _ decide: (PluginState?) throws -> (state: PluginState?, result: T),
+                           writing: () -> Void) async throws -> T {
         await turns.take(name)
         defer { turns.pass(name) }
         for _ in 0..<Self.attempts {
@@ -41,6 +62,7 @@ final class StateRounds: Sendable {
                 if kept != nil { continue }
                 return decided.result
             }
+            writing()
             do {
                 let revision = try await context.saveState(name, state, expectedRevision: stored?.revision ?? 0)
                 written.withLock { $0[name] = (state, revision) }
