@@ -1,3 +1,4 @@
+import BlockingIO
 import Foundation
 import HummingbirdWSClient
 import Logging
@@ -27,8 +28,13 @@ public struct StreamOptions: Sendable {
 /// planned reconnect comes before Binance's 24 h limit. Every (re)connection is reported with the
 /// streams it carries, because events sent while it was down are lost: the caller backfills.
 ///
-/// Runs on SwiftNIO's event loops (not on the cooperative pool's two threads, not on libcurl's).
+/// The sockets are SwiftNIO's; every connection's loop, its decoding and `onEvent` run on one
+/// thread of their own (`executor`), not on the cooperative pool's two threads, which the host's
+/// handlers need: the 1 s mark stream of 566 symbols is one frame, and its JSON decode held a pool
+/// thread for milliseconds each second, in the path of whatever trade was under way.
 public final class StreamSet: Sendable {
+    static let executor = ThreadExecutor(name: "qt-streams")
+
     public typealias EventHandler = @Sendable (StreamEvent) -> Void
     /// Called with the streams a connection carries each time it opens (the first time and after every reconnect).
     public typealias ConnectHandler = @Sendable (_ streams: Set<String>) -> Void
@@ -143,7 +149,7 @@ final class StreamConnection: Sendable {
     var isOpen: Bool { state.withLock { $0.open } }
 
     func start() {
-        task.withLock { $0 = Task { await self.run() } }
+        task.withLock { $0 = Task(executorPreference: StreamSet.executor) { await self.run() } }
     }
 
     /// An empty connection closes; returns true so the set forgets it.
