@@ -170,14 +170,11 @@ public final class GovernorPlugin: Plugin {
         let rules = try await filters.filters(for: symbol)
         let mark = try await marks.mark(symbol)
         guard mark > 0 else { throw PluginError.transient("\(symbol): mark price \(mark.plainString)") }
-        let reading = try await ledgerView.read(context)
-        let scan = reading.scan
-        if let why = scan.unreadable[symbol] {
+        let ledger = try await ledgerView.read(context)
+        if let why = ledger.unreadable[symbol] {
             throw GateRefusal(reason: .unreadableState, detail: "qt_ledger/\(symbol) cannot be read, entries are held: \(why)")
         }
         // Another symbol's unreadable entry leaves its notional out; its own entries are held.
-        let open = scan.open
-        let claimed = reading.claimed
         let nowMs = context.clock.nowMs()
         var quantity = Decimal(0)
         // The rate record counts this plan as passed. It goes out beside the reservation's
@@ -195,7 +192,7 @@ public final class GovernorPlugin: Plugin {
             rateWrite = { [rates, record] in _ = try await rates.save("rate-\(symbol)", record, expectedRevision: rate?.revision ?? 0, context) }
         }
         let reservations = NotionalReservations(context: context, rounds: notionalRounds, maxTotal: limits.maxTotalNotional)
-        let notional = try await reservations.reserve(plan, open: open, claimed: claimed, untilMs: nowMs + limits.reservationMs,
+        let notional = try await reservations.reserve(plan, ledger: ledger, untilMs: nowMs + limits.reservationMs,
                                                       nowMs: nowMs, alongside: rateWrite) { room in
             let wanted = min(limits.maxNotionalPerTrade, room) * Decimal(gate.scale)
             do {

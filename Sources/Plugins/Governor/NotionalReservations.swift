@@ -18,15 +18,14 @@ struct NotionalReservations {
     /// Reserves what `size` makes of the room left (ledger positions and other live reservations
     /// taken off), by compare-and-set; a redelivered plan finds its own reservation and keeps it.
     /// `alongside` goes out with the reservation's compare-and-set (`StateRounds.rewrite`).
-    func reserve(_ plan: Plan, open: [LedgerPosition], claimed: Set<String>, untilMs: Int64, nowMs: Int64,
+    func reserve(_ plan: Plan, ledger: LedgerReading, untilMs: Int64, nowMs: Int64,
                  alongside: (@Sendable () async throws -> Void)? = nil,
                  size: (_ room: Decimal) throws -> Decimal) async throws -> Decimal {
-        let openNotional = open.reduce(Decimal(0)) { $0 + abs($1.amount) * $1.entryPrice }
-        let openSymbols = Set(open.map(\.symbol))
+        let openNotional = ledger.openNotional
         return try await rounds.rewrite(Self.stateName, context: context, alongside: alongside) { stored in
             var reservations = (stored?.values ?? [:]).filter { symbol, value in
                 guard let reservation = Reservation(value) else { return false }
-                return !openSymbols.contains(symbol) && (reservation.untilMs > nowMs || claimed.contains(symbol))
+                return ledger.open[symbol] == nil && (reservation.untilMs > nowMs || ledger.claimed.contains(symbol))
             }
             let others = reservations.filter { $0.key != plan.symbol }.compactMap { Reservation($0.value)?.notional }
             let room = maxTotal - openNotional - others.reduce(Decimal(0), +)

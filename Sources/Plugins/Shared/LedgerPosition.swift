@@ -55,41 +55,6 @@ public struct LedgerPosition: Sendable {
         return scan
     }
 
-    /// One entry as `scan` judged it, kept with its revision so an unchanged entry is not parsed again.
-    public typealias Parsed = (revision: UInt64, outcome: Result<LedgerPosition, UnparsedEntry>)
-
-    public struct UnparsedEntry: Error, Sendable {
-        public let why: String
-    }
-
-    /// `scan` of entries already read (a `LedgerView`). `earlier` holds what a previous scan
-    /// parsed; an entry at the same revision is taken from it (the decimals of 566 entries per
-    /// message were a twentieth of the e2e bench's CPU). Returns what this scan parsed, for the next.
-    public static func scan(_ entries: [(symbol: String, entry: LedgerEntry, revision: UInt64)],
-                            reusing earlier: [String: Parsed] = [:]) -> (scan: LedgerScan, parsed: [String: Parsed]) {
-        var scan = LedgerScan()
-        var parsed: [String: Parsed] = [:]
-        parsed.reserveCapacity(entries.count)
-        for (symbol, entry, revision) in entries {
-            let outcome: Result<LedgerPosition, UnparsedEntry>
-            if let known = earlier[symbol], known.revision == revision {
-                outcome = known.outcome
-            } else {
-                do {
-                    outcome = .success(try LedgerPosition(symbol: symbol, entry: entry, revision: revision))
-                } catch {
-                    outcome = .failure(UnparsedEntry(why: "\(error)"))
-                }
-            }
-            parsed[symbol] = (revision, outcome)
-            switch outcome {
-            case .success(let position): if position.isOpen { scan.open.append(position) }
-            case .failure(let unparsed): scan.unreadable[symbol] = unparsed.why
-            }
-        }
-        return (scan, parsed)
-    }
-
     static func decimal(_ text: String, field: String, symbol: String, emptyIsZero: Bool) throws -> Decimal {
         if text.isEmpty, emptyIsZero { return 0 }
         guard let value = Decimal.parse(text) else {
