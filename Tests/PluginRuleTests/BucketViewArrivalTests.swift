@@ -53,6 +53,30 @@ final class BucketViewArrivalTests: XCTestCase {
         XCTAssertEqual(found.planID, "plan-1")
     }
 
+    /// The journal names the keys changed since a version (in any order, with repeats), and a
+    /// reload (the watch ended) answers nil: the reader then looks at every key.
+    func testTheJournalNamesTheKeysChangedSinceAVersionAndNothingAcrossAReload() async throws {
+        let context = try context()
+        let bucket = host.kv("qt_permits")
+        _ = try await bucket.put("plan-a", permit("plan-a"))
+        let first = try await view.readChanges(since: -1, context)
+        XCTAssertNil(first.changed, "nothing was read before: every key")
+        _ = try await bucket.put("plan-b", permit("plan-b"))
+        _ = try await bucket.put("plan-a", permit("plan-a"))
+        for _ in 0..<100 where (try await view.readChanges(since: first.version, context)).changed?.contains("plan-b") != true {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        let later = try await view.readChanges(since: first.version, context)
+        XCTAssertEqual(Set(later.changed ?? []), ["plan-a", "plan-b"], "\(String(describing: later.changed))")
+        let none = try await view.readChanges(since: later.version, context)
+        XCTAssertEqual(none.changed, [], "nothing since")
+        bucket.endWatches()
+        try await Task.sleep(nanoseconds: 200_000_000)  // the view's follower sees its watch end
+        let reloaded = try await view.readChanges(since: later.version, context)
+        XCTAssertNil(reloaded.changed, "a reload starts the journal over")
+        XCTAssertEqual(Set(reloaded.values.keys).intersection(["plan-a", "plan-b"]), ["plan-a", "plan-b"])
+    }
+
     func testAKeyThatNeverComesEndsTheWaitAtTheTimeout() async throws {
         let context = try context()
         _ = try await view.read("plan-2", context)

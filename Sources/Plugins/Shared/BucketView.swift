@@ -36,6 +36,10 @@ final class BucketView<M: BusMessage>: Sendable {
         var restarts = 0
         /// Counts every change the view took in (and every reload): equal counts, equal contents.
         var version = 0
+        /// The key of each change after version `journalFrom`, oldest first: a reader that derived
+        /// something at an earlier version updates only those keys. A reload or a prune starts it over.
+        var journal: [(version: Int, key: String)] = []
+        var journalFrom = 0
         /// The load under way: concurrent readers wait for it rather than each starting one
         /// (which would cancel the others' and never finish on a large bucket).
         var loading: Task<Void, Error>?
@@ -91,6 +95,19 @@ final class BucketView<M: BusMessage>: Sendable {
         return state.withLock { ($0.values, $0.version) }
     }
 
+    /// Every key, the view's version, and the keys changed since `version` (nil when the journal
+    /// no longer reaches back that far: a reload, a prune, or more changes than it keeps).
+    func readChanges(since version: Int, _ context: HandlerContext) async throws -> (values: [String: Held], changed: [String]?, version: Int) {
+        try await ensureCurrent(context)
+        return state.withLock { state in
+            guard version >= state.journalFrom, version <= state.version else { return (state.values, nil, state.version) }
+            let newer = state.journal.reversed().prefix { $0.version > version }.map(\.key)
+            return (state.values, newer, state.version)
+        }
+    }
+
+    static var journalLimit: Int { 4_096 }
+
     /// One key, as `PluginKV.read` gives it.
     func read(_ key: String, _ context: HandlerContext) async throws -> KeyReading<M> {
         try await ensureCurrent(context)
@@ -138,6 +155,8 @@ final class BucketView<M: BusMessage>: Sendable {
             state.generation += 1
             state.values = [:]
             state.version += 1
+            state.journal = []
+            state.journalFrom = state.version
             state.watch = watch
             state.current = false
             return state.generation
@@ -229,7 +248,11 @@ final class BucketView<M: BusMessage>: Sendable {
             guard state.current, state.loading == nil else { return }
             let before = state.values.count
             state.values = state.values.filter { !removes($0.key, $0.value) }
-            if state.values.count != before { state.version += 1 }
+            if state.values.count != before {
+                state.version += 1
+                state.journal = []
+                state.journalFrom = state.version
+            }
         }
     }
 
@@ -239,6 +262,11 @@ final class BucketView<M: BusMessage>: Sendable {
             if let known = state.values[key], known.revision >= held.revision { return nil }
             state.values[key] = held
             state.version += 1
+            state.journal.append((state.version, key))
+            if state.journal.count > Self.journalLimit {
+                state.journal.removeFirst(Self.journalLimit / 2)
+                state.journalFrom = state.journal[0].version - 1
+            }
             return state.arrivals.removeValue(forKey: key)
         }
         waiting?.values.forEach { $0.resume() }

@@ -30,10 +30,12 @@ public final class LedgerView: Sendable {
     /// The ledger as the view holds it: the open positions, the claimed symbols, and each
     /// unreadable entry (undecodable, or a field that does not parse).
     public func read(_ context: HandlerContext) async throws -> LedgerReading {
-        let (values, version) = try await view.readVersioned(context)
+        let known = current.withLock { $0.version }
+        let (values, changed, version) = try await view.readChanges(since: known, context)
         return current.withLock { current in
-            if current.version != version {
-                current.reading.update(from: values)
+            if current.version < version {
+                // Another reader may have moved it meanwhile: the journal's keys are those after `known`.
+                current.reading.update(from: values, changed: current.version == known ? changed : nil)
                 current.version = version
             }
             return current.reading
@@ -77,23 +79,38 @@ public struct LedgerReading: Sendable {
     /// The revision each entry was read at; an entry at the same revision is not parsed again.
     private var revisions: [String: UInt64] = [:]
 
-    /// Brings the reading to `values`, touching only the entries whose revision moved.
-    mutating func update(from values: [String: BucketView<LedgerEntry>.Held]) {
+    /// Brings the reading to `values`: only the `changed` keys when the view's journal names them,
+    /// otherwise every entry whose revision moved.
+    mutating func update(from values: [String: BucketView<LedgerEntry>.Held], changed: [String]? = nil) {
+        if let changed {
+            for symbol in Set(changed) {
+                guard let held = values[symbol] else {
+                    if revisions[symbol] != nil { forget(symbol) }
+                    continue
+                }
+                take(symbol, held)
+            }
+            return
+        }
         var present = 0
         for (symbol, held) in values {
-            switch held {
-            case .deleted:
-                if revisions[symbol] != nil { forget(symbol) }
-            case .value(_, let revision), .unreadable(_, let revision):
-                present += 1
-                if revisions[symbol] == revision { continue }
-                forget(symbol)
-                learn(symbol, held, revision: revision)
-            }
+            if case .deleted = held {} else { present += 1 }
+            take(symbol, held)
         }
         // A key gone from the view altogether (a reload after a purge) leaves no marker behind.
         if present != revisions.count {
             for symbol in revisions.keys where values[symbol] == nil { forget(symbol) }
+        }
+    }
+
+    private mutating func take(_ symbol: String, _ held: BucketView<LedgerEntry>.Held) {
+        switch held {
+        case .deleted:
+            if revisions[symbol] != nil { forget(symbol) }
+        case .value(_, let revision), .unreadable(_, let revision):
+            if revisions[symbol] == revision { return }
+            forget(symbol)
+            learn(symbol, held, revision: revision)
         }
     }
 
