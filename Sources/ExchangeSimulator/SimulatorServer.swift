@@ -22,10 +22,12 @@ public final class SimulatorServer: Sendable {
     /// The WebSocket streams' base (market and user data), on the same port.
     public var streamURL: String { "ws://127.0.0.1:\(port)" }
 
-    /// Every simulator in the process answers requests and steps its market on this thread, not on
-    /// the cooperative pool the host and its plugins share: an exchange's work is not the
-    /// pipeline's, and on two cores it would otherwise sit between a handler and its next step.
-    static let executor = ThreadExecutor(name: "qt-sim")
+    /// Every simulator in the process answers requests on this thread and feeds its streams on
+    /// the next, not on the cooperative pool the host and its plugins share: an exchange's work is
+    /// not the pipeline's, and on two cores it would otherwise sit between a handler and its next
+    /// step. Two threads, so a request never queues behind the stream pump's encoding of 566 marks.
+    static let requestExecutor = ThreadExecutor(name: "qt-sim")
+    static let pumpExecutor = ThreadExecutor(name: "qt-sim-pump")
 
     /// Wall milliseconds between market steps that feed the streams (a stop triggers within one).
     static let pumpIntervalMs = 20
@@ -50,7 +52,7 @@ public final class SimulatorServer: Sendable {
         var logger = Logger(label: "qt-sim")
         logger.logLevel = .warning
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
-            try await withTaskExecutorPreference(executor) { try await respond(to: request, exchange: exchange) }
+            try await withTaskExecutorPreference(requestExecutor) { try await respond(to: request, exchange: exchange) }
         }
         let hub = SimStreamHub(exchange: exchange)
         let upgrade = HTTPServerBuilder.http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 22))) { request, _, _ in
@@ -84,7 +86,7 @@ public final class SimulatorServer: Sendable {
         } catch {
             throw ExchangeError.invalidRequest("the simulator could not listen on 127.0.0.1:\(port): \(error)")
         }
-        let pump = Task.detached(executorPreference: executor) {
+        let pump = Task.detached(executorPreference: pumpExecutor) {
             while !Task.isCancelled {
                 hub.pump()
                 try? await Task.sleep(for: .milliseconds(pumpIntervalMs))
