@@ -213,21 +213,54 @@ struct SimAccount: Sendable {
     var hasOpenAlgoOrders: Bool { !liveAlgoIDs.isEmpty }
 
     static func fires(type: String, side: OrderSide, trigger: Decimal, mark: Decimal) -> Bool {
-        // A stop sells below (buys above) the market; a take-profit the other way round.
-        let stop = type == "STOP_MARKET"
-        switch (stop, side) {
-        case (true, .sell), (false, .buy): return mark <= trigger
-        case (true, .buy), (false, .sell): return mark >= trigger
+        firesAtOrBelow(type: type, side: side) ? mark <= trigger : mark >= trigger
+    }
+
+    /// A stop sells below (buys above) the market; a take-profit the other way round.
+    static func firesAtOrBelow(type: String, side: OrderSide) -> Bool {
+        switch (type == "STOP_MARKET", side) {
+        case (true, .sell), (false, .buy): return true
+        case (true, .buy), (false, .sell): return false
         }
+    }
+
+    /// One symbol's live stops, their ids in placing order, and the band of marks (as Doubles)
+    /// outside of which one of them might fire.
+    struct LiveStops {
+        var ids: [Int64] = []
+        /// The highest trigger of the stops that fire at or below it.
+        var highestFiringBelow = -Double.infinity
+        /// The lowest trigger of the stops that fire at or above it.
+        var lowestFiringAbove = Double.infinity
+
+        /// Whether a raw mark could fire one once it is rounded to the tick (at most half a tick
+        /// away): only then is it worth the `Decimal` rounding and the exact comparison. The margin
+        /// is a whole tick, plus what converting between Double and Decimal can move a price.
+        func mightFire(at price: Double, tick: Double) -> Bool {
+            let margin = tick + abs(price) * 1e-9
+            return price <= highestFiringBelow + margin || price >= lowestFiringAbove - margin
+        }
+    }
+
+    /// The live stops by symbol: what each market step must check. Finished ones stay in
+    /// `algoOrders` for queries and are never scanned again.
+    var liveStopsBySymbol: [String: LiveStops] {
+        var bySymbol: [String: LiveStops] = [:]
+        for id in liveAlgoIDs.sorted() {
+            guard let algo = algoOrders[id] else { continue }
+            let trigger = algo.triggerPrice.doubleValue
+            bySymbol[algo.symbol, default: LiveStops()].ids.append(id)
+            if Self.firesAtOrBelow(type: algo.orderType, side: algo.side) {
+                bySymbol[algo.symbol]!.highestFiringBelow = max(bySymbol[algo.symbol]!.highestFiringBelow, trigger)
+            } else {
+                bySymbol[algo.symbol]!.lowestFiringAbove = min(bySymbol[algo.symbol]!.lowestFiringAbove, trigger)
+            }
+        }
+        return bySymbol
     }
 
     /// Fires the open conditional orders of `symbol` that the mark has crossed: each becomes a
     /// reduce-only MARKET fill (its order's client id is the algo's client id).
-    /// The live stops by symbol, their ids in placing order: what each market step must check.
-    /// Finished ones stay in `algoOrders` for queries and are never scanned again.
-    var liveStopsBySymbol: [String: [Int64]] {
-        Dictionary(grouping: liveAlgoIDs.sorted(), by: { algoOrders[$0]!.symbol })
-    }
 
     /// Fires the stops among `ids` (live stops of `listing`) that `mark` crosses.
     mutating func triggerStops(_ ids: [Int64], listing: SimListing, mark: Decimal, nowMs: Int64) {

@@ -311,13 +311,17 @@ public final class SimExchange: @unchecked Sendable {
         let listings = market.listings
         var account = self.account
         let openBefore = account.openAlgoOrders.map(\.clientAlgoId)
-        // Only a symbol with a live stop needs its mark as a Decimal at each step (every request
-        // advances all 566 symbols; the conversion and rounding were a tenth of the e2e bench's CPU).
+        // Only a symbol with a live stop near the mark needs the mark as a Decimal at each step
+        // (every request advances all 566 symbols; the conversion and rounding were a tenth of the
+        // e2e bench's CPU, and then, with hundreds of stops live, most of the simulator's).
         let liveStops = account.liveStopsBySymbol
+        let ticks = liveStops.keys.reduce(into: [String: Double]()) { ticks, symbol in
+            ticks[symbol] = market.index[symbol].map { listings[$0].filters.tickSize.doubleValue } ?? 0
+        }
         market.advance(toSimulatedMs: now) { symbol, price, timeMs in
             let listing = listings[symbol]
-            guard let ids = liveStops[listing.symbol] else { return }
-            account.triggerStops(ids, listing: listing, mark: listing.filters.roundPrice(Decimal(price), .nearest), nowMs: timeMs)
+            guard let stops = liveStops[listing.symbol], stops.mightFire(at: price, tick: ticks[listing.symbol] ?? 0) else { return }
+            account.triggerStops(stops.ids, listing: listing, mark: listing.filters.roundPrice(Decimal(price), .nearest), nowMs: timeMs)
         }
         self.account = account
         let wallMs = wallClock()
