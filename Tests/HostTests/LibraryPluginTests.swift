@@ -86,17 +86,28 @@ final class LibraryPluginTests: PipelineTestCase {
         for process in hosts.values { process.terminate() }
     }
 
+    /// One host running a c-breakout variant built with `flag`, on a fresh 4-symbol simulator
+    /// (the caller stops it), its topology provisioned.
+    private func startOneBreakoutHost(library name: String, flag: String, seed: UInt64) async throws -> (Process, Market) {
+        let library = try Self.buildBreakout(named: name, flags: [flag])
+        let market = try await startSimulator(symbols: 4, startMs: 1_800_000_000_000, seed: seed)
+        do {
+            let yaml = try Self.withBreakout(pipelineConfig("host-a", servers: [server.url], replicas: 1, market: market).yaml, library: library,
+                                             channelBars: 2)
+            let config = try NodeConfig.parse(yaml, file: "host-a.yaml", registry: PluginCatalog.registry)
+            _ = try await DeploymentProvisioning.provision(bus, replicas: 1, configs: [config], registry: PluginCatalog.registry)
+            return (try spawnNode("host-a", yaml), market)
+        } catch {
+            await market.simulator.stop()
+            throw error
+        }
+    }
+
     /// A library that emits a type its output does not carry: the output is refused, the bar it
     /// was handling goes to the dead-letter stream with the reason, and the host stays up.
     func testAnOutputOfAnUndeclaredTypeIsRefusedAndItsInputDeadLettered() async throws {
-        let library = try Self.buildBreakout(named: "libc_breakout_wrong_type.so", flags: ["-DBREAKOUT_WRONG_OUTPUT_TYPE"])
-        let market = try await startSimulator(symbols: 4, startMs: 1_800_000_000_000, seed: 32)
+        let (host, market) = try await startOneBreakoutHost(library: "libc_breakout_wrong_type.so", flag: "-DBREAKOUT_WRONG_OUTPUT_TYPE", seed: 32)
         defer { Task { await market.simulator.stop() } }
-        let yaml = try Self.withBreakout(pipelineConfig("host-a", servers: [server.url], replicas: 1, market: market).yaml, library: library,
-                                         channelBars: 2)
-        let config = try NodeConfig.parse(yaml, file: "host-a.yaml", registry: PluginCatalog.registry)
-        _ = try await DeploymentProvisioning.provision(bus, replicas: 1, configs: [config], registry: PluginCatalog.registry)
-        let host = try spawnNode("host-a", yaml)
         var letter: DeadLetter?
         try await waitUntil("a dead letter from c-breakout", seconds: 60) {
             letter = try await storedMessages(DeadLetter.self, subject: "qt.dlq.>", bus: self.bus).first { $0.consumer.hasPrefix("c-breakout__klines") }
@@ -115,14 +126,8 @@ final class LibraryPluginTests: PipelineTestCase {
     /// The decide and alert callbacks (the audit variant records each proposal as a decision and
     /// announces it as an alert): published under the plugin's name, on its declared outputs.
     func testTheDecideAndAlertCallbacksPublishUnderThePluginsName() async throws {
-        let library = try Self.buildBreakout(named: "libc_breakout_audit.so", flags: ["-DBREAKOUT_AUDIT"])
-        let market = try await startSimulator(symbols: 4, startMs: 1_800_000_000_000, seed: 33)
+        let (host, market) = try await startOneBreakoutHost(library: "libc_breakout_audit.so", flag: "-DBREAKOUT_AUDIT", seed: 33)
         defer { Task { await market.simulator.stop() } }
-        let yaml = try Self.withBreakout(pipelineConfig("host-a", servers: [server.url], replicas: 1, market: market).yaml, library: library,
-                                         channelBars: 2)
-        let config = try NodeConfig.parse(yaml, file: "host-a.yaml", registry: PluginCatalog.registry)
-        _ = try await DeploymentProvisioning.provision(bus, replicas: 1, configs: [config], registry: PluginCatalog.registry)
-        let host = try spawnNode("host-a", yaml)
         var decisions: [Decision] = []
         try await waitUntil("a decision by c-breakout", seconds: 60) {
             decisions = try await storedMessages(Decision.self, subject: "qt.decision.c-breakout.*", bus: self.bus)
