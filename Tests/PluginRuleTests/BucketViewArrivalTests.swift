@@ -63,7 +63,7 @@ final class BucketViewArrivalTests: XCTestCase {
         XCTAssertNil(first.changed, "nothing was read before: every key")
         _ = try await bucket.put("plan-b", permit("plan-b"))
         _ = try await bucket.put("plan-a", permit("plan-a"))
-        for _ in 0..<100 where (try await view.readChanges(since: first.version, context)).changed?.contains("plan-b") != true {
+        for _ in 0..<100 where Set((try await view.readChanges(since: first.version, context)).changed ?? []) != ["plan-a", "plan-b"] {
             try await Task.sleep(nanoseconds: 10_000_000)
         }
         let later = try await view.readChanges(since: first.version, context)
