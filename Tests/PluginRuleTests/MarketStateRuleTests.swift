@@ -4,10 +4,10 @@ import Messages
 @testable import Plugins
 import XCTest
 
-/// market-state on the in-memory host: a bar that does not follow the window's last one is
-/// retried (a bar delivered earlier and not acknowledged comes back within AckWait, after fresh
-/// ones, when its host dies or a server fails over); only a gap still there after the retries
-/// starts the window again (the chaos test once saw a window restart from such a reordering).
+/// market-state on the in-memory host: a bar after a hole is held in the window, acknowledged, and
+/// the window waits for the missing bar however late it is stored (the chaos test saw one stored
+/// 21 bars late, after its publish failed in a server failover and was repeated); the bar that
+/// fills the hole releases the held ones. A hole that lasts 257 bars starts the window again.
 final class MarketStateRuleTests: RuleTestCase {
     let symbol = "AAAUSDT"
     let startMs: Int64 = 1_800_000_000_000
@@ -31,34 +31,75 @@ final class MarketStateRuleTests: RuleTestCase {
         return try CloseWindow(serializedBytes: try XCTUnwrap(stored?.value).payload)
     }
 
-    func testAGapIsRetriedUntilAnEarlierBarCouldHaveComeBackThenStartsTheWindowAgain() async throws {
+    private func send(minutes: [Int64]) async throws {
+        for minute in minutes { try await send(bar(minute, close: 100 + Double(minute)), on: Subjects.kline(symbol)) }
+    }
+
+    private func states() async -> [MarketState] { await host.messages(MarketState.self, on: "qt.market.state.*") }
+
+    func testABarStoredLateFillsItsHoleAndReleasesTheBarsHeldBehindIt() async throws {
         try await host.start(MarketStatePlugin.registration)
-        for minute in 0..<10 { try await send(bar(Int64(minute), close: 100 + Double(minute)), on: Subjects.kline(symbol)) }
-        let before = try await window()
-        XCTAssertEqual(before.closes.count, 10)
+        try await send(minutes: Array(0..<260))
+        let warm = await states()
+        XCTAssertEqual(warm.count, 4, "minutes 256 to 259 have 257 closes or more")
 
-        // Minutes 10 and 11 missing; minute 12 arrives, then minute 13 behind it on the same subject.
-        try await send(bar(12, close: 112), on: Subjects.kline(symbol))
-        try await send(bar(13, close: 113), on: Subjects.kline(symbol))
-        var retried = 0
-        for _ in 0..<Int(MarketStatePlugin.gapPatienceDeliveries) - 2 {
-            await host.advance(byMs: 30_000)
-            let now = try await window()
-            XCTAssertEqual(now, before, "the window waits while the gap may still close")
-            retried = await host.retries[MarketStatePlugin.name] ?? 0
-        }
-        XCTAssertEqual(retried, Int(MarketStatePlugin.gapPatienceDeliveries) - 1, "deliveries 1 to 6 of minute 12 were retried")
-        let waiting = await host.pending
-        XCTAssertEqual(waiting, 2, "minute 12 and minute 13 behind it")
-
-        // Past the patience, the gap is real: the window starts again at minute 12, then 13 follows.
-        await host.advance(byMs: 30_000)
-        let after = try await window()
-        XCTAssertEqual(after.closes, [112, 113])
-        XCTAssertEqual(after.lastOpenTimeMs, startMs + 13 * MarketFeedPlugin.barIntervalMs)
+        // Minutes 260 and 261 missing; 262 and 263 arrive first and are held, acknowledged, not retried.
+        try await send(minutes: [262, 263])
+        var window = try await self.window()
+        XCTAssertEqual(window.closes.count, 260)
+        XCTAssertEqual(window.held.map(\.openTimeMs), [262, 263].map { startMs + $0 * MarketFeedPlugin.barIntervalMs })
+        let whileHeld = await states()
+        XCTAssertEqual(whileHeld.count, 4, "no state is computed across the hole")
         let retries = await host.retries[MarketStatePlugin.name] ?? 0
-        XCTAssertEqual(retries, Int(MarketStatePlugin.gapPatienceDeliveries) - 1, "the 7th delivery was handled")
+        let pending = await host.pending
+        XCTAssertEqual(retries, 0)
+        XCTAssertEqual(pending, 0, "held bars are acknowledged: the missing one behind them can be delivered")
+
+        // 260 comes: it follows the window, 261 is still missing. Then 261 releases 262 and 263.
+        try await send(minutes: [260])
+        window = try await self.window()
+        XCTAssertEqual(window.closes.count, 261)
+        XCTAssertEqual(window.held.count, 2)
+        try await send(minutes: [261])
+        window = try await self.window()
+        XCTAssertEqual(window.closes, (0..<264).map { 100 + Double($0) })
+        XCTAssertEqual(window.held, [])
+        XCTAssertEqual(window.lastOpenTimeMs, startMs + 263 * MarketFeedPlugin.barIntervalMs)
+
+        let caughtUp = await states()
+        XCTAssertEqual(caughtUp.count, 6, "one state for 260, one for 261 with the bars it released")
+        XCTAssertEqual(caughtUp.last?.barsUsed, 264)
+        XCTAssertEqual(caughtUp.last?.asOfMs, startMs + 264 * MarketFeedPlugin.barIntervalMs - 1, "as of the newest bar, 263")
+        XCTAssertEqual(caughtUp.map(\.barsUsed), caughtUp.map(\.barsUsed).sorted(), "the window never restarted")
+
+        // Bars the window already holds, delivered again, change nothing and publish nothing.
+        try await send(minutes: [262, 255])
+        let after = try await self.window()
+        XCTAssertEqual(after, window)
+        let finally = await states()
+        XCTAssertEqual(finally.count, 6)
         let deadLetters = await host.deadLetters
         XCTAssertTrue(deadLetters.isEmpty, "\(deadLetters)")
+    }
+
+    func testAHoleThatLasts257BarsStartsTheWindowAgainFromTheHeldBars() async throws {
+        try await host.start(MarketStatePlugin.registration)
+        try await send(minutes: Array(0..<10))
+        // Minute 10 never comes: 256 bars after it are held, the 257th starts the window again with all of them.
+        try await send(minutes: Array(11..<267))
+        var window = try await self.window()
+        XCTAssertEqual(window.closes.count, 10)
+        XCTAssertEqual(window.held.count, 256)
+        try await send(minutes: [267])
+        window = try await self.window()
+        XCTAssertEqual(window.closes, (11..<268).map { 100 + Double($0) })
+        XCTAssertEqual(window.held, [])
+        let states = await states()
+        XCTAssertEqual(states.map(\.barsUsed), [257], "257 closes after the hole: a state at once")
+
+        // The missing bar stored after all that is older than the window: skipped.
+        try await send(minutes: [10])
+        let after = try await self.window()
+        XCTAssertEqual(after, window)
     }
 }

@@ -3,15 +3,15 @@
 /// Fingerprints of the schema: hosts whose values differ run different schemas.
 public enum SchemaFingerprint {
     /// SHA-256 of proto/qt/v1/*.proto.
-    public static let value = "388a9156f43fbc3edf7a367f040704862459f03f9ba8d18589d466ddf3bb9694"
+    public static let value = "fc8c9d9a4155bcbc14dd6e091b92c6a483b8fbad1283076d08aabde92dab0ced"
 
     /// Per message type: SHA-256 of its definition and of the types it uses.
     public static let types: [String: String] = [
         "qt.v1.AccountSnapshot": "7f4631985511d85890703650948e504bb6cdd2abb09e77edbf7d424ae130a131",
         "qt.v1.Alert": "6c4560d9a39a6cc39683e2c9e29e128a9cd40fad69570bbc808597b2622c4085",
-        "qt.v1.BarWindow": "12fe07b20def5d11348e871efe4bff6feed5403b9abf7be2bfc6a1db7477edf7",
+        "qt.v1.BarWindow": "18bf51965a4f1bf2359461e18a9325e55b25a6d5eb370b70ab42986da05deb8a",
         "qt.v1.CalibratedProposal": "f4d74c53c7f4b39094526c856cd14ce2d3f52c915682cd486c769dc748d22b30",
-        "qt.v1.CloseWindow": "f4856a9fc6ce6d0d0a78ea3a20e944c5ee614ca38f2b010a62036f3424c91dcf",
+        "qt.v1.CloseWindow": "6a6b8bdf294c119bbd0eab03a93e7bbd12f7fbf8509bd26e32376809eeda04d3",
         "qt.v1.ClusterLayout": "c3b58431c88c0fe16e4e33f87d8b21c322fb50d749e8fdd9ece8bbf174998ef8",
         "qt.v1.Control": "0b9282f627705c2714a8d93fdf9d6cddf3e8ed9583cba5e2cbb4e6193d25944d",
         "qt.v1.DeadLetter": "2b9b06aa09dc0083a59fbafde6806e47b1e0a745cec70f4270d6d20fb64ed2b9",

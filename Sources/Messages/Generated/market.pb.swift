@@ -275,6 +275,18 @@ public nonisolated struct CloseWindow: Sendable {
   /// Oldest first, at most the kernel's 301 closes.
   public var closes: [Double] = []
 
+  /// Bars after a hole in the window, oldest first, held until the bar that fills the hole is
+  /// stored (a publish lost in a server failover and repeated after later bars): never computed
+  /// across the hole, and not dropped for it either until the hole has lasted 257 bars.
+  public var held: [Kline] = []
+
+  /// Open time of the bar whose handling last moved the window: the newest bar, or the one that
+  /// filled a hole and released the held bars. Its redelivery makes the outputs again.
+  public var movedByOpenTimeMs: Int64 = 0
+
+  /// Close time of the newest bar in the window: the time its outputs are as of.
+  public var lastCloseTimeMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -299,6 +311,13 @@ public nonisolated struct BarWindow: Sendable {
   public var closes: [Double] = []
 
   public var volumes: [Double] = []
+
+  /// As in CloseWindow: bars after a hole, held until it fills (here until it has lasted 100 bars).
+  public var held: [Kline] = []
+
+  public var movedByOpenTimeMs: Int64 = 0
+
+  public var lastCloseTimeMs: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -681,7 +700,7 @@ nonisolated extension Universe: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
 
 nonisolated extension CloseWindow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CloseWindow"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}symbol\0\u{3}last_open_time_ms\0\u{1}closes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}symbol\0\u{3}last_open_time_ms\0\u{1}closes\0\u{1}held\0\u{3}moved_by_open_time_ms\0\u{3}last_close_time_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -692,6 +711,9 @@ nonisolated extension CloseWindow: SwiftProtobuf.Message, SwiftProtobuf._Message
       case 1: try { try decoder.decodeSingularStringField(value: &self.symbol) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.lastOpenTimeMs) }()
       case 3: try { try decoder.decodeRepeatedDoubleField(value: &self.closes) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.held) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.movedByOpenTimeMs) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.lastCloseTimeMs) }()
       default: break
       }
     }
@@ -707,6 +729,15 @@ nonisolated extension CloseWindow: SwiftProtobuf.Message, SwiftProtobuf._Message
     if !self.closes.isEmpty {
       try visitor.visitPackedDoubleField(value: self.closes, fieldNumber: 3)
     }
+    if !self.held.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.held, fieldNumber: 4)
+    }
+    if self.movedByOpenTimeMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.movedByOpenTimeMs, fieldNumber: 5)
+    }
+    if self.lastCloseTimeMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastCloseTimeMs, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -714,6 +745,9 @@ nonisolated extension CloseWindow: SwiftProtobuf.Message, SwiftProtobuf._Message
     if lhs.symbol != rhs.symbol {return false}
     if lhs.lastOpenTimeMs != rhs.lastOpenTimeMs {return false}
     if lhs.closes != rhs.closes {return false}
+    if lhs.held != rhs.held {return false}
+    if lhs.movedByOpenTimeMs != rhs.movedByOpenTimeMs {return false}
+    if lhs.lastCloseTimeMs != rhs.lastCloseTimeMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -721,7 +755,7 @@ nonisolated extension CloseWindow: SwiftProtobuf.Message, SwiftProtobuf._Message
 
 nonisolated extension BarWindow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BarWindow"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}symbol\0\u{3}last_open_time_ms\0\u{1}highs\0\u{1}lows\0\u{1}closes\0\u{1}volumes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}symbol\0\u{3}last_open_time_ms\0\u{1}highs\0\u{1}lows\0\u{1}closes\0\u{1}volumes\0\u{1}held\0\u{3}moved_by_open_time_ms\0\u{3}last_close_time_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -735,6 +769,9 @@ nonisolated extension BarWindow: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 4: try { try decoder.decodeRepeatedDoubleField(value: &self.lows) }()
       case 5: try { try decoder.decodeRepeatedDoubleField(value: &self.closes) }()
       case 6: try { try decoder.decodeRepeatedDoubleField(value: &self.volumes) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.held) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.movedByOpenTimeMs) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.lastCloseTimeMs) }()
       default: break
       }
     }
@@ -759,6 +796,15 @@ nonisolated extension BarWindow: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if !self.volumes.isEmpty {
       try visitor.visitPackedDoubleField(value: self.volumes, fieldNumber: 6)
     }
+    if !self.held.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.held, fieldNumber: 7)
+    }
+    if self.movedByOpenTimeMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.movedByOpenTimeMs, fieldNumber: 8)
+    }
+    if self.lastCloseTimeMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastCloseTimeMs, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -769,6 +815,9 @@ nonisolated extension BarWindow: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.lows != rhs.lows {return false}
     if lhs.closes != rhs.closes {return false}
     if lhs.volumes != rhs.volumes {return false}
+    if lhs.held != rhs.held {return false}
+    if lhs.movedByOpenTimeMs != rhs.movedByOpenTimeMs {return false}
+    if lhs.lastCloseTimeMs != rhs.lastCloseTimeMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

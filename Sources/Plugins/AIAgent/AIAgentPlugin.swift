@@ -48,25 +48,30 @@ public final class AIAgentPlugin: Plugin {
             }
             return value
         }
-        let (high, low, close, volume) = (try number("high", bar.high), try number("low", bar.low), try number("close", bar.close),
-                                          try number("volume", bar.volume))
-        guard close > 0 else { throw PluginError.permanent("\(input.subject): close is \(bar.close), expected a positive price") }
+        for (field, text) in [("high", bar.high), ("low", bar.low), ("volume", bar.volume)] { _ = try number(field, text) }
+        guard try number("close", bar.close) > 0 else { throw PluginError.permanent("\(input.subject): close is \(bar.close), expected a positive price") }
 
         let name = "bars-\(bar.symbol)"
         let stored = try await windows.load(name, context: context)
         var window = stored.value
-        switch BarSequence.place(openTimeMs: bar.openTimeMs, after: window.lastOpenTimeMs, windowIsEmpty: window.closes.isEmpty) {
-        case .older: return
-        case .newestAgain: break
-        case .afterGap:
-            window = BarWindow()
-            fallthrough
-        case .next:
+        var held = window.held
+        let placed = BarSequence.place(bar, lastOpenTimeMs: window.lastOpenTimeMs, movedByOpenTimeMs: window.movedByOpenTimeMs,
+                                       windowIsEmpty: window.closes.isEmpty, held: &held, limit: Self.windowBars)
+        switch placed {
+        case .known: return
+        case .movedAgain: break
+        case .held:
+            window.held = held
+            return try await windows.save(name, window, over: stored.revision, symbol: bar.symbol, context: context)
+        case .append(let bars), .restart(let bars):
+            if case .restart = placed { window = BarWindow() }
             window.symbol = bar.symbol
-            window.highs.append(high)
-            window.lows.append(low)
-            window.closes.append(close)
-            window.volumes.append(volume)
+            for next in bars {
+                window.highs.append(try number("high", next.high))
+                window.lows.append(try number("low", next.low))
+                window.closes.append(try number("close", next.close))
+                window.volumes.append(try number("volume", next.volume))
+            }
             let excess = window.closes.count - Self.windowBars
             if excess > 0 {
                 window.highs.removeFirst(excess)
@@ -74,9 +79,14 @@ public final class AIAgentPlugin: Plugin {
                 window.closes.removeFirst(excess)
                 window.volumes.removeFirst(excess)
             }
-            window.lastOpenTimeMs = bar.openTimeMs
+            window.lastOpenTimeMs = bars.last!.openTimeMs
+            window.lastCloseTimeMs = bars.last!.closeTimeMs
+            window.movedByOpenTimeMs = bar.openTimeMs
+            window.held = held
             try await windows.save(name, window, over: stored.revision, symbol: bar.symbol, context: context)
         }
+        // The newest bar in the window: the bar itself, or the newest of the held bars it released.
+        let asOfMs = window.lastCloseTimeMs != 0 ? window.lastCloseTimeMs : bar.closeTimeMs
 
         guard let features = SignalFeatures.compute(highs: window.highs, lows: window.lows, closes: window.closes, volumes: window.volumes)
         else { return }
@@ -104,7 +114,7 @@ public final class AIAgentPlugin: Plugin {
         default: action = .openShort
         }
         var intent = TradeIntent()
-        intent.intentID = ContentID.hash(Self.name, bar.symbol, String(bar.closeTimeMs), model.name)
+        intent.intentID = ContentID.hash(Self.name, bar.symbol, String(asOfMs), model.name)
         intent.symbol = bar.symbol
         intent.action = action
         intent.confidence = signal.confidence
@@ -112,7 +122,7 @@ public final class AIAgentPlugin: Plugin {
         intent.model = model.name
         intent.reasonText = signal.reason
         intent.features = features.named
-        intent.meta.eventTimeMs = bar.closeTimeMs
+        intent.meta.eventTimeMs = asOfMs
         try context.emit("intents", intent, subject: Subjects.intent(bar.symbol), id: intent.intentID)
     }
 }

@@ -6,15 +6,11 @@ import Messages
 /// On each closed bar: appends the close to the symbol's window (the last 301 closes, kept in
 /// `qt_state` so a restart or another host continues where this one stopped), runs §6.1, and
 /// publishes `qt.market.state.<SYM>` and writes `qt_marketstate/<SYM>`. Fewer than 257 closes:
-/// no state at all. A bar that does not follow the window's last one (a gap) is retried until an
-/// earlier bar still in flight could have come back, then starts the window again rather than
-/// compute slopes across missing minutes.
+/// no state at all. Bars after a hole are held in the window until the missing bar comes
+/// (`BarSequence`); a hole that lasts 257 bars starts the window again from them.
 public final class MarketStatePlugin: Plugin {
     public static let name = "market-state"
     public static let windowCloses = 301
-    /// Retries back off 1, 2, 4, 8, 16, 30 s: the 7th delivery comes about 61 s after the first,
-    /// past the default AckWait (30 s) in which an unacknowledged earlier bar is redelivered.
-    static let gapPatienceDeliveries: UInt64 = 7
 
     public static let registration = PluginRegistration(
         manifest: PluginManifest(
@@ -38,39 +34,33 @@ public final class MarketStatePlugin: Plugin {
         guard !bar.symbol.isEmpty, input.subject == Subjects.kline(bar.symbol) else {
             throw PluginError.permanent("kline for \"\(bar.symbol)\" arrived on \(input.subject)")
         }
-        guard let close = Double(bar.close), close.isFinite, close > 0 else {
-            throw PluginError.permanent("\(input.subject): close is \"\(bar.close)\", expected a positive decimal string")
-        }
+        _ = try Self.close(of: bar, subject: input.subject)
         let stateName = "window-\(bar.symbol)"
         let stored = try await windows.load(stateName, context: context)
         var window = stored.value
-        switch BarSequence.place(openTimeMs: bar.openTimeMs, after: window.lastOpenTimeMs, windowIsEmpty: window.closes.isEmpty) {
-        case .next:
-            window.symbol = bar.symbol
-            window.closes.append(close)
-            if window.closes.count > Self.windowCloses { window.closes.removeFirst(window.closes.count - Self.windowCloses) }
-            window.lastOpenTimeMs = bar.openTimeMs
-        case .afterGap:
-            // A bar out of order looks like a gap: one delivered earlier and not acknowledged (its
-            // host died, its fetch reply was lost in a server failover) comes back within AckWait,
-            // after fresh ones. Wait for it through the retries; a gap still there is real.
-            if input.deliveryCount < Self.gapPatienceDeliveries {
-                let missing = (bar.openTimeMs - window.lastOpenTimeMs) / MarketFeedPlugin.barIntervalMs - 1
-                throw PluginError.transient("\(input.subject): the bar opening at \(bar.openTimeMs) follows \(window.lastOpenTimeMs) with "
-                    + "\(missing) bar(s) missing; waiting for them to be redelivered before starting the window again "
-                    + "(delivery \(input.deliveryCount) of \(Self.gapPatienceDeliveries))")
-            }
-            window = CloseWindow()
-            window.symbol = bar.symbol
-            window.closes = [close]
-            window.lastOpenTimeMs = bar.openTimeMs
-        case .older:
+        var held = window.held
+        let placed = BarSequence.place(bar, lastOpenTimeMs: window.lastOpenTimeMs, movedByOpenTimeMs: window.movedByOpenTimeMs,
+                                       windowIsEmpty: window.closes.isEmpty, held: &held, limit: MarketStateKernel.minimumCloses)
+        switch placed {
+        case .known:
             return
-        case .newestAgain:
+        case .movedAgain:
             break
+        case .held:
+            window.held = held
+            return try await windows.save(stateName, window, over: stored.revision, symbol: bar.symbol, context: context)
+        case .append(let bars), .restart(let bars):
+            if case .restart = placed { window = CloseWindow() }
+            window.symbol = bar.symbol
+            for next in bars { window.closes.append(try Self.close(of: next, subject: input.subject)) }
+            if window.closes.count > Self.windowCloses { window.closes.removeFirst(window.closes.count - Self.windowCloses) }
+            window.lastOpenTimeMs = bars.last!.openTimeMs
+            window.lastCloseTimeMs = bars.last!.closeTimeMs
+            window.movedByOpenTimeMs = bar.openTimeMs
+            window.held = held
         }
 
-        let windowMoved = window.lastOpenTimeMs != stored.value.lastOpenTimeMs || stored.revision == 0
+        let windowMoved = window != stored.value || stored.revision == 0
         let finalWindow = window
         // The window and the state are written side by side (one replicated round trip per bar, not
         // two): the state is a pure function of the bars, so whichever host writes it writes the same
@@ -82,11 +72,18 @@ public final class MarketStatePlugin: Plugin {
             try await windowSaved
             return slides.keep(bar.symbol, slide)
         }
-        let state = Self.message(values, symbol: bar.symbol, asOfMs: bar.closeTimeMs)
+        let state = Self.message(values, symbol: bar.symbol, asOfMs: window.lastCloseTimeMs != 0 ? window.lastCloseTimeMs : bar.closeTimeMs)
         try await context.kv("qt_marketstate").put(bar.symbol, state)
         try await windowSaved
         slides.keep(bar.symbol, slide)
         try context.emit("states", state, subject: Subjects.marketState(bar.symbol))
+    }
+
+    static func close(of bar: Kline, subject: String) throws -> Double {
+        guard let close = Double(bar.close), close.isFinite, close > 0 else {
+            throw PluginError.permanent("\(subject): close of the bar opening at \(bar.openTimeMs) is \"\(bar.close)\", expected a positive decimal string")
+        }
+        return close
     }
 
     static func message(_ values: MarketStateKernel.Values, symbol: String, asOfMs: Int64) -> MarketState {

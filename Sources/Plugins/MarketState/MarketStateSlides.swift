@@ -5,8 +5,8 @@ import Synchronization
 
 /// Each symbol's §6.1 state kept sliding (`SlidingMarketState`, equal bit for bit to the full
 /// recompute) beside the window it was built from. A bar that extends that window by one close
-/// costs one slide; anything else (a restart, a moved partition, a gap, a failed write, which
-/// drops the slide) rebuilds it from the window's closes. A full recompute on every bar was the
+/// costs one slide; anything else (a restart, a moved partition, a gap, held bars released at once,
+/// a failed write, which drops the slide) rebuilds it from the window's closes. A full recompute on every bar was the
 /// plugin's bottleneck: the market state fell behind ai-agent's intents and the governor
 /// refused them as stale.
 final class MarketStateSlides: Sendable {
@@ -34,7 +34,8 @@ final class MarketStateSlides: Sendable {
     static func advance(_ slide: Slide?, previous: CloseWindow, to window: CloseWindow) -> Slide {
         if let slide, slide.lastOpenTimeMs == window.lastOpenTimeMs, slide.closes == window.closes.count { return slide }
         if var slide, slide.lastOpenTimeMs == previous.lastOpenTimeMs, slide.closes == previous.closes.count,
-           window.lastOpenTimeMs > previous.lastOpenTimeMs, let close = window.closes.last, !previous.closes.isEmpty,
+           window.lastOpenTimeMs == previous.lastOpenTimeMs + MarketFeedPlugin.barIntervalMs, let close = window.closes.last,
+           !previous.closes.isEmpty,
            window.closes.count == min(previous.closes.count + 1, MarketStatePlugin.windowCloses) {
             slide.values = slide.state.append(close)
             slide.lastOpenTimeMs = window.lastOpenTimeMs

@@ -871,7 +871,7 @@ const ProtobufCMessageDescriptor qt__v1__universe__descriptor =
   (ProtobufCMessageInit) qt__v1__universe__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor qt__v1__close_window__field_descriptors[3] =
+static const ProtobufCFieldDescriptor qt__v1__close_window__field_descriptors[6] =
 {
   {
     "symbol",
@@ -909,16 +909,55 @@ static const ProtobufCFieldDescriptor qt__v1__close_window__field_descriptors[3]
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "held",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Qt__V1__CloseWindow, n_held),
+    offsetof(Qt__V1__CloseWindow, held),
+    &qt__v1__kline__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "moved_by_open_time_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Qt__V1__CloseWindow, moved_by_open_time_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_close_time_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Qt__V1__CloseWindow, last_close_time_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned qt__v1__close_window__field_indices_by_name[] = {
   2,   /* field[2] = closes */
+  3,   /* field[3] = held */
+  5,   /* field[5] = last_close_time_ms */
   1,   /* field[1] = last_open_time_ms */
+  4,   /* field[4] = moved_by_open_time_ms */
   0,   /* field[0] = symbol */
 };
 static const ProtobufCIntRange qt__v1__close_window__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor qt__v1__close_window__descriptor =
 {
@@ -928,14 +967,14 @@ const ProtobufCMessageDescriptor qt__v1__close_window__descriptor =
   "Qt__V1__CloseWindow",
   "qt.v1",
   sizeof(Qt__V1__CloseWindow),
-  3,
+  6,
   qt__v1__close_window__field_descriptors,
   qt__v1__close_window__field_indices_by_name,
   1,  qt__v1__close_window__number_ranges,
   (ProtobufCMessageInit) qt__v1__close_window__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor qt__v1__bar_window__field_descriptors[6] =
+static const ProtobufCFieldDescriptor qt__v1__bar_window__field_descriptors[9] =
 {
   {
     "symbol",
@@ -1009,19 +1048,58 @@ static const ProtobufCFieldDescriptor qt__v1__bar_window__field_descriptors[6] =
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "held",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Qt__V1__BarWindow, n_held),
+    offsetof(Qt__V1__BarWindow, held),
+    &qt__v1__kline__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "moved_by_open_time_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Qt__V1__BarWindow, moved_by_open_time_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_close_time_ms",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Qt__V1__BarWindow, last_close_time_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned qt__v1__bar_window__field_indices_by_name[] = {
   4,   /* field[4] = closes */
+  6,   /* field[6] = held */
   2,   /* field[2] = highs */
+  8,   /* field[8] = last_close_time_ms */
   1,   /* field[1] = last_open_time_ms */
   3,   /* field[3] = lows */
+  7,   /* field[7] = moved_by_open_time_ms */
   0,   /* field[0] = symbol */
   5,   /* field[5] = volumes */
 };
 static const ProtobufCIntRange qt__v1__bar_window__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor qt__v1__bar_window__descriptor =
 {
@@ -1031,7 +1109,7 @@ const ProtobufCMessageDescriptor qt__v1__bar_window__descriptor =
   "Qt__V1__BarWindow",
   "qt.v1",
   sizeof(Qt__V1__BarWindow),
-  6,
+  9,
   qt__v1__bar_window__field_descriptors,
   qt__v1__bar_window__field_indices_by_name,
   1,  qt__v1__bar_window__number_ranges,

@@ -145,10 +145,26 @@ struct  Qt__V1__CloseWindow
    */
   size_t n_closes;
   double *closes;
+  /*
+   * Bars after a hole in the window, oldest first, held until the bar that fills the hole is
+   * stored (a publish lost in a server failover and repeated after later bars): never computed
+   * across the hole, and not dropped for it either until the hole has lasted 257 bars.
+   */
+  size_t n_held;
+  Qt__V1__Kline **held;
+  /*
+   * Open time of the bar whose handling last moved the window: the newest bar, or the one that
+   * filled a hole and released the held bars. Its redelivery makes the outputs again.
+   */
+  int64_t moved_by_open_time_ms;
+  /*
+   * Close time of the newest bar in the window: the time its outputs are as of.
+   */
+  int64_t last_close_time_ms;
 };
 #define QT__V1__CLOSE_WINDOW__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&qt__v1__close_window__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, 0, 0 }
 
 
 /*
@@ -173,10 +189,17 @@ struct  Qt__V1__BarWindow
   double *closes;
   size_t n_volumes;
   double *volumes;
+  /*
+   * As in CloseWindow: bars after a hole, held until it fills (here until it has lasted 100 bars).
+   */
+  size_t n_held;
+  Qt__V1__Kline **held;
+  int64_t moved_by_open_time_ms;
+  int64_t last_close_time_ms;
 };
 #define QT__V1__BAR_WINDOW__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&qt__v1__bar_window__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0 }
 
 
 /* Qt__V1__Kline methods */
