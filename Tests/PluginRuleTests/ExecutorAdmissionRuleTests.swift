@@ -4,7 +4,7 @@ import Foundation
 import Host
 import Identity
 import Messages
-import Plugins
+@testable import Plugins
 import XCTest
 
 /// The executor's admission (DESIGN.md §5, steps 1–3): what it checks before anything reaches
@@ -194,10 +194,57 @@ final class ExecutorAdmissionRuleTests: RuleTestCase {
     func testAnEntryOnAHeldSymbolIsStale() async throws {
         try await position(symbol, amount: "2")
         let before = try XCTUnwrap(simulator?.exchange.acceptedOrders)
-        try await approve(plan())
+        let entry = plan()
+        try await approve(entry)
         let reasons = await reasons("executor", symbol)
         XCTAssertEqual(reasons, [.stale])
         XCTAssertEqual(simulator?.exchange.acceptedOrders, before)
+        try await assertRefusedBeforeSending(entry, ordersBefore: before)
+    }
+
+    /// An OPEN's record is created beside its claim: a refused claim leaves it REJECTED "refused
+    /// before sending", no result is published, and the plan met again is the same STALE block.
+    func assertRefusedBeforeSending(_ plan: Plan, ordersBefore: Int, file: StaticString = #filePath, line: UInt = #line) async throws {
+        let clientOrderID = ExecutorPlugin.clientOrderID(planID: plan.planID)
+        let record = try await host.kv("qt_orders").get(OrderRecord.self, clientOrderID)?.value
+        XCTAssertEqual(record?.status, .rejected, file: file, line: line)
+        XCTAssertEqual(record?.errorCode, OrderLifecycle.refusedBeforeSending, file: file, line: line)
+        let permit = try await host.kv("qt_permits").get(Permit.self, plan.planID)
+        XCTAssertNil(permit, "the permit is used up", file: file, line: line)
+        try await send(plan, on: Subjects.planApproved(plan.symbol), id: "again-\(plan.planID)")
+        let again = await decisions("executor", plan.symbol)
+        XCTAssertEqual(again.map(\.reason), [.stale, .stale], summary(again), file: file, line: line)
+        XCTAssertEqual(again.last?.detail, record?.errorMessage, file: file, line: line)
+        let results = await host.messages(OrderResult.self, on: "qt.exec.result.*")
+        XCTAssertEqual(results, [], "a refusal publishes no result", file: file, line: line)
+        XCTAssertEqual(simulator?.exchange.acceptedOrders, ordersBefore, file: file, line: line)
+    }
+
+    /// A SENT record the exchange does not know after the receive window, whose claim is gone, was
+    /// never sent (a crash after an OPEN's create, its claim refused): finished without an order.
+    func testASentRecordWithoutItsClaimThatTheExchangeNeverGotIsNotSent() async throws {
+        let before = try XCTUnwrap(simulator?.exchange.acceptedOrders)
+        let entry = plan()
+        var record = OrderRecord()
+        record.planID = entry.planID
+        record.clientOrderID = ExecutorPlugin.clientOrderID(planID: entry.planID)
+        record.symbol = symbol
+        record.side = .buy
+        record.quantity = "1"
+        record.planKind = .open
+        record.plan = entry
+        record.status = .sent
+        record.sentAtMs = host.clock.nowMs() - 60_000
+        record.updatedAtMs = record.sentAtMs
+        _ = try await host.kv("qt_orders").put(record.clientOrderID, record)
+        try await send(entry, on: Subjects.planApproved(symbol), id: entry.planID)
+        let decided = await decisions("executor", symbol)
+        XCTAssertEqual(decided.map(\.reason), [.stale], summary(decided))
+        XCTAssertTrue(decided.first?.detail.contains("never sent") == true, summary(decided))
+        let finished = try await host.kv("qt_orders").get(OrderRecord.self, record.clientOrderID)?.value
+        XCTAssertEqual(finished?.status, .rejected)
+        XCTAssertEqual(finished?.errorCode, OrderLifecycle.refusedBeforeSending)
+        XCTAssertEqual(simulator?.exchange.acceptedOrders, before, "not sent after the window without the claim")
     }
 
     func testAnEntryWhileAnotherOrderIsInFlightIsStale() async throws {
@@ -206,10 +253,15 @@ final class ExecutorAdmissionRuleTests: RuleTestCase {
         entry.positionAmt = "0"
         entry.pendingClientOrderID = "qt-someoneelse"
         _ = try await host.kv("qt_ledger").put(symbol, entry)
-        try await approve(plan())
+        let before = try XCTUnwrap(simulator?.exchange.acceptedOrders)
+        let opening = plan()
+        try await approve(opening)
         let decided = await decisions("executor", symbol)
         XCTAssertEqual(decided.map(\.reason), [.stale], summary(decided))
         XCTAssertTrue(decided.first?.detail.contains("in flight") == true)
+        try await assertRefusedBeforeSending(opening, ordersBefore: before)
+        let claim = try await host.kv("qt_ledger").get(LedgerEntry.self, symbol)?.value
+        XCTAssertEqual(claim?.pendingClientOrderID, "qt-someoneelse", "the other order's claim is untouched")
     }
 
     func testAPermittedEntryIsRecordedAndUsesUpItsPermit() async throws {

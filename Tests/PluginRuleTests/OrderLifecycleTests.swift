@@ -310,12 +310,25 @@ final class OrderLifecycleTests: XCTestCase {
 
     func testAnOrderAbsentAfterTheRecvWindowIsSentAgainWithTheSameClientOrderID() throws {
         let sent = record(.sent)
-        let result = try step(sent, .queried(.absent))
+        XCTAssertEqual(try step(sent, .queried(.absent)), .init(record: sent, effects: [.checkClaim]), "only under the claim")
+        let result = try step(sent, .claimHeld(true))
         XCTAssertEqual(result.record.status, .sent)
         XCTAssertEqual(result.record.sentAtMs, now, "a new window for the second request")
         guard case .send(let order) = result.effects.last else { return XCTFail("\(result.effects)") }
         XCTAssertEqual(result.effects.first, .save, "whoever wins the record's compare-and-set sends")
         XCTAssertEqual(order.clientOrderId, sent.clientOrderID, "never a second client order id for a plan")
+    }
+
+    /// An OPEN's record is created beside its claim: one the exchange does not know, whose claim is
+    /// gone, was never sent (a crash after the create, the claim refused), and is not sent now.
+    func testAnOrderAbsentWithoutItsClaimIsRefusedBeforeSendingNotSent() throws {
+        let result = try step(record(.sent), .claimHeld(false))
+        XCTAssertEqual(result.record.status, .rejected)
+        XCTAssertEqual(result.record.errorCode, OrderLifecycle.refusedBeforeSending)
+        XCTAssertTrue(result.record.errorMessage.contains("never sent"), result.record.errorMessage)
+        XCTAssertEqual(result.effects, [.save, .crashPoint(.beforeAck), .publishRefusal])
+        XCTAssertEqual(try step(result.record, .resumed).effects, [.releaseClaim, .crashPoint(.beforeAck), .publishRefusal],
+                       "a replay repeats the block, not an exchange rejection")
     }
 
     func testAnOrderStillAbsentAfterBeingSentAgainIsLeftToRedelivery() {
@@ -409,7 +422,8 @@ final class OrderLifecycleTests: XCTestCase {
     func testAnAppliedOrRejectedRecordOnlyPublishesAgain() throws {
         for status in [Messages.OrderStatus.applied, .rejected] {
             let done = record(status)
-            XCTAssertEqual(try step(done, .resumed), .init(record: done, effects: [.crashPoint(.beforeAck), .publishResult]), "\(status)")
+            XCTAssertEqual(try step(done, .resumed), .init(record: done, effects: [.releaseClaim, .crashPoint(.beforeAck), .publishResult]),
+                           "\(status): a claim its plan took again on the way is let go")
         }
     }
 

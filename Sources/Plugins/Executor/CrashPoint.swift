@@ -3,6 +3,8 @@
 /// process at the step named by `QT_CRASH_AT`, and check that the restarted host finishes every
 /// plan exactly once.
 public enum CrashPoint: String, CaseIterable, Sendable {
+    /// An OPEN's record created beside its claim, the claim's answer not yet in.
+    case afterCreate = "after-create"
     case afterClaim = "after-claim"
     case afterRecord = "after-record"
     case afterSend = "after-send"

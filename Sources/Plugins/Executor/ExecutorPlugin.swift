@@ -11,8 +11,9 @@ import Messages
 /// 2. the trading state must allow it;
 /// 3. the symbol is claimed in the ledger by compare-and-set (`pending_client_order_id`) at the
 ///    plan's revision (exits) or flat with no claim (entries);
-/// 4. the record is created (SENT for an order, CLAIMED for an UPDATE_STOP); the permit's delete
-///    goes out with the result;
+/// 4. the record is created (SENT for an order, CLAIMED for an UPDATE_STOP; an OPEN's beside its
+///    claim, finished REJECTED "refused before sending" when the claim is refused); the permit's
+///    delete goes out with the result;
 /// 5. the order is sent (SENT first, so a crash leaves a query, never a blind resend);
 /// 6. an OPEN's protective stop is placed while the claim still holds;
 /// 7. one ledger compare-and-set applies the fill, records that stop and clears the claim; then
@@ -120,8 +121,30 @@ public final class ExecutorPlugin: Plugin {
         var refusal = OrderLifecycle.admissionRefusal(plan, permit: permit, control: try await control.read(context), nowMs: nowMs)
         // A view that cannot be brought up to date is no reason to hold a plan: the bucket decides.
         let viewed = try? await ledgerView.read(plan.symbol, context)
+        // An OPEN's record does not depend on what the claim finds (its stop id is informational:
+        // nothing after an OPEN's settle reads it), so it is created beside the claim, one awaited
+        // write fewer. A CLOSE's record carries the stop the claim finds, so it waits for the claim.
+        let opening = refusal == nil && plan.kind == .open
+            ? try OrderLifecycle.step(OrderLifecycle.claimed(plan, nowMs: nowMs), .currentStop(clientAlgoID: ""), nowMs: nowMs) : nil
+        async let createdBeside: RecordCreation? = opening == nil ? nil : create(opening!.record, orders: orders, crashPoint: .afterCreate)
         if refusal == nil, case .stale(let why) = try await claims.claim(plan, viewed: viewed) {
             refusal = (.stale, why)
+        }
+        let creation = try await createdBeside
+        if let opening, case .created(let revision)? = creation {
+            if let (reason, detail) = refusal {
+                // The record landed beside a refused claim: nothing was sent. It is finished as refused
+                // before sending, so a replay repeats this block instead of reporting an exchange refusal.
+                _ = try await orders.update(clientOrderID, OrderLifecycle.refused(opening.record, why: detail, nowMs: nowMs),
+                                            expectedRevision: revision)
+                try await context.deleteWithOutputs("qt_permits", plan.planID)
+                return try context.decide(.block, reason: reason, about: plan.planID, kind: .plan, symbol: plan.symbol, detail: detail)
+            }
+            crashHook(.afterClaim)
+            crashHook(.afterRecord)
+            try await context.deleteWithOutputs("qt_permits", plan.planID)
+            return try await run(opening.record, revision: revision, context: context, claims: claims,
+                                 then: opening.effects.filter { $0 != .save })
         }
         if let (reason, detail) = refusal {
             // A record with its permit still there (a crash between the two writes): the record goes on;
@@ -142,16 +165,23 @@ public final class ExecutorPlugin: Plugin {
         // step after CLAIMED (SENT for an order), one write where there were two. A crash before the
         // order goes out leaves a SENT record, which recovery queries and sends again once the first
         // request can no longer arrive (docs/decisions.md, the crash table).
-        let first = try OrderLifecycle.step(OrderLifecycle.claimed(plan, nowMs: nowMs),
-                                            .currentStop(clientAlgoID: try await claims.currentStop()), nowMs: nowMs)
+        let first: OrderLifecycle.Step
+        if let opening {
+            first = opening
+        } else {
+            let stop = try await claims.currentStop()
+            first = try OrderLifecycle.step(OrderLifecycle.claimed(plan, nowMs: nowMs), .currentStop(clientAlgoID: stop), nowMs: nowMs)
+        }
         let record = first.record
         let revision: UInt64
-        do {
-            revision = try await orders.create(clientOrderID, record)
-        } catch is KVConflict {
+        let recorded: RecordCreation
+        if let creation { recorded = creation } else { recorded = try await create(record, orders: orders) }
+        switch recorded {
+        case .created(let created):
+            revision = created
+        case .exists(let found):
             // Another host created it between our read and now: continue from what it wrote.
             // A record with its permit still there is ours from before a crash, or another host's.
-            guard let found = try await orders.get(OrderRecord.self, clientOrderID) else { throw PluginError.transient("qt_orders/\(clientOrderID) vanished") }
             try await context.deleteWithOutputs("qt_permits", plan.planID)
             return try await run(found.value, revision: found.revision, context: context)
         }
@@ -161,6 +191,25 @@ public final class ExecutorPlugin: Plugin {
         // case the permit-first read above already finishes (the crash table).
         try await context.deleteWithOutputs("qt_permits", plan.planID)
         try await run(record, revision: revision, context: context, claims: claims, then: first.effects.filter { $0 != .save })
+    }
+
+    private enum RecordCreation: Sendable {
+        case created(UInt64)
+        /// The record was there already (a crash or another host before this delivery).
+        case exists((value: OrderRecord, revision: UInt64))
+    }
+
+    private func create(_ record: OrderRecord, orders: PluginKV, crashPoint: CrashPoint? = nil) async throws -> RecordCreation {
+        do {
+            let revision = try await orders.create(record.clientOrderID, record)
+            if let crashPoint { crashHook(crashPoint) }
+            return .created(revision)
+        } catch is KVConflict {
+            guard let found = try await orders.get(OrderRecord.self, record.clientOrderID) else {
+                throw PluginError.transient("qt_orders/\(record.clientOrderID) vanished")
+            }
+            return .exists(found)
+        }
     }
 
     private static func alertMismatch(_ plan: Plan, detail: String, subject: String, context: HandlerContext) throws {
@@ -227,6 +276,8 @@ public final class ExecutorPlugin: Plugin {
                     try await claims.release()
                 case .readCurrentStop:
                     answer = .currentStop(clientAlgoID: try await claims.currentStop())
+                case .checkClaim:
+                    answer = .claimHeld(try await claims.holdsClaim())
                 case .placeStop(let stop):
                     try context.checkLease(symbol: record.symbol)
                     try await timed { try await stops.place(stop) }
@@ -277,6 +328,11 @@ public final class ExecutorPlugin: Plugin {
                     answer = .stopsSettled
                 case .publishResult:
                     try publish(record, exchangeMs: Double(exchangeNanos) / 1e6, context: context)
+                    return
+                case .publishRefusal:
+                    let decisionID = context.isTimer ? ContentID.hash(Self.name, "decision", record.clientOrderID) : nil
+                    try context.decide(.block, reason: .stale, about: record.planID, kind: .plan, symbol: record.symbol,
+                                       detail: record.errorMessage, id: decisionID)
                     return
                 }
             }

@@ -18,6 +18,8 @@ enum OrderLifecycle {
         case resumed
         /// The stop the ledger holds now, which a CLOSE or UPDATE_STOP will cancel.
         case currentStop(clientAlgoID: String)
+        /// The answer to `.checkClaim`: whether this order's claim is on the ledger entry.
+        case claimHeld(Bool)
         /// UPDATE_STOP: the replacement stop is on the exchange.
         case stopPlaced
         /// The answer to `.send` and to `.query`.
@@ -44,6 +46,8 @@ enum OrderLifecycle {
         case releaseClaim
         // Each of the following asks; its answer is the next event.
         case readCurrentStop
+        /// Whether this order still holds the symbol's claim (an order the exchange does not know).
+        case checkClaim
         case placeStop(NewStopOrder)
         case send(NewOrder)
         case query
@@ -57,6 +61,25 @@ enum OrderLifecycle {
         case cancelStop(clientAlgoID: String)
         /// The `OrderResult` and the decision: the run ends here.
         case publishResult
+        /// A record refused before its order was sent: the STALE block again, no result. The run ends here.
+        case publishRefusal
+    }
+
+    /// `error_code` of a record finished REJECTED by the executor before its order was sent (not a
+    /// Binance code: those are negative). An OPEN's record is created beside its claim
+    /// (docs/decisions.md, "the record's create beside the claim"): when the claim is refused, or
+    /// the claim is gone and the exchange never got the order, the record says so, and a replay
+    /// repeats the STALE block instead of reporting an exchange rejection.
+    static let refusedBeforeSending: Int32 = 1
+
+    /// The record an OPEN's create left when its claim was refused: finished, nothing sent.
+    static func refused(_ record: OrderRecord, why: String, nowMs: Int64) -> OrderRecord {
+        var refused = record
+        refused.status = .rejected
+        refused.errorCode = refusedBeforeSending
+        refused.errorMessage = why
+        refused.updatedAtMs = nowMs
+        return refused
     }
 
     struct Step: Equatable, Sendable {
@@ -126,8 +149,15 @@ enum OrderLifecycle {
         case (.sent, .sent(.absent)):
             throw PluginError.transient("order \(record.clientOrderID): sent again and still not known")
         case (.sent, .queried(.absent)):
-            // The first request can no longer arrive: the same client order id is sent again, by
-            // whoever wins the record's compare-and-set.
+            // The first request can no longer arrive. Sent again only under the claim: an OPEN's
+            // record is created beside its claim, so one without the claim was never sent.
+            return Step(record: record, effects: [.checkClaim])
+        case (.sent, .claimHeld(false)):
+            let refused = refused(record, why: "never sent: the exchange does not know \(record.clientOrderID) and its claim on "
+                                  + "\(record.symbol) is gone", nowMs: nowMs)
+            return Step(record: refused, effects: [.save, .crashPoint(.beforeAck), .publishRefusal])
+        case (.sent, .claimHeld(true)):
+            // The same client order id is sent again, by whoever wins the record's compare-and-set.
             next.sentAtMs = nowMs
             let resent = saved(.sent)
             return Step(record: resent, effects: [.save, .send(try order(resent))])
@@ -165,7 +195,10 @@ enum OrderLifecycle {
             return Step(record: saved(.applied), effects: [.crashPoint(.afterLedger), .saveWithResult, .crashPoint(.beforeAck), .publishResult])
 
         case (.applied, .resumed), (.rejected, .resumed):
-            return Step(record: record, effects: [.crashPoint(.beforeAck), .publishResult])
+            // A finished record's plan met again may have claimed the symbol on its way here (its
+            // permit outlived a crash before the final batch landed): that claim is let go.
+            let publish: Effect = record.errorCode == refusedBeforeSending && record.status == .rejected ? .publishRefusal : .publishResult
+            return Step(record: record, effects: [.releaseClaim, .crashPoint(.beforeAck), publish])
         case (.unspecified, _), (.UNRECOGNIZED, _):
             throw PluginError.permanent("qt_orders/\(record.clientOrderID): status \(record.status) is not a step of the executor")
         default:
