@@ -60,7 +60,8 @@ public final class MarketStatePlugin: Plugin {
             window.held = held
         }
 
-        let windowMoved = window != stored.value || stored.revision == 0
+        // Held bars were saved above; past here the window moved exactly when its newest bar did.
+        let windowMoved = window.lastOpenTimeMs != stored.value.lastOpenTimeMs || stored.revision == 0
         let finalWindow = window
         // The window and the state are written side by side (one replicated round trip per bar, not
         // two): the state is a pure function of the bars, so whichever host writes it writes the same
