@@ -100,6 +100,35 @@ final class EntryGateTests: ExecutionTestCase {
         XCTAssertTrue(close.first?.reduceOnly == true)
     }
 
+    /// The bridge remembers an intent id with its plan, in the plan's batch (no round trip of its own).
+    /// A symbol's intents sent back to back come in one fetch: the host handles each only once the
+    /// write before it is stored and handed to the bridge's view, so none meets a conflict and waits
+    /// out a retry, and a repeated intent among them is still caught.
+    func testOneSymbolsIntentsBackToBackAreBridgedOnceEachWithoutARetry() async throws {
+        let symbols = Array(simulator.exchange.symbols[0..<2])
+        try await activeUniverse(symbols)
+        let hosts = [try await startPipeline(["intent-bridge": [:]], host: "bridge-a"),
+                     try await startPipeline(["intent-bridge": [:]], host: "bridge-b")]
+        try await waitUntilBalanced("intent-bridge", hosts: ["bridge-a", "bridge-b"])
+        let sent = (0..<20).flatMap { _ in symbols.map { intent($0, .openLong) } }
+        var batch = try sent.map { try OutgoingMessage($0, subject: Subjects.intent($0.symbol), id: UUID().uuidString, producer: "test@ai-agent") }
+        batch.append(try OutgoingMessage(sent[0], subject: Subjects.intent(sent[0].symbol), id: "the-same-intent-again", producer: "test@ai-agent"))
+        _ = try await bus.send(batch).acks()
+
+        for symbol in symbols {
+            let intents = Set(sent.filter { $0.symbol == symbol }.map(\.intentID))
+            let plans = try await readAll(Plan.self, subject: Subjects.planProposed(symbol), expected: intents.count)
+            XCTAssertEqual(plans.count, intents.count, symbol)
+            XCTAssertEqual(Set(plans.map(\.origin)), intents, "one plan per intent of \(symbol)")
+            let memory = try await XCTUnwrapAsync(try await bus.keyValue("qt_state").get(PluginState.self, "intent-bridge.intents-\(symbol)"))
+            XCTAssertEqual(Set(memory.value.values.keys), intents, "the memory holds every intent of \(symbol)")
+        }
+        let first = try await decisions("intent-bridge", symbols[0], expected: 21)
+        XCTAssertEqual(first.filter { $0.reason == .duplicate }.count, 1, summary(first))
+        let retries = hosts.map { $0.metrics.plugin("intent-bridge").errors.value }.reduce(0, +)
+        XCTAssertEqual(retries, 0, "no intent met a conflict")
+    }
+
     func testGovernorRules() async throws {
         let symbols = Array(simulator.exchange.symbols[20..<28])
         let held = try await openPosition(symbols[7], long: false, notional: 150)

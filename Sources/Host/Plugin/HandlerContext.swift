@@ -20,6 +20,9 @@ public final class HandlerContext: @unchecked Sendable {
     /// The lease the work is done under: a partition's for a keyed input, a singleton timer's.
     let fence: LeaseFence?
     private(set) var outputs: [OutgoingMessage] = []
+    /// Writes with the outputs whose writer wants the revision they got (`whenStored`), by index
+    /// into `outputs`.
+    private var storedListeners: [(index: Int, listener: @Sendable (UInt64) -> Void)] = []
 
     init(scope: PluginScope, eventTimeMs: Int64, cause: Cause?, causeStream: String, causeSequence: UInt64,
          fence: LeaseFence? = nil) {
@@ -109,6 +112,31 @@ public final class HandlerContext: @unchecked Sendable {
     /// when the handler throws. The batch is not atomic: its messages and writes may land apart.
     public func updateWithOutputs<M: BusMessage>(_ bucket: String, _ key: String, _ value: M, expectedRevision: UInt64) async throws {
         try await writeWithOutputs(bucket, key, value, .update(expectedRevision: expectedRevision))
+    }
+
+    /// This plugin's state `qt_state/<plugin>.<name>` at `expectedRevision` (0: the key holds
+    /// nothing, not even a delete marker), written with the outputs (see `updateWithOutputs`).
+    /// `whenStored` gets the revision it was stored at once the batch is acknowledged, before the
+    /// input is: a view kept by the plugin remembers it, so the next message of the subject, which
+    /// the host handles only after that (DESIGN.md §3.3, docs/decisions.md), reads it at once.
+    public func saveStateWithOutputs(_ name: String, _ state: PluginState, expectedRevision: UInt64,
+                                     whenStored: @escaping @Sendable (PluginState, UInt64) -> Void) async throws {
+        var stamped = state
+        stamped.plugin = plugin
+        stamped.name = name
+        try await writeWithOutputs("qt_state", "\(plugin).\(name)", stamped, .update(expectedRevision: expectedRevision))
+        if scope.settings.shadow { return }
+        let written = stamped
+        storedListeners.append((outputs.count - 1, { whenStored(written, $0) }))
+    }
+
+    /// A write with the outputs is read back by the next message of the subject (`saveStateWithOutputs`).
+    package var readsBackWrites: Bool { !storedListeners.isEmpty }
+
+    /// The stream sequence of each output, in order, once all are acknowledged: the writes' revisions
+    /// go to their `whenStored`.
+    package func outputsStored(at sequences: [UInt64]) {
+        for (index, listener) in storedListeners where index < sequences.count { listener(sequences[index]) }
     }
 
     /// Puts `value` at `bucket/key`, whatever it holds, together with the outputs (see
@@ -227,7 +255,9 @@ public final class HandlerContext: @unchecked Sendable {
         let sequences = try await scope.backend.publishNow(pending.map(Emission.init(outgoing:)))
         scope.journal?.kvWrites(among: pending, sequences: sequences, instance: scope.instance, partition: fence?.partition)
         scope.metrics.messagesOut.add(pending.filter { $0.keyValueWrite == nil }.count)
+        outputsStored(at: sequences)
         outputs.removeAll()
+        storedListeners.removeAll()
     }
 }
 

@@ -65,45 +65,64 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     /// fetched and handled, so waiting on the server overlaps with work. When nothing more is
     /// pending the batch completes at once. Sends stay in stream order, so each subject's outputs
     /// keep theirs.
+    ///
+    /// A write sent with the outputs that its plugin reads back (`saveStateWithOutputs`) is read by the next
+    /// message of its subject: that message is handled only once the write's batch is complete
+    /// (the revision handed to the writer), so the batch is cut before it and the rest is handled
+    /// after, without a fetch.
     func run() async {
         var failures = 0
         var previous: SentBatch?
+        var carried: [Delivery<M>] = []
         while !isStopping && !Task.isCancelled {
             let batch: [Delivery<M>]
-            do {
-                batch = try await consumer.nextBatch()
-                failures = 0
-            } catch {
-                failures += 1
-                try? await Task.sleep(nanoseconds: UInt64(min(2_000, 50 << min(failures, 6))) * 1_000_000)
-                continue
-            }
-            if batch.isEmpty { break }
-            if let journal = binding.journal {
-                let acting = mayAct
-                for delivery in batch {
-                    journal.received(instance: binding.instance, input: spec.name, partition: partition, sequence: delivery.streamSequence,
-                                     deliveries: delivery.deliveryCount, subject: delivery.subject, mayAct: acting)
+            if !carried.isEmpty {
+                batch = carried
+                carried = []
+            } else {
+                do {
+                    batch = try await consumer.nextBatch()
+                    failures = 0
+                } catch {
+                    failures += 1
+                    try? await Task.sleep(nanoseconds: UInt64(min(2_000, 50 << min(failures, 6))) * 1_000_000)
+                    continue
+                }
+                if batch.isEmpty { break }
+                if let journal = binding.journal {
+                    let acting = mayAct
+                    for delivery in batch {
+                        journal.received(instance: binding.instance, input: spec.name, partition: partition, sequence: delivery.streamSequence,
+                                         deliveries: delivery.deliveryCount, subject: delivery.subject, mayAct: acting)
+                    }
                 }
             }
             guard mayAct else { abandon(); break }
+            if let waiting = previous, batch.contains(where: { waiting.chainedSubjects.contains($0.subject) }) {
+                await complete(waiting)
+                previous = nil
+            }
             let keeper = ProgressKeeper(batch, every: (binding.settings.ackWaitMs ?? spec.ackWaitMs) / 3,
                                         while: { [weak self] in self?.mayAct ?? false })
-            let (outputs, handled) = await handle(batch, keeper: keeper)
+            let handling = await handle(batch, keeper: keeper)
             keeper.stop()
             guard mayAct else { abandon(); break }
             var sent: SentBatch?
             do {
-                sent = SentBatch(ticket: outputs.isEmpty ? nil : try binding.bus.send(outputs, countingIn: binding.metrics.busOperations), outputs: outputs,
-                                 handled: handled)
+                let outputs = handling.outputs
+                sent = SentBatch(ticket: outputs.isEmpty ? nil : try binding.bus.send(outputs, countingIn: binding.metrics.busOperations),
+                                 outputs: outputs, handled: handling.handled, contexts: handling.contexts,
+                                 chainedSubjects: handling.chainedSubjects)
             } catch {
-                for delivery in handled { await retryLater(delivery, error: error) }
+                for delivery in handling.handled { await retryLater(delivery, error: error) }
             }
             if let previous { await complete(previous) }
             previous = sent
+            carried = handling.deferred
             // Nothing more is waiting: finish this batch now rather than after a fetch that may
-            // wait for the next message (and hold these inputs unacked until then).
-            if batch.last?.raw.pending == 0, let current = previous {
+            // wait for the next message (and hold these inputs unacked until then). A cut batch's
+            // rest reads what this one wrote.
+            if !carried.isEmpty || batch.last?.raw.pending == 0, let current = previous {
                 await complete(current)
                 previous = nil
             }
@@ -111,6 +130,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
         if let previous { await complete(previous) }
         // A subject waiting out a retry keeps its place: its later messages come back after it.
         if !lock.withLock({ abandoned }) {
+            if mayAct { for delivery in carried { try? delivery.nak(delayMs: holdBack(delivery.subject, sequence: delivery.streamSequence) ?? 0) } }
             await consumer.nakLeftovers(delayMs: { [self] in holdBack($0.subject, sequence: $0.streamSequence) ?? 0 })
             if fence != nil { await waitForHolds() }
         }
@@ -121,6 +141,20 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
         /// The messages and the KV writes that went out with them (`updateWithOutputs`).
         let outputs: [OutgoingMessage]
         let handled: [Delivery<M>]
+        /// Each handled message's context and where its outputs start in `outputs`.
+        let contexts: [(start: Int, context: HandlerContext)]
+        /// Subjects whose message sent a write with the outputs that the next message reads back.
+        let chainedSubjects: Set<String>
+    }
+
+    private struct Handling {
+        var outputs: [OutgoingMessage] = []
+        var handled: [Delivery<M>] = []
+        var contexts: [(start: Int, context: HandlerContext)] = []
+        var chainedSubjects: Set<String> = []
+        /// Messages not handled yet because an earlier message of their subject in the batch sent a
+        /// write with the outputs that they read back, in stream order.
+        var deferred: [Delivery<M>] = []
     }
 
     /// Waits for every PubAck of a sent batch, then acks its inputs; if any output is not
@@ -131,7 +165,11 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
                 let acks = try await ticket.acks()
                 binding.metrics.messagesOut.add(sent.outputs.filter { $0.keyValueWrite == nil }.count)
                 // Journaled once answered, like `PluginKV`'s writes: at the revision the server gave.
-                binding.journal?.kvWrites(among: sent.outputs, sequences: acks.map(\.sequence), instance: binding.instance, partition: partition)
+                let sequences = acks.map(\.sequence)
+                binding.journal?.kvWrites(among: sent.outputs, sequences: sequences, instance: binding.instance, partition: partition)
+                for (start, context) in sent.contexts where start < sequences.count {
+                    context.outputsStored(at: Array(sequences[start...]))
+                }
             } catch {
                 for delivery in sent.handled { await retryLater(delivery, error: error) }
                 return
@@ -142,13 +180,22 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
     }
 
     /// Runs the handler on each message (in order, or per subject in order with
-    /// `spec.concurrency`); returns the outputs to publish, in batch order, and the deliveries
-    /// to ack once they are in.
-    private func handle(_ batch: [Delivery<M>], keeper: ProgressKeeper<M>) async -> ([OutgoingMessage], [Delivery<M>]) {
+    /// `spec.concurrency`); returns the outputs to publish, in batch order, the deliveries to ack
+    /// once they are in, and those left for after (a subject's message behind a write it reads back).
+    private func handle(_ batch: [Delivery<M>], keeper: ProgressKeeper<M>) async -> Handling {
         if let last = batch.last { binding.metrics.pending.set(Double(last.raw.pending)) }
-        var results = [[OutgoingMessage]?](repeating: nil, count: batch.count)
+        var results = [HandledMessage?](repeating: nil, count: batch.count)
+        var deferredIndices: [Int] = []
         if spec.concurrency == 1 || batch.count == 1 {
-            for index in batch.indices { results[index] = await handleOne(batch[index], keeper: keeper) }
+            var chained: Set<String> = []
+            for index in batch.indices {
+                if chained.contains(batch[index].subject) {
+                    deferredIndices = Array(index..<batch.count)
+                    break
+                }
+                results[index] = await handleOne(batch[index], keeper: keeper)
+                if results[index]?.chains == true { chained.insert(batch[index].subject) }
+            }
         } else {
             var lanes: [[Int]] = []
             var laneOfSubject: [String: Int] = [:]
@@ -160,38 +207,53 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
                     lanes.append([index])
                 }
             }
-            await withTaskGroup(of: [(Int, [OutgoingMessage]?)].self) { group in
+            typealias LaneResult = (done: [(Int, HandledMessage?)], deferred: [Int])
+            await withTaskGroup(of: LaneResult.self) { group in
                 var running = 0
+                func take(_ lane: LaneResult) {
+                    for (index, handled) in lane.done { results[index] = handled }
+                    deferredIndices += lane.deferred
+                }
                 for lane in lanes {
                     if running == spec.concurrency, let done = await group.next() {
-                        for (index, outputs) in done { results[index] = outputs }
+                        take(done)
                         running -= 1
                     }
                     group.addTask { [self] in
-                        var done: [(Int, [OutgoingMessage]?)] = []
-                        for index in lane { done.append((index, await handleOne(batch[index], keeper: keeper))) }
-                        return done
+                        var done: [(Int, HandledMessage?)] = []
+                        for (position, index) in lane.enumerated() {
+                            let handled = await handleOne(batch[index], keeper: keeper)
+                            done.append((index, handled))
+                            if handled?.chains == true { return (done, Array(lane[(position + 1)...])) }
+                        }
+                        return (done, [])
                     }
                     running += 1
                 }
-                for await done in group {
-                    for (index, outputs) in done { results[index] = outputs }
-                }
+                for await done in group { take(done) }
             }
         }
-        var outputs: [OutgoingMessage] = []
-        var handled: [Delivery<M>] = []
+        var handling = Handling()
         for (index, result) in results.enumerated() {
             guard let result else { continue }
-            outputs.append(contentsOf: result)
-            handled.append(batch[index])
+            handling.contexts.append((handling.outputs.count, result.context))
+            handling.outputs.append(contentsOf: result.context.outputs)
+            handling.handled.append(batch[index])
+            if result.chains { handling.chainedSubjects.insert(batch[index].subject) }
         }
-        return (outputs, handled)
+        handling.deferred = deferredIndices.sorted().map { batch[$0] }
+        return handling
     }
 
-    /// One message through the plugin: its outputs, or nil when it was not handled (NAKed,
-    /// dead-lettered, or left for redelivery because the loop is stopping).
-    private func handleOne(_ delivery: Delivery<M>, keeper: ProgressKeeper<M>) async -> [OutgoingMessage]? {
+    private struct HandledMessage {
+        let context: HandlerContext
+        /// It sent a write with its outputs that the next message of its subject reads back.
+        var chains: Bool { context.readsBackWrites }
+    }
+
+    /// One message through the plugin: its context with the outputs, or nil when it was not handled
+    /// (NAKed, dead-lettered, or left for redelivery because the loop is stopping).
+    private func handleOne(_ delivery: Delivery<M>, keeper: ProgressKeeper<M>) async -> HandledMessage? {
         if isStopping || !mayAct {
             if mayAct { try? delivery.nak(delayMs: holdBack(delivery.subject, sequence: delivery.streamSequence) ?? 0) }
             return nil
@@ -218,7 +280,7 @@ final class InputLoop<M: BusMessage>: @unchecked Sendable, StoppableLoop {
             guard mayAct else { return nil }
             binding.journal?.handled(instance: binding.instance, input: spec.name, partition: partition, stream: delivery.raw.stream,
                                      sequence: delivery.streamSequence, subject: delivery.subject, leaseToken: fence?.token)
-            return context.outputs
+            return HandledMessage(context: context)
         } catch let error as PluginError {
             keeper.settled(delivery)
             switch error {

@@ -118,6 +118,12 @@ final class BucketView<M: BusMessage>: Sendable {
         }
     }
 
+    /// What the view holds for `key`, deletions included.
+    func held(_ key: String, _ context: HandlerContext) async throws -> Held? {
+        try await ensureCurrent(context)
+        return state.withLock { $0.values[key] }
+    }
+
     /// One key from the view when `passes` accepts it; otherwise from the bucket, so a refusal is
     /// never caused by the view trailing a write it has not seen yet (a snapshot just renewed, a
     /// symbol just activated). The common case, passing, costs no round trip.
@@ -300,6 +306,18 @@ extension BucketView where M == PluginState {
         case .missing: return nil
         case .value(let state, let revision): return (state, revision)
         case .unreadable(let why): throw why
+        }
+    }
+
+    /// `loadState(name)` from the view, with the revision a write of it must expect: the value's,
+    /// a delete marker's (the key is gone but its stream still holds the marker), or 0 for a key
+    /// never written.
+    func stateForWrite(_ name: String, _ context: HandlerContext) async throws -> (state: PluginState?, revision: UInt64) {
+        switch try await held("\(context.plugin).\(name)", context) {
+        case nil: return (nil, 0)
+        case .deleted(let revision): return (nil, revision)
+        case .value(let state, let revision): return (state, revision)
+        case .unreadable(let why, _): throw UnreadableValue(bucket: bucket, key: "\(context.plugin).\(name)", problem: why)
         }
     }
 

@@ -16,32 +16,32 @@ struct OnceMemory {
     }
 
     let context: HandlerContext
-    /// The plugin's view of these keys (`BucketView.ownState`): the first round reads it, a round
-    /// after a lost compare-and-set reads the bucket.
+    /// The plugin's view of these keys (`BucketView.ownState`), which remembers each write once it
+    /// is stored: the host handles the subject's next message only after that.
     let view: BucketView<PluginState>
     let name: String
     let keepMs: Int64
 
+    /// A first sighting is written with the handler's outputs, at the revision the view holds: no
+    /// round trip of its own. A conflict (a write the view has not seen, from a host that owned the
+    /// partition before) fails the batch and the input comes back; nothing is written when the
+    /// handler throws after this.
     func record(_ id: String, eventTimeMs: Int64, inputSequence: UInt64, symbol: String) async throws -> Outcome {
-        var fromView = true
-        while true {
-            let stored = fromView ? try await view.state(name, context) : try await context.loadState(name)
-            var made = stored?.state.values ?? [:]
-            if let maker = made[id].flatMap(Maker.init) {
-                return maker.inputSequence == inputSequence ? .redelivery : .duplicate
-            }
-            made = made.filter { (Maker($0.value)?.eventTimeMs ?? 0) > eventTimeMs - keepMs }
-            made[id] = Maker(eventTimeMs: eventTimeMs, inputSequence: inputSequence).encoded
-            var state = PluginState()
-            state.values = made
-            state.symbols = [symbol]
-            do {
-                _ = try await view.save(name, state, expectedRevision: stored?.revision ?? 0, context)
-                return .first
-            } catch is KVConflict where fromView {
-                fromView = false
-            }
+        let stored = try await view.stateForWrite(name, context)
+        var made = stored.state?.values ?? [:]
+        if let maker = made[id].flatMap(Maker.init) {
+            return maker.inputSequence == inputSequence ? .redelivery : .duplicate
         }
+        made = made.filter { (Maker($0.value)?.eventTimeMs ?? 0) > eventTimeMs - keepMs }
+        made[id] = Maker(eventTimeMs: eventTimeMs, inputSequence: inputSequence).encoded
+        var state = PluginState()
+        state.values = made
+        state.symbols = [symbol]
+        let key = "\(context.plugin).\(name)"
+        try await context.saveStateWithOutputs(name, state, expectedRevision: stored.revision) { [view] written, revision in
+            view.remember(key, written, revision: revision)
+        }
+        return .first
     }
 
     private struct Maker {

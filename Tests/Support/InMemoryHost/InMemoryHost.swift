@@ -199,7 +199,7 @@ public actor InMemoryHost {
         }
         do {
             try await running.plugin.handle(input, context: context)
-            try publish(context.emissions)
+            context.outputsStored(at: try publish(context.emissions))
         } catch let error as PluginError where error.isPermanent {
             deadLetters.append(DeadLetter(plugin: running.name, subject: delivery.published.subject, reason: error.description))
         } catch {

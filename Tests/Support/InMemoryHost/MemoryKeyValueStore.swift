@@ -109,7 +109,8 @@ public final class MemoryKeyValueStore: KeyValueStore {
             let now = clock.nowMs()
             return try state.withLock { state in
                 let current = state.entries[write.key].flatMap { isLive($0) ? $0 : nil }
-                if case .update(let expected) = write.operation, current?.revision != expected {
+                // 0: the key holds nothing (`Nats-Expected-Last-Subject-Sequence: 0`).
+                if case .update(let expected) = write.operation, (current?.revision ?? 0) != expected {
                     throw KVConflict(bucket: name, key: write.key)
                 }
                 state.revision += 1
