@@ -10,8 +10,9 @@ import NatsServerKit
 import Plugins
 
 /// Signal → plan → permit → order filled on the simulator → ledger committed, on loopback: the
-/// latency of each intent from its publish to its `OrderResult` (published after the ledger
-/// commit) at a fixed open-loop rate, the highest rate the pipeline sustains, the exchange round
+/// latency of each intent from its publish to its ledger commit (an OPEN's settle, seen on the
+/// ledger's stream) or, for a CLOSE or an exit, whose old stop is cancelled after the settle, to its
+/// `OrderResult`, at a fixed open-loop rate, the highest rate the pipeline sustains, the exchange round
 /// trip alone as the floor (same run, same client), and the RSS of a `qt host` child running
 /// every plugin on the simulator's symbols.
 struct EndToEndBench: AsyncParsableCommand {
@@ -166,6 +167,10 @@ struct EndToEndBench: AsyncParsableCommand {
             printLine(String(format: "| pipeline's own time at %d/s (intent → ledger minus that trade's exchange calls), p50 / p99 | %.1f / %.1f ms | | |",
                              Int(rate), measured.ownTimes.p50, measured.ownTimes.p99))
             printLine("| completed / sent at \(Int(rate))/s | \(measured.completed) / \(measured.sent) (blocked or skipped: \(measured.refused)) | | all |")
+            if !measured.resultLatencies.values.isEmpty {
+                printLine(String(format: "| intent → its `OrderResult` seen (published after the ledger commit) at %d/s, OPENs, p50 / p99 | %.1f / %.1f ms | %.1f / %.1f ms | |",
+                                 Int(rate), measured.resultLatencies.p50, measured.resultLatencies.p99, floor.p50, floor.p99))
+            }
             if let high {
                 printLine(String(format: "| intent → ledger committed at %d/s for %d s, p50 / p99 | %.1f / %.1f ms | %.1f / %.1f ms | p99 ≤ floor p99 + 20 ms |",
                                  Int(highRate), Int(duration), high.p50, high.p99, floor.p50, floor.p99))
@@ -183,7 +188,7 @@ struct EndToEndBench: AsyncParsableCommand {
             }
             if let exits {
                 for (label, run) in [("with the plan digest", exits.checked), ("without it (same run)", exits.unchecked)] {
-                    printLine(String(format: "| harvest proposal → ledger committed at %d/s, %@, p50 / p99 | %.1f / %.1f ms | %.1f / %.1f ms | |",
+                    printLine(String(format: "| harvest proposal → ledger committed and its stop cancelled (the result seen) at %d/s, %@, p50 / p99 | %.1f / %.1f ms | %.1f / %.1f ms | |",
                                      Int(exitRate), label, run.p50, run.p99, floor.p50, floor.p99))
                     printLine("| exits completed / sent, \(label) | \(run.completed) / \(run.sent) (blocked or skipped: \(run.refused)) | | all |")
                 }

@@ -6,8 +6,12 @@ import Messages
 import Numbers
 import Plugins
 
-/// Publishes trade intents at a fixed open-loop rate and times each one until its chain ends:
-/// an `OrderResult` (the executor publishes it after the ledger commit) or a gate's BLOCK/SKIP.
+/// Publishes trade intents at a fixed open-loop rate and times each one until its chain ends: for an
+/// OPEN, the ledger commit (the settle that clears the claim its plan took, seen on `qt_ledger`'s
+/// stream; its stop was placed before it, so the trade's last exchange call is behind it); for a
+/// CLOSE or an exit, whose old stop is cancelled after the settle, the `OrderResult` the executor
+/// publishes once that is done; or a gate's BLOCK/SKIP, or a refused order. An OPEN's result is
+/// timed too, as the second figure.
 /// Symbols are used round-robin, each opened if the driver has not opened it (or an exit run closed
 /// it) and closed otherwise, so one symbol has at most one chain in flight while the pipeline keeps up.
 final class IntentDriver: Sendable {
@@ -17,6 +21,8 @@ final class IntentDriver: Sendable {
         var refused = 0
         var refusals: [String: Int] = [:]
         var latencies = LatencySample()
+        /// Intent → the `OrderResult` seen, which the executor publishes once the ledger commit is in.
+        var resultLatencies = LatencySample()
         /// Each completed trade's latency minus the time the executor spent in exchange calls for
         /// it (the pipeline's own share), paired by symbol from its decision.
         var ownTimes = LatencySample()
@@ -30,6 +36,7 @@ final class IntentDriver: Sendable {
         var p99: Double { latencies.p99 }
         var description: String {
             "\(completed)/\(sent) to the ledger, \(refused) refused, " + latencies.description + (keptUp ? "" : " — fell behind")
+                + (resultLatencies.values.isEmpty ? "" : String(format: "; to the result seen p50 %.1f ms, p99 %.1f ms", resultLatencies.p50, resultLatencies.p99))
                 + (ownTimes.values.isEmpty ? "" : String(format: "; own time (minus its exchange calls) p50 %.1f ms, p99 %.1f ms", ownTimes.p50, ownTimes.p99))
                 + (refusals.isEmpty ? "" : " (refusals: " + refusals.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")")
                 + (stages.isEmpty ? "" : "; stage times p50 / p99: " + ChainStage.allCases.compactMap { stage in
@@ -48,6 +55,12 @@ final class IntentDriver: Sendable {
         var believedOpen: Set<String> = []
         /// Symbol → when its intent was published (uptime ns).
         var inFlight: [String: UInt64] = [:]
+        /// The same, until its `OrderResult` is seen (after the ledger commit ended the chain).
+        var resultAwaited: [String: UInt64] = [:]
+        /// Symbols whose chain in flight ends at its ledger commit (an OPEN).
+        var endsAtLedger: Set<String> = []
+        /// Symbol → the plan whose claim its ledger entry holds, for the chain in flight.
+        var claimedPlan: [String: String] = [:]
         /// Completed trades whose executor decision (with its exchange time) has not come yet, and
         /// exchange times whose result has not come yet.
         var latencyAwaitingExchange: [String: Double] = [:]
@@ -73,8 +86,8 @@ final class IntentDriver: Sendable {
     }
 
     func start() async throws {
-        let stageSubjects = timesStages ? ChainStage.allCases.compactMap(\.storedOn).filter { $0 != "qt.exec.result.*" } : []
-        for subject in ["qt.exec.result.*", "qt.decision.*.*"] + stageSubjects {
+        let stageSubjects = timesStages ? ChainStage.allCases.compactMap(\.storedOn) : []
+        for subject in ["qt.exec.result.*", "qt.decision.*.*", Self.ledgerSubject] + stageSubjects {
             let tail = Task.detached { [self] () -> Void in
                 try? await bus.tail(subject, last: 0, follow: true) { [self] message in
                     observe(message)
@@ -88,12 +101,33 @@ final class IntentDriver: Sendable {
 
     func stop() { followers.withLock { $0 }.forEach { $0.cancel() } }
 
+    /// The ledger bucket's stream subjects: every entry the executor writes.
+    static let ledgerSubject = "$KV.qt_ledger.*"
+
     private func observe(_ message: InboundMessage) {
         let now = DispatchTime.now().uptimeNanoseconds
+        if message.subject.hasPrefix("$KV.qt_ledger.") {
+            observeLedger(message, at: now)
+            return
+        }
         if timesStages { recordStage(of: message) }
         if let result = try? OrderResult(serializedBytes: message.payload), message.subject.hasPrefix("qt.exec.result.") {
             let completed = result.status == .applied || result.status == .filled
-            finish(result.symbol, at: now, completed: completed, why: completed ? "" : "executor \(shortName(result.status)) \(result.errorCode) \(result.errorMessage.prefix(60))")
+            if completed {
+                let endsHere = progress.withLock { progress -> Bool in
+                    if progress.endsAtLedger.contains(result.symbol) || progress.inFlight[result.symbol] == nil {
+                        if let started = progress.resultAwaited.removeValue(forKey: result.symbol) {
+                            progress.current.resultLatencies.add(Double(now - started) / 1e6)
+                        }
+                        return false
+                    }
+                    if timesStages { progress.stageTimes[result.symbol] = nil }  // the stages follow OPENs only
+                    return true
+                }
+                if endsHere { finish(result.symbol, at: now, completed: true, why: "") }
+            } else {
+                finish(result.symbol, at: now, completed: false, why: "executor \(shortName(result.status)) \(result.errorCode) \(result.errorMessage.prefix(60))")
+            }
         } else if let decision = try? Decision(serializedBytes: message.payload) {
             if decision.verdict == .block || decision.verdict == .skip {
                 finish(decision.symbol, at: now, completed: false, why: "\(decision.plugin) \(shortName(decision.reason))")
@@ -109,9 +143,33 @@ final class IntentDriver: Sendable {
         }
     }
 
+    /// The claim of the chain in flight (its plan id), then the settle that clears it with that plan
+    /// as the last: the ledger commit that ends the chain. A released claim (a refused order) ends
+    /// it through the result instead.
+    private func observeLedger(_ message: InboundMessage, at now: UInt64) {
+        guard let symbol = message.subject.split(separator: ".").last.map(String.init), !message.payload.isEmpty,
+              let entry = try? LedgerEntry(serializedBytes: message.payload) else { return }
+        let committed = progress.withLock { progress -> Bool in
+            guard progress.inFlight[symbol] != nil, progress.endsAtLedger.contains(symbol) else { return false }
+            if !entry.pendingPlanID.isEmpty {
+                progress.claimedPlan[symbol] = entry.pendingPlanID
+                return false
+            }
+            guard let plan = progress.claimedPlan[symbol], entry.lastPlanID == plan else { return false }
+            progress.claimedPlan[symbol] = nil
+            if timesStages, progress.stageTimes[symbol] != nil {
+                progress.stageTimes[symbol]?[.ledger] = message.timestampNs
+                progress.stageTimes[symbol]?[.seen] = WallClock.nanoseconds
+            }
+            return true
+        }
+        if committed { finish(symbol, at: now, completed: true, why: "") }
+    }
+
     private func finish(_ symbol: String, at now: UInt64, completed: Bool, why: String) {
         progress.withLock { progress in
             guard let started = progress.inFlight.removeValue(forKey: symbol) else { return }
+            progress.endsAtLedger.remove(symbol)
             if completed {
                 if let times = progress.stageTimes.removeValue(forKey: symbol) { Self.addStages(times, to: &progress.current) }
                 let latency = Double(now - started) / 1e6
@@ -123,6 +181,8 @@ final class IntentDriver: Sendable {
                     progress.latencyAwaitingExchange[symbol] = latency
                 }
             } else {
+                progress.resultAwaited[symbol] = nil
+                progress.claimedPlan[symbol] = nil
                 progress.current.refused += 1
                 progress.current.refusals[why, default: 0] += 1
             }
@@ -133,7 +193,7 @@ final class IntentDriver: Sendable {
     func run(rate: Double, seconds: Double) async throws -> Run {
         try await drive(count: Int(rate * seconds), rate: rate) { _ in
             let intent = self.nextIntent()
-            return (intent.symbol, try OutgoingMessage(intent, subject: Subjects.intent(intent.symbol), id: intent.intentID,
+            return (intent.symbol, intent.action != .close, try OutgoingMessage(intent, subject: Subjects.intent(intent.symbol), id: intent.intentID,
                                                        producer: "bench@ai-agent"))
         }
     }
@@ -164,26 +224,33 @@ final class IntentDriver: Sendable {
             proposal.killScore = 0.9
             proposal.reasons = [.killScore]
             proposal.meta.eventTimeMs = self.eventTimeMs + Int64(index)
-            return (position.symbol, try OutgoingMessage(proposal, subject: Subjects.harvestProposed(position.symbol),
+            return (position.symbol, false, try OutgoingMessage(proposal, subject: Subjects.harvestProposed(position.symbol),
                                                          id: proposal.proposalID, producer: "bench@harvest-proposer"))
         }
     }
 
     /// Publishes `count` messages at `rate` (open loop), each made by `make(index)` for its symbol.
-    private func drive(count: Int, rate: Double, make: (Int) throws -> (symbol: String, message: OutgoingMessage)) async throws -> Run {
+    private func drive(count: Int, rate: Double,
+                       make: (Int) throws -> (symbol: String, endsAtLedger: Bool, message: OutgoingMessage)) async throws -> Run {
         progress.withLock { progress in
             progress.current = Run()
             progress.latencyAwaitingExchange = [:]
             progress.exchangeAwaitingLatency = [:]
+            progress.resultAwaited = [:]
+            progress.claimedPlan = [:]
+            progress.endsAtLedger = []
         }
         let start = DispatchTime.now().uptimeNanoseconds
         for index in 0..<count {
             let due = start + UInt64(Double(index) / rate * 1e9)
             let now = DispatchTime.now().uptimeNanoseconds
             if due > now { try await Task.sleep(nanoseconds: due - now) }
-            let (symbol, message) = try make(index)
+            let (symbol, endsAtLedger, message) = try make(index)
             progress.withLock { progress in
-                progress.inFlight[symbol] = DispatchTime.now().uptimeNanoseconds
+                let publishedAt = DispatchTime.now().uptimeNanoseconds
+                progress.inFlight[symbol] = publishedAt
+                progress.resultAwaited[symbol] = publishedAt
+                if endsAtLedger { progress.endsAtLedger.insert(symbol) } else { progress.endsAtLedger.remove(symbol) }
                 if timesStages { progress.stageTimes[symbol] = [.published: WallClock.nanoseconds] }
                 progress.current.sent += 1
             }
@@ -208,13 +275,11 @@ final class IntentDriver: Sendable {
 
     /// The stored time of a stage's message, for the symbol's chain in flight (its first only).
     private func recordStage(of message: InboundMessage) {
-        let seenAt = WallClock.nanoseconds
         guard let stage = ChainStage.allCases.first(where: { $0.storedOn.map { message.subject.hasPrefix(String($0.dropLast())) } ?? false }),
               let symbol = message.subject.split(separator: ".").last.map(String.init) else { return }
         progress.withLock { progress in
             guard progress.stageTimes[symbol] != nil, progress.stageTimes[symbol]?[stage] == nil else { return }
             progress.stageTimes[symbol]?[stage] = message.timestampNs
-            if stage == .result { progress.stageTimes[symbol]?[.seen] = seenAt }
         }
     }
 
@@ -248,10 +313,10 @@ final class IntentDriver: Sendable {
 }
 
 /// The steps of an entry's chain, each ending when its message was stored (the server's clock,
-/// which on one machine is the driver's): the driver's publish, then one stage per plugin, then
-/// the driver seeing the result.
+/// which on one machine is the driver's): the driver's publish, then one stage per plugin (the
+/// executor's until its settle is stored), then the driver seeing that ledger commit.
 enum ChainStage: Int, CaseIterable {
-    case published, intent, proposed, sized, approved, result, seen
+    case published, intent, proposed, sized, approved, ledger, seen
 
     var previous: ChainStage? { ChainStage(rawValue: rawValue - 1) }
 
@@ -262,8 +327,8 @@ enum ChainStage: Int, CaseIterable {
         case .proposed: return "qt.plan.proposed.*"
         case .sized: return "qt.plan.sized.*"
         case .approved: return "qt.plan.approved.*"
-        case .result: return "qt.exec.result.*"
-        case .published, .seen: return nil
+        // The ledger's stage ends at the settle, not at its first write (the claim): `observeLedger`.
+        case .published, .ledger, .seen: return nil
         }
     }
 
@@ -275,8 +340,8 @@ enum ChainStage: Int, CaseIterable {
         case .proposed: return "intent-bridge"
         case .sized: return "governor"
         case .approved: return "portfolio-gate"
-        case .result: return "executor"
-        case .seen: return "result stored → seen"
+        case .ledger: return "executor (to the ledger commit)"
+        case .seen: return "ledger commit → seen"
         }
     }
 }

@@ -25,7 +25,7 @@ final class SecureBenchTests: XCTestCase {
         let entries = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix("latency at 20/s") }, String(text.suffix(3_000)))
         XCTAssertFalse(entries.contains(": 0/"), "no entry reached the ledger: \(entries)")
         // Each plugin's step of an entry's chain, from one stored message to the next.
-        for stage in ["publish → stored", "intent-bridge", "governor", "portfolio-gate", "executor", "result stored → seen"] {
+        for stage in ["publish → stored", "intent-bridge", "governor", "portfolio-gate", "executor (to the ledger commit)", "ledger commit → seen"] {
             XCTAssertTrue(entries.contains(stage + " "), "no \(stage) stage time: \(entries)")
         }
         let exits = text.split(separator: "\n").filter { $0.hasPrefix("exit latency") }
