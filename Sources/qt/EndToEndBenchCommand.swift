@@ -155,6 +155,9 @@ struct EndToEndBench: AsyncParsableCommand {
 
             let floor = try await exchangeFloor(simulator: simulator, credentials: credentials, symbols: listed)
             printLine("exchange floor (client → simulator, MARKET order + STOP_MARKET algo order, sequential): " + floor.description)
+            let pacedFloor = try await exchangeFloor(simulator: simulator, credentials: credentials, symbols: listed,
+                                                pairs: min(200, max(20, Int(rate * duration))), pacedAt: rate)
+            printLine("exchange floor paced at \(Int(rate))/s (one pair every \(Int(1000 / rate)) ms, as the intents come): " + pacedFloor.description)
             var rss: (peakMB: Double, lastMB: Double)?
             if rssSeconds > 0, !secure { rss = try await measureRSS(server: server, simulator: simulator, keys: keys) }
 
@@ -164,6 +167,8 @@ struct EndToEndBench: AsyncParsableCommand {
             printLine(String(format: "| intent → ledger committed at %d/s, p50 | %.1f ms | %.1f ms (exchange calls alone) | ≤ floor p50 + 5 ms |", Int(rate),
                              measured.p50, floor.p50))
             printLine(String(format: "| intent → ledger committed at %d/s, p99 | %.1f ms | %.1f ms | ≤ floor p99 + 10 ms |", Int(rate), measured.p99, floor.p99))
+            printLine(String(format: "| the same against the exchange floor paced at %d/s, p50 / p99 | %.1f / %.1f ms | %.1f / %.1f ms (paced) | ≤ floor + 5 / + 10 ms |",
+                             Int(rate), measured.p50, measured.p99, pacedFloor.p50, pacedFloor.p99))
             printLine(String(format: "| pipeline's own time at %d/s (intent → ledger minus that trade's exchange calls), p50 / p99 | %.1f / %.1f ms | | |",
                              Int(rate), measured.ownTimes.p50, measured.ownTimes.p99))
             printLine("| completed / sent at \(Int(rate))/s | \(measured.completed) / \(measured.sent) (blocked or skipped: \(measured.refused)) | | all |")
@@ -314,20 +319,30 @@ struct EndToEndBench: AsyncParsableCommand {
     }
 
     /// The exchange part alone: what the executor sends per entry (a MARKET order, then its
-    /// STOP_MARKET algo order), through the same client, one after another.
-    private func exchangeFloor(simulator: SimulatorServer, credentials: Credentials, symbols: [String]) async throws -> LatencySample {
+    /// STOP_MARKET algo order), through the same client, one after another. Back to back, the
+    /// client's and the simulator's threads never sleep; `pacedAt` starts a pair every 1/rate s,
+    /// as the intents come, so each pair finds them asleep as an entry at that rate does.
+    private func exchangeFloor(simulator: SimulatorServer, credentials: Credentials, symbols: [String],
+                               pairs: Int = 300, pacedAt rate: Double? = nil) async throws -> LatencySample {
         let client = BinanceFutures(config: ExchangeConfig(baseURL: simulator.baseURL), credentials: credentials)
         let filters = try await client.symbolFilters()
+        let run = rate.map { "paced\(Int($0))-" } ?? ""
         var sample = LatencySample()
-        for index in 0..<300 {
+        let began = DispatchTime.now().uptimeNanoseconds
+        for index in 0..<pairs {
             let symbol = symbols[index % symbols.count]
             guard let filter = filters[symbol], let mark = simulator.exchange.mark(symbol) else { continue }
             let quantity = try filter.marketQuantity(Decimal(200) / mark, price: mark, reduceOnly: false)
+            if let rate {
+                let due = began + UInt64(Double(index) / rate * 1e9)
+                let now = DispatchTime.now().uptimeNanoseconds
+                if due > now { try await Task.sleep(nanoseconds: due - now) }
+            }
             let start = DispatchTime.now().uptimeNanoseconds
-            let fill = try await client.newOrder(NewOrder(symbol: symbol, side: .buy, quantity: quantity, clientOrderId: "floor-\(index)"))
+            let fill = try await client.newOrder(NewOrder(symbol: symbol, side: .buy, quantity: quantity, clientOrderId: "floor-\(run)\(index)"))
             _ = fill
             _ = try await client.newStopOrder(NewStopOrder(symbol: symbol, side: .sell, triggerPrice: filter.roundPrice(mark / 2, .down),
-                                                           clientAlgoId: "floor-stop-\(index)"))
+                                                           clientAlgoId: "floor-stop-\(run)\(index)"))
             sample.add(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
         return sample

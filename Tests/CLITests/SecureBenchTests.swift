@@ -28,6 +28,8 @@ final class SecureBenchTests: XCTestCase {
         for stage in ["publish → stored", "intent-bridge", "governor", "portfolio-gate", "executor (to the ledger commit)", "ledger commit → seen"] {
             XCTAssertTrue(entries.contains(stage + " "), "no \(stage) stage time: \(entries)")
         }
+        // The exchange calls alone, spaced as the intents were: one pair per intent of the run.
+        XCTAssertTrue(text.contains("exchange floor paced at 20/s (one pair every 50 ms, as the intents come): n=80 "), String(text.suffix(3_000)))
         let exits = text.split(separator: "\n").filter { $0.hasPrefix("exit latency") }
         XCTAssertEqual(exits.count, 2, String(text.suffix(3_000)))
         for line in exits { XCTAssertFalse(line.contains(": 0/"), "no exit reached the ledger: \(line)") }
