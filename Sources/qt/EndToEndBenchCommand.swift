@@ -328,16 +328,12 @@ struct EndToEndBench: AsyncParsableCommand {
         let filters = try await client.symbolFilters()
         let run = rate.map { "paced\(Int($0))-" } ?? ""
         var sample = LatencySample()
-        let began = DispatchTime.now().uptimeNanoseconds
+        let schedule = rate.map(OpenLoopSchedule.init(rate:))
         for index in 0..<pairs {
             let symbol = symbols[index % symbols.count]
             guard let filter = filters[symbol], let mark = simulator.exchange.mark(symbol) else { continue }
             let quantity = try filter.marketQuantity(Decimal(200) / mark, price: mark, reduceOnly: false)
-            if let rate {
-                let due = began + UInt64(Double(index) / rate * 1e9)
-                let now = DispatchTime.now().uptimeNanoseconds
-                if due > now { try await Task.sleep(nanoseconds: due - now) }
-            }
+            try await schedule?.waitForSlot(index)
             let start = DispatchTime.now().uptimeNanoseconds
             let fill = try await client.newOrder(NewOrder(symbol: symbol, side: .buy, quantity: quantity, clientOrderId: "floor-\(run)\(index)"))
             _ = fill

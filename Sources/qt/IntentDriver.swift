@@ -106,7 +106,7 @@ final class IntentDriver: Sendable {
 
     private func observe(_ message: InboundMessage) {
         let now = DispatchTime.now().uptimeNanoseconds
-        if message.subject.hasPrefix("$KV.qt_ledger.") {
+        if message.subject.hasPrefix(Self.ledgerSubject.dropLast()) {
             observeLedger(message, at: now)
             return
         }
@@ -240,11 +240,9 @@ final class IntentDriver: Sendable {
             progress.claimedPlan = [:]
             progress.endsAtLedger = []
         }
-        let start = DispatchTime.now().uptimeNanoseconds
+        let schedule = OpenLoopSchedule(rate: rate)
         for index in 0..<count {
-            let due = start + UInt64(Double(index) / rate * 1e9)
-            let now = DispatchTime.now().uptimeNanoseconds
-            if due > now { try await Task.sleep(nanoseconds: due - now) }
+            try await schedule.waitForSlot(index)
             let (symbol, endsAtLedger, message) = try make(index)
             progress.withLock { progress in
                 let publishedAt = DispatchTime.now().uptimeNanoseconds
