@@ -103,10 +103,11 @@ final class IntentDriver: Sendable {
 
     /// The ledger bucket's stream subjects: every entry the executor writes.
     static let ledgerSubject = "$KV.qt_ledger.*"
+    private static let ledgerSubjectPrefix = String(ledgerSubject.dropLast())
 
     private func observe(_ message: InboundMessage) {
         let now = DispatchTime.now().uptimeNanoseconds
-        if message.subject.hasPrefix(Self.ledgerSubject.dropLast()) {
+        if message.subject.hasPrefix(Self.ledgerSubjectPrefix) {
             observeLedger(message, at: now)
             return
         }
